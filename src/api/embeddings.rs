@@ -1,0 +1,45 @@
+//! `POST /v1/embeddings`: string, string array or token arrays; float or base64. OpenAI-kind
+//! upstreams receive the client's body with only `model` replaced, so `encoding_format` and
+//! `dimensions` are honoured by the upstream itself.
+
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::{Rejection, RequestCtx, json, read_body, served_by};
+use crate::body::Body;
+use crate::config::ModelType;
+use crate::limits::keys::not_allowed;
+use crate::request::EmbeddingsRequest;
+use crate::routing::Route;
+use crate::routing::dispatch::{dispatch, send_buffered};
+
+/// Largest upstream embeddings answer accepted (2,048 inputs × 3,072 floats as JSON fit).
+const MAX_RESPONSE: usize = 256 * 1024 * 1024;
+
+pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
+    let key = ctx.runtime.keys.authenticate(req.headers())?;
+    let body = read_body(req, ctx.runtime.max_body_bytes).await?;
+    let embeddings = EmbeddingsRequest::parse(body)?;
+    let model = ctx.runtime.model(&embeddings.model, ModelType::Embedding)?;
+    if key.as_ref().is_some_and(|k| !k.allows(&model.name)) {
+        return Err(not_allowed(&model.name).into());
+    }
+    let served = dispatch(model, ctx.runtime.max_attempts, |route: Arc<Route>| {
+        let upstream = route
+            .provider
+            .wire
+            .build_embeddings(&embeddings, &route.upstream_model_json);
+        async move { send_buffered(&route, upstream, MAX_RESPONSE).await }
+    })
+    .await?;
+    let (body, usage) = served.value;
+    if let Some(u) = usage {
+        served.route.metrics.tokens(u.input_tokens, 0);
+    }
+    served.route.metrics.request(200, ctx.started.elapsed());
+    let mut response = json(StatusCode::OK, body);
+    served_by(&mut response, &served.route);
+    Ok(response)
+}

@@ -1,0 +1,108 @@
+//! HTTP endpoints, one file each. Handlers return `Result<Response, Rejection>`; the router
+//! renders rejections, so no handler formats an error body itself.
+
+pub mod chat;
+pub mod embeddings;
+pub mod health;
+pub mod models;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::body::{Body, full};
+use crate::error::{ErrorKind, GatewayError};
+use crate::routing::Route;
+use crate::routing::dispatch::Failure;
+use crate::state::{App, Runtime};
+
+/// What a handler knows about the request it serves.
+pub struct RequestCtx {
+    pub app: Arc<App>,
+    /// The config generation this request started on; a reload does not change it mid-request.
+    pub runtime: Arc<Runtime>,
+    pub started: Instant,
+    pub deadline: Instant,
+    pub request_id: HeaderValue,
+}
+
+/// A failed request: the error, and the route and attempt count when a route was involved.
+pub struct Rejection {
+    pub error: GatewayError,
+    pub route: Option<Arc<Route>>,
+    pub attempts: u32,
+}
+
+// === impl Rejection ===
+
+impl From<GatewayError> for Rejection {
+    fn from(error: GatewayError) -> Self {
+        Self {
+            error,
+            route: None,
+            attempts: 0,
+        }
+    }
+}
+
+impl From<Failure> for Rejection {
+    fn from(f: Failure) -> Self {
+        Self {
+            error: f.error,
+            route: f.route,
+            attempts: f.attempts,
+        }
+    }
+}
+
+/// Reads a request body of at most `max` bytes; a declared or actual larger body is a 413,
+/// refused before it is read when `content-length` says so.
+pub async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, GatewayError> {
+    let too_large = || {
+        GatewayError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("The request body is larger than the limit of {max} bytes."),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(GatewayError::invalid_request(format!(
+            "could not read the request body: {e}"
+        ))),
+    }
+}
+
+pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Names the provider that served a response (never its key or URL).
+pub fn served_by(response: &mut Response<Body>, route: &Route) {
+    if let Ok(v) = HeaderValue::from_str(&route.provider.id) {
+        response.headers_mut().insert("x-switchyard-provider", v);
+    }
+}

@@ -1,0 +1,67 @@
+//! `GET /v1/models` and `GET /v1/models/{id}` from the config (rendered once per config
+//! generation), filtered by the caller's allow-list.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use super::{Rejection, RequestCtx};
+use crate::body::Body;
+use crate::error::{ErrorKind, GatewayError};
+
+pub fn list(ctx: &RequestCtx, req: &Request<Incoming>) -> Result<Response<Body>, Rejection> {
+    let key = ctx.runtime.keys.authenticate(req.headers())?;
+    let all = ctx.runtime.models_json();
+    let Some(key) = key.filter(|k| ctx.runtime.models.iter().any(|m| !k.allows(&m.name))) else {
+        return Ok(super::json(StatusCode::OK, all.clone()));
+    };
+    // This key sees only part of the list: filter the rendered one.
+    let mut list: Value = serde_json::from_slice(all)
+        .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
+    if let Some(data) = list["data"].as_array_mut() {
+        data.retain(|m| m["id"].as_str().is_some_and(|id| key.allows(id)));
+    }
+    Ok(super::json(StatusCode::OK, json!(list).to_string()))
+}
+
+pub fn get(ctx: &RequestCtx, req: &Request<Incoming>) -> Result<Response<Body>, Rejection> {
+    let key = ctx.runtime.keys.authenticate(req.headers())?;
+    let raw = req.uri().path().trim_start_matches("/v1/models/");
+    let id = percent_decode(raw);
+    let not_found = || {
+        GatewayError::new(
+            ErrorKind::ModelNotFound,
+            format!("The model `{id}` does not exist or you do not have access to it."),
+        )
+    };
+    if key.is_some_and(|k| !k.allows(&id)) {
+        return Err(not_found().into());
+    }
+    let body = ctx.runtime.model_json(&id).ok_or_else(not_found)?;
+    Ok(super::json(StatusCode::OK, body.clone()))
+}
+
+/// Model ids may contain `/` or `:` (which clients may escape); decode `%XX` leniently.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

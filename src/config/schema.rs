@@ -1,0 +1,320 @@
+//! The configuration file as serde data (DESIGN.md §3). Unknown keys are errors everywhere.
+//!
+//! These types are what the file says; `state.rs` builds the running gateway from them.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use super::duration::ConfigDuration;
+use crate::secret::Secret;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+    #[serde(default)]
+    pub usage: UsageConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub request_timeout: ConfigDuration,
+    pub shutdown_grace: ConfigDuration,
+    /// A client must finish sending its request head within this, or the connection is closed.
+    pub header_read_timeout: ConfigDuration,
+    /// Connections beyond this wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Openai,
+    Dashscope,
+    Mock,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub id: String,
+    pub kind: ProviderKind,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Absent: no `Authorization` header is sent (local servers). Present but empty after
+    /// expansion: the provider is skipped with a warning (its key variable is not set).
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    #[serde(default = "defaults::provider_timeout")]
+    pub timeout: ConfigDuration,
+    #[serde(default)]
+    pub max_rps: Option<u32>,
+    #[serde(default)]
+    pub health_check: HealthCheckConfig,
+    /// Only for `kind: mock`.
+    #[serde(default)]
+    pub mock: Option<MockConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheckConfig {
+    pub enabled: bool,
+    pub interval: ConfigDuration,
+    pub timeout: ConfigDuration,
+    /// Overrides the probe URL (DashScope: any cheap GET on the same account).
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MockConfig {
+    /// Delay before the response (non-stream) or before the first chunk (stream).
+    pub latency: ConfigDuration,
+    /// Delay between stream chunks.
+    pub chunk_interval: ConfigDuration,
+    /// Fixed reply text; default echoes the last user message.
+    pub reply: Option<String>,
+    /// Embedding dimensions when the request sets none.
+    pub embedding_dimensions: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelType {
+    Chat,
+    Embedding,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    #[serde(rename = "type", default = "defaults::model_type")]
+    pub kind: ModelType,
+    #[serde(default)]
+    pub context_window: Option<u32>,
+    #[serde(default)]
+    pub price: Option<PriceConfig>,
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    pub input_per_1m: f64,
+    pub output_per_1m: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub provider: String,
+    pub model: String,
+    #[serde(default = "defaults::one")]
+    pub weight: u32,
+    #[serde(default = "defaults::one")]
+    pub priority: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    pub max_attempts: u32,
+    pub unhealthy_after: u32,
+    pub ejection: ConfigDuration,
+    /// Repeated ejections double up to this ceiling.
+    pub max_ejection: ConfigDuration,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub keys: Vec<KeyConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub name: String,
+    #[serde(default)]
+    pub key: Option<Secret>,
+    #[serde(default)]
+    pub key_sha256: Option<String>,
+    #[serde(default)]
+    pub rpm: Option<u32>,
+    #[serde(default)]
+    pub tpm: Option<u32>,
+    #[serde(default)]
+    pub admin: bool,
+    /// Allow-list of model names (`*` and trailing-`*` prefixes allowed); absent = all.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRedisError {
+    FailOpen,
+    FailClosed,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub redis_url: Option<String>,
+    pub on_redis_error: OnRedisError,
+    pub default_max_tokens: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStoreKind {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    pub store: SessionStoreKind,
+    pub redis_url: Option<String>,
+    pub ttl: ConfigDuration,
+    pub max_tokens: u32,
+    pub compression_threshold: u32,
+    pub keep_recent: u32,
+    pub summary_model: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageSinkKind {
+    File,
+    Postgres,
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageConfig {
+    pub sink: UsageSinkKind,
+    pub path: String,
+    pub database_url: Option<String>,
+    pub retention_months: u32,
+    pub migrate_on_start: bool,
+}
+
+mod defaults {
+    use super::*;
+
+    pub fn provider_timeout() -> ConfigDuration {
+        ConfigDuration::secs(60)
+    }
+    pub fn model_type() -> ModelType {
+        ModelType::Chat
+    }
+    pub fn one() -> u32 {
+        1
+    }
+}
+
+// === impl Defaults ===
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            max_body_bytes: 8 * 1024 * 1024,
+            request_timeout: ConfigDuration::secs(600),
+            shutdown_grace: ConfigDuration::secs(30),
+            header_read_timeout: ConfigDuration::secs(10),
+            max_connections: 10_000,
+        }
+    }
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: ConfigDuration::secs(10),
+            timeout: ConfigDuration::secs(3),
+            url: None,
+        }
+    }
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            latency: ConfigDuration::secs(0),
+            chunk_interval: ConfigDuration(std::time::Duration::from_millis(20)),
+            reply: None,
+            embedding_dimensions: 16,
+        }
+    }
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            unhealthy_after: 3,
+            ejection: ConfigDuration::secs(30),
+            max_ejection: ConfigDuration::secs(300),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            on_redis_error: OnRedisError::FailOpen,
+            default_max_tokens: 1024,
+        }
+    }
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            store: SessionStoreKind::Memory,
+            redis_url: None,
+            ttl: ConfigDuration::secs(3600),
+            max_tokens: 6000,
+            compression_threshold: 4000,
+            keep_recent: 6,
+            summary_model: None,
+        }
+    }
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        Self {
+            sink: UsageSinkKind::File,
+            path: "data/usage.jsonl".into(),
+            database_url: None,
+            retention_months: 12,
+            migrate_on_start: true,
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The one error type of the request path. It knows its HTTP status, whether another route may be
+//! tried, its metric label, and renders itself two ways: the OpenAI JSON envelope (before the
+//! commit point) and an in-stream SSE error event (after it). It is logged once, where it is
+//! rendered (`server::router`), never where it is created.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::body::{Body, full};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed JSON, a missing or mistyped field, a bad session id: 400.
+    InvalidRequest,
+    /// Missing or wrong gateway key: 401.
+    Unauthorized,
+    /// The key may not use this model: 403.
+    ModelNotAllowed,
+    /// The model is not configured: 404 `model_not_found`.
+    ModelNotFound,
+    /// No such endpoint: 404.
+    NotFound,
+    /// Known endpoint, wrong method: 405.
+    MethodNotAllowed,
+    /// Body over `server.max_body_bytes`: 413.
+    PayloadTooLarge,
+    /// A gateway-side limit (per-key or a provider's `max_rps`): 429.
+    RateLimited,
+    /// The upstream answered 429. Retryable on another route.
+    UpstreamRateLimited,
+    /// The upstream refused the request itself (4xx other than auth/429); passed to the client
+    /// with the upstream's status, since another route would refuse it too.
+    UpstreamRejected,
+    /// The upstream refused the gateway's own credentials: an operator problem, never shown to
+    /// the client in the upstream's words (they can quote part of the key).
+    UpstreamAuth,
+    /// 5xx, a malformed answer, or a stream that broke. Retryable.
+    UpstreamFailed,
+    /// Connection refused or reset before an answer. Retryable.
+    UpstreamUnreachable,
+    /// The provider's timeout elapsed. Retryable.
+    UpstreamTimeout,
+    /// Every route of the model is ejected or down: 503.
+    NoHealthyRoute,
+    /// The whole request exceeded `server.request_timeout`: 504.
+    RequestTimeout,
+    /// The gateway is draining: 503.
+    ShuttingDown,
+    /// A bug: 500.
+    Internal,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayError {
+    kind: ErrorKind,
+    message: Cow<'static, str>,
+    code: Option<Cow<'static, str>>,
+    param: Option<Cow<'static, str>>,
+    /// Only for `UpstreamRejected`: the upstream's status and error type, kept for the client.
+    upstream: Option<(StatusCode, String)>,
+    retry_after: Option<Duration>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: EnvelopeBody<'a>,
+}
+
+#[derive(Serialize)]
+struct EnvelopeBody<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+// === impl ErrorKind ===
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::ModelNotAllowed => StatusCode::FORBIDDEN,
+            ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ErrorKind::UpstreamRejected => StatusCode::BAD_REQUEST,
+            ErrorKind::UpstreamAuth
+            | ErrorKind::UpstreamFailed
+            | ErrorKind::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
+            ErrorKind::UpstreamTimeout | ErrorKind::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::NoHealthyRoute | ErrorKind::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The OpenAI `error.type` an SDK expects for this status.
+    fn openai_type(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest
+            | ErrorKind::Unauthorized
+            | ErrorKind::ModelNotFound
+            | ErrorKind::NotFound
+            | ErrorKind::MethodNotAllowed
+            | ErrorKind::PayloadTooLarge
+            | ErrorKind::UpstreamRejected => "invalid_request_error",
+            ErrorKind::ModelNotAllowed => "permission_error",
+            ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => "rate_limit_error",
+            ErrorKind::UpstreamTimeout | ErrorKind::RequestTimeout => "timeout_error",
+            ErrorKind::UpstreamAuth
+            | ErrorKind::UpstreamFailed
+            | ErrorKind::UpstreamUnreachable
+            | ErrorKind::NoHealthyRoute
+            | ErrorKind::ShuttingDown
+            | ErrorKind::Internal => "server_error",
+        }
+    }
+
+    fn default_code(self) -> Option<&'static str> {
+        Some(match self {
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Unauthorized => "invalid_api_key",
+            ErrorKind::ModelNotAllowed => "model_not_allowed",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::PayloadTooLarge => "request_too_large",
+            ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => "rate_limit_exceeded",
+            ErrorKind::UpstreamRejected => return None,
+            ErrorKind::UpstreamAuth => "upstream_auth_failed",
+            ErrorKind::UpstreamFailed => "upstream_error",
+            ErrorKind::UpstreamUnreachable => "upstream_unreachable",
+            ErrorKind::UpstreamTimeout => "upstream_timeout",
+            ErrorKind::NoHealthyRoute => "no_healthy_upstream",
+            ErrorKind::RequestTimeout => "request_timeout",
+            ErrorKind::ShuttingDown => "shutting_down",
+            ErrorKind::Internal => "internal_error",
+        })
+    }
+
+    /// Low-cardinality label for metrics and logs.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::ModelNotAllowed => "model_not_allowed",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::UpstreamRateLimited => "upstream_rate_limited",
+            ErrorKind::UpstreamRejected => "upstream_rejected",
+            ErrorKind::UpstreamAuth => "upstream_auth",
+            ErrorKind::UpstreamFailed => "upstream_failed",
+            ErrorKind::UpstreamUnreachable => "upstream_unreachable",
+            ErrorKind::UpstreamTimeout => "upstream_timeout",
+            ErrorKind::NoHealthyRoute => "no_healthy_route",
+            ErrorKind::RequestTimeout => "request_timeout",
+            ErrorKind::ShuttingDown => "shutting_down",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+// === impl GatewayError ===
+
+impl GatewayError {
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            code: None,
+            param: None,
+            upstream: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, message)
+    }
+
+    /// An upstream 4xx the client must see as it was (status, type, code, param).
+    pub fn upstream_rejected(status: StatusCode, error_type: String, message: String) -> Self {
+        let mut e = Self::new(ErrorKind::UpstreamRejected, message);
+        e.upstream = Some((status, error_type));
+        e
+    }
+
+    pub fn with_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn with_param(mut self, param: impl Into<Cow<'static, str>>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match &self.upstream {
+            Some((status, _)) => *status,
+            None => self.kind.status(),
+        }
+    }
+
+    /// Whether the dispatcher may try another route (and count a failure against this one).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::UpstreamRateLimited
+                | ErrorKind::UpstreamFailed
+                | ErrorKind::UpstreamUnreachable
+                | ErrorKind::UpstreamTimeout
+        )
+    }
+
+    pub fn metric_label(&self) -> &'static str {
+        self.kind.metric_label()
+    }
+
+    fn envelope_json(&self) -> Vec<u8> {
+        let kind = match &self.upstream {
+            Some((_, t)) => t.as_str(),
+            None => self.kind.openai_type(),
+        };
+        let envelope = Envelope {
+            error: EnvelopeBody {
+                message: &self.message,
+                kind,
+                param: self.param.as_deref(),
+                code: self.code.as_deref().or(self.kind.default_code()),
+            },
+        };
+        // Serialising plain strings cannot fail; the fallback keeps the path panic-free anyway.
+        serde_json::to_vec(&envelope).unwrap_or_else(|_| br#"{"error":{"message":"internal error","type":"server_error","param":null,"code":null}}"#.to_vec())
+    }
+
+    /// The OpenAI envelope with the right status (and `retry-after` on 429/503).
+    pub fn to_response(&self) -> Response<Body> {
+        let mut response = Response::new(full(self.envelope_json()));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if self.kind == ErrorKind::MethodNotAllowed {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+        }
+        response
+    }
+
+    /// `data: {"error":{…}}` for a stream already committed: openai-python raises `APIError`
+    /// on it; the stream then ends without `[DONE]`.
+    pub fn to_sse_event(&self) -> Bytes {
+        let json = self.envelope_json();
+        let mut out = Vec::with_capacity(json.len() + 8);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&json);
+        out.extend_from_slice(b"\n\n");
+        Bytes::from(out)
+    }
+}
+
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.status().as_u16(),
+            self.kind.metric_label(),
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_maps_to_the_status_an_sdk_expects() {
+        let table = [
+            (ErrorKind::InvalidRequest, 400, false),
+            (ErrorKind::Unauthorized, 401, false),
+            (ErrorKind::ModelNotAllowed, 403, false),
+            (ErrorKind::ModelNotFound, 404, false),
+            (ErrorKind::NotFound, 404, false),
+            (ErrorKind::MethodNotAllowed, 405, false),
+            (ErrorKind::PayloadTooLarge, 413, false),
+            (ErrorKind::RateLimited, 429, false),
+            (ErrorKind::UpstreamRateLimited, 429, true),
+            (ErrorKind::UpstreamAuth, 502, false),
+            (ErrorKind::UpstreamFailed, 502, true),
+            (ErrorKind::UpstreamUnreachable, 502, true),
+            (ErrorKind::UpstreamTimeout, 504, true),
+            (ErrorKind::NoHealthyRoute, 503, false),
+            (ErrorKind::RequestTimeout, 504, false),
+            (ErrorKind::ShuttingDown, 503, false),
+            (ErrorKind::Internal, 500, false),
+        ];
+        for (kind, status, retryable) in table {
+            let e = GatewayError::new(kind, "x");
+            assert_eq!(e.status().as_u16(), status, "{kind:?}");
+            assert_eq!(e.is_retryable(), retryable, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn envelope_has_all_four_fields() {
+        let e = GatewayError::new(ErrorKind::ModelNotFound, "The model `x` does not exist");
+        let v: serde_json::Value = serde_json::from_slice(&e.envelope_json()).unwrap();
+        assert_eq!(v["error"]["message"], "The model `x` does not exist");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert!(v["error"].as_object().unwrap().contains_key("param"));
+    }
+
+    #[test]
+    fn upstream_rejection_keeps_upstream_status_and_type() {
+        let e = GatewayError::upstream_rejected(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request_error".into(),
+            "bad tools".into(),
+        )
+        .with_code("invalid_value")
+        .with_param("tools");
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let v: serde_json::Value = serde_json::from_slice(&e.envelope_json()).unwrap();
+        assert_eq!(v["error"]["param"], "tools");
+        assert_eq!(v["error"]["code"], "invalid_value");
+    }
+
+    #[test]
+    fn sse_event_is_one_data_line_and_a_blank_line() {
+        let e = GatewayError::new(ErrorKind::UpstreamFailed, "cut \"mid\"\nstream");
+        let event = e.to_sse_event();
+        let text = std::str::from_utf8(&event).unwrap();
+        assert!(text.starts_with("data: {\"error\":"));
+        assert!(text.ends_with("\n\n"));
+        assert_eq!(
+            text.matches('\n').count(),
+            2,
+            "the message's newline must stay escaped"
+        );
+    }
+
+    #[test]
+    fn rate_limits_carry_retry_after() {
+        let r = GatewayError::new(ErrorKind::RateLimited, "slow down")
+            .with_retry_after(Some(Duration::from_millis(1500)))
+            .to_response();
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+    }
+}

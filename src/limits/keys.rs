@@ -1,0 +1,234 @@
+//! Gateway API keys. Only SHA-256 digests are kept after load; a presented key is hashed and
+//! compared with every stored digest in constant time, so neither timing nor a memory dump
+//! gives a key away.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::KeyConfig;
+use crate::error::{ErrorKind, GatewayError};
+
+/// The caller a request was authenticated as.
+#[derive(Debug)]
+pub struct ApiKey {
+    pub name: Arc<str>,
+    pub admin: bool,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u32>,
+    models: Option<Vec<String>>,
+    digest: [u8; 32],
+}
+
+#[derive(Debug, Default)]
+pub struct KeyStore {
+    keys: Vec<Arc<ApiKey>>,
+}
+
+// === impl KeyStore ===
+
+impl KeyStore {
+    pub fn build(configs: &[KeyConfig]) -> Result<Self, String> {
+        let mut keys = Vec::with_capacity(configs.len());
+        for (i, k) in configs.iter().enumerate() {
+            let digest = match (&k.key, &k.key_sha256) {
+                (Some(key), _) => Sha256::digest(key.expose().as_bytes()).into(),
+                (None, Some(hex)) => decode_hex(hex)
+                    .ok_or_else(|| format!("auth.keys[{i}].key_sha256: not 64 hex characters"))?,
+                (None, None) => return Err(format!("auth.keys[{i}]: no key")),
+            };
+            if keys
+                .iter()
+                .any(|other: &Arc<ApiKey>| other.digest == digest)
+            {
+                return Err(format!("auth.keys[{i}]: the same key is configured twice"));
+            }
+            keys.push(Arc::new(ApiKey {
+                name: k.name.as_str().into(),
+                admin: k.admin,
+                rpm: k.rpm,
+                tpm: k.tpm,
+                models: k.models.clone(),
+                digest,
+            }));
+        }
+        Ok(Self { keys })
+    }
+
+    /// True when no key is configured: the gateway is open.
+    pub fn is_open(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key a request presents as `Authorization: Bearer <key>`. `Ok(None)` on an open gateway.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Arc<ApiKey>>, GatewayError> {
+        if self.is_open() {
+            return Ok(None);
+        }
+        let presented = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                GatewayError::new(
+                    ErrorKind::Unauthorized,
+                    "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
+                )
+            })?;
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Compare against every key without stopping early.
+        let mut found = None;
+        for key in &self.keys {
+            if bool::from(key.digest.ct_eq(&digest)) {
+                found = Some(key.clone());
+            }
+        }
+        found.map(Some).ok_or_else(|| {
+            GatewayError::new(ErrorKind::Unauthorized, "Incorrect API key provided.")
+        })
+    }
+}
+
+// === impl ApiKey ===
+
+impl ApiKey {
+    /// Whether this key may use `model` (allow-list entries: exact names, `*`, or `prefix*`).
+    pub fn allows(&self, model: &str) -> bool {
+        match &self.models {
+            None => true,
+            Some(patterns) => patterns.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => model.starts_with(prefix),
+                None => p == model,
+            }),
+        }
+    }
+}
+
+/// The 403 for a model outside a key's allow-list.
+pub fn not_allowed(model: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::ModelNotAllowed,
+        format!("This API key is not allowed to use the model `{model}`."),
+    )
+    .with_param("model")
+}
+
+fn decode_hex(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn key(
+        name: &str,
+        key: Option<&str>,
+        sha: Option<&str>,
+        models: Option<Vec<&str>>,
+    ) -> KeyConfig {
+        KeyConfig {
+            name: name.into(),
+            key: key.map(Secret::new),
+            key_sha256: sha.map(str::to_owned),
+            rpm: None,
+            tpm: None,
+            admin: false,
+            models: models.map(|m| m.into_iter().map(str::to_owned).collect()),
+        }
+    }
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, auth.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn accepts_plain_and_hashed_keys_and_refuses_others() {
+        // sha256("test")
+        let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let store = KeyStore::build(&[
+            key("a", Some("sk-a"), None, None),
+            key("ops", None, Some(sha), None),
+        ])
+        .unwrap();
+        assert_eq!(
+            &*store
+                .authenticate(&headers("Bearer sk-a"))
+                .unwrap()
+                .unwrap()
+                .name,
+            "a"
+        );
+        assert_eq!(
+            &*store
+                .authenticate(&headers("bearer test"))
+                .unwrap()
+                .unwrap()
+                .name,
+            "ops"
+        );
+        for bad in ["Bearer sk-b", "Bearer ", "Basic sk-a", "sk-a"] {
+            assert_eq!(
+                store
+                    .authenticate(&headers(bad))
+                    .unwrap_err()
+                    .status()
+                    .as_u16(),
+                401,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            store
+                .authenticate(&HeaderMap::new())
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            401
+        );
+    }
+
+    #[test]
+    fn open_gateway_authenticates_nobody_and_refuses_nobody() {
+        assert!(
+            KeyStore::build(&[])
+                .unwrap()
+                .authenticate(&HeaderMap::new())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn allow_lists_support_wildcards() {
+        let store =
+            KeyStore::build(&[key("a", Some("k"), None, Some(vec!["gpt-4o*", "demo"]))]).unwrap();
+        let k = store.authenticate(&headers("Bearer k")).unwrap().unwrap();
+        assert!(k.allows("gpt-4o-mini") && k.allows("demo"));
+        assert!(!k.allows("demo-embedding") && !k.allows("qwen-plus"));
+    }
+
+    #[test]
+    fn keys_are_not_kept_in_clear() {
+        let store = KeyStore::build(&[key("a", Some("sk-very-secret"), None, None)]).unwrap();
+        assert!(!format!("{store:?}").contains("sk-very-secret"));
+    }
+}

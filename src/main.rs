@@ -1,0 +1,220 @@
+//! The `switchyard` command: `serve` (default), `check-config`. Start-up errors name the config
+//! field and exit non-zero before anything binds.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use switchyard::config::{self, Config, ConfigSource, LoadedConfig};
+use switchyard::server::{self, ServerOptions};
+use switchyard::state::App;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+const USAGE: &str = "\
+usage: switchyard [serve|check-config] [--config PATH]
+
+  serve          run the gateway (default)
+  check-config   validate the config, print the routing table, exit 0 or 1
+
+The config path defaults to $SWITCHYARD_CONFIG, else config/switchyard.yaml, else the embedded
+default. Logs: SWITCHYARD_LOG (e.g. info, debug), SWITCHYARD_LOG_FORMAT=json for JSON lines.";
+
+enum Command {
+    Serve,
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let (command, config_path) = match parse_args(std::env::args().skip(1)) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("switchyard: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging();
+    let source = config::resolve_source(config_path.as_deref());
+    let loaded = match config::load(source) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("switchyard: config error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match command {
+        Command::CheckConfig => {
+            print_routing_table(&loaded);
+            ExitCode::SUCCESS
+        }
+        Command::Serve => serve(loaded),
+    }
+}
+
+fn parse_args(
+    mut args: impl Iterator<Item = String>,
+) -> Result<(Command, Option<PathBuf>), String> {
+    let mut command = None;
+    let mut config = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "serve" if command.is_none() => command = Some(Command::Serve),
+            "check-config" if command.is_none() => command = Some(Command::CheckConfig),
+            "--config" | "-c" => {
+                config = Some(PathBuf::from(args.next().ok_or("--config needs a path")?))
+            }
+            s if s.starts_with("--config=") => {
+                config = Some(PathBuf::from(&s["--config=".len()..]))
+            }
+            "-h" | "--help" => return Err("help".into()),
+            "-V" | "--version" => {
+                println!("switchyard {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    Ok((command.unwrap_or(Command::Serve), config))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match std::env::var("SWITCHYARD_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().flatten_event(true).init(),
+        _ => builder.init(),
+    }
+}
+
+fn serve(loaded: LoadedConfig) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchyard: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(loaded))
+}
+
+async fn run(loaded: LoadedConfig) -> ExitCode {
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let config = &loaded.config;
+    let app = match App::new(config) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("switchyard: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let listener = match TcpListener::bind(config.server.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("switchyard: cannot listen on {}: {e}", config.server.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let options = ServerOptions {
+        max_connections: config.server.max_connections,
+        header_read_timeout: config.server.header_read_timeout.0,
+        shutdown_grace: config.server.shutdown_grace.0,
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let models: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
+    tracing::info!(listen = %addr, config = %loaded.source, providers = config.providers.len(), ?models, "switchyard is serving");
+    tokio::spawn(reload_on_sighup(app.clone(), loaded.source.clone()));
+    server::serve(listener, app, options, shutdown_signal()).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = term => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// SIGHUP re-reads the config; a bad one is refused and the running one stays.
+async fn reload_on_sighup(app: std::sync::Arc<App>, source: ConfigSource) {
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let result = config::load(source.clone())
+            .map_err(|e| e.to_string())
+            .and_then(|loaded| {
+                for warning in &loaded.warnings {
+                    tracing::warn!("{warning}");
+                }
+                app.reload(&loaded.config)
+            });
+        match result {
+            Ok(()) => tracing::info!(config = %source, "config reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "config reload refused; keeping the running config")
+            }
+        }
+        // Coalesce a burst of signals.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn print_routing_table(loaded: &LoadedConfig) {
+    let config: &Config = &loaded.config;
+    println!("config: {} (valid)", loaded.source);
+    for warning in &loaded.warnings {
+        println!("warning: {warning}");
+    }
+    println!("listen: {}", config.server.listen);
+    println!("providers:");
+    for p in &config.providers {
+        println!(
+            "  {:<16} {:?}  {}",
+            p.id,
+            p.kind,
+            p.base_url.as_deref().unwrap_or("(in-process)")
+        );
+    }
+    println!("models:");
+    for m in &config.models {
+        println!("  {} ({:?})", m.name, m.kind);
+        let mut routes: Vec<_> = m.routes.iter().collect();
+        routes.sort_by_key(|r| r.priority);
+        for r in routes {
+            println!(
+                "    priority {:<3} weight {:<4} {} -> {}",
+                r.priority, r.weight, r.provider, r.model
+            );
+        }
+    }
+    println!(
+        "auth: {} key(s){}",
+        config.auth.keys.len(),
+        if config.auth.keys.is_empty() {
+            " (open gateway)"
+        } else {
+            ""
+        }
+    );
+}

@@ -1,0 +1,161 @@
+//! Metric names, their descriptions, and the recorder. Labels are low-cardinality only:
+//! provider, configured model name, status class, token type, failure reason; never a request
+//! id, a key or a client-supplied string.
+//!
+//! Per-route handles are registered once when a route is built, so the request path increments
+//! them without hashing label sets.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{
+    Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const REQUESTS_TOTAL: &str = "gateway_requests_total";
+pub const REQUEST_DURATION: &str = "gateway_request_duration_seconds";
+pub const TTFT: &str = "gateway_ttft_seconds";
+pub const TOKENS_USED: &str = "gateway_tokens_used_total";
+pub const UPSTREAM_HEALTHY: &str = "gateway_upstream_healthy";
+pub const UPSTREAM_FAILURES: &str = "gateway_upstream_failures_total";
+pub const REQUESTS_IN_FLIGHT: &str = "gateway_requests_in_flight";
+pub const STREAMS_ENDED: &str = "gateway_streams_ended_total";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0,
+];
+
+static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and describes every metric.
+pub fn install() -> Result<PrometheusHandle, String> {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .map_err(|e| e.to_string())?
+                .install_recorder()
+                .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+            describe();
+            Ok(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(
+        REQUESTS_TOTAL,
+        "Client requests by provider, model and status class (2xx, 4xx, 5xx)."
+    );
+    describe_histogram!(
+        REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time from request start to the end of the response."
+    );
+    describe_histogram!(
+        TTFT,
+        metrics::Unit::Seconds,
+        "Streams: time from request start to the first event sent to the client."
+    );
+    describe_counter!(
+        TOKENS_USED,
+        "Tokens reported by upstreams, by type (input, output)."
+    );
+    describe_gauge!(
+        UPSTREAM_HEALTHY,
+        "1 when the provider's probes pass and at least one of its routes is not ejected."
+    );
+    describe_counter!(
+        UPSTREAM_FAILURES,
+        "Failed upstream attempts (each counts toward ejection), by reason."
+    );
+    describe_gauge!(REQUESTS_IN_FLIGHT, "Requests being handled right now.");
+    describe_counter!(
+        STREAMS_ENDED,
+        "Streams by how they ended: completed, failed (error event sent), cancelled (client left)."
+    );
+}
+
+pub fn upstream_failure(provider: &str, reason: &'static str) {
+    counter!(UPSTREAM_FAILURES, "provider" => provider.to_owned(), "reason" => reason).increment(1);
+}
+
+pub fn stream_ended(provider: &str, how: &'static str) {
+    counter!(STREAMS_ENDED, "provider" => provider.to_owned(), "outcome" => how).increment(1);
+}
+
+pub fn set_upstream_healthy(provider: &str, healthy: bool) {
+    gauge!(UPSTREAM_HEALTHY, "provider" => provider.to_owned()).set(if healthy {
+        1.0
+    } else {
+        0.0
+    });
+}
+
+/// `gateway_requests_total` for requests that never reached a route (bad input, auth, …).
+pub fn request_without_route(model: &str, status: u16) {
+    counter!(REQUESTS_TOTAL, "provider" => "none", "model" => model.to_owned(), "status" => status_class(status)).increment(1);
+}
+
+pub fn in_flight(delta: f64) {
+    gauge!(REQUESTS_IN_FLIGHT).increment(delta);
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+/// Pre-registered handles for one (provider, model) pair.
+pub struct RouteMetrics {
+    ok: Counter,
+    client_error: Counter,
+    server_error: Counter,
+    duration: Histogram,
+    ttft: Histogram,
+    input_tokens: Counter,
+    output_tokens: Counter,
+}
+
+// === impl RouteMetrics ===
+
+impl RouteMetrics {
+    pub fn new(provider: &str, model: &str) -> Self {
+        let labels = |status: &'static str| counter!(REQUESTS_TOTAL, "provider" => provider.to_owned(), "model" => model.to_owned(), "status" => status);
+        let tokens = |kind: &'static str| counter!(TOKENS_USED, "provider" => provider.to_owned(), "model" => model.to_owned(), "type" => kind);
+        Self {
+            ok: labels("2xx"),
+            client_error: labels("4xx"),
+            server_error: labels("5xx"),
+            duration: histogram!(REQUEST_DURATION, "provider" => provider.to_owned(), "model" => model.to_owned()),
+            ttft: histogram!(TTFT, "provider" => provider.to_owned(), "model" => model.to_owned()),
+            input_tokens: tokens("input"),
+            output_tokens: tokens("output"),
+        }
+    }
+
+    pub fn request(&self, status: u16, duration: Duration) {
+        match status_class(status) {
+            "2xx" => self.ok.increment(1),
+            "4xx" => self.client_error.increment(1),
+            _ => self.server_error.increment(1),
+        }
+        self.duration.record(duration.as_secs_f64());
+    }
+
+    pub fn ttft(&self, elapsed: Duration) {
+        self.ttft.record(elapsed.as_secs_f64());
+    }
+
+    pub fn tokens(&self, input: u64, output: u64) {
+        self.input_tokens.increment(input);
+        self.output_tokens.increment(output);
+    }
+}

@@ -1,0 +1,314 @@
+//! The OpenAI wire format (PROTOCOLS.md §1–§4). Requests and responses pass through as bytes:
+//! only `model` is rewritten, and responses are read just enough to learn usage and errors.
+//! Pure functions; no I/O.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::StatusCode;
+use memchr::memmem;
+use serde::Deserialize;
+
+use super::{Relayed, Usage};
+use crate::error::{ErrorKind, GatewayError};
+use crate::secret::Secret;
+use crate::sse::SseEvent;
+
+/// Longest upstream error text passed on to a client.
+const MAX_ERROR_MESSAGE: usize = 2_000;
+
+#[derive(Default)]
+pub struct StreamRelay {
+    pub usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct UsagePeek {
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct ErrorPeek {
+    error: Option<OpenAiError>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiError {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    code: Option<serde_json::Value>,
+    #[serde(default)]
+    param: Option<String>,
+}
+
+/// The body with the bytes of `span` replaced by `replacement`; the original when they are equal
+/// (no copy at all: the common case of a route whose upstream model has the client's name).
+pub fn splice(body: &Bytes, span: &Range<usize>, replacement: &[u8]) -> Bytes {
+    if &body[span.clone()] == replacement {
+        return body.clone();
+    }
+    let mut out = BytesMut::with_capacity(body.len() - span.len() + replacement.len());
+    out.extend_from_slice(&body[..span.start]);
+    out.extend_from_slice(replacement);
+    out.extend_from_slice(&body[span.end..]);
+    out.freeze()
+}
+
+/// A 2xx body is forwarded as-is; it must at least be JSON, and its usage is read for metrics.
+pub fn parse_response(body: Bytes) -> Result<(Bytes, Option<Usage>), GatewayError> {
+    let peek: UsagePeek = serde_json::from_slice(&body).map_err(|e| {
+        GatewayError::new(
+            ErrorKind::UpstreamFailed,
+            format!("upstream returned a malformed response: {e}"),
+        )
+    })?;
+    let usage = peek.usage.map(Usage::from);
+    Ok((body, usage))
+}
+
+/// Maps a non-2xx upstream answer to the error the client or the retry loop sees (see
+/// `ErrorKind` for which are retried). The upstream's words reach the client only for request
+/// errors, and never with the provider's key in them.
+pub fn parse_error(
+    provider: &str,
+    key: Option<&Secret>,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> GatewayError {
+    let parsed = serde_json::from_slice::<ErrorPeek>(body)
+        .ok()
+        .and_then(|p| p.error);
+    let upstream_message = || {
+        let raw = match &parsed {
+            Some(OpenAiError {
+                message: Some(m), ..
+            }) => m.clone(),
+            _ => String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_MESSAGE)]).into_owned(),
+        };
+        scrub(raw, key)
+    };
+    match status.as_u16() {
+        401 | 403 => GatewayError::new(
+            ErrorKind::UpstreamAuth,
+            format!(
+                "provider {provider:?} refused the gateway's credentials (HTTP {})",
+                status.as_u16()
+            ),
+        ),
+        408 => GatewayError::new(
+            ErrorKind::UpstreamTimeout,
+            format!("provider {provider:?} timed out (HTTP 408)"),
+        ),
+        429 => GatewayError::new(
+            ErrorKind::UpstreamRateLimited,
+            format!(
+                "provider {provider:?} is rate limiting: {}",
+                upstream_message()
+            ),
+        )
+        .with_retry_after(retry_after),
+        400..=499 => {
+            let (kind, code, param) = match &parsed {
+                Some(e) => (
+                    e.kind.clone(),
+                    e.code.as_ref().and_then(code_string),
+                    e.param.clone(),
+                ),
+                None => (None, None, None),
+            };
+            let mut e = GatewayError::upstream_rejected(
+                status,
+                kind.unwrap_or_else(|| "invalid_request_error".into()),
+                upstream_message(),
+            );
+            if let Some(code) = code {
+                e = e.with_code(code);
+            }
+            if let Some(param) = param {
+                e = e.with_param(param);
+            }
+            e
+        }
+        _ => GatewayError::new(
+            ErrorKind::UpstreamFailed,
+            format!(
+                "provider {provider:?} failed (HTTP {}): {}",
+                status.as_u16(),
+                upstream_message()
+            ),
+        ),
+    }
+}
+
+/// Error codes are strings in OpenAI's bodies but numbers in some compatible servers'.
+fn code_string(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Removes the provider's key from text that may be shown to a client or logged.
+pub fn scrub(mut text: String, key: Option<&Secret>) -> String {
+    if let Some(key) = key.filter(|k| k.expose().len() >= 8) {
+        if text.contains(key.expose()) {
+            text = text.replace(key.expose(), "*****");
+        }
+    }
+    if text.len() > MAX_ERROR_MESSAGE {
+        let mut cut = MAX_ERROR_MESSAGE;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+// === impl Usage ===
+
+impl From<OpenAiUsage> for Usage {
+    fn from(u: OpenAiUsage) -> Self {
+        Usage {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+        }
+    }
+}
+
+// === impl StreamRelay ===
+
+impl StreamRelay {
+    /// Passes each frame through byte for byte, noting `[DONE]`, the usage chunk and in-stream
+    /// errors. JSON is parsed only for frames that can hold usage or an error.
+    pub fn on_frame(&mut self, frame: Bytes) -> Result<Relayed, GatewayError> {
+        let event = SseEvent::parse(&frame);
+        let Some(data) = event.data.as_deref() else {
+            return Ok(Relayed::Forward(frame)); // a comment (keep-alive): harmless to forward
+        };
+        if data.trim_ascii() == b"[DONE]" {
+            return Ok(Relayed::Done(frame));
+        }
+        if memmem::find(data, b"\"error\"").is_some() {
+            if let Ok(ErrorPeek { error: Some(e) }) = serde_json::from_slice::<ErrorPeek>(data) {
+                let message = e
+                    .message
+                    .unwrap_or_else(|| "the upstream stream reported an error".into());
+                return Err(GatewayError::new(ErrorKind::UpstreamFailed, message));
+            }
+        }
+        if memmem::find(data, b"\"usage\"").is_some() {
+            if let Ok(UsagePeek { usage: Some(u) }) = serde_json::from_slice::<UsagePeek>(data) {
+                self.usage = Some(u.into());
+            }
+        }
+        Ok(Relayed::Forward(frame))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_replaces_only_the_model_value() {
+        let body = Bytes::from_static(
+            br#"{"model":"alias","messages":[],"tools":[{"x":1}],"extra_vendor":true}"#,
+        );
+        let out = splice(&body, &(9..16), br#""gpt-4o-mini""#);
+        assert_eq!(
+            &out[..],
+            br#"{"model":"gpt-4o-mini","messages":[],"tools":[{"x":1}],"extra_vendor":true}"#
+        );
+        let same = splice(&body, &(9..16), br#""alias""#);
+        assert_eq!(
+            same.as_ptr(),
+            body.as_ptr(),
+            "an unchanged model must not copy the body"
+        );
+    }
+
+    #[test]
+    fn error_mapping_keeps_request_errors_and_hides_credentials() {
+        let key = Secret::new("sk-abcdefghijklmnop");
+        let body = br#"{"error":{"message":"Incorrect API key provided: sk-abcdefghijklmnop","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
+        let e = parse_error("openai", Some(&key), StatusCode::UNAUTHORIZED, None, body);
+        assert_eq!(e.kind(), ErrorKind::UpstreamAuth);
+        assert!(!e.message().contains("sk-"), "{e}");
+
+        let body = br#"{"error":{"message":"Invalid schema for function 'f' (key sk-abcdefghijklmnop)","type":"invalid_request_error","param":"tools[0]","code":"invalid_function_parameters"}}"#;
+        let e = parse_error("openai", Some(&key), StatusCode::BAD_REQUEST, None, body);
+        assert_eq!(e.kind(), ErrorKind::UpstreamRejected);
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert!(!e.message().contains("sk-abc"), "{e}");
+        assert!(e.message().contains("Invalid schema"));
+
+        let e = parse_error(
+            "openai",
+            None,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(Duration::from_secs(2)),
+            b"{}",
+        );
+        assert!(e.is_retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
+
+        let e = parse_error(
+            "openai",
+            None,
+            StatusCode::BAD_GATEWAY,
+            None,
+            b"<html>bad gateway</html>",
+        );
+        assert!(e.is_retryable());
+        assert!(e.message().contains("bad gateway"));
+    }
+
+    #[test]
+    fn relay_forwards_exact_bytes_and_reads_usage() {
+        let mut relay = StreamRelay::default();
+        let chunk = Bytes::from_static(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"the word \\\"usage\\\" and \\\"error\\\"\"}}]}\n\n");
+        assert_eq!(
+            relay.on_frame(chunk.clone()).unwrap(),
+            Relayed::Forward(chunk)
+        );
+        let usage = Bytes::from_static(b"data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":44,\"completion_tokens\":16,\"total_tokens\":60}}\n\n");
+        relay.on_frame(usage).unwrap();
+        assert_eq!(
+            relay.usage,
+            Some(Usage {
+                input_tokens: 44,
+                output_tokens: 16
+            })
+        );
+        let done = Bytes::from_static(b"data: [DONE]\n\n");
+        assert_eq!(relay.on_frame(done.clone()).unwrap(), Relayed::Done(done));
+    }
+
+    #[test]
+    fn relay_turns_an_in_stream_error_into_an_error() {
+        let mut relay = StreamRelay::default();
+        let e = relay
+            .on_frame(Bytes::from_static(
+                b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n",
+            ))
+            .unwrap_err();
+        assert!(e.is_retryable());
+        assert_eq!(e.message(), "overloaded");
+    }
+}

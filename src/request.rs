@@ -1,0 +1,367 @@
+//! The few fields the gateway reads from a client request, parsed without copying the body.
+//!
+//! Everything else stays in the client's bytes, which OpenAI-kind upstreams receive untouched
+//! apart from `model` (spliced in place, see `providers::openai::splice`). serde_json's own
+//! recursion limit (128) turns 10,000-deep nesting into a 400, and invalid UTF-8 inside a string
+//! is a parse error, so neither reaches a route.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::{ErrorKind, GatewayError};
+
+/// Deepest nesting accepted, as serde_json's own limit for the fields it reads. Fields the
+/// gateway skips are skipped without a limit, so the depth of the whole body is checked
+/// separately: an upstream must never receive what we would have refused.
+const MAX_DEPTH: usize = 128;
+
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub body: Bytes,
+    pub model: String,
+    /// Byte range of the `model` value (quotes included) inside `body`.
+    pub model_span: Range<usize>,
+    pub stream: bool,
+    pub include_usage: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmbeddingsRequest {
+    pub body: Bytes,
+    pub model: String,
+    pub model_span: Range<usize>,
+    pub input: EmbeddingInput,
+    pub base64: bool,
+    pub dimensions: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum EmbeddingInput {
+    Text(String),
+    Texts(Vec<String>),
+    Tokens(Vec<u32>),
+    TokenBatches(Vec<Vec<u32>>),
+}
+
+#[derive(Deserialize)]
+struct ChatPeek<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    messages: Option<&'a RawValue>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptionsPeek>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptionsPeek {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsPeek<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    encoding_format: Option<Cow<'a, str>>,
+    #[serde(default)]
+    dimensions: Option<u32>,
+}
+
+// === impl ChatRequest ===
+
+impl ChatRequest {
+    pub fn parse(body: Bytes) -> Result<Self, GatewayError> {
+        let peek: ChatPeek<'_> = serde_json::from_slice(&body).map_err(json_error)?;
+        check_depth(&body)?;
+        let (model, model_span) = model_field(&body, peek.model)?;
+        match peek.messages {
+            None => return Err(missing("messages")),
+            Some(raw) if !raw.get().starts_with('[') => {
+                return Err(GatewayError::invalid_request(
+                    "'messages' must be an array of message objects",
+                )
+                .with_param("messages"));
+            }
+            Some(raw) if raw.get()[1..].trim_start().starts_with(']') => {
+                return Err(GatewayError::invalid_request(
+                    "'messages' must contain at least one message",
+                )
+                .with_param("messages"));
+            }
+            Some(_) => {}
+        }
+        let stream = peek.stream.unwrap_or(false);
+        let include_usage = stream
+            && peek
+                .stream_options
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false);
+        Ok(Self {
+            body,
+            model,
+            model_span,
+            stream,
+            include_usage,
+        })
+    }
+}
+
+// === impl EmbeddingsRequest ===
+
+impl EmbeddingsRequest {
+    pub fn parse(body: Bytes) -> Result<Self, GatewayError> {
+        let peek: EmbeddingsPeek<'_> = serde_json::from_slice(&body).map_err(json_error)?;
+        check_depth(&body)?;
+        let (model, model_span) = model_field(&body, peek.model)?;
+        let raw = peek.input.ok_or_else(|| missing("input"))?;
+        let input: EmbeddingInput = serde_json::from_str(raw.get()).map_err(|_| {
+            GatewayError::invalid_request("'input' must be a string, an array of strings, an array of token ids, or an array of token-id arrays")
+                .with_param("input")
+        })?;
+        if input.is_empty() {
+            return Err(
+                GatewayError::invalid_request("'input' must not be empty").with_param("input")
+            );
+        }
+        let base64 = match peek.encoding_format.as_deref() {
+            None | Some("float") => false,
+            Some("base64") => true,
+            Some(other) => {
+                return Err(GatewayError::invalid_request(format!(
+                    "'encoding_format' must be \"float\" or \"base64\", not {other:?}"
+                ))
+                .with_param("encoding_format"));
+            }
+        };
+        let dimensions = peek.dimensions;
+        if dimensions == Some(0) {
+            return Err(
+                GatewayError::invalid_request("'dimensions' must be at least 1")
+                    .with_param("dimensions"),
+            );
+        }
+        Ok(Self {
+            body,
+            model,
+            model_span,
+            input,
+            base64,
+            dimensions,
+        })
+    }
+}
+
+// === impl EmbeddingInput ===
+
+impl EmbeddingInput {
+    pub fn len(&self) -> usize {
+        match self {
+            EmbeddingInput::Text(_) => 1,
+            EmbeddingInput::Texts(v) => v.len(),
+            EmbeddingInput::Tokens(_) => 1,
+            EmbeddingInput::TokenBatches(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            EmbeddingInput::Text(_) => false,
+            EmbeddingInput::Texts(v) => v.is_empty(),
+            EmbeddingInput::Tokens(v) => v.is_empty(),
+            EmbeddingInput::TokenBatches(v) => v.is_empty() || v.iter().any(Vec::is_empty),
+        }
+    }
+}
+
+/// The model name and the byte range of its JSON value in `body`.
+fn model_field(
+    body: &[u8],
+    raw: Option<&RawValue>,
+) -> Result<(String, Range<usize>), GatewayError> {
+    let raw = raw.ok_or_else(|| missing("model"))?;
+    let model: String = serde_json::from_str(raw.get()).map_err(|_| {
+        GatewayError::invalid_request("'model' must be a string").with_param("model")
+    })?;
+    if model.is_empty() {
+        return Err(GatewayError::invalid_request("'model' must not be empty").with_param("model"));
+    }
+    // A borrowed RawValue is a slice of the input, so its address gives its position.
+    let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    let span = start..start + raw.get().len();
+    match body.get(span.clone()) {
+        Some(bytes) if bytes == raw.get().as_bytes() => Ok((model, span)),
+        _ => Err(GatewayError::new(
+            ErrorKind::Internal,
+            "could not locate the model field in the request body",
+        )),
+    }
+}
+
+/// Refuses JSON nested deeper than [`MAX_DEPTH`]. Runs on a body serde_json already accepted,
+/// so strings are well formed and a backslash always escapes exactly the next byte.
+fn check_depth(body: &[u8]) -> Result<(), GatewayError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        match (in_string, b) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') => in_string = false,
+            (true, _) => {}
+            (false, b'"') => in_string = true,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(GatewayError::invalid_request(format!(
+                        "the request body nests JSON deeper than {MAX_DEPTH} levels"
+                    ))
+                    .with_code("invalid_json"));
+                }
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            (false, _) => {}
+        }
+    }
+    Ok(())
+}
+
+fn missing(field: &'static str) -> GatewayError {
+    GatewayError::invalid_request(format!("you must provide a '{field}' parameter"))
+        .with_param(field)
+}
+
+fn json_error(e: serde_json::Error) -> GatewayError {
+    GatewayError::invalid_request(format!(
+        "the request body is not valid JSON for this endpoint: {e}"
+    ))
+    .with_code("invalid_json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(body: &str) -> Result<ChatRequest, GatewayError> {
+        ChatRequest::parse(Bytes::copy_from_slice(body.as_bytes()))
+    }
+
+    #[test]
+    fn finds_model_span_even_with_escapes_and_whitespace() {
+        let body = r#"{ "messages":[{"role":"user","content":"hi"}], "model" :  "gpt-\u0034o", "stream": true }"#;
+        let r = chat(body).unwrap();
+        assert_eq!(r.model, "gpt-4o");
+        assert_eq!(&body[r.model_span.clone()], r#""gpt-\u0034o""#);
+        assert!(r.stream);
+        assert!(!r.include_usage);
+    }
+
+    #[test]
+    fn include_usage_only_counts_for_streams() {
+        let r = chat(r#"{"model":"m","messages":[{}],"stream":true,"stream_options":{"include_usage":true}}"#).unwrap();
+        assert!(r.include_usage);
+        let r = chat(r#"{"model":"m","messages":[{}],"stream_options":{"include_usage":true}}"#)
+            .unwrap();
+        assert!(!r.include_usage);
+    }
+
+    #[test]
+    fn bad_requests_are_400_with_the_field_named() {
+        let cases = [
+            (r#"{"messages":[{}]}"#, Some("model")),
+            (r#"{"model":3,"messages":[{}]}"#, Some("model")),
+            (r#"{"model":"m"}"#, Some("messages")),
+            (r#"{"model":"m","messages":"hi"}"#, Some("messages")),
+            (r#"{"model":"m","messages":[ ]}"#, Some("messages")),
+            (r#"{"model":"m","messages":[{}],"stream":"yes"}"#, None),
+            (r#"[1,2]"#, None),
+            (r#"{"model":"m","messages":[{}]"#, None),
+            (r#"{"model":"m","model":"n","messages":[{}]}"#, None),
+        ];
+        for (body, param) in cases {
+            let e = chat(body).expect_err(body);
+            assert_eq!(e.status().as_u16(), 400, "{body}");
+            if let Some(param) = param {
+                assert!(format!("{:?}", e).contains(param), "{body}: {e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_and_invalid_utf8_are_400() {
+        let deep = format!(
+            r#"{{"model":"m","messages":[{{}}],"x":{}{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert_eq!(chat(&deep).unwrap_err().status().as_u16(), 400);
+        let mut bytes = br#"{"model":"m","messages":[{"role":"user","content":""#.to_vec();
+        bytes.extend_from_slice(&[0xff, 0xfe]);
+        bytes.extend_from_slice(br#""}]}"#);
+        assert_eq!(
+            ChatRequest::parse(Bytes::from(bytes))
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            400
+        );
+    }
+
+    #[test]
+    fn depth_counts_only_brackets_outside_strings() {
+        let ok = format!(
+            r#"{{"model":"m","messages":[{{"content":"{}"}}],"x":{}1{}}}"#,
+            "[{\\\"".repeat(500),
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(chat(&ok).is_ok());
+        let deep = format!(
+            r#"{{"model":"m","messages":[{{}}],"x":{}1{}}}"#,
+            "[".repeat(130),
+            "]".repeat(130)
+        );
+        assert_eq!(chat(&deep).unwrap_err().status().as_u16(), 400);
+    }
+
+    #[test]
+    fn embeddings_accept_every_input_shape() {
+        for (input, len) in [
+            (r#""a""#, 1),
+            (r#"["a","b"]"#, 2),
+            ("[1,2,3]", 1),
+            ("[[1],[2,3]]", 2),
+        ] {
+            let body = format!(r#"{{"model":"e","input":{input},"encoding_format":"base64"}}"#);
+            let r = EmbeddingsRequest::parse(Bytes::from(body)).unwrap();
+            assert_eq!(r.input.len(), len);
+            assert!(r.base64);
+        }
+        for bad in [
+            r#"{"model":"e","input":[]}"#,
+            r#"{"model":"e","input":{"a":1}}"#,
+            r#"{"model":"e","input":"a","encoding_format":"hex"}"#,
+            r#"{"model":"e"}"#,
+        ] {
+            assert_eq!(
+                EmbeddingsRequest::parse(Bytes::from(bad))
+                    .unwrap_err()
+                    .status()
+                    .as_u16(),
+                400,
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Sending a request: pick a route, try it, and on a retryable failure try the next pick (same
+//! tier first, then lower tiers) until `max_attempts` distinct routes were tried. Everything
+//! here happens before the commit point: nothing has reached the client yet.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::time::{Instant, timeout};
+
+use super::relay::RelayStream;
+use super::transport::collect;
+use super::{ModelEntry, Route};
+use crate::error::{ErrorKind, GatewayError};
+use crate::providers::{UpstreamRequest, Usage};
+
+/// Largest upstream error body read (the rest is not needed to report it).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A request some route served.
+pub struct Served<T> {
+    pub value: T,
+    pub route: Arc<Route>,
+    pub attempts: u32,
+}
+
+/// A request no route served: the error to show, how many routes were tried, and the last one.
+pub struct Failure {
+    pub error: GatewayError,
+    pub attempts: u32,
+    pub route: Option<Arc<Route>>,
+}
+
+pub async fn dispatch<T, F, Fut>(
+    model: &ModelEntry,
+    max_attempts: u32,
+    mut attempt: F,
+) -> Result<Served<T>, Failure>
+where
+    F: FnMut(Arc<Route>) -> Fut,
+    Fut: Future<Output = Result<T, GatewayError>>,
+{
+    let mut tried: Vec<usize> = Vec::with_capacity(max_attempts as usize);
+    let mut last: Option<(GatewayError, Arc<Route>)> = None;
+    while tried.len() < max_attempts as usize {
+        let Some(pick) = model.pick(&tried, Instant::now()) else {
+            break;
+        };
+        let route = pick.route.clone();
+        tried.push(route.id);
+        if !route.provider.admit() {
+            let e = GatewayError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "provider {:?} is at its max_rps ceiling",
+                    &*route.provider.id
+                ),
+            )
+            .with_retry_after(Some(std::time::Duration::from_secs(1)));
+            last = Some((e, route));
+            continue;
+        }
+        match attempt(route.clone()).await {
+            Ok(value) => {
+                pick.succeeded();
+                return Ok(Served {
+                    value,
+                    route,
+                    attempts: tried.len() as u32,
+                });
+            }
+            Err(e) if e.is_retryable() => {
+                if let Some(length) = pick.failed(Instant::now()) {
+                    tracing::warn!(route = %route.label(), ejected_for = ?length, error = %e, "route ejected");
+                }
+                crate::metrics::upstream_failure(&route.provider.id, e.metric_label());
+                last = Some((e, route));
+            }
+            Err(e) => {
+                // The upstream answered (it refused the request itself): the route is healthy.
+                pick.succeeded();
+                return Err(Failure {
+                    error: e,
+                    attempts: tried.len() as u32,
+                    route: Some(route),
+                });
+            }
+        }
+    }
+    let attempts = tried.len() as u32;
+    match last {
+        Some((error, route)) => Err(Failure {
+            error,
+            attempts,
+            route: Some(route),
+        }),
+        None => Err(Failure {
+            error: GatewayError::new(
+                ErrorKind::NoHealthyRoute,
+                format!("no healthy route for model {:?}", model.name),
+            ),
+            attempts,
+            route: None,
+        }),
+    }
+}
+
+/// One non-stream attempt: send, check the status, read the body, within the provider timeout.
+pub async fn send_buffered(
+    route: &Route,
+    req: UpstreamRequest,
+    max_response: usize,
+) -> Result<(Bytes, Option<Usage>), GatewayError> {
+    let provider = &route.provider;
+    let attempt = async {
+        let response = provider.transport.send(req).await?;
+        if !response.status.is_success() {
+            let body = collect(response.body, MAX_ERROR_BODY)
+                .await
+                .unwrap_or_default();
+            return Err(provider.wire.parse_error(
+                provider,
+                response.status,
+                response.retry_after,
+                &body,
+            ));
+        }
+        let body = collect(response.body, max_response).await?;
+        provider.wire.parse_response(body)
+    };
+    timeout(provider.timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(timed_out(route)))
+}
+
+/// One stream attempt up to the commit point: send, check the status, and read until the first
+/// data frame is ready, within the provider timeout.
+pub async fn open_stream(
+    route: &Arc<Route>,
+    req: UpstreamRequest,
+    deadline: Instant,
+) -> Result<RelayStream, GatewayError> {
+    let provider = &route.provider;
+    let attempt = async {
+        let response = provider.transport.send(req).await?;
+        if !response.status.is_success() {
+            let body = collect(response.body, MAX_ERROR_BODY)
+                .await
+                .unwrap_or_default();
+            return Err(provider.wire.parse_error(
+                provider,
+                response.status,
+                response.retry_after,
+                &body,
+            ));
+        }
+        let mut stream = RelayStream::new(
+            response.body,
+            provider.wire.stream_relay(),
+            route.clone(),
+            provider.timeout,
+            deadline,
+        );
+        stream.prime().await?;
+        Ok(stream)
+    };
+    timeout(provider.timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(timed_out(route)))
+}
+
+fn timed_out(route: &Route) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamTimeout,
+        format!(
+            "provider {:?} did not answer within {:?}",
+            &*route.provider.id, route.provider.timeout
+        ),
+    )
+}

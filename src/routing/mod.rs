@@ -1,0 +1,183 @@
+//! Routing: which route serves a request. Priority tiers, smooth weighted round-robin inside a
+//! tier, passive health per route, active probes per provider, and the dispatcher that retries
+//! on another route before the commit point.
+
+pub mod dispatch;
+pub mod health;
+pub mod probe;
+pub mod relay;
+pub mod transport;
+pub mod wrr;
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::config::{ModelType, PriceConfig};
+use crate::metrics::RouteMetrics;
+use crate::providers::Provider;
+use health::{Availability, RouteHealth};
+use wrr::SmoothWrr;
+
+/// One way to serve a model: a provider and the upstream's name for the model.
+pub struct Route {
+    /// Index in the runtime's route list; identifies the route within one config generation.
+    pub id: usize,
+    pub provider: Arc<Provider>,
+    pub upstream_model: String,
+    /// `upstream_model` as a JSON string, ready to splice into a request body.
+    pub upstream_model_json: Bytes,
+    pub weight: u32,
+    pub priority: u32,
+    pub health: RouteHealth,
+    pub metrics: RouteMetrics,
+}
+
+/// A model clients can ask for, with its routes grouped into priority tiers (best first).
+pub struct ModelEntry {
+    pub name: String,
+    pub kind: ModelType,
+    pub context_window: Option<u32>,
+    pub price: Option<PriceConfig>,
+    pub tiers: Vec<Tier>,
+}
+
+pub struct Tier {
+    pub priority: u32,
+    pub routes: Vec<Arc<Route>>,
+    weights: Vec<u32>,
+    wrr: Mutex<SmoothWrr>,
+}
+
+/// A chosen route. Dropping it without a verdict releases a half-open trial, so a client that
+/// leaves mid-attempt cannot wedge a route in "trial running" forever.
+pub struct Pick {
+    pub route: Arc<Route>,
+    trial: bool,
+}
+
+// === impl Route ===
+
+impl Route {
+    pub fn availability(&self, now: Instant) -> Availability {
+        match self.provider.is_up() {
+            true => self.health.availability(now),
+            false => Availability::Ejected,
+        }
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.provider.id, self.upstream_model)
+    }
+}
+
+// === impl ModelEntry ===
+
+impl ModelEntry {
+    pub fn new(
+        name: String,
+        kind: ModelType,
+        context_window: Option<u32>,
+        price: Option<PriceConfig>,
+        mut routes: Vec<Arc<Route>>,
+    ) -> Self {
+        routes.sort_by_key(|r| r.priority);
+        let mut tiers: Vec<Tier> = Vec::new();
+        for route in routes {
+            match tiers.last_mut() {
+                Some(t) if t.priority == route.priority => {
+                    t.weights.push(route.weight);
+                    t.routes.push(route);
+                }
+                _ => tiers.push(Tier {
+                    priority: route.priority,
+                    weights: vec![route.weight],
+                    routes: vec![route],
+                    wrr: Mutex::new(SmoothWrr::new(0)),
+                }),
+            }
+        }
+        for t in &mut tiers {
+            t.wrr = Mutex::new(SmoothWrr::new(t.routes.len()));
+        }
+        Self {
+            name,
+            kind,
+            context_window,
+            price,
+            tiers,
+        }
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.tiers.iter().flat_map(|t| t.routes.iter())
+    }
+
+    /// Whether some route could serve a request now (readiness).
+    pub fn has_available_route(&self, now: Instant) -> bool {
+        self.routes()
+            .any(|r| r.availability(now) != Availability::Ejected)
+    }
+
+    /// The next route to try: the best tier with an untried route that can serve, then smooth
+    /// WRR inside it. `tried` holds the ids of routes this request already used.
+    pub fn pick(&self, tried: &[usize], now: Instant) -> Option<Pick> {
+        for tier in &self.tiers {
+            // Routes that turned out to be half-open with their trial taken by someone else.
+            let mut busy: Vec<usize> = Vec::new();
+            loop {
+                let chosen = {
+                    let mut wrr = tier.wrr.lock().unwrap_or_else(|p| p.into_inner());
+                    wrr.pick(&tier.weights, |i| {
+                        let r = &tier.routes[i];
+                        !tried.contains(&r.id)
+                            && !busy.contains(&i)
+                            && r.availability(now) != Availability::Ejected
+                    })
+                };
+                let Some(i) = chosen else { break };
+                let route = &tier.routes[i];
+                match route.availability(now) {
+                    Availability::Healthy => {
+                        return Some(Pick {
+                            route: route.clone(),
+                            trial: false,
+                        });
+                    }
+                    Availability::HalfOpen if route.health.begin_trial(now) => {
+                        return Some(Pick {
+                            route: route.clone(),
+                            trial: true,
+                        });
+                    }
+                    _ => busy.push(i),
+                }
+            }
+        }
+        None
+    }
+}
+
+// === impl Pick ===
+
+impl Pick {
+    pub fn succeeded(mut self) {
+        self.route.health.record_success();
+        self.trial = false;
+    }
+
+    /// Returns the ejection length if this failure ejected the route.
+    pub fn failed(mut self, now: Instant) -> Option<std::time::Duration> {
+        self.trial = false;
+        self.route.health.record_failure(now)
+    }
+}
+
+impl Drop for Pick {
+    fn drop(&mut self) {
+        if self.trial {
+            self.route.health.release_trial();
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The streaming response body: upstream SSE in, client SSE out, pulled by the client's
+//! connection (no task, no channel: backpressure is the socket's).
+//!
+//! Before the commit point [`RelayStream::prime`] reads until the first data frame is ready, so
+//! a failure there is an ordinary error the dispatcher can retry on another route. After it,
+//! an upstream failure becomes one `data: {"error":…}` event and the stream ends without
+//! `[DONE]`; a client that leaves drops the body, which reports `Cancelled`.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use super::Route;
+use super::transport::ByteStream;
+use crate::error::{ErrorKind, GatewayError};
+use crate::providers::{Relayed, StreamRelay, Usage};
+use crate::sse::{DONE_FRAME, SseDecoder, SseEvent};
+
+/// Upper bound on one SSE frame from an upstream.
+const MAX_FRAME: usize = 4 * 1024 * 1024;
+
+/// How a stream ended, for whoever records it (metrics now; usage rows and sessions later).
+#[derive(Debug)]
+pub enum StreamEnd {
+    Completed,
+    Failed(GatewayError),
+    Cancelled,
+}
+
+/// Told once when the stream ends, however it ends.
+pub trait StreamObserver: Send {
+    fn finished(self: Box<Self>, end: StreamEnd, usage: Option<Usage>);
+}
+
+pub struct RelayStream {
+    upstream: ByteStream,
+    decoder: SseDecoder,
+    relay: StreamRelay,
+    pending: VecDeque<Bytes>,
+    phase: Phase,
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+    deadline: Pin<Box<Sleep>>,
+    route: Arc<Route>,
+    observer: Option<Box<dyn StreamObserver>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before the commit point: errors go back to the dispatcher.
+    Priming,
+    Streaming,
+    /// `[DONE]` seen; reading the upstream's end so its connection can be reused.
+    Draining,
+    Ended,
+}
+
+// === impl RelayStream ===
+
+impl RelayStream {
+    pub fn new(
+        upstream: ByteStream,
+        relay: StreamRelay,
+        route: Arc<Route>,
+        idle_timeout: Duration,
+        deadline: Instant,
+    ) -> Self {
+        Self {
+            upstream,
+            decoder: SseDecoder::new(MAX_FRAME),
+            relay,
+            pending: VecDeque::new(),
+            phase: Phase::Priming,
+            idle_timeout,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            route,
+            observer: None,
+        }
+    }
+
+    /// Reads until the first data frame is ready to send. An error here has sent nothing to the
+    /// client, so the caller may try another route.
+    pub async fn prime(&mut self) -> Result<(), GatewayError> {
+        poll_fn(|cx| self.poll_upstream(cx)).await?;
+        self.phase = match self.phase {
+            Phase::Priming => Phase::Streaming,
+            other => other,
+        };
+        Ok(())
+    }
+
+    pub fn observe(&mut self, observer: Box<dyn StreamObserver>) {
+        self.observer = Some(observer);
+    }
+
+    /// Advances until there is output to send or the stream ended. While priming, an upstream
+    /// failure is returned; after the commit point it is turned into the error event.
+    fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
+        loop {
+            match self.decoder.next_frame() {
+                Ok(Some(frame)) => {
+                    match self.relay.on_frame(frame) {
+                        Ok(Relayed::Forward(bytes)) => {
+                            // Comment-only frames (keep-alives) do not make the commit point.
+                            let has_data = self.phase != Phase::Priming
+                                || SseEvent::parse(&bytes).data.is_some();
+                            if !bytes.is_empty() {
+                                self.pending.push_back(bytes);
+                            }
+                            if has_data && !self.pending.is_empty() {
+                                return Poll::Ready(Ok(()));
+                            }
+                        }
+                        Ok(Relayed::Done(bytes)) => {
+                            self.pending.push_back(bytes);
+                            self.phase = Phase::Draining;
+                            return Poll::Ready(Ok(()));
+                        }
+                        Err(e) => return Poll::Ready(self.fail(e)),
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(too_large) => {
+                    let e = GatewayError::new(
+                        ErrorKind::UpstreamFailed,
+                        format!("upstream sent an SSE frame over {} bytes", too_large.0),
+                    );
+                    return Poll::Ready(self.fail(e));
+                }
+            }
+            if self.deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(self.fail(GatewayError::new(
+                    ErrorKind::RequestTimeout,
+                    "the request exceeded server.request_timeout",
+                )));
+            }
+            if self.idle.as_mut().poll(cx).is_ready() {
+                let secs = self.idle_timeout.as_secs_f64();
+                return Poll::Ready(self.fail(GatewayError::new(
+                    ErrorKind::UpstreamTimeout,
+                    format!("the upstream sent nothing for {secs}s"),
+                )));
+            }
+            match ready!(self.upstream.as_mut().poll_next(cx)) {
+                Some(Ok(chunk)) => {
+                    self.decoder.push(&chunk);
+                    self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
+                }
+                Some(Err(e)) => return Poll::Ready(self.fail(e)),
+                None => return Poll::Ready(self.upstream_ended()),
+            }
+        }
+    }
+
+    /// The upstream closed. A last frame without its blank line still counts if it is `[DONE]`;
+    /// anything else means the stream was cut.
+    fn upstream_ended(&mut self) -> Result<(), GatewayError> {
+        if let Some(rest) = self.decoder.finish() {
+            if let Ok(Relayed::Done(_)) = self.relay.on_frame(rest) {
+                self.pending.push_back(Bytes::from_static(DONE_FRAME));
+                self.phase = Phase::Draining;
+                return Ok(());
+            }
+        }
+        self.fail(GatewayError::new(
+            ErrorKind::UpstreamFailed,
+            "the upstream closed the stream before it finished",
+        ))
+    }
+
+    fn fail(&mut self, e: GatewayError) -> Result<(), GatewayError> {
+        if self.phase == Phase::Priming {
+            return Err(e);
+        }
+        if e.kind() != ErrorKind::RequestTimeout {
+            self.route.health.record_failure(Instant::now());
+        }
+        self.pending.push_back(e.to_sse_event());
+        self.end(StreamEnd::Failed(e));
+        Ok(())
+    }
+
+    fn end(&mut self, end: StreamEnd) {
+        self.phase = Phase::Ended;
+        if let Some(observer) = self.observer.take() {
+            observer.finished(end, self.relay.usage());
+        }
+    }
+
+    /// After `[DONE]`: take the upstream's end if it is already here (so the pooled connection
+    /// is reused), but never wait for it.
+    fn drain(&mut self, cx: &mut Context<'_>) {
+        loop {
+            match self.upstream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some(Err(_))) | Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        self.end(StreamEnd::Completed);
+    }
+}
+
+impl Body for RelayStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.pending.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            match this.phase {
+                Phase::Ended => return Poll::Ready(None),
+                Phase::Draining => this.drain(cx),
+                Phase::Priming | Phase::Streaming => {
+                    this.phase = Phase::Streaming;
+                    // Errors were already turned into the error event by `fail`.
+                    let _ = ready!(this.poll_upstream(cx));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.phase == Phase::Ended && self.pending.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+impl Drop for RelayStream {
+    fn drop(&mut self) {
+        if self.phase != Phase::Ended && self.phase != Phase::Priming {
+            self.end(StreamEnd::Cancelled);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! (method, path) → handler, and what every response gets on the way out: the `x-request-id`
+//! header, the request timeout, the error envelope (rendered and logged here, once) and metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, Method, Request, Response};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::api::{self, Rejection, RequestCtx};
+use crate::body::Body;
+use crate::error::{ErrorKind, GatewayError};
+use crate::state::App;
+
+const X_REQUEST_ID: &str = "x-request-id";
+
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = client_request_id(&req).unwrap_or_else(|| app.next_request_id());
+    let runtime = app.runtime();
+    let ctx = RequestCtx {
+        deadline: started + runtime.request_timeout,
+        app,
+        runtime,
+        started,
+        request_id: request_id.clone(),
+    };
+    crate::metrics::in_flight(1.0);
+    let result = match tokio::time::timeout(ctx.runtime.request_timeout, route(&ctx, req)).await {
+        Ok(result) => result,
+        Err(_) => Err(GatewayError::new(
+            ErrorKind::RequestTimeout,
+            "the request exceeded server.request_timeout",
+        )
+        .into()),
+    };
+    crate::metrics::in_flight(-1.0);
+    let mut response = match result {
+        Ok(response) => response,
+        Err(rejection) => reject(&ctx, rejection),
+    };
+    response.headers_mut().insert(X_REQUEST_ID, request_id);
+    response
+}
+
+async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
+    let path = req.uri().path();
+    match (req.method(), path) {
+        (&Method::POST, "/v1/chat/completions") => api::chat::handle(ctx, req).await,
+        (&Method::POST, "/v1/embeddings") => api::embeddings::handle(ctx, req).await,
+        (&Method::GET, "/v1/models") => api::models::list(ctx, &req),
+        (&Method::GET, p) if p.starts_with("/v1/models/") => api::models::get(ctx, &req),
+        (&Method::GET, "/health") => Ok(api::health::live()),
+        (&Method::GET, "/ready") => Ok(api::health::ready(ctx)),
+        (&Method::GET, "/metrics") => Ok(api::health::metrics(ctx)),
+        (
+            _,
+            "/v1/chat/completions"
+            | "/v1/embeddings"
+            | "/v1/models"
+            | "/health"
+            | "/ready"
+            | "/metrics",
+        ) => Err(GatewayError::new(
+            ErrorKind::MethodNotAllowed,
+            format!("{} is not allowed on {path}", req.method()),
+        )
+        .into()),
+        (_, p) if p.starts_with("/v1/models/") => Err(GatewayError::new(
+            ErrorKind::MethodNotAllowed,
+            format!("{} is not allowed on {path}", req.method()),
+        )
+        .into()),
+        _ => Err(GatewayError::new(
+            ErrorKind::NotFound,
+            format!("Unknown request URL: {} {path}", req.method()),
+        )
+        .into()),
+    }
+}
+
+/// Renders and logs a failed request, once, and counts it.
+fn reject(ctx: &RequestCtx, rejection: Rejection) -> Response<Body> {
+    let Rejection {
+        error,
+        route,
+        attempts,
+    } = rejection;
+    let status = error.status();
+    let elapsed = ctx.started.elapsed();
+    match &route {
+        Some(route) => route.metrics.request(status.as_u16(), elapsed),
+        None => crate::metrics::request_without_route("none", status.as_u16()),
+    }
+    let request_id = ctx.request_id.to_str().unwrap_or("-");
+    let provider = route.as_ref().map(|r| &*r.provider.id).unwrap_or("-");
+    if status.is_server_error() {
+        tracing::warn!(request_id, status = status.as_u16(), kind = error.metric_label(), provider, attempts, elapsed_ms = elapsed_ms(elapsed), error = %error.message(), "request failed");
+    } else {
+        tracing::debug!(request_id, status = status.as_u16(), kind = error.metric_label(), provider, error = %error.message(), "request refused");
+    }
+    let mut response = error.to_response();
+    if attempts > 1 {
+        // The gateway already failed over; an SDK retrying on top would multiply the load.
+        response
+            .headers_mut()
+            .insert("x-should-retry", HeaderValue::from_static("false"));
+    }
+    response
+}
+
+/// A client's own `x-request-id` is kept when it is short and printable, so traces join up.
+fn client_request_id(req: &Request<Incoming>) -> Option<HeaderValue> {
+    let value = req.headers().get(X_REQUEST_ID)?;
+    let ok = (1..=128).contains(&value.len())
+        && value
+            .as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b));
+    ok.then(|| value.clone())
+}
+
+fn elapsed_ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}

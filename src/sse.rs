@@ -1,0 +1,197 @@
+//! Server-sent events: an incremental decoder that accepts any split of the byte stream, and the
+//! few encoders the gateway needs.
+//!
+//! The decoder yields whole *frames* (every byte of an event up to and including its blank
+//! line) as zero-copy `Bytes`, so a pass-through relay forwards the upstream's exact bytes and
+//! never a partial event; [`SseEvent::parse`] reads the fields of a frame when a caller needs
+//! them. Line endings may be `\n`, `\r\n` or `\r` (WHATWG SSE §9.2.5).
+
+use std::borrow::Cow;
+
+use bytes::{Bytes, BytesMut};
+
+/// The stream terminator OpenAI clients wait for.
+pub const DONE_FRAME: &[u8] = b"data: [DONE]\n\n";
+
+/// A frame grew past the decoder's bound without ending: the upstream is not speaking SSE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameTooLarge(pub usize);
+
+pub struct SseDecoder {
+    buf: BytesMut,
+    /// Offset of the line being scanned.
+    line_start: usize,
+    /// Where the scan of that line resumes (bytes before it hold no line terminator).
+    scan: usize,
+    /// Whether the pending frame has a non-blank line yet; blank lines before one are dropped.
+    has_content: bool,
+    max_frame: usize,
+}
+
+/// The fields of one frame. `data` joins multiple `data:` lines with `\n` and borrows when there
+/// is only one (the common case).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SseEvent<'a> {
+    pub event: Option<&'a [u8]>,
+    pub data: Option<Cow<'a, [u8]>>,
+    pub id: Option<&'a [u8]>,
+    /// Comment lines without the leading `:` (DashScope puts `HTTP_STATUS/400` here).
+    pub comments: Vec<&'a [u8]>,
+}
+
+// === impl SseDecoder ===
+
+impl SseDecoder {
+    pub fn new(max_frame: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            line_start: 0,
+            scan: 0,
+            has_content: false,
+            max_frame,
+        }
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next complete frame, if the bytes pushed so far hold one.
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, FrameTooLarge> {
+        loop {
+            let Some(offset) = self.buf[self.scan..]
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r')
+            else {
+                self.scan = self.buf.len();
+                return self.check_size();
+            };
+            let eol = self.scan + offset;
+            let next = match self.buf[eol] {
+                b'\r' if eol + 1 == self.buf.len() => {
+                    // A `\r` at the end may be the first half of `\r\n`: wait for the next byte.
+                    self.scan = eol;
+                    return self.check_size();
+                }
+                b'\r' if self.buf[eol + 1] == b'\n' => eol + 2,
+                _ => eol + 1,
+            };
+            let blank = eol == self.line_start;
+            self.line_start = next;
+            self.scan = next;
+            if !blank {
+                self.has_content = true;
+                continue;
+            }
+            let taken = self.buf.split_to(next);
+            self.line_start = 0;
+            self.scan = 0;
+            if std::mem::take(&mut self.has_content) {
+                return Ok(Some(taken.freeze()));
+            }
+        }
+    }
+
+    /// What is left when the stream ends: an unterminated last frame, if any.
+    pub fn finish(&mut self) -> Option<Bytes> {
+        let rest = std::mem::take(&mut self.buf);
+        self.line_start = 0;
+        self.scan = 0;
+        self.has_content = false;
+        let trimmed = rest.iter().any(|b| !b.is_ascii_whitespace());
+        trimmed.then(|| rest.freeze())
+    }
+
+    /// Bytes buffered and not yet returned as a frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn check_size(&self) -> Result<Option<Bytes>, FrameTooLarge> {
+        match self.buf.len() > self.max_frame {
+            true => Err(FrameTooLarge(self.buf.len())),
+            false => Ok(None),
+        }
+    }
+}
+
+// === impl SseEvent ===
+
+impl<'a> SseEvent<'a> {
+    /// Reads the fields of one frame (as returned by the decoder, or an unterminated remainder).
+    pub fn parse(frame: &'a [u8]) -> Self {
+        let mut event = SseEvent::default();
+        let mut rest = frame;
+        while !rest.is_empty() {
+            let end = rest
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r')
+                .unwrap_or(rest.len());
+            let line = &rest[..end];
+            let skip = match (rest.get(end), rest.get(end + 1)) {
+                (None, _) => 0,
+                (Some(b'\r'), Some(b'\n')) => 2,
+                _ => 1,
+            };
+            rest = &rest[end + skip..];
+            event.add_line(line);
+        }
+        event
+    }
+
+    fn add_line(&mut self, line: &'a [u8]) {
+        if line.is_empty() {
+            return;
+        }
+        if line[0] == b':' {
+            self.comments.push(&line[1..]);
+            return;
+        }
+        let (name, value) = match line.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        match name {
+            b"data" => {
+                self.data = Some(match self.data.take() {
+                    None => Cow::Borrowed(value),
+                    Some(prev) => {
+                        let mut joined = prev.into_owned();
+                        joined.push(b'\n');
+                        joined.extend_from_slice(value);
+                        Cow::Owned(joined)
+                    }
+                })
+            }
+            b"event" => self.event = Some(value),
+            b"id" => self.id = Some(value),
+            _ => {}
+        }
+    }
+}
+
+/// `data: <payload>\n\n`.
+pub fn data_frame(payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(payload.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}
+
+/// The frames glued back together; tests use it to prove frames are the exact input bytes.
+#[cfg(test)]
+fn concat(frames: &[Bytes]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for f in frames {
+        v.extend_from_slice(f);
+    }
+    v
+}
+
+#[cfg(test)]
+#[path = "sse_tests.rs"]
+mod tests;

@@ -1,0 +1,292 @@
+//! The live state: a [`Runtime`] built from a validated `Config` (providers, routes, keys,
+//! precomputed responses) behind an `ArcSwap`, so a reload builds a new one and swaps it in
+//! while requests in flight finish on the old one.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::HeaderValue;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+
+use crate::config::{Config, ModelType, ProviderConfig, ProviderKind};
+use crate::error::{ErrorKind, GatewayError};
+use crate::limits::keys::KeyStore;
+use crate::metrics::RouteMetrics;
+use crate::providers::mock::MockUpstream;
+use crate::providers::{ProbeSpec, Provider, Wire};
+use crate::routing::health::{HealthPolicy, RouteHealth};
+use crate::routing::probe::Probes;
+use crate::routing::transport::{HttpUpstream, Transport};
+use crate::routing::{ModelEntry, Route};
+
+/// Process-wide state: what outlives a config reload.
+pub struct App {
+    runtime: ArcSwap<Runtime>,
+    pub metrics: PrometheusHandle,
+    client: reqwest::Client,
+    draining: AtomicBool,
+    ids: RequestIds,
+}
+
+/// Everything one config generation defines.
+pub struct Runtime {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub max_attempts: u32,
+    pub unhealthy_after: u32,
+    pub keys: KeyStore,
+    pub providers: Vec<Arc<Provider>>,
+    /// Configured order, for listings.
+    pub models: Vec<Arc<ModelEntry>>,
+    by_name: HashMap<String, Arc<ModelEntry>>,
+    /// `GET /v1/models` and each `GET /v1/models/{id}`, rendered once.
+    models_json: Bytes,
+    model_json: HashMap<String, Bytes>,
+    routes_by_provider: Vec<(Arc<Provider>, Vec<Arc<Route>>)>,
+    probes: Probes,
+}
+
+/// Request ids: a random per-process prefix and a counter; unique without a syscall.
+struct RequestIds {
+    prefix: u64,
+    next: AtomicU64,
+}
+
+// === impl App ===
+
+impl App {
+    pub fn new(config: &Config) -> Result<Arc<Self>, String> {
+        let metrics = crate::metrics::install()?;
+        let client = crate::routing::transport::http_client()?;
+        let mut runtime = Runtime::build(config, &client)?;
+        runtime.start_probes();
+        Ok(Arc::new(Self {
+            runtime: ArcSwap::from_pointee(runtime),
+            metrics,
+            client,
+            draining: AtomicBool::new(false),
+            ids: RequestIds {
+                prefix: RandomState::new().hash_one(std::process::id()),
+                next: AtomicU64::new(1),
+            },
+        }))
+    }
+
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Builds a runtime from a new config and swaps it in; the old one keeps serving the
+    /// requests that hold it.
+    pub fn reload(&self, config: &Config) -> Result<(), String> {
+        let mut runtime = Runtime::build(config, &self.client)?;
+        runtime.start_probes();
+        self.runtime.store(Arc::new(runtime));
+        Ok(())
+    }
+
+    /// Readiness fails from now on; the accept loop is told separately.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    pub fn next_request_id(&self) -> HeaderValue {
+        let n = self.ids.next.fetch_add(1, Ordering::Relaxed);
+        let id = format!("req_{:016x}{:012x}", self.ids.prefix, n);
+        HeaderValue::try_from(id).unwrap_or_else(|_| HeaderValue::from_static("req_unknown"))
+    }
+}
+
+// === impl Runtime ===
+
+impl Runtime {
+    pub fn build(config: &Config, client: &reqwest::Client) -> Result<Self, String> {
+        let keys = KeyStore::build(&config.auth.keys)?;
+        let providers: Vec<Arc<Provider>> = config
+            .providers
+            .iter()
+            .map(|p| build_provider(p, client).map(Arc::new))
+            .collect::<Result<_, _>>()?;
+        let policy = HealthPolicy {
+            unhealthy_after: config.routing.unhealthy_after,
+            ejection: config.routing.ejection.0,
+            max_ejection: config.routing.max_ejection.0,
+        };
+        let mut routes_by_provider: Vec<(Arc<Provider>, Vec<Arc<Route>>)> =
+            providers.iter().map(|p| (p.clone(), Vec::new())).collect();
+        let mut models = Vec::with_capacity(config.models.len());
+        let mut next_route_id = 0;
+        for m in &config.models {
+            let mut routes = Vec::with_capacity(m.routes.len());
+            for r in &m.routes {
+                let slot = routes_by_provider
+                    .iter_mut()
+                    .find(|(p, _)| *p.id == *r.provider)
+                    .ok_or_else(|| {
+                        format!("model {:?}: unknown provider {:?}", m.name, r.provider)
+                    })?;
+                let route = Arc::new(Route {
+                    id: next_route_id,
+                    provider: slot.0.clone(),
+                    upstream_model: r.model.clone(),
+                    upstream_model_json: Bytes::from(
+                        serde_json::to_vec(&r.model).map_err(|e| e.to_string())?,
+                    ),
+                    weight: r.weight,
+                    priority: r.priority,
+                    health: RouteHealth::new(policy),
+                    metrics: RouteMetrics::new(&r.provider, &m.name),
+                });
+                next_route_id += 1;
+                slot.1.push(route.clone());
+                routes.push(route);
+            }
+            models.push(Arc::new(ModelEntry::new(
+                m.name.clone(),
+                m.kind,
+                m.context_window,
+                m.price.clone(),
+                routes,
+            )));
+        }
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let model_json: HashMap<String, Bytes> = models
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    Bytes::from(model_object(m, created).to_string()),
+                )
+            })
+            .collect();
+        let models_json = Bytes::from(json!({"object": "list", "data": models.iter().map(|m| model_object(m, created)).collect::<Vec<_>>()}).to_string());
+        Ok(Self {
+            max_body_bytes: config.server.max_body_bytes,
+            request_timeout: config.server.request_timeout.0,
+            max_attempts: config.routing.max_attempts,
+            unhealthy_after: config.routing.unhealthy_after,
+            keys,
+            providers,
+            by_name: models.iter().map(|m| (m.name.clone(), m.clone())).collect(),
+            models,
+            models_json,
+            model_json,
+            routes_by_provider,
+            probes: Probes::default(),
+        })
+    }
+
+    fn start_probes(&mut self) {
+        for (provider, routes) in &self.routes_by_provider {
+            self.probes
+                .spawn(provider.clone(), routes.clone(), self.unhealthy_after);
+        }
+    }
+
+    /// The model a client asked for, if it is configured with the right type.
+    pub fn model(&self, name: &str, kind: ModelType) -> Result<&Arc<ModelEntry>, GatewayError> {
+        let model = self.by_name.get(name).ok_or_else(|| {
+            GatewayError::new(
+                ErrorKind::ModelNotFound,
+                format!("The model `{name}` does not exist or you do not have access to it."),
+            )
+            .with_param("model")
+        })?;
+        if model.kind != kind {
+            let (is, wanted) = match model.kind {
+                ModelType::Chat => ("a chat model", "embeddings"),
+                ModelType::Embedding => ("an embedding model", "chat completions"),
+            };
+            return Err(GatewayError::invalid_request(format!(
+                "The model `{name}` is {is}; it cannot serve {wanted}."
+            ))
+            .with_param("model"));
+        }
+        Ok(model)
+    }
+
+    pub fn models_json(&self) -> &Bytes {
+        &self.models_json
+    }
+
+    pub fn model_json(&self, name: &str) -> Option<&Bytes> {
+        self.model_json.get(name)
+    }
+
+    /// Providers with their routes, for health gauges and readiness.
+    pub fn provider_routes(&self) -> &[(Arc<Provider>, Vec<Arc<Route>>)] {
+        &self.routes_by_provider
+    }
+}
+
+fn build_provider(p: &ProviderConfig, client: &reqwest::Client) -> Result<Provider, String> {
+    let id: Arc<str> = p.id.as_str().into();
+    let (transport, probe) = match p.kind {
+        ProviderKind::Openai | ProviderKind::Dashscope => {
+            let base = p
+                .base_url
+                .as_deref()
+                .ok_or_else(|| format!("provider {:?}: base_url is required", p.id))?;
+            let http = HttpUpstream::new(client.clone(), &p.id, base, p.api_key.clone())
+                .map_err(|e| format!("provider {:?}: {e}", p.id))?;
+            let hc = &p.health_check;
+            let probe = hc.enabled.then(|| ProbeSpec {
+                url: hc
+                    .url
+                    .clone()
+                    .unwrap_or_else(|| format!("{}/models", base.trim_end_matches('/'))),
+                interval: hc.interval.0,
+                timeout: hc.timeout.0,
+            });
+            (Transport::Http(http), probe)
+        }
+        ProviderKind::Mock => (
+            Transport::Mock(MockUpstream::new(&p.mock.clone().unwrap_or_default())),
+            None,
+        ),
+    };
+    Ok(Provider::new(
+        id,
+        p.kind,
+        Wire::OpenAi,
+        transport,
+        p.timeout.0,
+        probe,
+        p.max_rps,
+    ))
+}
+
+/// A `/v1/models` entry: the OpenAI fields plus what a gateway user wants to know.
+fn model_object(m: &ModelEntry, created: u64) -> serde_json::Value {
+    let mut providers: Vec<&str> = Vec::new();
+    for r in m.routes() {
+        if !providers.contains(&&*r.provider.id) {
+            providers.push(&r.provider.id);
+        }
+    }
+    json!({
+        "id": m.name,
+        "object": "model",
+        "created": created,
+        "owned_by": providers.first().copied().unwrap_or("switchyard"),
+        "type": match m.kind { ModelType::Chat => "chat", ModelType::Embedding => "embedding" },
+        "providers": providers,
+        "context_window": m.context_window,
+        "input_price": m.price.as_ref().map(|p| p.input_per_1m),
+        "output_price": m.price.as_ref().map(|p| p.output_per_1m),
+    })
+}
