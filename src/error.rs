@@ -37,7 +37,9 @@ pub enum ErrorKind {
     /// with the upstream's status, since another route would refuse it too.
     UpstreamRejected,
     /// The upstream refused the gateway's own credentials: an operator problem, never shown to
-    /// the client in the upstream's words (they can quote part of the key).
+    /// the client in the upstream's words (they can quote part of the key). Retryable: another
+    /// route has other credentials, and a route with a bad key should be ejected. Retryable: another
+    /// route has other credentials, and a route with a bad key should be ejected.
     UpstreamAuth,
     /// 5xx, a malformed answer, or a stream that broke. Retryable.
     UpstreamFailed,
@@ -55,8 +57,12 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// Boxed so that `Result<T, GatewayError>` stays one pointer wide on the happy path.
 #[derive(Debug, Clone)]
-pub struct GatewayError {
+pub struct GatewayError(Box<Inner>);
+
+#[derive(Debug, Clone)]
+struct Inner {
     kind: ErrorKind,
     message: Cow<'static, str>,
     code: Option<Cow<'static, str>>,
@@ -177,14 +183,14 @@ impl ErrorKind {
 
 impl GatewayError {
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             kind,
             message: message.into(),
             code: None,
             param: None,
             upstream: None,
             retry_after: None,
-        }
+        }))
     }
 
     pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
@@ -194,49 +200,50 @@ impl GatewayError {
     /// An upstream 4xx the client must see as it was (status, type, code, param).
     pub fn upstream_rejected(status: StatusCode, error_type: String, message: String) -> Self {
         let mut e = Self::new(ErrorKind::UpstreamRejected, message);
-        e.upstream = Some((status, error_type));
+        e.0.upstream = Some((status, error_type));
         e
     }
 
     pub fn with_code(mut self, code: impl Into<Cow<'static, str>>) -> Self {
-        self.code = Some(code.into());
+        self.0.code = Some(code.into());
         self
     }
 
     pub fn with_param(mut self, param: impl Into<Cow<'static, str>>) -> Self {
-        self.param = Some(param.into());
+        self.0.param = Some(param.into());
         self
     }
 
     pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
-        self.retry_after = after;
+        self.0.retry_after = after;
         self
     }
 
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.0.retry_after
     }
 
     pub fn status(&self) -> StatusCode {
-        match &self.upstream {
+        match &self.0.upstream {
             Some((status, _)) => *status,
-            None => self.kind.status(),
+            None => self.0.kind.status(),
         }
     }
 
     /// Whether the dispatcher may try another route (and count a failure against this one).
     pub fn is_retryable(&self) -> bool {
         matches!(
-            self.kind,
+            self.0.kind,
             ErrorKind::UpstreamRateLimited
+                | ErrorKind::UpstreamAuth
                 | ErrorKind::UpstreamFailed
                 | ErrorKind::UpstreamUnreachable
                 | ErrorKind::UpstreamTimeout
@@ -244,20 +251,20 @@ impl GatewayError {
     }
 
     pub fn metric_label(&self) -> &'static str {
-        self.kind.metric_label()
+        self.0.kind.metric_label()
     }
 
     fn envelope_json(&self) -> Vec<u8> {
-        let kind = match &self.upstream {
+        let kind = match &self.0.upstream {
             Some((_, t)) => t.as_str(),
-            None => self.kind.openai_type(),
+            None => self.0.kind.openai_type(),
         };
         let envelope = Envelope {
             error: EnvelopeBody {
-                message: &self.message,
+                message: &self.0.message,
                 kind,
-                param: self.param.as_deref(),
-                code: self.code.as_deref().or(self.kind.default_code()),
+                param: self.0.param.as_deref(),
+                code: self.0.code.as_deref().or(self.0.kind.default_code()),
             },
         };
         // Serialising plain strings cannot fail; the fallback keeps the path panic-free anyway.
@@ -273,11 +280,11 @@ impl GatewayError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(after) = self.retry_after {
+        if let Some(after) = self.0.retry_after {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
-        if self.kind == ErrorKind::MethodNotAllowed {
+        if self.0.kind == ErrorKind::MethodNotAllowed {
             headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
         }
         response
@@ -301,8 +308,8 @@ impl fmt::Display for GatewayError {
             f,
             "{} ({}): {}",
             self.status().as_u16(),
-            self.kind.metric_label(),
-            self.message
+            self.0.kind.metric_label(),
+            self.0.message
         )
     }
 }
@@ -325,7 +332,7 @@ mod tests {
             (ErrorKind::PayloadTooLarge, 413, false),
             (ErrorKind::RateLimited, 429, false),
             (ErrorKind::UpstreamRateLimited, 429, true),
-            (ErrorKind::UpstreamAuth, 502, false),
+            (ErrorKind::UpstreamAuth, 502, true),
             (ErrorKind::UpstreamFailed, 502, true),
             (ErrorKind::UpstreamUnreachable, 502, true),
             (ErrorKind::UpstreamTimeout, 504, true),

@@ -252,7 +252,7 @@ fn build_provider(p: &ProviderConfig, client: &reqwest::Client) -> Result<Provid
                 interval: hc.interval.0,
                 timeout: hc.timeout.0,
             });
-            (Transport::Http(http), probe)
+            (Transport::Http(Box::new(http)), probe)
         }
         ProviderKind::Mock => (
             Transport::Mock(MockUpstream::new(&p.mock.clone().unwrap_or_default())),

@@ -172,13 +172,13 @@ fn check_models(
                 "must list at least one route",
             ));
         }
-        if let Some(price) = &m.price {
-            if !(price.input_per_1m >= 0.0 && price.output_per_1m >= 0.0) {
-                return Err(ConfigError::new(
-                    format!("models[{i}].price"),
-                    "prices must be non-negative numbers",
-                ));
-            }
+        if let Some(price) = &m.price
+            && !(price.input_per_1m >= 0.0 && price.output_per_1m >= 0.0)
+        {
+            return Err(ConfigError::new(
+                format!("models[{i}].price"),
+                "prices must be non-negative numbers",
+            ));
         }
         for (j, r) in m.routes.iter().enumerate() {
             let at = |field: &str| format!("models[{i}].routes[{j}].{field}");
@@ -300,10 +300,12 @@ fn prune_disabled(config: &mut Config, warnings: &mut Vec<String>) {
         }
         !m.routes.is_empty()
     });
-    if let Some(name) = &config.sessions.summary_model {
-        if !config.models.iter().any(|m| &m.name == name) {
-            warnings.push(format!("sessions.summary_model {name:?} has no enabled provider; summaries will fall back to dropping old turns"));
-        }
+    if let Some(name) = &config.sessions.summary_model
+        && !config.models.iter().any(|m| &m.name == name)
+    {
+        warnings.push(format!(
+            "sessions.summary_model {name:?} has no enabled provider; summaries will fall back to dropping old turns"
+        ));
     }
 }
 

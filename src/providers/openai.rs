@@ -165,10 +165,11 @@ fn code_string(v: &serde_json::Value) -> Option<String> {
 
 /// Removes the provider's key from text that may be shown to a client or logged.
 pub fn scrub(mut text: String, key: Option<&Secret>) -> String {
-    if let Some(key) = key.filter(|k| k.expose().len() >= 8) {
-        if text.contains(key.expose()) {
-            text = text.replace(key.expose(), "*****");
-        }
+    // Short keys are not scrubbed: replacing a 3-character "key" would mangle ordinary text.
+    if let Some(key) = key.filter(|k| k.expose().len() >= 8)
+        && text.contains(key.expose())
+    {
+        text = text.replace(key.expose(), "*****");
     }
     if text.len() > MAX_ERROR_MESSAGE {
         let mut cut = MAX_ERROR_MESSAGE;
@@ -204,18 +205,18 @@ impl StreamRelay {
         if data.trim_ascii() == b"[DONE]" {
             return Ok(Relayed::Done(frame));
         }
-        if memmem::find(data, b"\"error\"").is_some() {
-            if let Ok(ErrorPeek { error: Some(e) }) = serde_json::from_slice::<ErrorPeek>(data) {
-                let message = e
-                    .message
-                    .unwrap_or_else(|| "the upstream stream reported an error".into());
-                return Err(GatewayError::new(ErrorKind::UpstreamFailed, message));
-            }
+        if memmem::find(data, b"\"error\"").is_some()
+            && let Ok(ErrorPeek { error: Some(e) }) = serde_json::from_slice::<ErrorPeek>(data)
+        {
+            let message = e
+                .message
+                .unwrap_or_else(|| "the upstream stream reported an error".into());
+            return Err(GatewayError::new(ErrorKind::UpstreamFailed, message));
         }
-        if memmem::find(data, b"\"usage\"").is_some() {
-            if let Ok(UsagePeek { usage: Some(u) }) = serde_json::from_slice::<UsagePeek>(data) {
-                self.usage = Some(u.into());
-            }
+        if memmem::find(data, b"\"usage\"").is_some()
+            && let Ok(UsagePeek { usage: Some(u) }) = serde_json::from_slice::<UsagePeek>(data)
+        {
+            self.usage = Some(u.into());
         }
         Ok(Relayed::Forward(frame))
     }

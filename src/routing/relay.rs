@@ -165,12 +165,12 @@ impl RelayStream {
     /// The upstream closed. A last frame without its blank line still counts if it is `[DONE]`;
     /// anything else means the stream was cut.
     fn upstream_ended(&mut self) -> Result<(), GatewayError> {
-        if let Some(rest) = self.decoder.finish() {
-            if let Ok(Relayed::Done(_)) = self.relay.on_frame(rest) {
-                self.pending.push_back(Bytes::from_static(DONE_FRAME));
-                self.phase = Phase::Draining;
-                return Ok(());
-            }
+        if let Some(rest) = self.decoder.finish()
+            && let Ok(Relayed::Done(_)) = self.relay.on_frame(rest)
+        {
+            self.pending.push_back(Bytes::from_static(DONE_FRAME));
+            self.phase = Phase::Draining;
+            return Ok(());
         }
         self.fail(GatewayError::new(
             ErrorKind::UpstreamFailed,
@@ -200,12 +200,7 @@ impl RelayStream {
     /// After `[DONE]`: take the upstream's end if it is already here (so the pooled connection
     /// is reused), but never wait for it.
     fn drain(&mut self, cx: &mut Context<'_>) {
-        loop {
-            match self.upstream.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(_))) => continue,
-                Poll::Ready(Some(Err(_))) | Poll::Ready(None) | Poll::Pending => break,
-            }
-        }
+        while let Poll::Ready(Some(Ok(_))) = self.upstream.as_mut().poll_next(cx) {}
         self.end(StreamEnd::Completed);
     }
 }

@@ -24,7 +24,7 @@ pub struct UpstreamResponse {
 }
 
 pub enum Transport {
-    Http(HttpUpstream),
+    Http(Box<HttpUpstream>),
     Mock(MockUpstream),
 }
 

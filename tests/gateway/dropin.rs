@@ -1,0 +1,157 @@
+//! Drop-in: real OpenAI clients against the gateway. The official `openai` Python package runs
+//! `tests/dropin/openai_sdk.py`; the async-openai crate runs here.
+
+use std::process::Command;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::types::chat::{
+    ChatCompletionRequestUserMessageArgs, ChatCompletionStreamOptions, ChatCompletionTool,
+    ChatCompletionTools, CreateChatCompletionRequestArgs, FunctionObjectArgs,
+};
+use async_openai::types::embeddings::CreateEmbeddingRequestArgs;
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::harness::{Gateway, config_for};
+use crate::mock_openai::MockOpenAi;
+
+const KEY_CONFIG: &str = "auth:\n  keys:\n    - { name: dropin, key: sk-dropin }\n";
+
+#[tokio::test]
+async fn openai_python_sdk() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dropin/openai_sdk.py");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .env("SWITCHYARD_BASE_URL", gw_url(&gw))
+            .env("SWITCHYARD_API_KEY", "sk-dropin")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .output()
+            .map(|o| (o, gw))
+    })
+    .await
+    .unwrap()
+    .expect("python3 runs (the README's test command installs the openai package)");
+    let (output, _gw) = output;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "openai SDK drop-in failed:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("all openai-python checks passed"),
+        "{stdout}"
+    );
+}
+
+fn gw_url(gw: &Gateway) -> String {
+    gw.url("/v1")
+}
+
+#[tokio::test]
+async fn async_openai_crate() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await;
+    let client = Client::with_config(
+        OpenAIConfig::new()
+            .with_api_base(gw.url("/v1"))
+            .with_api_key("sk-dropin"),
+    );
+
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("gpt-4o-mini")
+        .messages([ChatCompletionRequestUserMessageArgs::default()
+            .content("hi")
+            .build()
+            .unwrap()
+            .into()])
+        .build()
+        .unwrap();
+    let reply = client.chat().create(request).await.unwrap();
+    assert_eq!(
+        reply.choices[0].message.content.as_deref(),
+        Some("Hello from a")
+    );
+    assert_eq!(reply.usage.unwrap().total_tokens, 29);
+
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("gpt-4o-mini")
+        .stream(true)
+        .stream_options(ChatCompletionStreamOptions {
+            include_usage: Some(true),
+            include_obfuscation: None,
+        })
+        .messages([ChatCompletionRequestUserMessageArgs::default()
+            .content("hi")
+            .build()
+            .unwrap()
+            .into()])
+        .build()
+        .unwrap();
+    let mut stream = client.chat().create_stream(request).await.unwrap();
+    let mut text = String::new();
+    let mut usage = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        if let Some(u) = chunk.usage {
+            usage = Some(u.total_tokens);
+        }
+        for choice in chunk.choices {
+            text += choice.delta.content.as_deref().unwrap_or("");
+        }
+    }
+    assert_eq!(text, "Hello from a");
+    assert_eq!(usage, Some(60));
+
+    let tool = ChatCompletionTools::Function(ChatCompletionTool {
+        function: FunctionObjectArgs::default()
+            .name("get_weather")
+            .parameters(json!({"type": "object", "properties": {"city": {"type": "string"}}}))
+            .build()
+            .unwrap(),
+    });
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("gpt-4o-mini")
+        .stream(true)
+        .tools(vec![tool])
+        .messages([ChatCompletionRequestUserMessageArgs::default()
+            .content("weather?")
+            .build()
+            .unwrap()
+            .into()])
+        .build()
+        .unwrap();
+    let mut stream = client.chat().create_stream(request).await.unwrap();
+    let mut arguments = String::new();
+    let mut name = None;
+    while let Some(chunk) = stream.next().await {
+        for choice in chunk.unwrap().choices {
+            for call in choice.delta.tool_calls.unwrap_or_default() {
+                if let Some(f) = call.function {
+                    name = name.or(f.name);
+                    arguments += f.arguments.as_deref().unwrap_or("");
+                }
+            }
+        }
+    }
+    assert_eq!(name.as_deref(), Some("get_weather"));
+    assert_eq!(arguments, "{\"city\":\"Paris\"}");
+
+    let request = CreateEmbeddingRequestArgs::default()
+        .model("text-embedding-3-small")
+        .input(["a", "b"])
+        .build()
+        .unwrap();
+    let embeddings = client.embeddings().create(request).await.unwrap();
+    assert_eq!(embeddings.data.len(), 2);
+    assert_eq!(embeddings.data[1].embedding.len(), 3);
+
+    let models = client.models().list().await.unwrap();
+    assert!(models.data.iter().any(|m| m.id == "gpt-4o-mini"));
+    drop(gw);
+}

@@ -1,0 +1,247 @@
+//! Bad input gets a clear OpenAI envelope with the status an SDK maps correctly; never a panic,
+//! a hang or a dropped connection.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Gateway, client, config_for};
+use crate::mock_openai::MockOpenAi;
+
+async fn expect_error(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert!(
+        response.headers().contains_key("x-request-id"),
+        "every response carries x-request-id"
+    );
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    let error = body["error"]
+        .as_object()
+        .unwrap_or_else(|| panic!("not an OpenAI envelope: {body}"));
+    for field in ["message", "type", "param", "code"] {
+        assert!(error.contains_key(field), "envelope lacks {field}: {body}");
+    }
+    assert!(!error["message"].as_str().unwrap().is_empty());
+    body
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], "")).await;
+    let deep = format!(
+        r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"x"}}],"x":{}1{}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let mut non_utf8 = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":""#.to_vec();
+    non_utf8.extend_from_slice(&[0xc3, 0x28, 0xff]);
+    non_utf8.extend_from_slice(br#""}]}"#);
+    let cases: Vec<(Vec<u8>, Option<&str>)> = vec![
+        (b"{not json".to_vec(), None),
+        (b"".to_vec(), None),
+        (
+            br#"{"messages":[{"role":"user","content":"x"}]}"#.to_vec(),
+            Some("model"),
+        ),
+        (
+            br#"{"model":"gpt-4o-mini","messages":"hello"}"#.to_vec(),
+            Some("messages"),
+        ),
+        (br#"{"model":"gpt-4o-mini"}"#.to_vec(), Some("messages")),
+        (
+            br#"{"model":["gpt-4o-mini"],"messages":[]}"#.to_vec(),
+            Some("model"),
+        ),
+        (
+            br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#
+                .to_vec(),
+            None,
+        ),
+        (deep.into_bytes(), None),
+        (non_utf8, None),
+    ];
+    for (body, param) in cases {
+        let shown = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
+        let r = client()
+            .post(gw.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let v = expect_error(r, 400).await;
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{shown}");
+        if let Some(param) = param {
+            assert_eq!(v["error"]["param"], param, "{shown}");
+        }
+    }
+    assert_eq!(a.count(), 0, "nothing malformed reaches an upstream");
+}
+
+#[tokio::test]
+async fn unknown_model_is_404_model_not_found_and_wrong_type_is_400() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], "")).await;
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    let v = expect_error(r, 404).await;
+    assert_eq!(v["error"]["code"], "model_not_found");
+    let r = client().post(gw.url("/v1/chat/completions")).json(&json!({"model": "text-embedding-3-small", "messages": [{"role": "user", "content": "x"}]})).send().await.unwrap();
+    expect_error(r, 400).await;
+    let r = client()
+        .post(gw.url("/v1/embeddings"))
+        .json(&json!({"model": "gpt-4o-mini", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400).await;
+}
+
+#[tokio::test]
+async fn oversize_bodies_are_413_declared_or_streamed() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], "")).await;
+    let big = vec![b' '; 50 * 1024 * 1024];
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 413).await;
+    // Chunked, no content-length: refused once the limit is crossed.
+    let chunks = futures_util::stream::iter(
+        (0..20).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024 * 1024])),
+    );
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 413).await;
+    let ok = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.status(),
+        200,
+        "the gateway still serves after refusing big bodies"
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_wrong_methods_405() {
+    let gw = Gateway::start(switchyard::config::EMBEDDED_DEFAULT).await;
+    let r = client()
+        .get(gw.url("/v1/completions/nope"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 404).await;
+    let r = client()
+        .get(gw.url("/v1/chat/completions"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("allow"));
+    expect_error(r, 405).await;
+    let r = client().delete(gw.url("/v1/models")).send().await.unwrap();
+    expect_error(r, 405).await;
+}
+
+#[tokio::test]
+async fn keys_are_required_and_allow_lists_enforced() {
+    let a = MockOpenAi::start("a").await;
+    let extra = "auth:\n  keys:\n    - { name: team-a, key: sk-team-a }\n    - { name: embed-only, key: sk-embed, models: [\"text-embedding-*\"] }\n";
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], extra)).await;
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]});
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let v = expect_error(r, 401).await;
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 401).await;
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-embed")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let v = expect_error(r, 403).await;
+    assert_eq!(v["error"]["code"], "model_not_allowed");
+    let r = client()
+        .get(gw.url("/v1/models"))
+        .bearer_auth("sk-embed")
+        .send()
+        .await
+        .unwrap();
+    let list: Value = r.json().await.unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["text-embedding-3-small"],
+        "a key lists only the models it may use"
+    );
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-team-a")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(a.count(), 1);
+}
+
+#[tokio::test]
+async fn upstream_request_errors_pass_through_and_credential_errors_do_not() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], "")).await;
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]});
+    a.next(1, crate::mock_openai::Behavior::Status(422, vec![]));
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let v = expect_error(r, 422).await;
+    assert_eq!(
+        v["error"]["code"], "mock_422",
+        "the upstream's own error reaches the client"
+    );
+    a.next(1, crate::mock_openai::Behavior::Status(401, vec![]));
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let v = expect_error(r, 502).await;
+    assert_eq!(v["error"]["code"], "upstream_auth_failed");
+    assert!(!v.to_string().contains("sk-upstream"), "{v}");
+}

@@ -1,0 +1,109 @@
+//! A real gateway on 127.0.0.1:0, built from YAML text, shut down on drop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard::config;
+use switchyard::server::{ServerOptions, serve};
+use switchyard::state::App;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gateway {
+    pub async fn start(yaml: &str) -> Self {
+        Self::start_with(yaml, Duration::from_secs(5)).await
+    }
+
+    pub async fn start_with(yaml: &str, header_read_timeout: Duration) -> Self {
+        let (config, _warnings) =
+            config::parse(yaml, &|_: &str| None).expect("test config is valid");
+        let app = App::new(&config).expect("gateway builds");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = ServerOptions {
+            max_connections: config.server.max_connections,
+            header_read_timeout,
+            shutdown_grace: config.server.shutdown_grace.0,
+        };
+        let task = tokio::spawn(serve(listener, app.clone(), options, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            app,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Triggers shutdown and waits for the server to return.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// A config with one OpenAI-kind provider per (id, base_url), all serving model `gpt-4o-mini`
+/// as `upstream-<id>` with the given weight and priority.
+pub fn config_for(routes: &[(&str, &str, u32, u32)], extra: &str) -> String {
+    let mut yaml = String::from("providers:\n");
+    for (id, url, _, _) in routes {
+        yaml += &format!(
+            "  - {{ id: {id}, kind: openai, base_url: \"{url}\", api_key: sk-upstream-{id}, timeout: 1s, health_check: {{ enabled: false }} }}\n"
+        );
+    }
+    yaml += "models:\n  - name: gpt-4o-mini\n    routes:\n";
+    for (id, _, weight, priority) in routes {
+        yaml += &format!(
+            "      - {{ provider: {id}, model: upstream-{id}, weight: {weight}, priority: {priority} }}\n"
+        );
+    }
+    yaml += "  - name: text-embedding-3-small\n    type: embedding\n    routes:\n";
+    for (id, _, weight, priority) in routes {
+        yaml += &format!(
+            "      - {{ provider: {id}, model: embed-{id}, weight: {weight}, priority: {priority} }}\n"
+        );
+    }
+    yaml + extra
+}
+
+/// Splits an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| event.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real gateway on 127.0.0.1:0 in front of mock upstreams that speak
+//! the OpenAI wire format (PROTOCOLS.md) and fail on command.
+
+mod harness;
+mod mock_openai;
+
+mod chat;
+mod dropin;
+mod embeddings_models;
+mod errors;
+mod routing;
+mod server;

@@ -1,0 +1,315 @@
+//! A mock OpenAI-compatible upstream on 127.0.0.1 (PROTOCOLS.md §1–§4, §8). It records every
+//! request it sees and can be told to fail: a status with an OpenAI error body, a hang, a
+//! stream cut mid-way, an in-stream error event.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// What the mock does with the next request (queued), or with every request (default).
+#[derive(Debug, Clone)]
+pub enum Behavior {
+    Normal,
+    /// Answer with this status and an OpenAI error body; headers added as given.
+    Status(u16, Vec<(&'static str, &'static str)>),
+    /// Accept the request and never answer.
+    Hang,
+    /// Stream: send this many chunks, then drop the connection without `[DONE]`.
+    CutAfter(usize),
+    /// Stream: send this many chunks, then an in-stream `data: {"error":…}` event.
+    ErrorEventAfter(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+struct State {
+    name: String,
+    default: Mutex<Behavior>,
+    queue: Mutex<VecDeque<Behavior>>,
+    seen: Mutex<Vec<Recorded>>,
+    probes: Mutex<usize>,
+    probe_status: Mutex<u16>,
+}
+
+pub struct MockOpenAi {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MockOpenAi {
+    /// `name` appears in every reply so tests can tell which upstream served.
+    pub async fn start(name: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State {
+            name: name.to_owned(),
+            default: Mutex::new(Behavior::Normal),
+            queue: Mutex::new(VecDeque::new()),
+            seen: Mutex::new(Vec::new()),
+            probes: Mutex::new(0),
+            probe_status: Mutex::new(200),
+        });
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, state, task }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn set(&self, behavior: Behavior) {
+        *self.state.default.lock().unwrap() = behavior;
+    }
+
+    /// The next `n` requests get `behavior`; then the default again.
+    pub fn next(&self, n: usize, behavior: Behavior) {
+        let mut q = self.state.queue.lock().unwrap();
+        q.extend(std::iter::repeat_n(behavior, n));
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.seen.lock().unwrap().len()
+    }
+
+    /// Status the models list (the health probe) answers with.
+    pub fn set_probe_status(&self, status: u16) {
+        *self.state.probe_status.lock().unwrap() = status;
+    }
+
+    pub fn probes(&self) -> usize {
+        *self.state.probes.lock().unwrap()
+    }
+}
+
+impl Drop for MockOpenAi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    if req.method() == http::Method::GET {
+        *state.probes.lock().unwrap() += 1;
+        let models = json!({"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 1686935002, "owned_by": "openai"}]});
+        let status = StatusCode::from_u16(*state.probe_status.lock().unwrap()).unwrap();
+        return Ok(json_response(status, &models));
+    }
+    let headers = req.headers().clone();
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    state.seen.lock().unwrap().push(Recorded {
+        path: path.clone(),
+        headers,
+        body: body.clone(),
+    });
+    let behavior = state
+        .queue
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| state.default.lock().unwrap().clone());
+    match behavior {
+        Behavior::Status(code, extra) => {
+            let status = StatusCode::from_u16(code).unwrap();
+            let kind = match code {
+                429 => "rate_limit_error",
+                400..=499 => "invalid_request_error",
+                _ => "server_error",
+            };
+            let err = json!({"error": {"message": format!("mock {} says {code}", state.name), "type": kind, "param": null, "code": format!("mock_{code}")}});
+            let mut r = json_response(status, &err);
+            for (k, v) in extra {
+                r.headers_mut().insert(k, v.parse().unwrap());
+            }
+            return Ok(r);
+        }
+        Behavior::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        _ => {}
+    }
+    if path.ends_with("/embeddings") {
+        return Ok(json_response(StatusCode::OK, &embeddings(&body)));
+    }
+    if body["stream"] == true {
+        return Ok(stream_response(&state.name, &body, behavior));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &completion(&state.name, &body),
+    ))
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(v.to_string()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut()
+        .insert("x-request-id", "req_mock".parse().unwrap());
+    r
+}
+
+fn has_tools(body: &Value) -> bool {
+    body["tools"].as_array().is_some_and(|t| !t.is_empty())
+}
+
+fn completion(name: &str, body: &Value) -> Value {
+    let message = if has_tools(body) {
+        json!({"role": "assistant", "content": null, "refusal": null, "tool_calls": [
+            {"id": "call_abc123", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]})
+    } else {
+        json!({"role": "assistant", "content": format!("Hello from {name}"), "refusal": null, "annotations": []})
+    };
+    json!({
+        "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT", "object": "chat.completion", "created": 1741569952,
+        "model": body["model"], "system_fingerprint": "fp_mock",
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": if has_tools(body) { "tool_calls" } else { "stop" }}],
+        "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29,
+                  "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                  "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+        "service_tier": "default"
+    })
+}
+
+/// The chunks of a stream (PROTOCOLS.md §1.4): text, or a tool call split across fragments.
+pub fn stream_chunks(name: &str, body: &Value) -> Vec<String> {
+    let model = body["model"].as_str().unwrap_or("gpt-4o-mini");
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190, "model": model,
+            "system_fingerprint": "fp_44709d6fcb", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+        .to_string()
+    };
+    let mut chunks = Vec::new();
+    if has_tools(body) {
+        chunks.push(chunk(json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": "call_4XzlGBLtUe9dy3GVNV4jhq7h", "type": "function", "function": {"name": "get_weather", "arguments": ""}}], "refusal": null}), Value::Null));
+        for part in ["{\"", "city", "\":\"", "Paris", "\"}"] {
+            chunks.push(chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
+                Value::Null,
+            ));
+        }
+        chunks.push(chunk(json!({}), json!("tool_calls")));
+    } else {
+        chunks.push(chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        ));
+        for word in ["Hello", " from", " ", name] {
+            chunks.push(chunk(json!({"content": word}), Value::Null));
+        }
+        chunks.push(chunk(json!({}), json!("stop")));
+    }
+    if body["stream_options"]["include_usage"] == true {
+        chunks.push(json!({"id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190, "model": model,
+            "choices": [], "usage": {"prompt_tokens": 44, "completion_tokens": 16, "total_tokens": 60, "completion_tokens_details": {"reasoning_tokens": 0}}}).to_string());
+    }
+    chunks
+}
+
+fn stream_response(name: &str, body: &Value, behavior: Behavior) -> Response<Body> {
+    let chunks = stream_chunks(name, body);
+    let mut frames: Vec<Result<Frame<Bytes>, std::io::Error>> = Vec::new();
+    let data = |s: &str| Ok(Frame::data(Bytes::from(format!("data: {s}\n\n"))));
+    match behavior {
+        Behavior::CutAfter(n) => {
+            frames.extend(chunks.iter().take(n).map(|c| data(c)));
+            frames.push(Err(std::io::Error::other("cut")));
+        }
+        Behavior::ErrorEventAfter(n) => {
+            frames.extend(chunks.iter().take(n).map(|c| data(c)));
+            frames.push(data(r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}"#));
+        }
+        _ => {
+            frames.extend(chunks.iter().map(|c| data(c)));
+            frames.push(data("[DONE]"));
+        }
+    }
+    let stream = futures_util::stream::iter(frames).then(|f| async move {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        f
+    });
+    let mut r = Response::new(StreamBody::new(stream).boxed_unsync());
+    r.headers_mut()
+        .insert("content-type", "text/event-stream".parse().unwrap());
+    r
+}
+
+fn embeddings(body: &Value) -> Value {
+    let dims = body["dimensions"].as_u64().unwrap_or(3) as usize;
+    let inputs = match &body["input"] {
+        Value::Array(items) if items.iter().all(Value::is_number) => 1,
+        Value::Array(items) => items.len(),
+        _ => 1,
+    };
+    let vector: Vec<f32> = (0..dims)
+        .map(|i| [0.0023064255f32, -0.009327292, 1.0][i % 3])
+        .collect();
+    let data: Vec<Value> = (0..inputs)
+        .map(|index| {
+            let embedding = match body["encoding_format"].as_str() {
+                Some("base64") => json!(
+                    base64::engine::general_purpose::STANDARD.encode(
+                        vector
+                            .iter()
+                            .flat_map(|f| f.to_le_bytes())
+                            .collect::<Vec<_>>()
+                    )
+                ),
+                _ => json!(vector),
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 8, "total_tokens": 8}})
+}

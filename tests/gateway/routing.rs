@@ -1,0 +1,353 @@
+//! Routing behaviour a user can observe: weights, tiers, fallback before the commit point,
+//! ejection and recovery, probes, and the error event after it.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Gateway, client, config_for, sse_data};
+use crate::mock_openai::{Behavior, MockOpenAi};
+
+fn chat(stream: bool) -> Value {
+    json!({"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+async fn provider_of(gw: &Gateway, stream: bool) -> (u16, String, String) {
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat(stream))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let provider = r
+        .headers()
+        .get("x-switchyard-provider")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, provider, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn weights_hold_exactly_and_interleave() {
+    let (a, b, c) = (
+        MockOpenAi::start("a").await,
+        MockOpenAi::start("b").await,
+        MockOpenAi::start("c").await,
+    );
+    let gw = Gateway::start(&config_for(
+        &[
+            ("a", &a.base_url(), 5, 1),
+            ("b", &b.base_url(), 1, 1),
+            ("c", &c.base_url(), 1, 1),
+        ],
+        "",
+    ))
+    .await;
+    let mut picks = Vec::new();
+    for _ in 0..70 {
+        let (status, provider, _) = provider_of(&gw, false).await;
+        assert_eq!(status, 200);
+        picks.push(provider);
+    }
+    for window in picks.chunks(7) {
+        assert_eq!(
+            window,
+            ["a", "a", "b", "a", "c", "a", "a"],
+            "smooth WRR order"
+        );
+    }
+    assert_eq!((a.count(), b.count(), c.count()), (50, 10, 10));
+}
+
+#[tokio::test]
+async fn lower_tier_serves_only_when_the_best_tier_cannot() {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let gw = Gateway::start(&config_for(
+        &[("a", &a.base_url(), 1, 1), ("b", &b.base_url(), 1, 2)],
+        "",
+    ))
+    .await;
+    for _ in 0..5 {
+        assert_eq!(provider_of(&gw, false).await.1, "a");
+    }
+    a.next(1, Behavior::Status(503, vec![]));
+    let (status, provider, body) = provider_of(&gw, false).await;
+    assert_eq!(
+        (status, provider.as_str()),
+        (200, "b"),
+        "one request falls through to the lower tier: {body}"
+    );
+    assert_eq!(
+        provider_of(&gw, false).await.1,
+        "a",
+        "a single failure does not eject"
+    );
+}
+
+#[tokio::test]
+async fn every_pre_commit_failure_falls_back_transparently() {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let gw = Gateway::start(&config_for(
+        &[("a", &a.base_url(), 1, 1), ("b", &b.base_url(), 1, 1)],
+        "routing:\n  unhealthy_after: 100\n",
+    ))
+    .await;
+    let failures = [
+        Behavior::Status(500, vec![]),
+        Behavior::Status(502, vec![]),
+        Behavior::Status(429, vec![("retry-after", "1")]),
+        Behavior::Hang,
+        Behavior::CutAfter(0),
+        Behavior::ErrorEventAfter(0),
+    ];
+    for failure in failures {
+        for stream in [false, true] {
+            if !stream
+                && matches!(
+                    failure,
+                    Behavior::CutAfter(_) | Behavior::ErrorEventAfter(_)
+                )
+            {
+                continue; // stream-only failures
+            }
+            // Make sure the next pick is `a`, then make `a` fail once.
+            while provider_of(&gw, false).await.1 != "b" {}
+            a.next(1, failure.clone());
+            let (status, provider, body) = provider_of(&gw, stream).await;
+            assert_eq!(
+                (status, provider.as_str()),
+                (200, "b"),
+                "{failure:?} stream={stream}: {body}"
+            );
+            if stream {
+                assert!(body.ends_with("data: [DONE]\n\n"), "{failure:?}: {body}");
+                assert!(
+                    !body.contains("error"),
+                    "nothing of a's failure may reach the client: {body}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn refused_connections_fall_back() {
+    let b = MockOpenAi::start("b").await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let gw = Gateway::start(&config_for(
+        &[
+            ("a", &format!("http://{closed}/v1"), 1, 1),
+            ("b", &b.base_url(), 1, 1),
+        ],
+        "",
+    ))
+    .await;
+    for stream in [false, true, false, true] {
+        let (status, provider, _) = provider_of(&gw, stream).await;
+        assert_eq!((status, provider.as_str()), (200, "b"));
+    }
+}
+
+#[tokio::test]
+async fn ejection_then_half_open_recovery() {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let gw = Gateway::start(&config_for(
+        &[("a", &a.base_url(), 1, 1), ("b", &b.base_url(), 1, 1)],
+        "routing:\n  unhealthy_after: 2\n  ejection: 1s\n  max_ejection: 10s\n",
+    ))
+    .await;
+    a.set(Behavior::Status(500, vec![]));
+    for _ in 0..6 {
+        assert_eq!(provider_of(&gw, false).await.0, 200);
+    }
+    let failed_attempts = a.count();
+    assert_eq!(
+        failed_attempts, 2,
+        "a is ejected after two consecutive failures"
+    );
+    for _ in 0..10 {
+        assert_eq!(provider_of(&gw, false).await.1, "b");
+    }
+    assert_eq!(
+        a.count(),
+        failed_attempts,
+        "an ejected route gets no traffic"
+    );
+
+    // Still broken when the ejection expires: one trial, re-ejected for longer (2s).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..5 {
+        assert_eq!(provider_of(&gw, false).await.1, "b");
+    }
+    assert_eq!(
+        a.count(),
+        failed_attempts + 1,
+        "half-open admits exactly one trial"
+    );
+
+    a.set(Behavior::Normal);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut served_by_a = 0;
+    for _ in 0..10 {
+        if provider_of(&gw, false).await.1 == "a" {
+            served_by_a += 1;
+        }
+    }
+    assert_eq!(served_by_a, 5, "a successful trial restores a's full share");
+}
+
+#[tokio::test]
+async fn failing_probes_take_a_provider_out_and_passing_ones_bring_it_back() {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let yaml = config_for(
+        &[("a", &a.base_url(), 1, 1), ("b", &b.base_url(), 1, 1)],
+        "routing:\n  unhealthy_after: 2\n",
+    )
+    .replace(
+        "health_check: { enabled: false }",
+        "health_check: { interval: 50ms, timeout: 1s }",
+    );
+    let gw = Gateway::start(&yaml).await;
+    a.set_probe_status(503);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(a.probes() >= 2, "probes GET {{base_url}}/models");
+    let before = a.count();
+    for _ in 0..6 {
+        assert_eq!(provider_of(&gw, false).await.1, "b");
+    }
+    assert_eq!(
+        a.count(),
+        before,
+        "a provider marked down by probes gets no traffic"
+    );
+    let metrics = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gateway_upstream_healthy{provider=\"a\"} 0"),
+        "{metrics}"
+    );
+
+    a.set_probe_status(200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let picks: Vec<String> =
+        futures_util::future::join_all((0..4).map(|_| async { provider_of(&gw, false).await.1 }))
+            .await;
+    assert!(
+        picks.iter().any(|p| p == "a"),
+        "a is back after a passing probe: {picks:?}"
+    );
+    let metrics = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gateway_upstream_healthy{provider=\"a\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn mid_stream_failure_ends_with_an_error_event_and_no_done() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], "")).await;
+    for failure in [Behavior::CutAfter(3), Behavior::ErrorEventAfter(3)] {
+        a.next(1, failure.clone());
+        let (status, _, body) = provider_of(&gw, true).await;
+        assert_eq!(status, 200, "committed before the failure");
+        let data = sse_data(&body);
+        assert_eq!(
+            data.len(),
+            4,
+            "{failure:?}: three chunks then the error: {body}"
+        );
+        let error: Value = serde_json::from_str(&data[3]).unwrap();
+        assert!(error["error"]["message"].as_str().is_some(), "{body}");
+        assert!(error["error"]["type"].as_str().is_some());
+        assert!(
+            !body.contains("[DONE]"),
+            "a failed stream must not look finished: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn when_every_route_fails_the_client_gets_the_last_error() {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let gw = Gateway::start(&config_for(
+        &[("a", &a.base_url(), 1, 1), ("b", &b.base_url(), 1, 1)],
+        "routing:\n  unhealthy_after: 100\n",
+    ))
+    .await;
+    a.set(Behavior::Status(429, vec![("retry-after", "7")]));
+    b.set(Behavior::Status(429, vec![("retry-after", "7")]));
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "7");
+    assert_eq!(
+        r.headers()["x-should-retry"],
+        "false",
+        "the gateway already failed over"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+
+    a.set(Behavior::Status(500, vec![]));
+    b.set(Behavior::Status(500, vec![]));
+    for stream in [false, true] {
+        let r = client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat(stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 502, "stream={stream}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "server_error");
+    }
+}
+
+#[tokio::test]
+async fn no_healthy_route_is_503() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(
+        &[("a", &a.base_url(), 1, 1)],
+        "routing:\n  unhealthy_after: 1\n  ejection: 60s\n",
+    ))
+    .await;
+    a.set(Behavior::Status(500, vec![]));
+    assert_eq!(provider_of(&gw, false).await.0, 502);
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "no_healthy_upstream");
+    let ready = client().get(gw.url("/ready")).send().await.unwrap();
+    assert_eq!(
+        ready.status(),
+        503,
+        "readiness reflects a model without a route"
+    );
+}

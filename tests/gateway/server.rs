@@ -1,0 +1,166 @@
+//! The server itself: health, metrics, timeouts, the connection cap and graceful shutdown.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::{Gateway, client, config_for, sse_data};
+use crate::mock_openai::MockOpenAi;
+
+const SLOW_MOCK: &str = "providers:\n  - { id: slow, kind: mock, mock: { latency: 0ms, chunk_interval: 100ms } }\n  - { id: late, kind: mock, mock: { latency: 2s } }\nmodels:\n  - { name: slow, routes: [{ provider: slow, model: slow }] }\n  - { name: late, routes: [{ provider: late, model: late }] }\n";
+
+#[tokio::test]
+async fn health_ready_and_metrics() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], "")).await;
+    assert_eq!(
+        client()
+            .get(gw.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(gw.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_"),
+        "generated when the client sends none"
+    );
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    r.text().await.unwrap();
+    let metrics = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "gateway_requests_total{provider=\"a\",model=\"gpt-4o-mini\",status=\"2xx\"}",
+        "gateway_request_duration_seconds_bucket{provider=\"a\",model=\"gpt-4o-mini\"",
+        "gateway_ttft_seconds_bucket{provider=\"a\",model=\"gpt-4o-mini\"",
+        "gateway_tokens_used_total{provider=\"a\",model=\"gpt-4o-mini\",type=\"input\"}",
+        "gateway_tokens_used_total{provider=\"a\",model=\"gpt-4o-mini\",type=\"output\"}",
+        "gateway_upstream_healthy{provider=\"a\"} 1",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "metrics lack {needle}:\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains("sk-upstream"), "no key in metrics");
+}
+
+#[tokio::test]
+async fn request_timeout_is_504() {
+    let gw = Gateway::start(&format!("server:\n  request_timeout: 300ms\n{SLOW_MOCK}")).await;
+    let started = std::time::Instant::now();
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "late", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout");
+}
+
+#[tokio::test]
+async fn a_slow_client_cannot_hold_a_connection_with_a_partial_head() {
+    let gw = Gateway::start_with(SLOW_MOCK, Duration::from_millis(300)).await;
+    let mut conn = TcpStream::connect(gw.addr).await.unwrap();
+    conn.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), conn.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "the gateway must close a connection whose head never completes"
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let gw = Gateway::start(&format!("server:\n  max_connections: 2\n{SLOW_MOCK}")).await;
+    let idle1 = TcpStream::connect(gw.addr).await.unwrap();
+    let _idle2 = TcpStream::connect(gw.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let quick = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    assert!(
+        quick.get(gw.url("/health")).send().await.is_err(),
+        "a third connection is not served while two are open"
+    );
+    drop(idle1);
+    let r = client().get(gw.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "served once a slot frees up");
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_open_stream_finish_and_fails_readiness() {
+    let gw = Gateway::start(SLOW_MOCK).await;
+    let url = gw.url("/v1/chat/completions");
+    let ready_url = gw.url("/ready");
+    let app = gw.app.clone();
+    let mut stream = client()
+        .post(&url)
+        .json(&json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "one two three"}]}))
+        .send()
+        .await
+        .unwrap();
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(b"data: "));
+    let stopping = tokio::spawn(gw.shutdown());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(app.is_draining(), "readiness fails at once");
+    assert!(
+        client().get(&ready_url).send().await.is_err(),
+        "the listener is closed"
+    );
+    let mut rest = first.to_vec();
+    while let Some(chunk) = stream.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(rest).unwrap();
+    assert_eq!(
+        sse_data(&text).last().unwrap(),
+        "[DONE]",
+        "the in-flight stream completes: {text}"
+    );
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+}
