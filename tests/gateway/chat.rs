@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, config_for, sse_data};
+use crate::harness::{Gateway, client, config_for, post, sse_data};
 use crate::mock_openai::{MockOpenAi, stream_chunks};
 
 #[tokio::test]
@@ -57,12 +57,7 @@ async fn stream_delivers_every_chunk_usage_and_done() {
     let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], "")).await;
     let request = json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true},
         "messages": [{"role": "user", "content": "hi"}]});
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let response = post(&gw, "/v1/chat/completions", &request).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert!(response.headers().contains_key("x-request-id"));
@@ -85,12 +80,8 @@ async fn stream_tool_call_fragments_concatenate() {
     let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], "")).await;
     let request = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "weather?"}],
         "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]});
-    let text = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&request)
-        .send()
+    let text = post(&gw, "/v1/chat/completions", &request)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -121,12 +112,12 @@ async fn stream_tool_call_fragments_concatenate() {
 #[tokio::test]
 async fn embedded_default_answers_offline_streaming_too() {
     let gw = Gateway::start(switchyard::config::EMBEDDED_DEFAULT).await;
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&json!({"model": "demo", "messages": [{"role": "user", "content": "ping"}]}))
-        .send()
-        .await
-        .unwrap();
+    let response = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "demo", "messages": [{"role": "user", "content": "ping"}]}),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert!(
@@ -135,12 +126,7 @@ async fn embedded_default_answers_offline_streaming_too() {
             .unwrap()
             .contains("ping")
     );
-    let text = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&json!({"model": "demo", "stream": true, "messages": [{"role": "user", "content": "ping"}]}))
-        .send()
-        .await
-        .unwrap()
+    let text = post(&gw, "/v1/chat/completions", &json!({"model": "demo", "stream": true, "messages": [{"role": "user", "content": "ping"}]})).await
         .text()
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, config_for};
+use crate::harness::{Gateway, client, config_for, post};
 use crate::mock_openai::MockOpenAi;
 
 #[tokio::test]
@@ -23,12 +23,7 @@ async fn embeddings_pass_every_input_shape_and_encoding() {
             if let Some(f) = format {
                 request["encoding_format"] = json!(f);
             }
-            let r = client()
-                .post(gw.url("/v1/embeddings"))
-                .json(&request)
-                .send()
-                .await
-                .unwrap();
+            let r = post(&gw, "/v1/embeddings", &request).await;
             assert_eq!(r.status(), 200, "{request}");
             let body: Value = r.json().await.unwrap();
             let seen = a.requests().last().unwrap().body.clone();

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, config_for};
+use crate::harness::{Gateway, client, config_for, post};
 use crate::mock_openai::MockOpenAi;
 
 async fn expect_error(response: reqwest::Response, status: u16) -> Value {
@@ -82,22 +82,27 @@ async fn malformed_requests_are_400() {
 async fn unknown_model_is_404_model_not_found_and_wrong_type_is_400() {
     let a = MockOpenAi::start("a").await;
     let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], "")).await;
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&json!({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}))
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
     let v = expect_error(r, 404).await;
     assert_eq!(v["error"]["code"], "model_not_found");
-    let r = client().post(gw.url("/v1/chat/completions")).json(&json!({"model": "text-embedding-3-small", "messages": [{"role": "user", "content": "x"}]})).send().await.unwrap();
+    let r = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "text-embedding-3-small", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
     expect_error(r, 400).await;
-    let r = client()
-        .post(gw.url("/v1/embeddings"))
-        .json(&json!({"model": "gpt-4o-mini", "input": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &gw,
+        "/v1/embeddings",
+        &json!({"model": "gpt-4o-mini", "input": "x"}),
+    )
+    .await;
     expect_error(r, 400).await;
 }
 
@@ -124,12 +129,12 @@ async fn oversize_bodies_are_413_declared_or_streamed() {
         .await
         .unwrap();
     expect_error(r, 413).await;
-    let ok = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}))
-        .send()
-        .await
-        .unwrap();
+    let ok = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
     assert_eq!(
         ok.status(),
         200,
@@ -163,12 +168,7 @@ async fn keys_are_required_and_allow_lists_enforced() {
     let extra = "auth:\n  keys:\n    - { name: team-a, key: sk-team-a }\n    - { name: embed-only, key: sk-embed, models: [\"text-embedding-*\"] }\n";
     let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], extra)).await;
     let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]});
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&gw, "/v1/chat/completions", &body).await;
     let v = expect_error(r, 401).await;
     assert_eq!(v["error"]["code"], "invalid_api_key");
     let r = client()
@@ -223,24 +223,14 @@ async fn upstream_request_errors_pass_through_and_credential_errors_do_not() {
     let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], "")).await;
     let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]});
     a.next(1, crate::mock_openai::Behavior::Status(422, vec![]));
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&gw, "/v1/chat/completions", &body).await;
     let v = expect_error(r, 422).await;
     assert_eq!(
         v["error"]["code"], "mock_422",
         "the upstream's own error reaches the client"
     );
     a.next(1, crate::mock_openai::Behavior::Status(401, vec![]));
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&gw, "/v1/chat/completions", &body).await;
     let v = expect_error(r, 502).await;
     assert_eq!(v["error"]["code"], "upstream_auth_failed");
     assert!(!v.to_string().contains("sk-upstream"), "{v}");

@@ -68,6 +68,11 @@ impl Drop for Gateway {
     }
 }
 
+/// POSTs JSON to the gateway without a key.
+pub async fn post(gw: &Gateway, path: &str, body: &serde_json::Value) -> reqwest::Response {
+    client().post(gw.url(path)).json(body).send().await.unwrap()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, config_for, sse_data};
+use crate::harness::{Gateway, client, config_for, post, sse_data};
 use crate::mock_openai::{Behavior, MockOpenAi};
 
 fn chat(stream: bool) -> Value {
@@ -13,12 +13,7 @@ fn chat(stream: bool) -> Value {
 }
 
 async fn provider_of(gw: &Gateway, stream: bool) -> (u16, String, String) {
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat(stream))
-        .send()
-        .await
-        .unwrap();
+    let r = post(gw, "/v1/chat/completions", &chat(stream)).await;
     let status = r.status().as_u16();
     let provider = r
         .headers()
@@ -294,12 +289,7 @@ async fn when_every_route_fails_the_client_gets_the_last_error() {
     .await;
     a.set(Behavior::Status(429, vec![("retry-after", "7")]));
     b.set(Behavior::Status(429, vec![("retry-after", "7")]));
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat(false))
-        .send()
-        .await
-        .unwrap();
+    let r = post(&gw, "/v1/chat/completions", &chat(false)).await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "7");
     assert_eq!(
@@ -313,12 +303,7 @@ async fn when_every_route_fails_the_client_gets_the_last_error() {
     a.set(Behavior::Status(500, vec![]));
     b.set(Behavior::Status(500, vec![]));
     for stream in [false, true] {
-        let r = client()
-            .post(gw.url("/v1/chat/completions"))
-            .json(&chat(stream))
-            .send()
-            .await
-            .unwrap();
+        let r = post(&gw, "/v1/chat/completions", &chat(stream)).await;
         assert_eq!(r.status(), 502, "stream={stream}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["type"], "server_error");
@@ -335,12 +320,7 @@ async fn no_healthy_route_is_503() {
     .await;
     a.set(Behavior::Status(500, vec![]));
     assert_eq!(provider_of(&gw, false).await.0, 502);
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&chat(false))
-        .send()
-        .await
-        .unwrap();
+    let r = post(&gw, "/v1/chat/completions", &chat(false)).await;
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "no_healthy_upstream");

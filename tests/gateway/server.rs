@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{Gateway, client, config_for, sse_data};
+use crate::harness::{Gateway, client, config_for, post, sse_data};
 use crate::mock_openai::MockOpenAi;
 
 const SLOW_MOCK: &str = "providers:\n  - { id: slow, kind: mock, mock: { latency: 0ms, chunk_interval: 100ms } }\n  - { id: late, kind: mock, mock: { latency: 2s } }\nmodels:\n  - { name: slow, routes: [{ provider: slow, model: slow }] }\n  - { name: late, routes: [{ provider: late, model: late }] }\n";
@@ -33,12 +33,12 @@ async fn health_ready_and_metrics() {
             .status(),
         200
     );
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}))
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
     assert!(
         r.headers()["x-request-id"]
             .to_str()
@@ -46,12 +46,7 @@ async fn health_ready_and_metrics() {
             .starts_with("req_"),
         "generated when the client sends none"
     );
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "x"}]}))
-        .send()
-        .await
-        .unwrap();
+    let r = post(&gw, "/v1/chat/completions", &json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "x"}]})).await;
     r.text().await.unwrap();
     let metrics = client()
         .get(gw.url("/metrics"))
@@ -81,12 +76,12 @@ async fn health_ready_and_metrics() {
 async fn request_timeout_is_504() {
     let gw = Gateway::start(&format!("server:\n  request_timeout: 300ms\n{SLOW_MOCK}")).await;
     let started = std::time::Instant::now();
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&json!({"model": "late", "messages": [{"role": "user", "content": "x"}]}))
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "late", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
     assert_eq!(r.status(), 504);
     assert!(started.elapsed() < Duration::from_secs(2));
     let body: Value = r.json().await.unwrap();
