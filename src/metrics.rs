@@ -100,8 +100,12 @@ pub fn request_without_route(model: &str, status: u16) {
     counter!(REQUESTS_TOTAL, "provider" => "none", "model" => model.to_owned(), "status" => status_class(status)).increment(1);
 }
 
+/// Registered once: this is called twice on every request.
 pub fn in_flight(delta: f64) {
-    gauge!(REQUESTS_IN_FLIGHT).increment(delta);
+    static GAUGE: OnceLock<metrics::Gauge> = OnceLock::new();
+    GAUGE
+        .get_or_init(|| gauge!(REQUESTS_IN_FLIGHT))
+        .increment(delta);
 }
 
 fn status_class(status: u16) -> &'static str {

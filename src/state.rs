@@ -30,7 +30,6 @@ use crate::routing::{ModelEntry, Route};
 pub struct App {
     runtime: ArcSwap<Runtime>,
     pub metrics: PrometheusHandle,
-    client: reqwest::Client,
     draining: AtomicBool,
     ids: RequestIds,
 }
@@ -64,13 +63,14 @@ struct RequestIds {
 impl App {
     pub fn new(config: &Config) -> Result<Arc<Self>, String> {
         let metrics = crate::metrics::install()?;
-        let client = crate::routing::transport::http_client()?;
-        let mut runtime = Runtime::build(config, &client)?;
+        // Name the TLS backend explicitly: rustls refuses to guess when more than one is linked.
+        // An error means one is already installed for the process, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut runtime = Runtime::build(config)?;
         runtime.start_probes();
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
-            client,
             draining: AtomicBool::new(false),
             ids: RequestIds {
                 prefix: RandomState::new().hash_one(std::process::id()),
@@ -86,7 +86,7 @@ impl App {
     /// Builds a runtime from a new config and swaps it in; the old one keeps serving the
     /// requests that hold it.
     pub fn reload(&self, config: &Config) -> Result<(), String> {
-        let mut runtime = Runtime::build(config, &self.client)?;
+        let mut runtime = Runtime::build(config)?;
         runtime.start_probes();
         self.runtime.store(Arc::new(runtime));
         Ok(())
@@ -111,12 +111,12 @@ impl App {
 // === impl Runtime ===
 
 impl Runtime {
-    pub fn build(config: &Config, client: &reqwest::Client) -> Result<Self, String> {
+    pub fn build(config: &Config) -> Result<Self, String> {
         let keys = KeyStore::build(&config.auth.keys)?;
         let providers: Vec<Arc<Provider>> = config
             .providers
             .iter()
-            .map(|p| build_provider(p, client).map(Arc::new))
+            .map(|p| build_provider(p).map(Arc::new))
             .collect::<Result<_, _>>()?;
         let policy = HealthPolicy {
             unhealthy_after: config.routing.unhealthy_after,
@@ -233,7 +233,7 @@ impl Runtime {
     }
 }
 
-fn build_provider(p: &ProviderConfig, client: &reqwest::Client) -> Result<Provider, String> {
+fn build_provider(p: &ProviderConfig) -> Result<Provider, String> {
     let id: Arc<str> = p.id.as_str().into();
     let (transport, probe) = match p.kind {
         ProviderKind::Openai | ProviderKind::Dashscope => {
@@ -241,7 +241,7 @@ fn build_provider(p: &ProviderConfig, client: &reqwest::Client) -> Result<Provid
                 .base_url
                 .as_deref()
                 .ok_or_else(|| format!("provider {:?}: base_url is required", p.id))?;
-            let http = HttpUpstream::new(client.clone(), &p.id, base, p.api_key.clone())
+            let http = HttpUpstream::new(&p.id, base, p.api_key.clone())
                 .map_err(|e| format!("provider {:?}: {e}", p.id))?;
             let hc = &p.health_check;
             let probe = hc.enabled.then(|| ProbeSpec {

@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub header_read_timeout: ConfigDuration,
     /// Connections beyond this wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Worker threads, each with its own runtime, listener (SO_REUSEPORT) and upstream pool;
+    /// 0 = one per CPU.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -246,6 +249,7 @@ impl Default for ServerConfig {
             shutdown_grace: ConfigDuration::secs(30),
             header_read_timeout: ConfigDuration::secs(10),
             max_connections: 10_000,
+            workers: 0,
         }
     }
 }

@@ -24,12 +24,6 @@ pub struct StreamRelay {
 }
 
 #[derive(Deserialize)]
-struct UsagePeek {
-    #[serde(default)]
-    usage: Option<OpenAiUsage>,
-}
-
-#[derive(Deserialize)]
 struct OpenAiUsage {
     #[serde(default)]
     prompt_tokens: u64,
@@ -67,16 +61,31 @@ pub fn splice(body: &Bytes, span: &Range<usize>, replacement: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// A 2xx body is forwarded as-is; it must at least be JSON, and its usage is read for metrics.
+/// A 2xx body is forwarded as-is and its usage read. Parsing a whole answer only to find
+/// `usage` costs more than everything else the gateway does (an embeddings answer is thousands
+/// of numbers), so the top-level `"usage"` key is found from the end, where OpenAI puts it, and
+/// only its object is parsed. A key inside a string cannot match: its quotes are escaped.
 pub fn parse_response(body: Bytes) -> Result<(Bytes, Option<Usage>), GatewayError> {
-    let peek: UsagePeek = serde_json::from_slice(&body).map_err(|e| {
-        GatewayError::new(
+    let trimmed = body.trim_ascii();
+    if !(trimmed.starts_with(b"{") && trimmed.ends_with(b"}")) {
+        return Err(GatewayError::new(
             ErrorKind::UpstreamFailed,
-            format!("upstream returned a malformed response: {e}"),
-        )
-    })?;
-    let usage = peek.usage.map(Usage::from);
+            "upstream returned a response that is not a JSON object",
+        ));
+    }
+    let usage = find_usage(&body);
     Ok((body, usage))
+}
+
+/// The `usage` object of an OpenAI response body, read without parsing the rest.
+pub fn find_usage(body: &[u8]) -> Option<Usage> {
+    let key = memmem::rfind(body, b"\"usage\"")?;
+    let rest = body[key + b"\"usage\"".len()..]
+        .trim_ascii_start()
+        .strip_prefix(b":")?;
+    let mut de = serde_json::Deserializer::from_slice(rest);
+    let usage: Option<OpenAiUsage> = serde::Deserialize::deserialize(&mut de).ok()?;
+    usage.map(Usage::from)
 }
 
 /// Maps a non-2xx upstream answer to the error the client or the retry loop sees (see
@@ -213,10 +222,8 @@ impl StreamRelay {
                 .unwrap_or_else(|| "the upstream stream reported an error".into());
             return Err(GatewayError::new(ErrorKind::UpstreamFailed, message));
         }
-        if memmem::find(data, b"\"usage\"").is_some()
-            && let Ok(UsagePeek { usage: Some(u) }) = serde_json::from_slice::<UsagePeek>(data)
-        {
-            self.usage = Some(u.into());
+        if let Some(usage) = find_usage(data) {
+            self.usage = Some(usage);
         }
         Ok(Relayed::Forward(frame))
     }
@@ -278,6 +285,32 @@ mod tests {
         );
         assert!(e.is_retryable());
         assert!(e.message().contains("bad gateway"));
+    }
+
+    #[test]
+    fn usage_is_found_without_parsing_the_whole_body() {
+        let body = br#"{"id":"x","choices":[{"message":{"content":"say \"usage\": {\"prompt_tokens\": 999}"}}],"usage" : {"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0}}}"#;
+        assert_eq!(
+            find_usage(body),
+            Some(Usage {
+                input_tokens: 19,
+                output_tokens: 10
+            })
+        );
+        assert_eq!(find_usage(br#"{"id":"x","usage":null}"#), None);
+        assert_eq!(find_usage(br#"{"id":"x"}"#), None);
+        let (_, usage) = parse_response(Bytes::from_static(
+            br#"{"data":[{"embedding":[0.1,0.2]}],"usage":{"prompt_tokens":8,"total_tokens":8}}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            usage,
+            Some(Usage {
+                input_tokens: 8,
+                output_tokens: 0
+            })
+        );
+        assert!(parse_response(Bytes::from_static(b"<html>oops</html>")).is_err());
     }
 
     #[test]

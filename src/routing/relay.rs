@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
@@ -45,6 +45,8 @@ pub struct RelayStream {
     decoder: SseDecoder,
     relay: StreamRelay,
     pending: VecDeque<Bytes>,
+    /// `pending` holds something worth sending now (a data frame, or anything once committed).
+    sendable: bool,
     phase: Phase,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
@@ -78,6 +80,7 @@ impl RelayStream {
             decoder: SseDecoder::new(MAX_FRAME),
             relay,
             pending: VecDeque::new(),
+            sendable: false,
             phase: Phase::Priming,
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
@@ -107,27 +110,27 @@ impl RelayStream {
     fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
         loop {
             match self.decoder.next_frame() {
-                Ok(Some(frame)) => {
-                    match self.relay.on_frame(frame) {
-                        Ok(Relayed::Forward(bytes)) => {
-                            // Comment-only frames (keep-alives) do not make the commit point.
-                            let has_data = self.phase != Phase::Priming
-                                || SseEvent::parse(&bytes).data.is_some();
-                            if !bytes.is_empty() {
-                                self.pending.push_back(bytes);
-                            }
-                            if has_data && !self.pending.is_empty() {
-                                return Poll::Ready(Ok(()));
-                            }
+                Ok(Some(frame)) => match self.relay.on_frame(frame) {
+                    Ok(Relayed::Forward(bytes)) => {
+                        // Comment-only frames (keep-alives) do not make the commit point.
+                        if self.phase != Phase::Priming || SseEvent::parse(&bytes).data.is_some() {
+                            self.sendable = true;
                         }
-                        Ok(Relayed::Done(bytes)) => {
+                        if !bytes.is_empty() {
                             self.pending.push_back(bytes);
-                            self.phase = Phase::Draining;
-                            return Poll::Ready(Ok(()));
                         }
-                        Err(e) => return Poll::Ready(self.fail(e)),
+                        continue;
                     }
-                    continue;
+                    Ok(Relayed::Done(bytes)) => {
+                        self.pending.push_back(bytes);
+                        self.phase = Phase::Draining;
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(e) => return Poll::Ready(self.fail(e)),
+                },
+                // Every complete frame of what has arrived is queued: send them as one chunk.
+                Ok(None) if std::mem::take(&mut self.sendable) && !self.pending.is_empty() => {
+                    return Poll::Ready(Ok(()));
                 }
                 Ok(None) => {}
                 Err(too_large) => {
@@ -197,6 +200,22 @@ impl RelayStream {
         }
     }
 
+    /// Everything queued, as one buffer: one HTTP chunk and one write for all the frames of an
+    /// upstream read, instead of one per frame.
+    fn take_pending(&mut self) -> Option<Bytes> {
+        match self.pending.len() {
+            0 => None,
+            1 => self.pending.pop_front(),
+            _ => {
+                let mut out = BytesMut::with_capacity(self.pending.iter().map(Bytes::len).sum());
+                for bytes in self.pending.drain(..) {
+                    out.extend_from_slice(&bytes);
+                }
+                Some(out.freeze())
+            }
+        }
+    }
+
     /// After `[DONE]`: take the upstream's end if it is already here (so the pooled connection
     /// is reused), but never wait for it.
     fn drain(&mut self, cx: &mut Context<'_>) {
@@ -215,7 +234,7 @@ impl Body for RelayStream {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
         loop {
-            if let Some(bytes) = this.pending.pop_front() {
+            if let Some(bytes) = this.take_pending() {
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }
             match this.phase {

@@ -1,5 +1,9 @@
-//! The only code that talks to upstreams: pooled keep-alive HTTP through one shared reqwest
-//! client, or the in-process mock. Errors come back already classified for the retry loop.
+//! The only code that talks to upstreams: pooled keep-alive HTTP, or the in-process mock. Errors
+//! come back already classified for the retry loop.
+//!
+//! Each thread has its own client and so its own connection pool. The gateway runs one
+//! single-threaded runtime per core (see `main.rs`), so an upstream connection is driven by the
+//! same thread as the request that uses it: no cross-thread wakeup on the hot path.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -7,7 +11,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::providers::mock::MockUpstream;
@@ -29,13 +37,14 @@ pub enum Transport {
 }
 
 pub struct HttpUpstream {
-    client: reqwest::Client,
     provider: String,
-    chat_url: reqwest::Url,
-    embeddings_url: reqwest::Url,
+    chat_uri: Uri,
+    embeddings_uri: Uri,
     authorization: Option<HeaderValue>,
     key: Option<Secret>,
 }
+
+type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 // === impl Transport ===
 
@@ -66,15 +75,11 @@ impl Transport {
 // === impl HttpUpstream ===
 
 impl HttpUpstream {
-    pub fn new(
-        client: reqwest::Client,
-        provider: &str,
-        base_url: &str,
-        key: Option<Secret>,
-    ) -> Result<Self, String> {
+    pub fn new(provider: &str, base_url: &str, key: Option<Secret>) -> Result<Self, String> {
         let base = base_url.trim_end_matches('/');
-        let url = |path: &str| {
-            reqwest::Url::parse(&format!("{base}/{path}"))
+        let uri = |path: &str| {
+            format!("{base}/{path}")
+                .parse::<Uri>()
                 .map_err(|e| format!("invalid base_url {base_url:?}: {e}"))
         };
         let authorization = match &key {
@@ -89,41 +94,46 @@ impl HttpUpstream {
             None => None,
         };
         Ok(Self {
-            client,
             provider: provider.to_owned(),
-            chat_url: url("chat/completions")?,
-            embeddings_url: url("embeddings")?,
+            chat_uri: uri("chat/completions")?,
+            embeddings_uri: uri("embeddings")?,
             authorization,
             key,
         })
     }
 
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, GatewayError> {
-        let url = match req.endpoint {
-            Endpoint::Chat => &self.chat_url,
-            Endpoint::Embeddings => &self.embeddings_url,
+        let uri = match req.endpoint {
+            Endpoint::Chat => &self.chat_uri,
+            Endpoint::Embeddings => &self.embeddings_uri,
         };
-        let mut builder = self
-            .client
-            .post(url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(req.body);
+        let mut request = Request::new(Full::new(req.body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(auth) = &self.authorization {
-            builder = builder.header(AUTHORIZATION, auth.clone());
+            headers.insert(AUTHORIZATION, auth.clone());
         }
         if req.stream {
-            builder = builder.header(ACCEPT, HeaderValue::from_static("text/event-stream"));
+            headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
         }
-        let response = builder
-            .send()
+        let response = thread_client()
+            .request(request)
             .await
-            .map_err(|e| classify(&self.provider, e))?;
+            .map_err(|e| classify(&self.provider, &e))?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
         let provider = self.provider.clone();
         let body = response
-            .bytes_stream()
-            .map_err(move |e| classify(&provider, e))
+            .into_body()
+            .into_data_stream()
+            .map_err(move |e| {
+                GatewayError::new(
+                    ErrorKind::UpstreamFailed,
+                    format!("provider {provider:?} connection failed: {e}"),
+                )
+            })
             .boxed();
         Ok(UpstreamResponse {
             status,
@@ -133,44 +143,63 @@ impl HttpUpstream {
     }
 
     async fn probe(&self, url: &str, timeout: Duration) -> bool {
-        let mut builder = self.client.get(url).timeout(timeout);
+        let Ok(uri) = url.parse::<Uri>() else {
+            return false;
+        };
+        let client = thread_client();
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.uri_mut() = uri;
         if let Some(auth) = &self.authorization {
-            builder = builder.header(AUTHORIZATION, auth.clone());
+            request.headers_mut().insert(AUTHORIZATION, auth.clone());
         }
-        match builder.send().await {
+        let attempt = async {
+            let response = client.request(request).await.ok()?;
+            let ok = response.status().is_success();
             // Read the (small) body so the connection goes back to the pool.
-            Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-            _ => false,
-        }
+            response.into_body().collect().await.ok()?;
+            Some(ok)
+        };
+        matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
     }
 }
 
-/// The shared upstream client: keep-alive pool, no proxy from the environment, Nagle off.
-pub fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(10))
-        .no_proxy()
-        .build()
-        .map_err(|e| format!("cannot build the upstream HTTP client: {e}"))
+thread_local! {
+    static CLIENT: Client = http_client();
 }
 
-fn classify(provider: &str, e: reqwest::Error) -> GatewayError {
-    let e = e.without_url();
-    if e.is_timeout() {
-        GatewayError::new(
-            ErrorKind::UpstreamTimeout,
-            format!("provider {provider:?} timed out"),
-        )
-    } else if e.is_connect() {
+/// This thread's upstream client: a cheap handle to this thread's connection pool.
+fn thread_client() -> Client {
+    CLIENT.with(Client::clone)
+}
+
+/// An upstream client: keep-alive pool, HTTP/2 by ALPN on https, Mozilla's roots compiled in (so
+/// the image needs no CA bundle), Nagle off.
+fn http_client() -> Client {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(https)
+}
+
+fn classify(provider: &str, e: &hyper_util::client::legacy::Error) -> GatewayError {
+    if e.is_connect() {
         GatewayError::new(
             ErrorKind::UpstreamUnreachable,
             format!("cannot connect to provider {provider:?}"),
         )
     } else {
-        let detail = std::error::Error::source(&e)
+        let detail = std::error::Error::source(e)
             .map(ToString::to_string)
             .unwrap_or_else(|| e.to_string());
         GatewayError::new(

@@ -20,7 +20,8 @@ use crate::state::App;
 /// Connection-level settings, fixed for the process (a reload does not rebind).
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    pub max_connections: usize,
+    /// Shared by every worker's accept loop: the cap is for the process.
+    pub connection_permits: Arc<Semaphore>,
     pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
 }
@@ -36,6 +37,7 @@ pub async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
+        .writev(false)
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
         .keep_alive(true);
@@ -44,7 +46,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(options.max_connections));
+    let permits = options.connection_permits.clone();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {

@@ -30,7 +30,9 @@ impl Gateway {
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let options = ServerOptions {
-            max_connections: config.server.max_connections,
+            connection_permits: Arc::new(tokio::sync::Semaphore::new(
+                config.server.max_connections,
+            )),
             header_read_timeout,
             shutdown_grace: config.server.shutdown_grace.0,
         };

@@ -5,6 +5,7 @@ mod harness;
 mod mock_openai;
 
 mod chat;
+mod cli;
 mod dropin;
 mod embeddings_models;
 mod errors;

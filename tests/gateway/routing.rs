@@ -331,3 +331,24 @@ async fn no_healthy_route_is_503() {
         "readiness reflects a model without a route"
     );
 }
+
+#[tokio::test]
+async fn a_tls_handshake_failure_falls_back() {
+    // An https:// route pointed at a plain-HTTP port: the TLS client runs and fails its handshake.
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let tls_to_plain = format!("https://{}/v1", a.addr);
+    let gw = Gateway::start(&config_for(
+        &[("a", &tls_to_plain, 1, 1), ("b", &b.base_url(), 1, 1)],
+        "",
+    ))
+    .await;
+    for stream in [false, true, false, true] {
+        let (status, provider, body) = provider_of(&gw, stream).await;
+        assert_eq!((status, provider.as_str()), (200, "b"), "{body}");
+    }
+    assert_eq!(
+        a.count(),
+        0,
+        "no request reached the plain-HTTP port as HTTP"
+    );
+}

@@ -159,3 +159,81 @@ async fn shutdown_lets_an_open_stream_finish_and_fails_readiness() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_client_leaving_mid_stream_cancels_it_and_the_gateway_carries_on() {
+    let gw = Gateway::start(SLOW_MOCK).await;
+    let body = json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "a b c d e f g h"}]});
+    let mut stream = post(&gw, "/v1/chat/completions", &body).await;
+    assert!(stream.chunk().await.unwrap().is_some());
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let metrics = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gateway_streams_ended_total{provider=\"slow\",outcome=\"cancelled\"}"),
+        "a stream whose client left is recorded as cancelled:\n{metrics}"
+    );
+    let text = post(&gw, "/v1/chat/completions", &body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sse_data(&text).last().unwrap(),
+        "[DONE]",
+        "the next stream is unaffected"
+    );
+}
+
+#[tokio::test]
+async fn reload_swaps_routes_while_an_open_stream_finishes_on_the_old_ones() {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let yaml = format!(
+        "providers:\n  - {{ id: slow, kind: mock, mock: {{ chunk_interval: 100ms }} }}\n  - {{ id: a, kind: openai, base_url: \"{}\", health_check: {{ enabled: false }} }}\nmodels:\n  - {{ name: slow, routes: [{{ provider: slow, model: slow }}] }}\n  - {{ name: gpt-4o-mini, routes: [{{ provider: a, model: upstream-a }}] }}\n",
+        a.base_url()
+    );
+    let gw = Gateway::start(&yaml).await;
+    let chat = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]});
+    let mut open = post(&gw, "/v1/chat/completions", &json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "a b c d e"}]})).await;
+    assert!(open.chunk().await.unwrap().is_some());
+    assert_eq!(
+        post(&gw, "/v1/chat/completions", &chat).await.headers()["x-switchyard-provider"],
+        "a"
+    );
+
+    let (new_config, _) = switchyard::config::parse(
+        &config_for(&[("b", &b.base_url(), 1, 1)], ""),
+        &|_: &str| None,
+    )
+    .unwrap();
+    gw.app.reload(&new_config).unwrap();
+    assert_eq!(
+        post(&gw, "/v1/chat/completions", &chat).await.headers()["x-switchyard-provider"],
+        "b"
+    );
+    let slow = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "slow", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(slow.status(), 404, "models removed by the reload are gone");
+
+    let mut rest = Vec::new();
+    while let Some(chunk) = open.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert!(
+        String::from_utf8(rest)
+            .unwrap()
+            .ends_with("data: [DONE]\n\n"),
+        "the stream opened before the reload completes"
+    );
+}

@@ -1,0 +1,172 @@
+//! The real binary: `check-config`, start-up errors before binding, SIGHUP reload and SIGTERM
+//! drain with the worker threads of `serve`.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+fn write_config(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn scratch_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+fn mock_config(port: u16, model: &str) -> String {
+    format!(
+        "server:\n  listen: 127.0.0.1:{port}\n  workers: 2\nproviders:\n  - {{ id: m, kind: mock }}\nmodels:\n  - {{ name: {model}, routes: [{{ provider: m, model: {model} }}] }}\n"
+    )
+}
+
+#[test]
+fn check_config_prints_the_table_or_names_the_bad_field() {
+    let dir = scratch_dir("check");
+    let good = Command::new(BIN)
+        .args(["check-config", "--config", "config/switchyard.yaml"])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("demo") && stdout.contains("local-mock"),
+        "{stdout}"
+    );
+
+    let bad = write_config(
+        &dir,
+        "bad.yaml",
+        "providers:\n  - { id: openai, kind: mock }\nmodels:\n  - { name: a, routes: [{ provider: opneai, model: x }] }\n",
+    );
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"models[0].routes[0].provider: unknown provider "opneai""#),
+        "{stderr}"
+    );
+
+    // `serve` refuses the same config before binding anything.
+    let port = free_port();
+    let bad_serve = write_config(
+        &dir,
+        "bad-serve.yaml",
+        &format!("server:\n  listen: 127.0.0.1:{port}\n  colour: blue\n"),
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&bad_serve)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.colour"));
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "nothing was bound"
+    );
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_sigterm_drains_then_exits_zero() {
+    let dir = scratch_dir("signals");
+    let port = free_port();
+    let config = write_config(&dir, "switchyard.yaml", &mock_config(port, "first"));
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let models = async |client: &reqwest::Client| -> Vec<String> {
+        let list: Value = client
+            .get(format!("{base}/v1/models"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let started = Instant::now();
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the gateway did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(models(&client).await, ["first"]);
+
+    std::fs::write(&config, mock_config(port, "second")).unwrap();
+    signal(pid, "HUP");
+    let started = Instant::now();
+    while models(&client).await != ["second"] {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "SIGHUP did not reload the config"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    std::fs::write(&config, "models: [ this is not valid").unwrap();
+    signal(pid, "HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        models(&client).await,
+        ["second"],
+        "a bad config is refused and the running one stays"
+    );
+
+    signal(pid, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits within the grace period")
+        .unwrap();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+}
