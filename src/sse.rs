@@ -26,6 +26,8 @@ pub struct SseDecoder {
     /// Whether the pending frame has a non-blank line yet; blank lines before one are dropped.
     has_content: bool,
     max_frame: usize,
+    /// A `data:` line ends the frame even without a blank line after it.
+    data_line_ends_frame: bool,
 }
 
 /// The fields of one frame. `data` joins multiple `data:` lines with `\n` and borrows when there
@@ -49,7 +51,15 @@ impl SseDecoder {
             scan: 0,
             has_content: false,
             max_frame,
+            data_line_ends_frame: false,
         }
+    }
+
+    /// Line mode, for upstreams that put each event on one `data:` line and may omit the blank
+    /// line between events (DashScope): a `data:` line ends the frame.
+    pub fn with_data_line_ends_frame(mut self, on: bool) -> Self {
+        self.data_line_ends_frame = on;
+        self
     }
 
     pub fn push(&mut self, chunk: &[u8]) {
@@ -77,8 +87,16 @@ impl SseDecoder {
                 _ => eol + 1,
             };
             let blank = eol == self.line_start;
+            let data_line =
+                self.data_line_ends_frame && self.buf[self.line_start..eol].starts_with(b"data:");
             self.line_start = next;
             self.scan = next;
+            if data_line {
+                self.has_content = false;
+                self.line_start = 0;
+                self.scan = 0;
+                return Ok(Some(self.buf.split_to(next).freeze()));
+            }
             if !blank {
                 self.has_content = true;
                 continue;

@@ -235,20 +235,26 @@ impl Runtime {
 
 fn build_provider(p: &ProviderConfig) -> Result<Provider, String> {
     let id: Arc<str> = p.id.as_str().into();
+    let wire = match p.kind {
+        ProviderKind::Dashscope => Wire::DashScope,
+        ProviderKind::Openai | ProviderKind::Mock => Wire::OpenAi,
+    };
     let (transport, probe) = match p.kind {
         ProviderKind::Openai | ProviderKind::Dashscope => {
             let base = p
                 .base_url
                 .as_deref()
                 .ok_or_else(|| format!("provider {:?}: base_url is required", p.id))?;
-            let http = HttpUpstream::new(&p.id, base, p.api_key.clone())
+            let http = HttpUpstream::new(&p.id, wire, base, p.api_key.clone())
                 .map_err(|e| format!("provider {:?}: {e}", p.id))?;
             let hc = &p.health_check;
-            let probe = hc.enabled.then(|| ProbeSpec {
-                url: hc
-                    .url
-                    .clone()
-                    .unwrap_or_else(|| format!("{}/models", base.trim_end_matches('/'))),
+            let probe = match (hc.enabled, &hc.url) {
+                (false, _) => None,
+                (true, Some(url)) => Some(url.clone()),
+                (true, None) => Some(default_probe_url(wire, base)),
+            };
+            let probe = probe.map(|url| ProbeSpec {
+                url,
                 interval: hc.interval.0,
                 timeout: hc.timeout.0,
             });
@@ -262,12 +268,29 @@ fn build_provider(p: &ProviderConfig) -> Result<Provider, String> {
     Ok(Provider::new(
         id,
         p.kind,
-        Wire::OpenAi,
+        wire,
         transport,
         p.timeout.0,
         probe,
         p.max_rps,
     ))
+}
+
+/// A GET that spends no tokens. OpenAI-kind: `{base_url}/models`. DashScope has no native
+/// models list, so its OpenAI-compatible one on the same host: `/compatible-mode/v1/models`
+/// (a list call, free of charge, with the same key).
+fn default_probe_url(wire: Wire, base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    match wire {
+        Wire::OpenAi => format!("{base}/models"),
+        Wire::DashScope => {
+            let origin = base
+                .find("://")
+                .and_then(|s| base[s + 3..].find('/').map(|p| &base[..s + 3 + p]))
+                .unwrap_or(base);
+            format!("{origin}/compatible-mode/v1/models")
+        }
+    }
 }
 
 /// A `/v1/models` entry: the OpenAI fields plus what a gateway user wants to know.

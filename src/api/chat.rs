@@ -16,7 +16,7 @@ use super::{Rejection, RequestCtx, json, read_body, served_by};
 use crate::body::Body;
 use crate::config::ModelType;
 use crate::limits::keys::not_allowed;
-use crate::providers::Usage;
+use crate::providers::{ResponseContext, Usage};
 use crate::request::ChatRequest;
 use crate::routing::dispatch::{dispatch, open_stream, send_buffered};
 use crate::routing::relay::{StreamEnd, StreamObserver};
@@ -44,12 +44,18 @@ async fn buffered(
     model: &ModelEntry,
     chat: &ChatRequest,
 ) -> Result<Response<Body>, Rejection> {
+    let response_ctx = response_context(chat);
     let served = dispatch(model, ctx.runtime.max_attempts, |route: Arc<Route>| {
-        let upstream = route
-            .provider
-            .wire
-            .build_chat(chat, &route.upstream_model_json);
-        async move { send_buffered(&route, upstream, MAX_RESPONSE).await }
+        let upstream =
+            route
+                .provider
+                .wire
+                .build_chat(chat, &route.upstream_model, &route.upstream_model_json);
+        let response_ctx = &response_ctx;
+        async move {
+            let body = send_buffered(&route, upstream?, MAX_RESPONSE).await?;
+            route.provider.wire.parse_response(body, response_ctx)
+        }
     })
     .await?;
     let (body, usage) = served.value;
@@ -69,12 +75,18 @@ async fn stream(
     chat: &ChatRequest,
 ) -> Result<Response<Body>, Rejection> {
     let deadline = ctx.deadline;
+    let response_ctx = response_context(chat);
     let served = dispatch(model, ctx.runtime.max_attempts, |route: Arc<Route>| {
-        let upstream = route
+        let upstream =
+            route
+                .provider
+                .wire
+                .build_chat(chat, &route.upstream_model, &route.upstream_model_json);
+        let relay = route
             .provider
             .wire
-            .build_chat(chat, &route.upstream_model_json);
-        async move { open_stream(&route, upstream, deadline).await }
+            .stream_relay(response_ctx.clone(), route.provider.id.clone());
+        async move { open_stream(&route, upstream?, relay, deadline).await }
     })
     .await?;
     let route = served.route;
@@ -92,6 +104,23 @@ async fn stream(
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     served_by(&mut response, &route);
     Ok(response)
+}
+
+/// What a translating adapter needs to answer as OpenAI would: the client's model name, whether
+/// it asked for the usage chunk, one `created` for every chunk.
+fn response_context(chat: &ChatRequest) -> ResponseContext {
+    ResponseContext {
+        client_model: chat.model.clone(),
+        include_usage: chat.include_usage,
+        created: unix_now(),
+    }
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Records a stream's metrics when it ends, however it ends.

@@ -1,6 +1,7 @@
 //! `POST /v1/embeddings`: string, string array or token arrays; float or base64. OpenAI-kind
 //! upstreams receive the client's body with only `model` replaced, so `encoding_format` and
-//! `dimensions` are honoured by the upstream itself.
+//! `dimensions` are honoured by the upstream itself; DashScope routes are translated, batched and
+//! base64-encoded by the gateway.
 
 use std::sync::Arc;
 
@@ -27,11 +28,23 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
         return Err(not_allowed(&model.name).into());
     }
     let served = dispatch(model, ctx.runtime.max_attempts, |route: Arc<Route>| {
-        let upstream = route
-            .provider
-            .wire
-            .build_embeddings(&embeddings, &route.upstream_model_json);
-        async move { send_buffered(&route, upstream, MAX_RESPONSE).await }
+        let calls = route.provider.wire.build_embeddings(
+            &embeddings,
+            &route.upstream_model,
+            &route.upstream_model_json,
+        );
+        let embeddings = &embeddings;
+        async move {
+            // DashScope takes a few texts per call: the batches go out together, answers in order.
+            let calls = calls?
+                .into_iter()
+                .map(|call| send_buffered(&route, call, MAX_RESPONSE));
+            let bodies = futures_util::future::try_join_all(calls).await?;
+            route
+                .provider
+                .wire
+                .parse_embeddings(bodies, &route.upstream_model, embeddings)
+        }
     })
     .await?;
     let (body, usage) = served.value;

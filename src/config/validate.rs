@@ -104,12 +104,6 @@ fn check_providers(
             (_, Some(url)) => check_url(url).map_err(|m| ConfigError::new(at("base_url"), m))?,
             (ProviderKind::Mock, None) => {}
         }
-        if p.kind == ProviderKind::Dashscope {
-            return Err(ConfigError::new(
-                at("kind"),
-                "provider kind \"dashscope\" is not available in this build yet",
-            ));
-        }
         if p.mock.is_some() && p.kind != ProviderKind::Mock {
             return Err(ConfigError::new(
                 at("mock"),

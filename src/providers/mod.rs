@@ -4,6 +4,7 @@
 //! an OpenAI client expects; only `routing::transport` sends anything. The one `match` over wire
 //! formats lives in [`Wire`].
 
+pub mod dashscope;
 pub mod mock;
 pub mod openai;
 
@@ -47,7 +48,10 @@ pub struct UpstreamRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
     OpenAi,
+    DashScope,
 }
+
+pub use dashscope::ResponseContext;
 
 pub struct Provider {
     pub id: Arc<str>,
@@ -60,7 +64,6 @@ pub struct Provider {
     up: AtomicBool,
     probe_failures: AtomicU32,
 }
-
 /// How and how often the provider is probed (never spending tokens).
 #[derive(Debug, Clone)]
 pub struct ProbeSpec {
@@ -72,34 +75,83 @@ pub struct ProbeSpec {
 // === impl Wire ===
 
 impl Wire {
-    pub fn build_chat(self, req: &ChatRequest, upstream_model_json: &[u8]) -> UpstreamRequest {
-        match self {
-            Wire::OpenAi => UpstreamRequest {
-                endpoint: Endpoint::Chat,
-                body: openai::splice(&req.body, &req.model_span, upstream_model_json),
-                stream: req.stream,
-            },
-        }
+    pub fn build_chat(
+        self,
+        req: &ChatRequest,
+        upstream_model: &str,
+        upstream_model_json: &[u8],
+    ) -> Result<UpstreamRequest, GatewayError> {
+        let body = match self {
+            Wire::OpenAi => openai::splice(&req.body, &req.model_span, upstream_model_json),
+            Wire::DashScope => dashscope::build_chat(&req.body, upstream_model, req.stream)?,
+        };
+        Ok(UpstreamRequest {
+            endpoint: Endpoint::Chat,
+            body,
+            stream: req.stream,
+        })
     }
 
+    /// One request per upstream call: DashScope takes at most 10 (or 25) texts a call.
     pub fn build_embeddings(
         self,
         req: &EmbeddingsRequest,
+        upstream_model: &str,
         upstream_model_json: &[u8],
-    ) -> UpstreamRequest {
-        match self {
-            Wire::OpenAi => UpstreamRequest {
+    ) -> Result<Vec<UpstreamRequest>, GatewayError> {
+        let bodies = match self {
+            Wire::OpenAi => vec![openai::splice(
+                &req.body,
+                &req.model_span,
+                upstream_model_json,
+            )],
+            Wire::DashScope => {
+                dashscope::build_embeddings(&req.input, upstream_model, req.dimensions)?
+            }
+        };
+        Ok(bodies
+            .into_iter()
+            .map(|body| UpstreamRequest {
                 endpoint: Endpoint::Embeddings,
-                body: openai::splice(&req.body, &req.model_span, upstream_model_json),
+                body,
                 stream: false,
-            },
+            })
+            .collect())
+    }
+
+    /// A successful non-stream chat body as the client will see it, and the usage it reports.
+    pub fn parse_response(
+        self,
+        body: Bytes,
+        ctx: &ResponseContext,
+    ) -> Result<(Bytes, Option<Usage>), GatewayError> {
+        match self {
+            Wire::OpenAi => openai::parse_response(body),
+            Wire::DashScope => dashscope::parse_chat_response(&body, ctx),
         }
     }
 
-    /// A successful non-stream body as the client will see it, and the usage it reports.
-    pub fn parse_response(self, body: Bytes) -> Result<(Bytes, Option<Usage>), GatewayError> {
+    /// The answers to `build_embeddings`' requests, in order, as one OpenAI list.
+    pub fn parse_embeddings(
+        self,
+        bodies: Vec<Bytes>,
+        upstream_model: &str,
+        req: &EmbeddingsRequest,
+    ) -> Result<(Bytes, Option<Usage>), GatewayError> {
         match self {
-            Wire::OpenAi => openai::parse_response(body),
+            Wire::OpenAi => match bodies.into_iter().next() {
+                Some(body) => openai::parse_response(body),
+                None => Err(GatewayError::new(
+                    crate::error::ErrorKind::Internal,
+                    "no embeddings response",
+                )),
+            },
+            Wire::DashScope => dashscope::parse_embeddings(
+                &bodies,
+                dashscope::embedding_batch(upstream_model),
+                &req.model,
+                req.base64,
+            ),
         }
     }
 
@@ -119,12 +171,22 @@ impl Wire {
                 retry_after,
                 body,
             ),
+            Wire::DashScope => dashscope::parse_error(
+                &provider.id,
+                provider.transport.secret(),
+                status,
+                retry_after,
+                body,
+            ),
         }
     }
 
-    pub fn stream_relay(self) -> StreamRelay {
+    pub fn stream_relay(self, ctx: ResponseContext, provider: Arc<str>) -> StreamRelay {
         match self {
             Wire::OpenAi => StreamRelay::OpenAi(openai::StreamRelay::default()),
+            Wire::DashScope => {
+                StreamRelay::DashScope(Box::new(dashscope::stream::StreamRelay::new(ctx, provider)))
+            }
         }
     }
 }
@@ -132,6 +194,7 @@ impl Wire {
 /// Per-stream translation state, one variant per wire format.
 pub enum StreamRelay {
     OpenAi(openai::StreamRelay),
+    DashScope(Box<dashscope::stream::StreamRelay>),
 }
 
 /// What one upstream frame becomes for the client.
@@ -149,13 +212,21 @@ impl StreamRelay {
     pub fn on_frame(&mut self, frame: Bytes) -> Result<Relayed, GatewayError> {
         match self {
             StreamRelay::OpenAi(relay) => relay.on_frame(frame),
+            StreamRelay::DashScope(relay) => relay.on_frame(frame),
         }
     }
 
     pub fn usage(&self) -> Option<Usage> {
         match self {
             StreamRelay::OpenAi(relay) => relay.usage,
+            StreamRelay::DashScope(relay) => relay.usage(),
         }
+    }
+
+    /// DashScope events are one `data:` line each, and some upstreams omit the blank line
+    /// between them (PROTOCOLS.md §5.5): a `data:` line ends the event.
+    pub fn data_line_ends_event(&self) -> bool {
+        matches!(self, StreamRelay::DashScope(_))
     }
 }
 

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use tokio::time::{Instant, timeout};
 
 use super::relay::RelayStream;
-use super::transport::collect;
+use super::transport::{ByteStream, collect};
 use super::{ModelEntry, Route};
 use crate::error::{ErrorKind, GatewayError};
-use crate::providers::{UpstreamRequest, Usage};
+use crate::providers::{StreamRelay, UpstreamRequest};
 
 /// Largest upstream error body read (the rest is not needed to report it).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -106,29 +106,17 @@ where
 }
 
 /// One non-stream attempt: send, check the status, read the body, within the provider timeout.
+/// The 2xx body comes back as the upstream sent it; translating it is the adapter's job.
 pub async fn send_buffered(
     route: &Route,
     req: UpstreamRequest,
     max_response: usize,
-) -> Result<(Bytes, Option<Usage>), GatewayError> {
-    let provider = &route.provider;
+) -> Result<Bytes, GatewayError> {
     let attempt = async {
-        let response = provider.transport.send(req).await?;
-        if !response.status.is_success() {
-            let body = collect(response.body, MAX_ERROR_BODY)
-                .await
-                .unwrap_or_default();
-            return Err(provider.wire.parse_error(
-                provider,
-                response.status,
-                response.retry_after,
-                &body,
-            ));
-        }
-        let body = collect(response.body, max_response).await?;
-        provider.wire.parse_response(body)
+        let body = send_checked(route, req).await?;
+        collect(body, max_response).await
     };
-    timeout(provider.timeout, attempt)
+    timeout(route.provider.timeout, attempt)
         .await
         .unwrap_or_else(|_| Err(timed_out(route)))
 }
@@ -138,35 +126,34 @@ pub async fn send_buffered(
 pub async fn open_stream(
     route: &Arc<Route>,
     req: UpstreamRequest,
+    relay: StreamRelay,
     deadline: Instant,
 ) -> Result<RelayStream, GatewayError> {
-    let provider = &route.provider;
     let attempt = async {
-        let response = provider.transport.send(req).await?;
-        if !response.status.is_success() {
-            let body = collect(response.body, MAX_ERROR_BODY)
-                .await
-                .unwrap_or_default();
-            return Err(provider.wire.parse_error(
-                provider,
-                response.status,
-                response.retry_after,
-                &body,
-            ));
-        }
-        let mut stream = RelayStream::new(
-            response.body,
-            provider.wire.stream_relay(),
-            route.clone(),
-            provider.timeout,
-            deadline,
-        );
+        let body = send_checked(route, req).await?;
+        let mut stream =
+            RelayStream::new(body, relay, route.clone(), route.provider.timeout, deadline);
         stream.prime().await?;
         Ok(stream)
     };
-    timeout(provider.timeout, attempt)
+    timeout(route.provider.timeout, attempt)
         .await
         .unwrap_or_else(|_| Err(timed_out(route)))
+}
+
+/// Sends, and turns a non-2xx answer into the adapter's error.
+async fn send_checked(route: &Route, req: UpstreamRequest) -> Result<ByteStream, GatewayError> {
+    let provider = &route.provider;
+    let response = provider.transport.send(req).await?;
+    if response.status.is_success() {
+        return Ok(response.body);
+    }
+    let body = collect(response.body, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    Err(provider
+        .wire
+        .parse_error(provider, response.status, response.retry_after, &body))
 }
 
 fn timed_out(route: &Route) -> GatewayError {

@@ -77,7 +77,8 @@ impl RelayStream {
     ) -> Self {
         Self {
             upstream,
-            decoder: SseDecoder::new(MAX_FRAME),
+            decoder: SseDecoder::new(MAX_FRAME)
+                .with_data_line_ends_frame(relay.data_line_ends_event()),
             relay,
             pending: VecDeque::new(),
             sendable: false,

@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::providers::mock::MockUpstream;
-use crate::providers::{Endpoint, UpstreamRequest};
+use crate::providers::{Endpoint, UpstreamRequest, Wire, dashscope};
 use crate::secret::Secret;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, GatewayError>> + Send>>;
@@ -38,6 +38,8 @@ pub enum Transport {
 
 pub struct HttpUpstream {
     provider: String,
+    /// DashScope wants `X-DashScope-SSE: enable` on streams (besides `Accept`).
+    dashscope_sse: bool,
     chat_uri: Uri,
     embeddings_uri: Uri,
     authorization: Option<HeaderValue>,
@@ -75,7 +77,12 @@ impl Transport {
 // === impl HttpUpstream ===
 
 impl HttpUpstream {
-    pub fn new(provider: &str, base_url: &str, key: Option<Secret>) -> Result<Self, String> {
+    pub fn new(
+        provider: &str,
+        wire: Wire,
+        base_url: &str,
+        key: Option<Secret>,
+    ) -> Result<Self, String> {
         let base = base_url.trim_end_matches('/');
         let uri = |path: &str| {
             format!("{base}/{path}")
@@ -95,8 +102,15 @@ impl HttpUpstream {
         };
         Ok(Self {
             provider: provider.to_owned(),
-            chat_uri: uri("chat/completions")?,
-            embeddings_uri: uri("embeddings")?,
+            dashscope_sse: wire == Wire::DashScope,
+            chat_uri: uri(match wire {
+                Wire::OpenAi => "chat/completions",
+                Wire::DashScope => dashscope::CHAT_PATH,
+            })?,
+            embeddings_uri: uri(match wire {
+                Wire::OpenAi => "embeddings",
+                Wire::DashScope => dashscope::EMBEDDINGS_PATH,
+            })?,
             authorization,
             key,
         })
@@ -117,6 +131,9 @@ impl HttpUpstream {
         }
         if req.stream {
             headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+            if self.dashscope_sse {
+                headers.insert("x-dashscope-sse", HeaderValue::from_static("enable"));
+            }
         }
         let response = thread_client()
             .request(request)

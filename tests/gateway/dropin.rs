@@ -13,7 +13,9 @@ use async_openai::types::embeddings::CreateEmbeddingRequestArgs;
 use futures_util::StreamExt;
 use serde_json::json;
 
+use crate::dashscope::dashscope_config;
 use crate::harness::{Gateway, config_for};
+use crate::mock_dashscope::MockDashScope;
 use crate::mock_openai::MockOpenAi;
 
 const KEY_CONFIG: &str = "auth:\n  keys:\n    - { name: dropin, key: sk-dropin }\n";
@@ -21,7 +23,29 @@ const KEY_CONFIG: &str = "auth:\n  keys:\n    - { name: dropin, key: sk-dropin }
 #[tokio::test]
 async fn openai_python_sdk() {
     let a = MockOpenAi::start("a").await;
-    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await;
+    run_python(Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await).await;
+}
+
+#[tokio::test]
+async fn openai_python_sdk_on_a_dashscope_route() {
+    let a = MockDashScope::start("a").await;
+    run_python(Gateway::start(&dashscope_config(&a, None, KEY_CONFIG)).await).await;
+}
+
+#[tokio::test]
+async fn async_openai_crate() {
+    let a = MockOpenAi::start("a").await;
+    run_async_openai(&Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await)
+        .await;
+}
+
+#[tokio::test]
+async fn async_openai_crate_on_a_dashscope_route() {
+    let a = MockDashScope::start("a").await;
+    run_async_openai(&Gateway::start(&dashscope_config(&a, None, KEY_CONFIG)).await).await;
+}
+
+async fn run_python(gw: Gateway) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dropin/openai_sdk.py");
     let output = tokio::task::spawn_blocking(move || {
         Command::new("python3")
@@ -53,10 +77,7 @@ fn gw_url(gw: &Gateway) -> String {
     gw.url("/v1")
 }
 
-#[tokio::test]
-async fn async_openai_crate() {
-    let a = MockOpenAi::start("a").await;
-    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await;
+async fn run_async_openai(gw: &Gateway) {
     let client = Client::with_config(
         OpenAIConfig::new()
             .with_api_base(gw.url("/v1"))
@@ -153,5 +174,4 @@ async fn async_openai_crate() {
 
     let models = client.models().list().await.unwrap();
     assert!(models.data.iter().any(|m| m.id == "gpt-4o-mini"));
-    drop(gw);
 }

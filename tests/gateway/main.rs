@@ -2,10 +2,13 @@
 //! the OpenAI wire format (PROTOCOLS.md) and fail on command.
 
 mod harness;
+mod mock_dashscope;
 mod mock_openai;
+mod mock_server;
 
 mod chat;
 mod cli;
+mod dashscope;
 mod dropin;
 mod embeddings_models;
 mod errors;

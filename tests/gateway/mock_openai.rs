@@ -10,17 +10,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
-type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+use crate::mock_server::{self, Body, spawn, sse_response};
 
 /// What the mock does with the next request (queued), or with every request (default).
 #[derive(Debug, Clone)]
@@ -61,8 +56,6 @@ pub struct MockOpenAi {
 impl MockOpenAi {
     /// `name` appears in every reply so tests can tell which upstream served.
     pub async fn start(name: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
             name: name.to_owned(),
             default: Mutex::new(Behavior::Normal),
@@ -72,20 +65,7 @@ impl MockOpenAi {
             probe_status: Mutex::new(200),
         });
         let shared = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, task) = spawn(move |req| handle(shared.clone(), req)).await;
         Self { addr, state, task }
     }
 
@@ -186,15 +166,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     ))
 }
 
+/// OpenAI answers carry a request id; the gateway must not forward or depend on it.
 fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
-    let mut r = Response::new(
-        Full::new(Bytes::from(v.to_string()))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert("content-type", "application/json".parse().unwrap());
+    let mut r = mock_server::json_response(status, v);
     r.headers_mut()
         .insert("x-request-id", "req_mock".parse().unwrap());
     r
@@ -275,14 +249,7 @@ fn stream_response(name: &str, body: &Value, behavior: Behavior) -> Response<Bod
             frames.push(data("[DONE]"));
         }
     }
-    let stream = futures_util::stream::iter(frames).then(|f| async move {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        f
-    });
-    let mut r = Response::new(StreamBody::new(stream).boxed_unsync());
-    r.headers_mut()
-        .insert("content-type", "text/event-stream".parse().unwrap());
-    r
+    sse_response(frames, "text/event-stream")
 }
 
 fn embeddings(body: &Value) -> Value {
