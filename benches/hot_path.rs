@@ -5,12 +5,14 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use http::HeaderMap;
 use switchyard::config::KeyConfig;
 use switchyard::error::{ErrorKind, GatewayError};
 use switchyard::limits::keys::KeyStore;
+use switchyard::providers::dashscope::stream::StreamRelay as DashScopeRelay;
 use switchyard::providers::openai::{StreamRelay, splice};
+use switchyard::providers::{ResponseContext, dashscope};
 use switchyard::request::ChatRequest;
 use switchyard::routing::wrr::SmoothWrr;
 use switchyard::secret::Secret;
@@ -122,5 +124,58 @@ fn routing_and_auth(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, request_path, stream_relay, routing_and_auth);
+/// DashScope: what a native event costs between arriving and leaving as an OpenAI chunk. The
+/// relay forwards each event as soon as it is decoded, so this is the latency it adds.
+fn dashscope_translation(c: &mut Criterion) {
+    let event = |i: usize, text: &str, finish: &str| {
+        format!(
+            "id:{i}\nevent:result\n:HTTP_STATUS/200\ndata:{{\"output\":{{\"choices\":[{{\"message\":{{\"content\":\"{text}\",\"role\":\"assistant\"}},\"finish_reason\":\"{finish}\"}}]}},\"usage\":{{\"total_tokens\":{},\"input_tokens\":8,\"output_tokens\":{i}}},\"request_id\":\"d272255f-82d7-9cc7-93c5-17ff77024349\"}}\n\n",
+            8 + i
+        )
+    };
+    let first = event(1, "Hello", "null");
+    let middle = event(2, " world", "null");
+    let ctx = ResponseContext {
+        client_model: "qwen-plus".into(),
+        include_usage: true,
+        created: 1_700_000_000,
+    };
+    c.bench_function(
+        "dashscope: one native event -> OpenAI chunk (decode + translate)",
+        |b| {
+            b.iter_batched(
+                || {
+                    let mut relay = DashScopeRelay::new(ctx.clone(), "qwen".into());
+                    relay.on_frame(Bytes::from(first.clone())).unwrap();
+                    (
+                        relay,
+                        SseDecoder::new(1 << 20).with_data_line_ends_frame(true),
+                    )
+                },
+                |(mut relay, mut decoder)| {
+                    decoder.push(middle.as_bytes());
+                    let frame = decoder.next_frame().unwrap().unwrap();
+                    black_box(relay.on_frame(frame).unwrap())
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    let native = br#"{"output":{"choices":[{"finish_reason":"stop","message":{"role":"assistant","content":"1+1 equals 2."}}]},"usage":{"total_tokens":47,"output_tokens":39,"input_tokens":8},"request_id":"e764bfe3-c0b7-97a0-ae57-cd99e1580960"}"#;
+    c.bench_function("dashscope: non-stream answer -> chat.completion", |b| {
+        b.iter(|| black_box(dashscope::parse_chat_response(native, &ctx).unwrap()))
+    });
+    let request = CHAT;
+    c.bench_function("dashscope: OpenAI request -> native request", |b| {
+        b.iter(|| black_box(dashscope::build_chat(request, "qwen-plus", true).unwrap()))
+    });
+}
+
+criterion_group!(
+    benches,
+    request_path,
+    stream_relay,
+    routing_and_auth,
+    dashscope_translation
+);
 criterion_main!(benches);

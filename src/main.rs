@@ -296,16 +296,16 @@ fn print_routing_table(loaded: &LoadedConfig) {
     println!("listen: {}", config.server.listen);
     println!("providers:");
     for p in &config.providers {
+        let kind = format!("{:?}", p.kind).to_lowercase();
         println!(
-            "  {:<16} {:?}  {}",
+            "  {:<16} {kind:<10} {}",
             p.id,
-            p.kind,
             p.base_url.as_deref().unwrap_or("(in-process)")
         );
     }
     println!("models:");
     for m in &config.models {
-        println!("  {} ({:?})", m.name, m.kind);
+        println!("  {} ({})", m.name, format!("{:?}", m.kind).to_lowercase());
         let mut routes: Vec<_> = m.routes.iter().collect();
         routes.sort_by_key(|r| r.priority);
         for r in routes {

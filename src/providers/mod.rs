@@ -10,8 +10,10 @@ pub mod openai;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -63,6 +65,9 @@ pub struct Provider {
     limiter: Option<DefaultDirectRateLimiter>,
     up: AtomicBool,
     probe_failures: AtomicU32,
+    /// Milliseconds since `epoch` of the last request this provider answered (any answer).
+    last_answer_ms: AtomicU64,
+    epoch: Instant,
 }
 /// How and how often the provider is probed (never spending tokens).
 #[derive(Debug, Clone)]
@@ -255,6 +260,8 @@ impl Provider {
             limiter,
             up: AtomicBool::new(true),
             probe_failures: AtomicU32::new(0),
+            last_answer_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 
@@ -266,6 +273,20 @@ impl Provider {
     /// False once active probes have failed `unhealthy_after` times in a row.
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// A real request got an answer from this provider: evidence that it is up.
+    pub fn note_answer(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.last_answer_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether a real request got an answer within `window`.
+    pub fn answered_within(&self, window: Duration) -> bool {
+        let last = self.last_answer_ms.load(Ordering::Relaxed);
+        last != 0
+            && (self.epoch.elapsed().as_millis() as u64 + 1).saturating_sub(last)
+                <= window.as_millis() as u64
     }
 
     /// Records a probe result; returns true when the provider changed state.

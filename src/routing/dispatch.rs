@@ -62,6 +62,7 @@ where
         }
         match attempt(route.clone()).await {
             Ok(value) => {
+                route.provider.note_answer();
                 pick.succeeded();
                 return Ok(Served {
                     value,
@@ -78,6 +79,7 @@ where
             }
             Err(e) => {
                 // The upstream answered (it refused the request itself): the route is healthy.
+                route.provider.note_answer();
                 pick.succeeded();
                 return Err(Failure {
                     error: e,

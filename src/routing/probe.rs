@@ -1,7 +1,14 @@
-//! Active health: each HTTP provider is probed on its interval with a GET that spends no tokens
-//! (`{base_url}/models` for OpenAI-kind providers, or `health_check.url`). A provider whose probes
-//! fail `unhealthy_after` times in a row takes all its routes out; a successful probe puts the
-//! provider back and re-admits its ejected routes at once.
+//! Active health: each HTTP provider is probed on its interval with a GET that spends no tokens:
+//! `{base_url}/models` for OpenAI-kind providers; for DashScope, whose native API has no cheap
+//! read, the OpenAI-compatible `/compatible-mode/v1/models` on the same host (a metadata list:
+//! no tokens, not billed); or `health_check.url`. A provider whose probes fail `unhealthy_after`
+//! times in a row takes all its routes out; a successful probe puts the provider back and
+//! re-admits its ejected routes at once.
+//!
+//! Probes run only when they can tell something traffic has not: a tick is skipped while the
+//! provider is up, none of its routes is ejected, and a real request got an answer within the
+//! last interval. An idle provider, a provider marked down, or one with an ejected route is
+//! probed every interval; a busy healthy one is not probed at all.
 //!
 //! Probe tasks belong to the runtime generation that spawned them: dropping [`Probes`] (on
 //! reload or shutdown) aborts them.
@@ -53,6 +60,13 @@ async fn probe_loop(provider: Arc<Provider>, routes: Vec<Arc<Route>>, unhealthy_
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        let now = Instant::now();
+        let ejected = routes
+            .iter()
+            .any(|r| r.health.availability(now) != Availability::Healthy);
+        if provider.is_up() && !ejected && provider.answered_within(spec.interval) {
+            continue;
+        }
         let ok = provider.transport.probe(&spec.url, spec.timeout).await;
         if provider.record_probe(ok, unhealthy_after) {
             match ok {

@@ -318,16 +318,45 @@ async fn embeddings_are_batched_reassembled_and_base64_encoded_by_the_gateway() 
 }
 
 #[tokio::test]
-async fn dashscope_providers_are_probed_on_the_compatible_models_list() {
+async fn dashscope_providers_are_probed_on_the_compatible_models_list_only_when_idle() {
     let ds = MockDashScope::start("ds").await;
     let yaml = dashscope_config(&ds, None, "").replace(
         "health_check: { enabled: false }",
-        "health_check: { interval: 50ms, timeout: 1s }",
+        "health_check: { interval: 100ms, timeout: 1s }",
     );
     let gw = Gateway::start(&yaml).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(ds.probes() >= 1, "GET /compatible-mode/v1/models");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let idle_probes = ds.probes();
+    assert!(
+        idle_probes >= 2,
+        "an idle provider is probed every interval (GET /compatible-mode/v1/models): {idle_probes}"
+    );
     assert_eq!(ds.count(), 0, "a probe never calls a generation endpoint");
-    let ready = client().get(gw.url("/ready")).send().await.unwrap();
-    assert_eq!(ready.status(), 200);
+
+    // Busy: real answers every few milliseconds prove health; probes add nothing.
+    let started = std::time::Instant::now();
+    let before = ds.probes();
+    while started.elapsed() < Duration::from_millis(600) {
+        assert_eq!(
+            post(&gw, "/v1/chat/completions", &chat(false))
+                .await
+                .status(),
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        ds.probes() - before <= 1,
+        "a busy, healthy provider is not probed: {} probes",
+        ds.probes() - before
+    );
+    assert_eq!(
+        client()
+            .get(gw.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
