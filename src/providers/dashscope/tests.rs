@@ -457,3 +457,26 @@ fn embeddings_are_batched_and_reassembled_in_order() {
     );
     assert_eq!(v["data"][0]["embedding"], json!(expected));
 }
+
+#[test]
+fn thinking_models_stream_reasoning_then_content() {
+    // CNB single-generation-message-reasoning-sse (abridged): reasoning_content with content "".
+    let native = concat!(
+        "data:{\"output\":{\"choices\":[{\"message\":{\"content\":\"\",\"reasoning_content\":\"The user\",\"role\":\"assistant\"},\"finish_reason\":\"null\"}]},\"usage\":{\"input_tokens\":24,\"output_tokens\":2,\"output_tokens_details\":{\"reasoning_tokens\":2}},\"request_id\":\"r\"}\n",
+        "data:{\"output\":{\"choices\":[{\"message\":{\"content\":\"\",\"reasoning_content\":\" asks 1+1.\",\"role\":\"assistant\"},\"finish_reason\":\"null\"}]},\"usage\":{\"input_tokens\":24,\"output_tokens\":6,\"output_tokens_details\":{\"reasoning_tokens\":6}},\"request_id\":\"r\"}\n",
+        "data:{\"output\":{\"choices\":[{\"message\":{\"content\":\"2\",\"reasoning_content\":\"\",\"role\":\"assistant\"},\"finish_reason\":\"null\"}]},\"usage\":{\"input_tokens\":24,\"output_tokens\":7,\"output_tokens_details\":{\"reasoning_tokens\":6}},\"request_id\":\"r\"}\n",
+        "data:{\"output\":{\"choices\":[{\"message\":{\"content\":\"\",\"reasoning_content\":\"\",\"role\":\"assistant\"},\"finish_reason\":\"stop\"}]},\"usage\":{\"input_tokens\":24,\"output_tokens\":7,\"output_tokens_details\":{\"reasoning_tokens\":6}},\"request_id\":\"r\"}\n",
+    );
+    let (chunks, done) = relay_all(native.as_bytes(), true, 0).unwrap();
+    assert!(done);
+    let reasoning: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
+        .collect();
+    assert_eq!(reasoning, "The user asks 1+1.");
+    assert_eq!(content(&chunks), "2");
+    assert_eq!(
+        chunks[chunks.len() - 2]["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        6
+    );
+}
