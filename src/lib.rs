@@ -22,3 +22,4 @@ pub mod secret;
 pub mod server;
 pub mod sse;
 pub mod state;
+pub mod usage;

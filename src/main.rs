@@ -7,18 +7,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard::config::{self, Config, ConfigSource, LoadedConfig};
+use switchyard::config::{self, Config, ConfigSource, LoadedConfig, UsageSinkKind};
 use switchyard::server::{self, ServerOptions};
 use switchyard::state::App;
+use switchyard::usage::{UsageError, migrations, partitions};
 use tokio::net::TcpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 
 const USAGE: &str = "\
-usage: switchyard [serve|check-config] [--config PATH]
+usage: switchyard [serve|check-config|migrate] [--config PATH]
 
   serve          run the gateway (default)
   check-config   validate the config, print the routing table, exit 0 or 1
+  migrate        apply pending usage-ledger migrations and create partitions, then exit
 
 The config path defaults to $SWITCHYARD_CONFIG, else config/switchyard.yaml, else the embedded
 default. Logs: SWITCHYARD_LOG (e.g. info, debug), SWITCHYARD_LOG_FORMAT=json for JSON lines.";
@@ -30,6 +32,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 enum Command {
     Serve,
     CheckConfig,
+    Migrate,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve => serve(loaded),
+        Command::Migrate => migrate(&loaded.config),
     }
 }
 
@@ -67,6 +71,7 @@ fn parse_args(
         match arg.as_str() {
             "serve" if command.is_none() => command = Some(Command::Serve),
             "check-config" if command.is_none() => command = Some(Command::CheckConfig),
+            "migrate" if command.is_none() => command = Some(Command::Migrate),
             "--config" | "-c" => {
                 config = Some(PathBuf::from(args.next().ok_or("--config needs a path")?))
             }
@@ -284,6 +289,74 @@ async fn reload_on_sighup(app: std::sync::Arc<App>, source: ConfigSource) {
         }
         // Coalesce a burst of signals.
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Months of partitions made ahead of the current one.
+const PREMADE_MONTHS: u32 = 2;
+
+/// `switchyard migrate`: migrations, then partitions for this month and the next ones, then
+/// retention. Several replicas may run it at once (advisory lock).
+fn migrate(config: &Config) -> ExitCode {
+    let usage = &config.usage;
+    let Some(url) = usage
+        .database_url
+        .as_deref()
+        .filter(|_| usage.sink == UsageSinkKind::Postgres)
+    else {
+        println!("usage.sink is not postgres: nothing to migrate");
+        return ExitCode::SUCCESS;
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchyard: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .map_err(UsageError::from)?;
+        let connection = tokio::spawn(connection);
+        let applied = migrations::migrate(&mut client).await?;
+        let maintenance = partitions::maintain(
+            &client,
+            partitions::Month::now(),
+            PREMADE_MONTHS,
+            usage.retention_months,
+        )
+        .await?;
+        drop(client);
+        let _ = connection.await;
+        Ok::<_, UsageError>((applied, maintenance))
+    });
+    match result {
+        Ok((applied, maintenance)) => {
+            match applied.is_empty() {
+                true => println!("migrations: up to date"),
+                false => println!(
+                    "migrations: applied {}",
+                    applied
+                        .iter()
+                        .map(|v| format!("{v:04}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+            println!(
+                "partitions: created {:?}, dropped {:?}",
+                maintenance.created, maintenance.dropped
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchyard: migrate failed: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

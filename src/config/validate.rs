@@ -257,6 +257,18 @@ fn check_sections(config: &Config) -> Result<(), ConfigError> {
             }
         }
     }
+    if config.usage.sink == UsageSinkKind::Postgres
+        && config
+            .usage
+            .database_url
+            .as_deref()
+            .is_none_or(str::is_empty)
+    {
+        return Err(ConfigError::new(
+            "usage.database_url",
+            "is required when usage.sink is postgres",
+        ));
+    }
     if config.usage.retention_months == 0 {
         return Err(ConfigError::new(
             "usage.retention_months",

@@ -14,3 +14,4 @@ mod embeddings_models;
 mod errors;
 mod routing;
 mod server;
+mod usage_schema;

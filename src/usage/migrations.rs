@@ -1,0 +1,85 @@
+//! Numbered SQL migrations (`migrations/NNNN_name.sql`, compiled in), applied in order and
+//! recorded in `schema_migrations` with a checksum. Safe when several replicas start at once:
+//! everything runs under one Postgres advisory lock, and each migration in its own transaction.
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+
+use super::UsageError;
+
+/// `(version, name, sql)`, in order. A migration is never edited once released: add a new one.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "request_logs",
+    include_str!("../../migrations/0001_request_logs.sql"),
+)];
+
+/// The advisory lock key shared by every replica's migrations and partition maintenance.
+pub const LOCK_KEY: i64 = 0x5357_4954_4348_5944; // "SWITCHYD"
+
+/// Applies pending migrations; returns the versions applied now (empty when up to date).
+pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, UsageError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await?;
+    let result = apply_pending(client).await;
+    // Released explicitly so a pooled connection does not keep it; closing would release it too.
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await;
+    let applied = result?;
+    unlocked?;
+    Ok(applied)
+}
+
+async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, UsageError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    integer     PRIMARY KEY,
+                name       text        NOT NULL,
+                checksum   text        NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await?;
+    let rows = client
+        .query("SELECT version, checksum FROM schema_migrations", &[])
+        .await?;
+    let done: Vec<(i32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        let checksum = checksum(sql);
+        if let Some((_, recorded)) = done.iter().find(|(v, _)| v == version) {
+            if *recorded != checksum {
+                return Err(UsageError(format!(
+                    "migration {version:04}_{name} changed after it was applied (checksum {recorded} in the database, {checksum} now)"
+                )));
+            }
+            continue;
+        }
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql).await.map_err(|e| {
+            UsageError(format!(
+                "migration {version:04}_{name} failed: {}",
+                UsageError::from(e)
+            ))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            &[version, name, &checksum],
+        )
+        .await?;
+        tx.commit().await?;
+        applied.push(*version);
+    }
+    Ok(applied)
+}
+
+fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

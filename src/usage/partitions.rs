@@ -1,0 +1,243 @@
+//! Monthly partitions of `request_logs`, named `request_logs_YYYY_MM`, bounded at UTC month
+//! starts. [`maintain`] premakes the current month and `ahead` more, and drops partitions older
+//! than `retention_months` full months before the current one (12 keeps the current month and the
+//! 12 before it). It runs under the migrations' advisory lock, so replicas never race on DDL.
+
+use tokio_postgres::Client;
+
+use super::UsageError;
+use super::migrations::LOCK_KEY;
+
+/// A calendar month in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Month {
+    pub year: i32,
+    /// 1..=12
+    pub month: u32,
+}
+
+/// What one maintenance pass did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    pub created: Vec<String>,
+    pub dropped: Vec<String>,
+}
+
+// === impl Month ===
+
+impl Month {
+    /// The UTC month of a Unix timestamp.
+    pub fn of_unix(secs: i64) -> Self {
+        let (year, month, _) = civil_from_days(secs.div_euclid(86_400));
+        Self {
+            year: year as i32,
+            month,
+        }
+    }
+
+    pub fn now() -> Self {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Self::of_unix(secs)
+    }
+
+    pub fn next(self) -> Self {
+        match self.month {
+            12 => Self {
+                year: self.year + 1,
+                month: 1,
+            },
+            m => Self {
+                year: self.year,
+                month: m + 1,
+            },
+        }
+    }
+
+    pub fn minus(self, months: u32) -> Self {
+        let index = self.year as i64 * 12 + (self.month as i64 - 1) - months as i64;
+        Self {
+            year: index.div_euclid(12) as i32,
+            month: index.rem_euclid(12) as u32 + 1,
+        }
+    }
+
+    pub fn table(self) -> String {
+        format!("request_logs_{:04}_{:02}", self.year, self.month)
+    }
+
+    /// `request_logs_2026_11` → November 2026.
+    pub fn from_table(name: &str) -> Option<Self> {
+        let rest = name.strip_prefix("request_logs_")?;
+        let (year, month) = rest.split_once('_')?;
+        let (year, month) = (year.parse().ok()?, month.parse().ok()?);
+        (rest.len() == 7 && (1..=12).contains(&month)).then_some(Self { year, month })
+    }
+
+    fn start(self) -> String {
+        format!("{:04}-{:02}-01 00:00:00+00", self.year, self.month)
+    }
+}
+
+/// Premakes partitions for `now` and `ahead` months after it; drops those older than retention.
+pub async fn maintain(
+    client: &Client,
+    now: Month,
+    ahead: u32,
+    retention_months: u32,
+) -> Result<Maintenance, UsageError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await?;
+    let result = maintain_locked(client, now, ahead, retention_months).await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await;
+    let done = result?;
+    unlocked?;
+    Ok(done)
+}
+
+async fn maintain_locked(
+    client: &Client,
+    now: Month,
+    ahead: u32,
+    retention_months: u32,
+) -> Result<Maintenance, UsageError> {
+    let existing = partitions(client).await?;
+    let mut done = Maintenance::default();
+    let mut month = now;
+    for _ in 0..=ahead {
+        let table = month.table();
+        if !existing.contains(&table) {
+            // Names and bounds are generated from numbers above: nothing user-supplied reaches the DDL.
+            let ddl = format!(
+                "CREATE TABLE IF NOT EXISTS {table} PARTITION OF request_logs FOR VALUES FROM ('{}') TO ('{}')",
+                month.start(),
+                month.next().start()
+            );
+            client.batch_execute(&ddl).await?;
+            done.created.push(table);
+        }
+        month = month.next();
+    }
+    let oldest_kept = now.minus(retention_months);
+    for table in existing {
+        if Month::from_table(&table).is_some_and(|m| m < oldest_kept) {
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+                .await?;
+            done.dropped.push(table);
+        }
+    }
+    Ok(done)
+}
+
+/// The partitions of `request_logs` in the current schema.
+pub async fn partitions(client: &Client) -> Result<Vec<String>, UsageError> {
+    let rows = client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'request_logs'::regclass ORDER BY 1",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_of_timestamps_are_utc() {
+        assert_eq!(
+            Month::of_unix(0),
+            Month {
+                year: 1970,
+                month: 1
+            }
+        );
+        // 2026-11-30T23:59:59Z and one second later.
+        assert_eq!(
+            Month::of_unix(1_796_083_199),
+            Month {
+                year: 2026,
+                month: 11
+            }
+        );
+        assert_eq!(
+            Month::of_unix(1_796_083_200),
+            Month {
+                year: 2026,
+                month: 12
+            }
+        );
+        // 2024-02-29T12:00:00Z (leap day), 1969-12-31T23:00:00Z.
+        assert_eq!(
+            Month::of_unix(1_709_208_000),
+            Month {
+                year: 2024,
+                month: 2
+            }
+        );
+        assert_eq!(
+            Month::of_unix(-3_600),
+            Month {
+                year: 1969,
+                month: 12
+            }
+        );
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn month_arithmetic_and_names() {
+        let nov = Month {
+            year: 2026,
+            month: 11,
+        };
+        assert_eq!(
+            nov.next().next(),
+            Month {
+                year: 2027,
+                month: 1
+            }
+        );
+        assert_eq!(
+            nov.minus(12),
+            Month {
+                year: 2025,
+                month: 11
+            }
+        );
+        assert_eq!(
+            nov.minus(11 + 12),
+            Month {
+                year: 2024,
+                month: 12
+            }
+        );
+        assert_eq!(nov.table(), "request_logs_2026_11");
+        assert_eq!(Month::from_table("request_logs_2026_11"), Some(nov));
+        assert_eq!(Month::from_table("request_logs_2026_13"), None);
+        assert_eq!(Month::from_table("request_logs_default"), None);
+        assert_eq!(nov.start(), "2026-11-01 00:00:00+00");
+    }
+}
