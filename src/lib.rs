@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod body;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod limits;

@@ -101,18 +101,25 @@ fn init_logging() {
     }
 }
 
-fn serve(loaded: LoadedConfig) -> ExitCode {
-    // The control thread: start-up, probes, signals and reloads. Requests are served by the
-    // worker threads it starts.
-    let control = match tokio::runtime::Builder::new_current_thread()
+/// A single-threaded runtime: the control thread, each worker, and `migrate` use one.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("switchyard: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            None
         }
+    }
+}
+
+fn serve(loaded: LoadedConfig) -> ExitCode {
+    // The control thread: start-up, probes, signals and reloads. Requests are served by the
+    // worker threads it starts.
+    let Some(control) = runtime() else {
+        return ExitCode::from(1);
     };
     control.block_on(run(loaded))
 }
@@ -199,16 +206,7 @@ struct Worker {
 
 impl Worker {
     fn run(self, socket: TcpSocket) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::error!(error = %e, "worker runtime failed to start");
-                return;
-            }
-        };
+        let Some(runtime) = runtime() else { return };
         let Worker {
             app,
             options,
@@ -307,15 +305,8 @@ fn migrate(config: &Config) -> ExitCode {
         println!("usage.sink is not postgres: nothing to migrate");
         return ExitCode::SUCCESS;
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("switchyard: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(1);
     };
     let result = runtime.block_on(async {
         let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)

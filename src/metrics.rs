@@ -95,9 +95,10 @@ pub fn set_upstream_healthy(provider: &str, healthy: bool) {
     });
 }
 
-/// `gateway_requests_total` for requests that never reached a route (bad input, auth, …).
-pub fn request_without_route(model: &str, status: u16) {
-    counter!(REQUESTS_TOTAL, "provider" => "none", "model" => model.to_owned(), "status" => status_class(status)).increment(1);
+/// `gateway_requests_total` for requests that never reached a route (bad input, auth, …): the
+/// model label is `none`, as the client's string must not become a label.
+pub fn request_without_route(status: u16) {
+    counter!(REQUESTS_TOTAL, "provider" => "none", "model" => "none", "status" => status_class(status)).increment(1);
 }
 
 /// Registered once: this is called twice on every request.

@@ -120,11 +120,6 @@ impl SseDecoder {
         trimmed.then(|| rest.freeze())
     }
 
-    /// Bytes buffered and not yet returned as a frame.
-    pub fn buffered(&self) -> usize {
-        self.buf.len()
-    }
-
     fn check_size(&self) -> Result<Option<Bytes>, FrameTooLarge> {
         match self.buf.len() > self.max_frame {
             true => Err(FrameTooLarge(self.buf.len())),

@@ -160,10 +160,7 @@ impl Runtime {
                 routes,
             )));
         }
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let created = crate::clock::unix_now();
         let model_json: HashMap<String, Bytes> = models
             .iter()
             .map(|m| {
@@ -267,7 +264,6 @@ fn build_provider(p: &ProviderConfig) -> Result<Provider, String> {
     };
     Ok(Provider::new(
         id,
-        p.kind,
         wire,
         transport,
         p.timeout.0,

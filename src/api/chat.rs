@@ -112,15 +112,8 @@ fn response_context(chat: &ChatRequest) -> ResponseContext {
     ResponseContext {
         client_model: chat.model.clone(),
         include_usage: chat.include_usage,
-        created: unix_now(),
+        created: crate::clock::unix_now(),
     }
-}
-
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Records a stream's metrics when it ends, however it ends.

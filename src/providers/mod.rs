@@ -19,7 +19,6 @@ use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::StatusCode;
 
-use crate::config::ProviderKind;
 use crate::error::GatewayError;
 use crate::request::{ChatRequest, EmbeddingsRequest};
 use crate::routing::transport::Transport;
@@ -57,7 +56,6 @@ pub use dashscope::ResponseContext;
 
 pub struct Provider {
     pub id: Arc<str>,
-    pub kind: ProviderKind,
     pub wire: Wire,
     pub transport: Transport,
     pub timeout: Duration,
@@ -240,7 +238,6 @@ impl StreamRelay {
 impl Provider {
     pub fn new(
         id: Arc<str>,
-        kind: ProviderKind,
         wire: Wire,
         transport: Transport,
         timeout: Duration,
@@ -252,7 +249,6 @@ impl Provider {
             .map(|rps| RateLimiter::direct(Quota::per_second(rps)));
         Self {
             id,
-            kind,
             wire,
             transport,
             timeout,

@@ -244,10 +244,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 async fn send_mock(mock: &MockUpstream, req: &UpstreamRequest) -> UpstreamResponse {
-    let created = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let created = crate::clock::unix_now();
     let answer = mock.answer(req, created);
     if !answer.latency.is_zero() {
         tokio::time::sleep(answer.latency).await;

@@ -91,7 +91,7 @@ fn reject(ctx: &RequestCtx, rejection: Rejection) -> Response<Body> {
     let elapsed = ctx.started.elapsed();
     match &route {
         Some(route) => route.metrics.request(status.as_u16(), elapsed),
-        None => crate::metrics::request_without_route("none", status.as_u16()),
+        None => crate::metrics::request_without_route(status.as_u16()),
     }
     let request_id = ctx.request_id.to_str().unwrap_or("-");
     let provider = route.as_ref().map(|r| &*r.provider.id).unwrap_or("-");

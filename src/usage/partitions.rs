@@ -36,11 +36,7 @@ impl Month {
     }
 
     pub fn now() -> Self {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        Self::of_unix(secs)
+        Self::of_unix(crate::clock::unix_now() as i64)
     }
 
     pub fn next(self) -> Self {
