@@ -187,6 +187,8 @@ async fn run(loaded: LoadedConfig) -> ExitCode {
     let _ = stop.send(true);
     let joined =
         tokio::task::spawn_blocking(move || threads.into_iter().all(|t| t.join().is_ok())).await;
+    // Every request has ended: write the last ledger rows (to the database or the spill file).
+    app.flush_usage().await;
     tracing::info!("stopped");
     match joined {
         Ok(true) => ExitCode::SUCCESS,

@@ -73,6 +73,25 @@ fn describe() {
         "Failed upstream attempts (each counts toward ejection), by reason."
     );
     describe_gauge!(REQUESTS_IN_FLIGHT, "Requests being handled right now.");
+    describe_gauge!(USAGE_QUEUE_DEPTH, "Usage records waiting for the writer.");
+    describe_counter!(USAGE_ROWS_WRITTEN, "Usage rows written, by sink.");
+    describe_counter!(
+        USAGE_ROWS_SPILLED,
+        "Usage rows written to the spill file because the database was unavailable."
+    );
+    describe_counter!(
+        USAGE_ROWS_REPLAYED,
+        "Spilled usage rows replayed into the database."
+    );
+    describe_counter!(
+        USAGE_QUEUE_FULL,
+        "Usage records that found the queue full (they wait; none is dropped)."
+    );
+    describe_histogram!(
+        USAGE_WRITE_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to write one batch of usage rows."
+    );
     describe_counter!(
         STREAMS_ENDED,
         "Streams by how they ended: completed, failed (error event sent), cancelled (client left)."
@@ -116,6 +135,37 @@ fn status_class(status: u16) -> &'static str {
         500..=599 => "5xx",
         _ => "other",
     }
+}
+
+pub const USAGE_QUEUE_DEPTH: &str = "gateway_usage_queue_depth";
+pub const USAGE_ROWS_WRITTEN: &str = "gateway_usage_rows_written_total";
+pub const USAGE_ROWS_SPILLED: &str = "gateway_usage_rows_spilled_total";
+pub const USAGE_ROWS_REPLAYED: &str = "gateway_usage_rows_replayed_total";
+pub const USAGE_QUEUE_FULL: &str = "gateway_usage_queue_full_total";
+pub const USAGE_WRITE_SECONDS: &str = "gateway_usage_write_seconds";
+
+pub fn usage_queue_depth(depth: usize) {
+    gauge!(USAGE_QUEUE_DEPTH).set(depth as f64);
+}
+
+pub fn usage_written(sink: &'static str, rows: usize) {
+    counter!(USAGE_ROWS_WRITTEN, "sink" => sink).increment(rows as u64);
+}
+
+pub fn usage_spilled(rows: usize) {
+    counter!(USAGE_ROWS_SPILLED).increment(rows as u64);
+}
+
+pub fn usage_replayed(rows: usize) {
+    counter!(USAGE_ROWS_REPLAYED).increment(rows as u64);
+}
+
+pub fn usage_queue_full() {
+    counter!(USAGE_QUEUE_FULL).increment(1);
+}
+
+pub fn usage_write_seconds(elapsed: Duration) {
+    histogram!(USAGE_WRITE_SECONDS).record(elapsed.as_secs_f64());
 }
 
 /// Pre-registered handles for one (provider, model) pair.

@@ -25,11 +25,15 @@ use crate::routing::health::{HealthPolicy, RouteHealth};
 use crate::routing::probe::Probes;
 use crate::routing::transport::{HttpUpstream, Transport};
 use crate::routing::{ModelEntry, Route};
+use crate::usage::record::UsageRecord;
+use crate::usage::writer::UsageSink;
 
 /// Process-wide state: what outlives a config reload.
 pub struct App {
     runtime: ArcSwap<Runtime>,
     pub metrics: PrometheusHandle,
+    /// The usage ledger's writer; `None` for `usage.sink: none`. Outlives reloads.
+    pub usage: Option<Arc<UsageSink>>,
     draining: AtomicBool,
     ids: RequestIds,
 }
@@ -71,6 +75,7 @@ impl App {
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
+            usage: UsageSink::start(&config.usage),
             draining: AtomicBool::new(false),
             ids: RequestIds {
                 prefix: RandomState::new().hash_one(std::process::id()),
@@ -90,6 +95,20 @@ impl App {
         runtime.start_probes();
         self.runtime.store(Arc::new(runtime));
         Ok(())
+    }
+
+    /// Queues a ledger row (no-op with `usage.sink: none`).
+    pub fn record_usage(&self, record: UsageRecord) {
+        if let Some(sink) = &self.usage {
+            sink.record(record);
+        }
+    }
+
+    /// Writes every queued ledger row; call after the server stopped.
+    pub async fn flush_usage(&self) {
+        if let Some(sink) = &self.usage {
+            sink.shutdown().await;
+        }
     }
 
     /// Readiness fails from now on; the accept loop is told separately.

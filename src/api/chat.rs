@@ -12,15 +12,17 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use super::ledger::Draft;
 use super::{Rejection, RequestCtx, json, read_body, served_by};
 use crate::body::Body;
 use crate::config::ModelType;
 use crate::limits::keys::not_allowed;
 use crate::providers::{ResponseContext, Usage};
 use crate::request::ChatRequest;
-use crate::routing::dispatch::{dispatch, open_stream, send_buffered};
+use crate::routing::dispatch::{Failure, dispatch, open_stream, send_buffered};
 use crate::routing::relay::{StreamEnd, StreamObserver};
 use crate::routing::{ModelEntry, Route};
+use crate::state::App;
 
 /// Largest non-stream upstream answer accepted.
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
@@ -33,9 +35,10 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     if key.as_ref().is_some_and(|k| !k.allows(&model.name)) {
         return Err(not_allowed(&model.name).into());
     }
+    let draft = Draft::new(ctx, key.as_deref(), model, chat.stream, "chat");
     match chat.stream {
-        true => stream(ctx, model, &chat).await,
-        false => buffered(ctx, model, &chat).await,
+        true => stream(ctx, model, &chat, draft).await,
+        false => buffered(ctx, model, &chat, draft).await,
     }
 }
 
@@ -43,6 +46,7 @@ async fn buffered(
     ctx: &RequestCtx,
     model: &ModelEntry,
     chat: &ChatRequest,
+    draft: Draft,
 ) -> Result<Response<Body>, Rejection> {
     let response_ctx = response_context(chat);
     let served = dispatch(model, ctx.runtime.max_attempts, |route: Arc<Route>| {
@@ -57,9 +61,18 @@ async fn buffered(
             route.provider.wire.parse_response(body, response_ctx)
         }
     })
-    .await?;
+    .await
+    .map_err(|failure| record_failure(ctx, draft.clone(), failure))?;
     let (body, usage) = served.value;
     let route = &served.route;
+    let record = draft.routed(Some(route), served.attempts, None).finish(
+        usage,
+        "ok",
+        200,
+        None,
+        ctx.started.elapsed(),
+    );
+    ctx.app.record_usage(record);
     if let Some(u) = usage {
         route.metrics.tokens(u.input_tokens, u.output_tokens);
     }
@@ -73,6 +86,7 @@ async fn stream(
     ctx: &RequestCtx,
     model: &ModelEntry,
     chat: &ChatRequest,
+    draft: Draft,
 ) -> Result<Response<Body>, Rejection> {
     let deadline = ctx.deadline;
     let response_ctx = response_context(chat);
@@ -88,13 +102,17 @@ async fn stream(
             .stream_relay(response_ctx.clone(), route.provider.id.clone());
         async move { open_stream(&route, upstream?, relay, deadline).await }
     })
-    .await?;
+    .await
+    .map_err(|failure| record_failure(ctx, draft.clone(), failure))?;
     let route = served.route;
     let mut relay = served.value;
-    route.metrics.ttft(ctx.started.elapsed());
-    relay.observe(Box::new(StreamMetrics {
+    let ttft = ctx.started.elapsed();
+    route.metrics.ttft(ttft);
+    relay.observe(Box::new(StreamEnded {
         route: route.clone(),
         started: ctx.started,
+        app: ctx.app.clone(),
+        draft: Some(draft.routed(Some(&route), served.attempts, Some(ttft))),
     }));
     let mut response = Response::new(relay.boxed_unsync());
     let headers = response.headers_mut();
@@ -116,16 +134,54 @@ fn response_context(chat: &ChatRequest) -> ResponseContext {
     }
 }
 
-/// Records a stream's metrics when it ends, however it ends.
-struct StreamMetrics {
+/// Records a stream's metrics and ledger row when it ends, however it ends.
+struct StreamEnded {
     route: Arc<Route>,
     started: Instant,
+    app: Arc<App>,
+    draft: Option<Draft>,
 }
 
-// === impl StreamMetrics ===
+/// A request no route served still gets its row: status `error`, the status the client got.
+pub fn record_failure(ctx: &RequestCtx, draft: Draft, failure: Failure) -> Rejection {
+    let status = failure.error.status().as_u16();
+    let record = draft
+        .routed(failure.route.as_deref(), failure.attempts, None)
+        .finish(
+            None,
+            "error",
+            status,
+            Some(&failure.error),
+            ctx.started.elapsed(),
+        );
+    ctx.app.record_usage(record);
+    failure.into()
+}
 
-impl StreamObserver for StreamMetrics {
-    fn finished(self: Box<Self>, end: StreamEnd, usage: Option<Usage>) {
+// === impl StreamEnded ===
+
+impl StreamObserver for StreamEnded {
+    fn finished(mut self: Box<Self>, end: StreamEnd, usage: Option<Usage>) {
+        // Committed streams answered 200; a client that left is recorded as 499 (nginx's
+        // "client closed request").
+        let (status, http_status) = match &end {
+            StreamEnd::Completed => ("ok", 200),
+            StreamEnd::Failed(_) => ("error", 200),
+            StreamEnd::Cancelled => ("cancelled", 499),
+        };
+        if let Some(draft) = self.draft.take() {
+            let error = match &end {
+                StreamEnd::Failed(e) => Some(e),
+                _ => None,
+            };
+            self.app.record_usage(draft.finish(
+                usage,
+                status,
+                http_status,
+                error,
+                self.started.elapsed(),
+            ));
+        }
         let how = match &end {
             StreamEnd::Completed => "completed",
             StreamEnd::Failed(e) => {

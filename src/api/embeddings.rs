@@ -8,6 +8,8 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::chat::record_failure;
+use super::ledger::Draft;
 use super::{Rejection, RequestCtx, json, read_body, served_by};
 use crate::body::Body;
 use crate::config::ModelType;
@@ -27,6 +29,7 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     if key.as_ref().is_some_and(|k| !k.allows(&model.name)) {
         return Err(not_allowed(&model.name).into());
     }
+    let draft = Draft::new(ctx, key.as_deref(), model, false, "embedding");
     let served = dispatch(model, ctx.runtime.max_attempts, |route: Arc<Route>| {
         let calls = route.provider.wire.build_embeddings(
             &embeddings,
@@ -46,8 +49,13 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
                 .parse_embeddings(bodies, &route.upstream_model, embeddings)
         }
     })
-    .await?;
+    .await
+    .map_err(|failure| record_failure(ctx, draft.clone(), failure))?;
     let (body, usage) = served.value;
+    let record = draft
+        .routed(Some(&served.route), served.attempts, None)
+        .finish(usage, "ok", 200, None, ctx.started.elapsed());
+    ctx.app.record_usage(record);
     if let Some(u) = usage {
         served.route.metrics.tokens(u.input_tokens, 0);
     }

@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod embeddings;
 pub mod health;
+pub mod ledger;
 pub mod models;
 
 use std::sync::Arc;

@@ -220,6 +220,8 @@ pub struct UsageConfig {
     pub sink: UsageSinkKind,
     pub path: String,
     pub database_url: Option<String>,
+    /// Where rows go while the database is unreachable (fsync'd JSON lines, replayed after).
+    pub spill_path: String,
     pub retention_months: u32,
     pub migrate_on_start: bool,
 }
@@ -317,6 +319,7 @@ impl Default for UsageConfig {
             sink: UsageSinkKind::File,
             path: "data/usage.jsonl".into(),
             database_url: None,
+            spill_path: "data/usage-spill.jsonl".into(),
             retention_months: 12,
             migrate_on_start: true,
         }

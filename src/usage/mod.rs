@@ -3,6 +3,8 @@
 
 pub mod migrations;
 pub mod partitions;
+pub mod record;
+pub mod writer;
 
 use std::fmt;
 

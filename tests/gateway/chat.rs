@@ -111,7 +111,7 @@ async fn stream_tool_call_fragments_concatenate() {
 
 #[tokio::test]
 async fn embedded_default_answers_offline_streaming_too() {
-    let gw = Gateway::start(switchyard::config::EMBEDDED_DEFAULT).await;
+    let gw = Gateway::start(&crate::harness::embedded_default()).await;
     let response = post(
         &gw,
         "/v1/chat/completions",

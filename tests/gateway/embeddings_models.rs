@@ -48,7 +48,7 @@ async fn embeddings_pass_every_input_shape_and_encoding() {
 
 #[tokio::test]
 async fn models_list_and_get_come_from_the_config() {
-    let gw = Gateway::start(switchyard::config::EMBEDDED_DEFAULT).await;
+    let gw = Gateway::start(&crate::harness::embedded_default()).await;
     let list: Value = client()
         .get(gw.url("/v1/models"))
         .send()

@@ -144,7 +144,7 @@ async fn oversize_bodies_are_413_declared_or_streamed() {
 
 #[tokio::test]
 async fn unknown_paths_are_404_and_wrong_methods_405() {
-    let gw = Gateway::start(switchyard::config::EMBEDDED_DEFAULT).await;
+    let gw = Gateway::start(&crate::harness::embedded_default()).await;
     let r = client()
         .get(gw.url("/v1/completions/nope"))
         .send()

@@ -23,6 +23,12 @@ impl Gateway {
     }
 
     pub async fn start_with(yaml: &str, header_read_timeout: Duration) -> Self {
+        // Tests that do not test the ledger do not write one into the checkout.
+        let yaml = match yaml.contains("usage:") {
+            true => yaml.to_owned(),
+            false => format!("{yaml}usage:\n  sink: none\n"),
+        };
+        let yaml = yaml.as_str();
         let (config, _warnings) =
             config::parse(yaml, &|_: &str| None).expect("test config is valid");
         let app = App::new(&config).expect("gateway builds");
@@ -59,6 +65,7 @@ impl Gateway {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        self.app.flush_usage().await;
     }
 }
 
@@ -73,6 +80,11 @@ impl Drop for Gateway {
 /// POSTs JSON to the gateway without a key.
 pub async fn post(gw: &Gateway, path: &str, body: &serde_json::Value) -> reqwest::Response {
     client().post(gw.url(path)).json(body).send().await.unwrap()
+}
+
+/// The embedded default, with its file ledger turned off so tests write nothing into the checkout.
+pub fn embedded_default() -> String {
+    switchyard::config::EMBEDDED_DEFAULT.replace("sink: file", "sink: none")
 }
 
 pub fn client() -> reqwest::Client {

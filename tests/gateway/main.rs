@@ -12,6 +12,7 @@ mod dashscope;
 mod dropin;
 mod embeddings_models;
 mod errors;
+mod ledger;
 mod routing;
 mod server;
 mod usage_schema;

@@ -11,36 +11,47 @@ use tokio_postgres::{Client, NoTls};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-struct TestDb {
+pub struct TestDb {
     name: String,
 }
 
 impl TestDb {
-    async fn create(test: &str) -> Self {
+    pub async fn create(test: &str) -> Self {
+        let db = Self::named(test);
+        db.create_now().await;
+        db
+    }
+
+    /// A unique name, not created yet (to stand for a database that is down).
+    pub fn named(test: &str) -> Self {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
-        let name = format!("switchyard_{test}_{}_{nanos}", std::process::id());
-        admin()
-            .await
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        Self { name }
+        Self {
+            name: format!("switchyard_{test}_{}_{nanos}", std::process::id()),
+        }
     }
 
-    fn url(&self) -> String {
+    pub async fn create_now(&self) {
+        admin()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {}", self.name))
+            .await
+            .unwrap();
+    }
+
+    pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
     }
 
-    async fn connect(&self) -> Client {
+    pub async fn connect(&self) -> Client {
         let (client, connection) = tokio_postgres::connect(&self.url(), NoTls).await.unwrap();
         tokio::spawn(connection);
         client
     }
 
-    async fn drop_db(self) {
+    pub async fn drop_db(self) {
         admin()
             .await
             .batch_execute(&format!(

@@ -1,0 +1,93 @@
+//! Building the ledger row of a request: a draft when the request reaches routing, finished
+//! with the outcome (for streams, by the stream's observer when it ends, however it ends).
+
+use std::time::Duration;
+
+use super::RequestCtx;
+use crate::error::GatewayError;
+use crate::limits::keys::ApiKey;
+use crate::providers::Usage;
+use crate::routing::{ModelEntry, Route};
+use crate::usage::record::{Price, UsageRecord};
+
+/// Everything about a request's row that is known before its outcome.
+#[derive(Clone)]
+pub struct Draft {
+    record: UsageRecord,
+    price: Price,
+}
+
+// === impl Draft ===
+
+impl Draft {
+    pub fn new(
+        ctx: &RequestCtx,
+        key: Option<&ApiKey>,
+        model: &ModelEntry,
+        stream: bool,
+        purpose: &'static str,
+    ) -> Self {
+        let elapsed_us = ctx.started.elapsed().as_micros() as i64;
+        Self {
+            record: UsageRecord {
+                request_id: ctx.request_id.to_str().unwrap_or("-").to_owned(),
+                created_at_us: crate::clock::unix_micros() - elapsed_us,
+                key_name: key.map(|k| k.name.to_string()),
+                session_id: None,
+                model_name: model.name.clone(),
+                provider_id: None,
+                upstream_model: None,
+                stream,
+                input_tokens: 0,
+                output_tokens: 0,
+                usage_source: String::new(),
+                cost: String::new(),
+                latency_ms: 0,
+                ttft_ms: None,
+                attempts: 0,
+                status: String::new(),
+                http_status: 0,
+                error_message: None,
+                purpose: purpose.to_owned(),
+            },
+            price: Price::from_config(model.price.as_ref()),
+        }
+    }
+
+    /// The route that served (or last failed) and how many routes were tried.
+    pub fn routed(mut self, route: Option<&Route>, attempts: u32, ttft: Option<Duration>) -> Self {
+        if let Some(route) = route {
+            self.record.provider_id = Some(route.provider.id.to_string());
+            self.record.upstream_model = Some(route.upstream_model.clone());
+        }
+        self.record.attempts = attempts.min(i16::MAX as u32) as i16;
+        self.record.ttft_ms = ttft.map(|t| t.as_millis().min(i32::MAX as u128) as i32);
+        self
+    }
+
+    /// The finished row. Without upstream usage the tokens are recorded as `estimated` (local
+    /// counting with tiktoken-rs is the next step of issue #4; until then they are 0).
+    pub fn finish(
+        mut self,
+        usage: Option<Usage>,
+        status: &'static str,
+        http_status: u16,
+        error: Option<&GatewayError>,
+        latency: Duration,
+    ) -> UsageRecord {
+        let r = &mut self.record;
+        let (usage, source) = match usage {
+            Some(u) => (u, "upstream"),
+            None => (Usage::default(), "estimated"),
+        };
+        r.input_tokens = usage.input_tokens as i64;
+        r.output_tokens = usage.output_tokens as i64;
+        r.usage_source = source.to_owned();
+        r.cost = self.price.cost(usage.input_tokens, usage.output_tokens);
+        r.latency_ms = latency.as_millis().min(i32::MAX as u128) as i32;
+        r.status = status.to_owned();
+        r.http_status = http_status as i16;
+        r.error_message = error.map(|e| e.message().to_owned());
+        self.record
+    }
+}

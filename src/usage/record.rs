@@ -1,0 +1,93 @@
+//! One row of the ledger, and its exact cost.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::PriceConfig;
+
+/// One client request (or summary call). Serialised as a JSON line for the file sink and the
+/// spill file, inserted as a row of `request_logs` otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub request_id: String,
+    /// Microseconds since the Unix epoch (UTC).
+    pub created_at_us: i64,
+    pub key_name: Option<String>,
+    pub session_id: Option<String>,
+    pub model_name: String,
+    pub provider_id: Option<String>,
+    pub upstream_model: Option<String>,
+    pub stream: bool,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// `upstream` or `estimated`.
+    pub usage_source: String,
+    /// Exact decimal, 10 places, as text (the column is `numeric(20,10)`).
+    pub cost: String,
+    pub latency_ms: i32,
+    pub ttft_ms: Option<i32>,
+    pub attempts: i16,
+    /// `ok`, `error` or `cancelled`.
+    pub status: String,
+    pub http_status: i16,
+    pub error_message: Option<String>,
+    /// `chat`, `embedding` or `summary`.
+    pub purpose: String,
+}
+
+/// A model's prices in integer nano-dollars per million tokens: exact for any price written
+/// with up to 9 decimals, so the ledger never accumulates float error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Price {
+    input_nanos_per_1m: u64,
+    output_nanos_per_1m: u64,
+}
+
+// === impl Price ===
+
+impl Price {
+    pub fn from_config(p: Option<&PriceConfig>) -> Self {
+        let nanos = |dollars: f64| (dollars * 1e9).round().max(0.0) as u64;
+        p.map(|p| Self {
+            input_nanos_per_1m: nanos(p.input_per_1m),
+            output_nanos_per_1m: nanos(p.output_per_1m),
+        })
+        .unwrap_or_default()
+    }
+
+    /// The cost of these tokens in dollars, exact to 10 decimals (rounded half up below that).
+    pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> String {
+        // tokens × nano$/1M tokens = 1e-15 $ units; u128 cannot overflow for any real count.
+        let femto = u128::from(input_tokens) * u128::from(self.input_nanos_per_1m)
+            + u128::from(output_tokens) * u128::from(self.output_nanos_per_1m);
+        let tenths_of_nano = (femto + 50_000) / 100_000; // 1e-10 $ units
+        format!(
+            "{}.{:010}",
+            tenths_of_nano / 10_000_000_000,
+            tenths_of_nano % 10_000_000_000
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn costs_are_exact_decimals() {
+        let price = Price::from_config(Some(&PriceConfig {
+            input_per_1m: 0.15,
+            output_per_1m: 0.60,
+        }));
+        assert_eq!(price.cost(19, 10), "0.0000088500");
+        assert_eq!(price.cost(1_000_000, 1_000_000), "0.7500000000");
+        assert_eq!(price.cost(0, 0), "0.0000000000");
+        // A million requests of 19/10 tokens add up exactly, with no drift.
+        assert_eq!(price.cost(19_000_000, 10_000_000), "8.8500000000");
+        assert_eq!(Price::from_config(None).cost(123, 456), "0.0000000000");
+        let pricey = Price::from_config(Some(&PriceConfig {
+            input_per_1m: 2.5,
+            output_per_1m: 10.0,
+        }));
+        assert_eq!(pricey.cost(3, 1), "0.0000175000");
+    }
+}

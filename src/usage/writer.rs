@@ -1,0 +1,386 @@
+//! The ledger's writer: records queue up off the request path, a single task batches them into
+//! the sink, and nothing is lost when the database is not there.
+//!
+//! - The queue is bounded and drained on a timer, never awaited per record: a request thread
+//!   sending a record never wakes the writer (no cross-thread wakeup per request).
+//! - Postgres: one `INSERT … SELECT FROM UNNEST(…) ON CONFLICT DO NOTHING` per batch (one round
+//!   trip, idempotent on `(request_id, created_at)`).
+//! - Any failed batch is appended to the spill file (JSON lines, fsync'd) and the writer keeps
+//!   going; after the next successful write (or every `RETRY` while idle) the spill is replayed
+//!   and removed. Replays are idempotent, so a crash mid-replay duplicates nothing.
+//! - `shutdown` drains the queue into the sink (or the spill) before it returns.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_postgres::{Client, NoTls};
+
+use super::UsageError;
+use super::migrations::migrate;
+use super::partitions::{Month, maintain};
+use super::record::UsageRecord;
+use crate::config::{UsageConfig, UsageSinkKind};
+
+const QUEUE: usize = 65_536;
+const BATCH: usize = 2_000;
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// How often an unreachable database is retried, and partitions maintained.
+const RETRY: Duration = Duration::from_secs(2);
+const MAINTAIN_EVERY: Duration = Duration::from_secs(3_600);
+/// A stalled database must not stall the writer: past these, rows go to the spill.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+const PREMADE_MONTHS: u32 = 2;
+
+/// The handle request handlers record into.
+pub struct UsageSink {
+    tx: mpsc::Sender<UsageRecord>,
+    stop: watch::Sender<bool>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+enum Destination {
+    File(PathBuf),
+    Postgres(Box<Postgres>),
+}
+
+struct Postgres {
+    url: String,
+    spill: PathBuf,
+    migrate_on_start: bool,
+    retention_months: u32,
+    client: Option<Client>,
+    last_attempt: Option<Instant>,
+    last_maintenance: Option<Instant>,
+    spill_pending: bool,
+}
+
+// === impl UsageSink ===
+
+impl UsageSink {
+    /// Starts the writer task on the current runtime; `None` for `sink: none`.
+    pub fn start(config: &UsageConfig) -> Option<Arc<Self>> {
+        let destination = match config.sink {
+            UsageSinkKind::None => return None,
+            UsageSinkKind::File => Destination::File(PathBuf::from(&config.path)),
+            UsageSinkKind::Postgres => {
+                let spill = PathBuf::from(&config.spill_path);
+                Destination::Postgres(Box::new(Postgres {
+                    url: config.database_url.clone().unwrap_or_default(),
+                    spill_pending: spill.exists(),
+                    spill,
+                    migrate_on_start: config.migrate_on_start,
+                    retention_months: config.retention_months,
+                    client: None,
+                    last_attempt: None,
+                    last_maintenance: None,
+                }))
+            }
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(rx, destination, stopped));
+        Some(Arc::new(Self {
+            tx,
+            stop,
+            task: std::sync::Mutex::new(Some(task)),
+        }))
+    }
+
+    /// Queues a record. Never blocks the request: if the queue is full the record waits in a
+    /// task of its own rather than being dropped.
+    pub fn record(&self, record: UsageRecord) {
+        if let Err(mpsc::error::TrySendError::Full(record)) = self.tx.try_send(record) {
+            crate::metrics::usage_queue_full();
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(record).await;
+            });
+        }
+    }
+
+    /// Writes everything queued, then stops the writer.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<UsageRecord>,
+    mut destination: Destination,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut batch: Vec<UsageRecord> = Vec::with_capacity(BATCH);
+    loop {
+        let stopping = *stopped.borrow();
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
+            }
+        }
+        crate::metrics::usage_queue_depth(rx.len());
+        let full = batch.len() == BATCH;
+        if !batch.is_empty() {
+            destination.write(&batch).await;
+            batch.clear();
+        } else {
+            destination.idle().await;
+        }
+        if full {
+            continue;
+        }
+        if stopping {
+            if rx.is_empty() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(FLUSH_EVERY) => {}
+            _ = stopped.changed() => {}
+        }
+    }
+}
+
+// === impl Destination ===
+
+impl Destination {
+    async fn write(&mut self, batch: &[UsageRecord]) {
+        let started = Instant::now();
+        match self {
+            Destination::File(path) => match append(path.clone(), batch).await {
+                Ok(()) => crate::metrics::usage_written("file", batch.len()),
+                Err(e) => {
+                    tracing::error!(error = %e, path = %path.display(), rows = batch.len(), "usage file write failed")
+                }
+            },
+            Destination::Postgres(pg) => pg.write(batch).await,
+        }
+        crate::metrics::usage_write_seconds(started.elapsed());
+    }
+
+    async fn idle(&mut self) {
+        if let Destination::Postgres(pg) = self {
+            pg.idle().await;
+        }
+    }
+}
+
+// === impl Postgres ===
+
+impl Postgres {
+    async fn write(&mut self, batch: &[UsageRecord]) {
+        match self.insert(batch).await {
+            Ok(()) => {
+                crate::metrics::usage_written("postgres", batch.len());
+                if self.spill_pending {
+                    self.replay().await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, rows = batch.len(), spill = %self.spill.display(), "usage rows spilled: the database is unavailable");
+                self.client = None;
+                match append(self.spill.clone(), batch).await {
+                    Ok(()) => {
+                        self.spill_pending = true;
+                        crate::metrics::usage_spilled(batch.len());
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, rows = batch.len(), "usage spill failed: rows lost")
+                    }
+                }
+            }
+        }
+    }
+
+    /// No new rows: keep the connection warm, replay a pending spill, maintain partitions.
+    async fn idle(&mut self) {
+        let due = self.last_attempt.is_none_or(|at| at.elapsed() >= RETRY);
+        let needed = self.spill_pending || self.client.is_none();
+        if due && needed && self.connect().await.is_ok() && self.spill_pending {
+            self.replay().await;
+        }
+    }
+
+    async fn connect(&mut self) -> Result<&Client, UsageError> {
+        if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
+            if self
+                .last_maintenance
+                .is_some_and(|at| at.elapsed() >= MAINTAIN_EVERY)
+            {
+                self.maintain().await?;
+            }
+            return self
+                .client
+                .as_ref()
+                .ok_or_else(|| UsageError("no connection".into()));
+        }
+        // While the database is away, batches go straight to the spill between attempts.
+        if self.last_attempt.is_some_and(|at| at.elapsed() < RETRY) {
+            return Err(UsageError(
+                "the usage database is unavailable; retrying".into(),
+            ));
+        }
+        self.last_attempt = Some(Instant::now());
+        let (mut client, connection) =
+            tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(&self.url, NoTls))
+                .await
+                .map_err(|_| UsageError("connecting to the usage database timed out".into()))??;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "usage database connection ended");
+            }
+        });
+        if self.migrate_on_start && self.last_maintenance.is_none() {
+            migrate(&mut client).await?;
+        }
+        self.client = Some(client);
+        self.maintain().await?;
+        self.client
+            .as_ref()
+            .ok_or_else(|| UsageError("no connection".into()))
+    }
+
+    async fn maintain(&mut self) -> Result<(), UsageError> {
+        let Some(client) = &self.client else {
+            return Ok(());
+        };
+        let done = maintain(client, Month::now(), PREMADE_MONTHS, self.retention_months).await?;
+        if !done.created.is_empty() || !done.dropped.is_empty() {
+            tracing::info!(created = ?done.created, dropped = ?done.dropped, "usage partitions maintained");
+        }
+        self.last_maintenance = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn insert(&mut self, batch: &[UsageRecord]) -> Result<(), UsageError> {
+        let client = self.connect().await?;
+        tokio::time::timeout(WRITE_TIMEOUT, insert(client, batch))
+            .await
+            .map_err(|_| UsageError("writing usage rows timed out".into()))?
+    }
+
+    /// Inserts the spilled rows (duplicates are ignored) and removes the file.
+    async fn replay(&mut self) {
+        let path = self.spill.clone();
+        let records = match read_spill(path.clone()).await {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::error!(error = %e, spill = %path.display(), "cannot read the usage spill file");
+                return;
+            }
+        };
+        let Ok(client) = self.connect().await else {
+            return;
+        };
+        for chunk in records.chunks(BATCH) {
+            if let Err(e) = insert(client, chunk).await {
+                tracing::warn!(error = %e, "usage spill replay interrupted; will retry");
+                self.client = None;
+                return;
+            }
+        }
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                self.spill_pending = false;
+                crate::metrics::usage_replayed(records.len());
+                tracing::info!(
+                    rows = records.len(),
+                    "usage spill replayed into the database"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "usage spill replayed but could not be removed; it will be replayed again (harmlessly)")
+            }
+        }
+    }
+}
+
+async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError> {
+    let col = |f: fn(&UsageRecord) -> String| batch.iter().map(f).collect::<Vec<String>>();
+    let opt = |f: fn(&UsageRecord) -> Option<String>| {
+        batch.iter().map(f).collect::<Vec<Option<String>>>()
+    };
+    let created: Vec<SystemTime> = batch
+        .iter()
+        .map(|r| UNIX_EPOCH + Duration::from_micros(r.created_at_us.max(0) as u64))
+        .collect();
+    client
+        .execute(
+            "INSERT INTO request_logs (request_id, created_at, key_name, session_id, model_name, provider_id, upstream_model, stream,
+                 input_tokens, output_tokens, usage_source, cost, latency_ms, ttft_ms, attempts, status, http_status, error_message, purpose)
+             SELECT r, c, k, s, m, p, u, st, i, o, us, co::numeric, l, t, a, sta, h, e, pu
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[],
+                         $9::int8[], $10::int8[], $11::text[], $12::text[], $13::int4[], $14::int4[], $15::int2[], $16::text[],
+                         $17::int2[], $18::text[], $19::text[])
+                  AS x(r, c, k, s, m, p, u, st, i, o, us, co, l, t, a, sta, h, e, pu)
+             ON CONFLICT DO NOTHING",
+            &[
+                &col(|r| r.request_id.clone()),
+                &created,
+                &opt(|r| r.key_name.clone()),
+                &opt(|r| r.session_id.clone()),
+                &col(|r| r.model_name.clone()),
+                &opt(|r| r.provider_id.clone()),
+                &opt(|r| r.upstream_model.clone()),
+                &batch.iter().map(|r| r.stream).collect::<Vec<bool>>(),
+                &batch.iter().map(|r| r.input_tokens).collect::<Vec<i64>>(),
+                &batch.iter().map(|r| r.output_tokens).collect::<Vec<i64>>(),
+                &col(|r| r.usage_source.clone()),
+                &col(|r| r.cost.clone()),
+                &batch.iter().map(|r| r.latency_ms).collect::<Vec<i32>>(),
+                &batch.iter().map(|r| r.ttft_ms).collect::<Vec<Option<i32>>>(),
+                &batch.iter().map(|r| r.attempts).collect::<Vec<i16>>(),
+                &col(|r| r.status.clone()),
+                &batch.iter().map(|r| r.http_status).collect::<Vec<i16>>(),
+                &opt(|r| r.error_message.clone()),
+                &col(|r| r.purpose.clone()),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Appends records as JSON lines and fsyncs: once this returns, they survive a crash.
+async fn append(path: PathBuf, batch: &[UsageRecord]) -> Result<(), UsageError> {
+    let mut lines = Vec::with_capacity(batch.len() * 320);
+    for record in batch {
+        serde_json::to_writer(&mut lines, record).map_err(|e| UsageError(e.to_string()))?;
+        lines.push(b'\n');
+    }
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        file.write_all(&lines)?;
+        file.sync_data()
+    })
+    .await
+    .map_err(|e| UsageError(e.to_string()))?
+    .map_err(|e| UsageError(format!("{e}")))
+}
+
+async fn read_spill(path: PathBuf) -> Result<Vec<UsageRecord>, UsageError> {
+    let text = tokio::fs::read_to_string(&path)
+        .await
+        .map_err(|e| UsageError(e.to_string()))?;
+    // A torn last line (crash mid-append) is skipped; everything before it is whole.
+    Ok(text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect())
+}
