@@ -75,7 +75,7 @@ fn stream_relay(c: &mut Criterion) {
     group.bench_function("decode + relay 12-event stream", |b| {
         b.iter(|| {
             let mut decoder = SseDecoder::new(1 << 20);
-            let mut relay = StreamRelay::default();
+            let mut relay = StreamRelay::new(true);
             for read in &reads {
                 decoder.push(read);
                 while let Some(frame) = decoder.next_frame().unwrap() {

@@ -27,6 +27,8 @@ pub struct ChatRequest {
     pub model_span: Range<usize>,
     pub stream: bool,
     pub include_usage: bool,
+    /// Whether the body has a `stream_options` field at all (then it is merged, not inserted).
+    pub has_stream_options: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +104,7 @@ impl ChatRequest {
             Some(_) => {}
         }
         let stream = peek.stream.unwrap_or(false);
+        let has_stream_options = peek.stream_options.is_some();
         let include_usage = stream
             && peek
                 .stream_options
@@ -113,6 +116,7 @@ impl ChatRequest {
             model_span,
             stream,
             include_usage,
+            has_stream_options,
         })
     }
 }

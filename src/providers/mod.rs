@@ -85,7 +85,13 @@ impl Wire {
         upstream_model_json: &[u8],
     ) -> Result<UpstreamRequest, GatewayError> {
         let body = match self {
-            Wire::OpenAi => openai::splice(&req.body, &req.model_span, upstream_model_json),
+            Wire::OpenAi => {
+                let body = openai::splice(&req.body, &req.model_span, upstream_model_json);
+                match req.stream && !req.include_usage {
+                    true => openai::ask_for_usage(body, req.has_stream_options),
+                    false => body,
+                }
+            }
             Wire::DashScope => dashscope::build_chat(&req.body, upstream_model, req.stream)?,
         };
         Ok(UpstreamRequest {
@@ -186,7 +192,7 @@ impl Wire {
 
     pub fn stream_relay(self, ctx: ResponseContext, provider: Arc<str>) -> StreamRelay {
         match self {
-            Wire::OpenAi => StreamRelay::OpenAi(openai::StreamRelay::default()),
+            Wire::OpenAi => StreamRelay::OpenAi(openai::StreamRelay::new(ctx.include_usage)),
             Wire::DashScope => {
                 StreamRelay::DashScope(Box::new(dashscope::stream::StreamRelay::new(ctx, provider)))
             }

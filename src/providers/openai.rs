@@ -18,9 +18,16 @@ use crate::sse::SseEvent;
 /// Longest upstream error text passed on to a client.
 const MAX_ERROR_MESSAGE: usize = 2_000;
 
-#[derive(Default)]
 pub struct StreamRelay {
     pub usage: Option<Usage>,
+    /// The client did not ask for the usage chunk: the gateway did, for the ledger; drop it.
+    hide_usage_chunk: bool,
+}
+
+#[derive(Deserialize)]
+struct ChoicesPeek {
+    #[serde(default)]
+    choices: Vec<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +66,34 @@ pub fn splice(body: &Bytes, span: &Range<usize>, replacement: &[u8]) -> Bytes {
     out.extend_from_slice(replacement);
     out.extend_from_slice(&body[span.end..]);
     out.freeze()
+}
+
+/// For a stream whose client did not ask for the usage chunk: the body with
+/// `stream_options.include_usage` set, so the ledger gets the upstream's exact counts (the relay
+/// then hides that chunk from the client). Without `stream_options` in the body the field is
+/// inserted after the opening brace, leaving every other byte as the client sent it; an existing
+/// `stream_options` (rare) is merged through a parse.
+pub fn ask_for_usage(body: Bytes, has_stream_options: bool) -> Bytes {
+    if !has_stream_options {
+        let Some(open) = body.iter().position(|&b| b == b'{') else {
+            return body;
+        };
+        let mut out = BytesMut::with_capacity(body.len() + 40);
+        out.extend_from_slice(&body[..=open]);
+        out.extend_from_slice(br#""stream_options":{"include_usage":true},"#);
+        out.extend_from_slice(&body[open + 1..]);
+        return out.freeze();
+    }
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return body;
+    };
+    match value.get_mut("stream_options") {
+        Some(serde_json::Value::Object(options)) => {
+            options.insert("include_usage".into(), serde_json::Value::Bool(true));
+        }
+        _ => value["stream_options"] = serde_json::json!({"include_usage": true}),
+    }
+    serde_json::to_vec(&value).map(Bytes::from).unwrap_or(body)
 }
 
 /// A 2xx body is forwarded as-is and its usage read. Parsing a whole answer only to find
@@ -204,6 +239,13 @@ impl From<OpenAiUsage> for Usage {
 // === impl StreamRelay ===
 
 impl StreamRelay {
+    pub fn new(client_asked_for_usage: bool) -> Self {
+        Self {
+            usage: None,
+            hide_usage_chunk: !client_asked_for_usage,
+        }
+    }
+
     /// Passes each frame through byte for byte, noting `[DONE]`, the usage chunk and in-stream
     /// errors. JSON is parsed only for frames that can hold usage or an error.
     pub fn on_frame(&mut self, frame: Bytes) -> Result<Relayed, GatewayError> {
@@ -224,6 +266,11 @@ impl StreamRelay {
         }
         if let Some(usage) = find_usage(data) {
             self.usage = Some(usage);
+            let usage_only =
+                serde_json::from_slice::<ChoicesPeek>(data).is_ok_and(|c| c.choices.is_empty());
+            if self.hide_usage_chunk && usage_only {
+                return Ok(Relayed::Forward(Bytes::new()));
+            }
         }
         Ok(Relayed::Forward(frame))
     }
@@ -315,7 +362,7 @@ mod tests {
 
     #[test]
     fn relay_forwards_exact_bytes_and_reads_usage() {
-        let mut relay = StreamRelay::default();
+        let mut relay = StreamRelay::new(true);
         let chunk = Bytes::from_static(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"the word \\\"usage\\\" and \\\"error\\\"\"}}]}\n\n");
         assert_eq!(
             relay.on_frame(chunk.clone()).unwrap(),
@@ -335,8 +382,52 @@ mod tests {
     }
 
     #[test]
+    fn streams_ask_for_usage_without_touching_anything_else() {
+        let body = Bytes::from_static(br#"  {"model":"m","stream":true,"messages":[{"role":"user","content":"{x}"}],"extra":{"a":1}}"#);
+        let asked = ask_for_usage(body, false);
+        assert_eq!(
+            &asked[..],
+            br#"  {"stream_options":{"include_usage":true},"model":"m","stream":true,"messages":[{"role":"user","content":"{x}"}],"extra":{"a":1}}"#
+        );
+        let merged = ask_for_usage(
+            Bytes::from_static(
+                br#"{"model":"m","stream":true,"stream_options":{"include_obfuscation":false}}"#,
+            ),
+            true,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&merged).unwrap();
+        assert_eq!(
+            v["stream_options"],
+            serde_json::json!({"include_obfuscation": false, "include_usage": true})
+        );
+    }
+
+    #[test]
+    fn the_usage_chunk_the_client_did_not_ask_for_is_hidden_but_counted() {
+        let mut relay = StreamRelay::new(false);
+        let usage = Bytes::from_static(b"data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":44,\"completion_tokens\":16,\"total_tokens\":60}}\n\n");
+        assert_eq!(
+            relay.on_frame(usage).unwrap(),
+            Relayed::Forward(Bytes::new())
+        );
+        assert_eq!(
+            relay.usage,
+            Some(Usage {
+                input_tokens: 44,
+                output_tokens: 16
+            })
+        );
+        // A content chunk that happens to carry usage (some servers do) is never hidden.
+        let both = Bytes::from_static(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{}}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n");
+        assert_eq!(
+            relay.on_frame(both.clone()).unwrap(),
+            Relayed::Forward(both)
+        );
+    }
+
+    #[test]
     fn relay_turns_an_in_stream_error_into_an_error() {
-        let mut relay = StreamRelay::default();
+        let mut relay = StreamRelay::new(true);
         let e = relay
             .on_frame(Bytes::from_static(
                 b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n",

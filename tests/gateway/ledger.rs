@@ -17,8 +17,10 @@ fn ledger_config(a: &MockOpenAi, usage: &str) -> String {
     ) + usage
 }
 
+/// Streams here do not ask for `include_usage`, as most SDK callers don't: the gateway asks the
+/// upstream itself, so the ledger still gets exact counts.
 fn chat(stream: bool) -> Value {
-    json!({"model": "gpt-4o-mini", "stream": stream, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]})
+    json!({"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
 }
 
 async fn burst(gw: &Gateway, n: usize) {
@@ -56,15 +58,33 @@ async fn every_request_is_one_row_with_exact_tokens_and_cost() {
     );
     let gw = Gateway::start(&ledger_config(&a, &usage)).await;
     burst(&gw, 40).await;
+    let streamed = a
+        .requests()
+        .into_iter()
+        .find(|r| r.body["stream"] == true)
+        .unwrap();
+    assert_eq!(
+        streamed.body["stream_options"]["include_usage"], true,
+        "the gateway asks for usage itself"
+    );
+    let text = post(&gw, "/v1/chat/completions", &chat(true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains("\"usage\""),
+        "and hides the chunk the client did not ask for: {text}"
+    );
     gw.shutdown().await;
-    // 20 non-stream answers report 19 + 10 tokens, 20 streams 44 + 16.
+    // 20 non-stream answers report 19 + 10 tokens, 21 streams (one more just above) 44 + 16.
     let (rows, input, output, cost) = count(&db).await;
     assert_eq!(
         (rows, input, output),
-        (40, 20 * 19 + 20 * 44, 20 * 10 + 20 * 16)
+        (41, 20 * 19 + 21 * 44, 20 * 10 + 21 * 16)
     );
-    // 1260 input × $0.15/M + 520 output × $0.60/M, exactly.
-    assert_eq!(cost, "0.0005010000");
+    // 1304 input × $0.15/M + 536 output × $0.60/M, exactly.
+    assert_eq!(cost, "0.0005172000");
     let client = db.connect().await;
     let row = client
         .query_one("SELECT key_name, provider_id, upstream_model, usage_source, attempts, http_status, purpose FROM request_logs LIMIT 1", &[])
