@@ -38,7 +38,7 @@ async fn main() {
     let started = Instant::now();
     for i in 0..ROWS {
         sink.record(record(i, now_us));
-        if i % 4_096 == 0 {
+        if i.is_multiple_of(4_096) {
             tokio::task::yield_now().await;
         }
     }
@@ -79,7 +79,7 @@ fn record(i: usize, now_us: i64) -> UsageRecord {
         model_name: "gpt-4o-mini".into(),
         provider_id: Some("openai".into()),
         upstream_model: Some("gpt-4o-mini".into()),
-        stream: i % 2 == 0,
+        stream: i.is_multiple_of(2),
         input_tokens: 19,
         output_tokens: 10,
         usage_source: "upstream".into(),
