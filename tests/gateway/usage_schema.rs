@@ -51,15 +51,44 @@ impl TestDb {
         client
     }
 
+    /// Drops the database now (the guard below also does it if a test panics first).
     pub async fn drop_db(self) {
+        let name = self.into_name();
         admin()
             .await
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .await
             .unwrap();
+    }
+
+    fn into_name(mut self) -> String {
+        std::mem::take(&mut self.name)
+    }
+}
+
+/// A test that fails still leaves no database behind.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.name.is_empty() {
+            return;
+        }
+        let name = std::mem::take(&mut self.name);
+        // Drop runs inside the test's runtime: do the blocking cleanup on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(ADMIN_URL, NoTls).await.ok()?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
     }
 }
 
