@@ -77,6 +77,18 @@ impl Drop for Gateway {
     }
 }
 
+/// GETs a path and returns the body as text.
+pub async fn get_text(gw: &Gateway, path: &str) -> String {
+    client()
+        .get(gw.url(path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// POSTs JSON to the gateway without a key.
 pub async fn post(gw: &Gateway, path: &str, body: &serde_json::Value) -> reqwest::Response {
     client().post(gw.url(path)).json(body).send().await.unwrap()

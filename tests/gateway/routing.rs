@@ -5,8 +5,19 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, config_for, post, sse_data};
+use crate::harness::{Gateway, client, config_for, get_text, post, sse_data};
 use crate::mock_openai::{Behavior, MockOpenAi};
+
+/// Mocks `a` and `b` as two equal routes of `gpt-4o-mini`.
+async fn two_routes(extra: &str) -> (MockOpenAi, MockOpenAi, Gateway) {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let gw = Gateway::start(&config_for(
+        &[("a", &a.base_url(), 1, 1), ("b", &b.base_url(), 1, 1)],
+        extra,
+    ))
+    .await;
+    (a, b, gw)
+}
 
 fn chat(stream: bool) -> Value {
     json!({"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
@@ -82,12 +93,7 @@ async fn lower_tier_serves_only_when_the_best_tier_cannot() {
 
 #[tokio::test]
 async fn every_pre_commit_failure_falls_back_transparently() {
-    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
-    let gw = Gateway::start(&config_for(
-        &[("a", &a.base_url(), 1, 1), ("b", &b.base_url(), 1, 1)],
-        "routing:\n  unhealthy_after: 100\n",
-    ))
-    .await;
+    let (a, _b, gw) = two_routes("routing:\n  unhealthy_after: 100\n").await;
     let failures = [
         Behavior::Status(500, vec![]),
         Behavior::Status(502, vec![]),
@@ -149,12 +155,8 @@ async fn refused_connections_fall_back() {
 
 #[tokio::test]
 async fn ejection_then_half_open_recovery() {
-    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
-    let gw = Gateway::start(&config_for(
-        &[("a", &a.base_url(), 1, 1), ("b", &b.base_url(), 1, 1)],
-        "routing:\n  unhealthy_after: 2\n  ejection: 1s\n  max_ejection: 10s\n",
-    ))
-    .await;
+    let (a, _b, gw) =
+        two_routes("routing:\n  unhealthy_after: 2\n  ejection: 1s\n  max_ejection: 10s\n").await;
     a.set(Behavior::Status(500, vec![]));
     for _ in 0..6 {
         assert_eq!(provider_of(&gw, false).await.0, 200);
@@ -219,14 +221,7 @@ async fn failing_probes_take_a_provider_out_and_passing_ones_bring_it_back() {
         before,
         "a provider marked down by probes gets no traffic"
     );
-    let metrics = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&gw, "/metrics").await;
     assert!(
         metrics.contains("gateway_upstream_healthy{provider=\"a\"} 0"),
         "{metrics}"
@@ -241,14 +236,7 @@ async fn failing_probes_take_a_provider_out_and_passing_ones_bring_it_back() {
         picks.iter().any(|p| p == "a"),
         "a is back after a passing probe: {picks:?}"
     );
-    let metrics = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&gw, "/metrics").await;
     assert!(
         metrics.contains("gateway_upstream_healthy{provider=\"a\"} 1"),
         "{metrics}"
@@ -281,12 +269,7 @@ async fn mid_stream_failure_ends_with_an_error_event_and_no_done() {
 
 #[tokio::test]
 async fn when_every_route_fails_the_client_gets_the_last_error() {
-    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
-    let gw = Gateway::start(&config_for(
-        &[("a", &a.base_url(), 1, 1), ("b", &b.base_url(), 1, 1)],
-        "routing:\n  unhealthy_after: 100\n",
-    ))
-    .await;
+    let (a, b, gw) = two_routes("routing:\n  unhealthy_after: 100\n").await;
     a.set(Behavior::Status(429, vec![("retry-after", "7")]));
     b.set(Behavior::Status(429, vec![("retry-after", "7")]));
     let r = post(&gw, "/v1/chat/completions", &chat(false)).await;

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{Gateway, client, config_for, post, sse_data};
+use crate::harness::{Gateway, client, config_for, get_text, post, sse_data};
 use crate::mock_openai::MockOpenAi;
 
 const SLOW_MOCK: &str = "providers:\n  - { id: slow, kind: mock, mock: { latency: 0ms, chunk_interval: 100ms } }\n  - { id: late, kind: mock, mock: { latency: 2s } }\nmodels:\n  - { name: slow, routes: [{ provider: slow, model: slow }] }\n  - { name: late, routes: [{ provider: late, model: late }] }\n";
@@ -48,14 +48,7 @@ async fn health_ready_and_metrics() {
     );
     let r = post(&gw, "/v1/chat/completions", &json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "x"}]})).await;
     r.text().await.unwrap();
-    let metrics = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&gw, "/metrics").await;
     for needle in [
         "gateway_requests_total{provider=\"a\",model=\"gpt-4o-mini\",status=\"2xx\"}",
         "gateway_request_duration_seconds_bucket{provider=\"a\",model=\"gpt-4o-mini\"",
@@ -168,14 +161,7 @@ async fn a_client_leaving_mid_stream_cancels_it_and_the_gateway_carries_on() {
     assert!(stream.chunk().await.unwrap().is_some());
     drop(stream);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let metrics = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&gw, "/metrics").await;
     assert!(
         metrics.contains("gateway_streams_ended_total{provider=\"slow\",outcome=\"cancelled\"}"),
         "a stream whose client left is recorded as cancelled:\n{metrics}"
