@@ -18,6 +18,8 @@ COPY config /etc/switchyard
 ENV SWITCHYARD_LOG_FORMAT=json
 EXPOSE 8080
 USER nonroot
+# The embedded default keeps its ledger in ./data/usage.jsonl: run where nonroot can write.
+WORKDIR /home/nonroot
 # No file at /etc/switchyard/switchyard.yaml is required: the binary embeds the default.
 ENTRYPOINT ["/usr/local/bin/switchyard"]
 CMD ["serve"]
