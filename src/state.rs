@@ -34,6 +34,8 @@ pub struct App {
     pub metrics: PrometheusHandle,
     /// The usage ledger's writer; `None` for `usage.sink: none`. Outlives reloads.
     pub usage: Option<Arc<UsageSink>>,
+    /// Connections for `GET /v1/usage` (with `usage.sink: postgres`).
+    pub usage_db: Option<deadpool_postgres::Pool>,
     draining: AtomicBool,
     ids: RequestIds,
 }
@@ -76,6 +78,7 @@ impl App {
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             usage: UsageSink::start(&config.usage),
+            usage_db: usage_pool(&config.usage)?,
             draining: AtomicBool::new(false),
             ids: RequestIds {
                 prefix: RandomState::new().hash_one(std::process::id()),
@@ -306,6 +309,30 @@ fn default_probe_url(wire: Wire, base: &str) -> String {
             format!("{origin}/compatible-mode/v1/models")
         }
     }
+}
+
+/// A small pool for usage queries; connections are made on first use, so a database that is
+/// down at start-up does not stop the gateway.
+fn usage_pool(
+    usage: &crate::config::UsageConfig,
+) -> Result<Option<deadpool_postgres::Pool>, String> {
+    let Some(url) = usage
+        .database_url
+        .as_ref()
+        .filter(|_| usage.sink == crate::config::UsageSinkKind::Postgres)
+    else {
+        return Ok(None);
+    };
+    let mut config = deadpool_postgres::Config::new();
+    config.url = Some(url.clone());
+    config.pool = Some(deadpool_postgres::PoolConfig::new(4));
+    config
+        .create_pool(
+            Some(deadpool_postgres::Runtime::Tokio1),
+            tokio_postgres::NoTls,
+        )
+        .map(Some)
+        .map_err(|e| format!("usage.database_url: {e}"))
 }
 
 /// A `/v1/models` entry: the OpenAI fields plus what a gateway user wants to know.

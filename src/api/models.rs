@@ -27,7 +27,7 @@ pub fn list(ctx: &RequestCtx, req: &Request<Incoming>) -> Result<Response<Body>,
 pub fn get(ctx: &RequestCtx, req: &Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = ctx.runtime.keys.authenticate(req.headers())?;
     let raw = req.uri().path().trim_start_matches("/v1/models/");
-    let id = percent_decode(raw);
+    let id = super::percent_decode(raw);
     let not_found = || {
         GatewayError::new(
             ErrorKind::ModelNotFound,
@@ -39,29 +39,4 @@ pub fn get(ctx: &RequestCtx, req: &Request<Incoming>) -> Result<Response<Body>, 
     }
     let body = ctx.runtime.model_json(&id).ok_or_else(not_found)?;
     Ok(super::json(StatusCode::OK, body.clone()))
-}
-
-/// Model ids may contain `/` or `:` (which clients may escape); decode `%XX` leniently.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

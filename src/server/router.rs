@@ -51,6 +51,7 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
         (&Method::POST, "/v1/embeddings") => api::embeddings::handle(ctx, req).await,
         (&Method::GET, "/v1/models") => api::models::list(ctx, &req),
         (&Method::GET, p) if p.starts_with("/v1/models/") => api::models::get(ctx, &req),
+        (&Method::GET, "/v1/usage") => api::usage::handle(ctx, &req).await,
         (&Method::GET, "/health") => Ok(api::health::live()),
         (&Method::GET, "/ready") => Ok(api::health::ready(ctx)),
         (&Method::GET, "/metrics") => Ok(api::health::metrics(ctx)),
@@ -59,6 +60,7 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
             "/v1/chat/completions"
             | "/v1/embeddings"
             | "/v1/models"
+            | "/v1/usage"
             | "/health"
             | "/ready"
             | "/metrics",

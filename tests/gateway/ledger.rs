@@ -228,3 +228,91 @@ async fn the_file_sink_writes_one_json_line_per_request() {
     );
     let _ = std::fs::remove_file(&path);
 }
+
+#[tokio::test]
+async fn usage_totals_are_scoped_to_the_callers_key() {
+    let db = TestDb::create("ledger_totals").await;
+    let a = MockOpenAi::start("a").await;
+    let spill = std::env::temp_dir().join(format!(
+        "switchyard-spill-totals-{}.jsonl",
+        std::process::id()
+    ));
+    let keys = "auth:\n  keys:\n    - { name: team-a, key: sk-team-a }\n    - { name: team-b, key: sk-team-b }\n    - { name: ops, key: sk-ops, admin: true }\n";
+    let usage = format!(
+        "{keys}usage:\n  sink: postgres\n  database_url: {}\n  spill_path: {}\n",
+        db.url(),
+        spill.display()
+    );
+    let gw = Gateway::start(&ledger_config(&a, &usage)).await;
+    let send = |key: &'static str| {
+        let gw = &gw;
+        async move {
+            let r = crate::harness::client()
+                .post(gw.url("/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&chat(false))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    for key in [
+        "sk-team-a",
+        "sk-team-a",
+        "sk-team-a",
+        "sk-team-b",
+        "sk-team-b",
+    ] {
+        send(key).await;
+    }
+    let totals = |key: &'static str, query: &'static str| {
+        let gw = &gw;
+        async move {
+            let r = crate::harness::client()
+                .get(gw.url(&format!("/v1/usage?{query}")))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // Rows reach the database within a flush interval.
+    let started = std::time::Instant::now();
+    while totals("sk-ops", "").await.1["data"][0]["requests"] != 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "rows must reach the database"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, all) = totals("sk-ops", "group_by=key").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        all["data"],
+        json!([
+            {"group": "team-a", "requests": 3, "input_tokens": 57, "output_tokens": 30, "cost": "0.0000265500"},
+            {"group": "team-b", "requests": 2, "input_tokens": 38, "output_tokens": 20, "cost": "0.0000177000"}
+        ])
+    );
+    let (_, own) = totals("sk-team-a", "group_by=key&key=team-b").await;
+    assert_eq!(
+        own["data"].as_array().unwrap().len(),
+        1,
+        "a non-admin key sees only its own rows: {own}"
+    );
+    assert_eq!(own["data"][0]["group"], "team-a");
+    let (_, by_model) = totals("sk-team-b", "group_by=model").await;
+    assert_eq!(by_model["data"][0]["group"], "gpt-4o-mini");
+    assert_eq!(by_model["data"][0]["requests"], 2);
+    let (_, by_day) = totals("sk-ops", "group_by=day&from=2000-01-01&to=2100-01-01").await;
+    assert_eq!(by_day["data"][0]["requests"], 5);
+    let (_, future) = totals("sk-ops", "from=2100-01-01&to=2100-02-01").await;
+    assert_eq!(future["data"], json!([]));
+    assert_eq!(totals("sk-ops", "group_by=colour").await.0, 400);
+    assert_eq!(totals("sk-ops", "from=yesterday-ish").await.0, 400);
+    assert_eq!(totals("sk-wrong", "").await.0, 401);
+    gw.shutdown().await;
+    db.drop_db().await;
+}
