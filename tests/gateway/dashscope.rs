@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, post, sse_data};
+use crate::harness::{Gateway, get_status, post, sse_data};
 use crate::mock_dashscope::{Behavior, MockDashScope};
 use crate::mock_openai::MockOpenAi;
 
@@ -350,13 +350,5 @@ async fn dashscope_providers_are_probed_on_the_compatible_models_list_only_when_
         "a busy, healthy provider is not probed: {} probes",
         ds.probes() - before
     );
-    assert_eq!(
-        client()
-            .get(gw.url("/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get_status(&gw, "/ready").await, 200);
 }

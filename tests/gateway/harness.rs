@@ -77,6 +77,17 @@ impl Drop for Gateway {
     }
 }
 
+/// GETs a path and returns the status.
+pub async fn get_status(gw: &Gateway, path: &str) -> u16 {
+    client()
+        .get(gw.url(path))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// GETs a path and returns the body as text.
 pub async fn get_text(gw: &Gateway, path: &str) -> String {
     client()

@@ -5,18 +5,17 @@
 //! It answers the same words and token counts as `mock_openai` so drop-in clients can run
 //! unchanged against either.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 
-use crate::mock_server::{Body, json_response, spawn, sse_response};
+use crate::mock_server::{Body, Recorded, Script, json_response, spawn, sse_response};
 
 #[derive(Debug, Clone)]
 pub enum Behavior {
@@ -33,19 +32,9 @@ pub enum Behavior {
     CutAfter(usize),
 }
 
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
 struct State {
     name: String,
-    queue: Mutex<VecDeque<Behavior>>,
-    default: Mutex<Behavior>,
-    seen: Mutex<Vec<Recorded>>,
-    probes: Mutex<usize>,
+    script: Script<Behavior>,
 }
 
 pub struct MockDashScope {
@@ -58,10 +47,7 @@ impl MockDashScope {
     pub async fn start(name: &str) -> Self {
         let state = Arc::new(State {
             name: name.to_owned(),
-            queue: Mutex::new(VecDeque::new()),
-            default: Mutex::new(Behavior::Normal),
-            seen: Mutex::new(Vec::new()),
-            probes: Mutex::new(0),
+            script: Script::new(Behavior::Normal),
         });
         let shared = state.clone();
         let (addr, task) = spawn(move |req| handle(shared.clone(), req)).await;
@@ -72,25 +58,13 @@ impl MockDashScope {
     pub fn base_url(&self) -> String {
         format!("http://{}/api/v1", self.addr)
     }
+}
 
-    pub fn next(&self, n: usize, behavior: Behavior) {
-        self.state
-            .queue
-            .lock()
-            .unwrap()
-            .extend(std::iter::repeat_n(behavior, n));
-    }
+impl std::ops::Deref for MockDashScope {
+    type Target = Script<Behavior>;
 
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.state.seen.lock().unwrap().clone()
-    }
-
-    pub fn count(&self) -> usize {
-        self.state.seen.lock().unwrap().len()
-    }
-
-    pub fn probes(&self) -> usize {
-        *self.state.probes.lock().unwrap()
+    fn deref(&self) -> &Script<Behavior> {
+        &self.state.script
     }
 }
 
@@ -103,7 +77,7 @@ impl Drop for MockDashScope {
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     if req.method() == http::Method::GET && path == "/compatible-mode/v1/models" {
-        *state.probes.lock().unwrap() += 1;
+        state.script.probed();
         return Ok(json_response(
             StatusCode::OK,
             &json!({"object": "list", "data": [{"id": "qwen-plus", "object": "model", "created": 1, "owned_by": "system"}]}),
@@ -117,11 +91,6 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         .map(|c| c.to_bytes())
         .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    state.seen.lock().unwrap().push(Recorded {
-        path: path.clone(),
-        headers: headers.clone(),
-        body: body.clone(),
-    });
     if !headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -133,12 +102,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             "Invalid API-key provided.",
         ));
     }
-    let behavior = state
-        .queue
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| state.default.lock().unwrap().clone());
+    let behavior = state.script.take(Recorded {
+        path: path.clone(),
+        headers: headers.clone(),
+        body: body.clone(),
+    });
     if let Behavior::Status(code, native) = behavior {
         return Ok(error(
             StatusCode::from_u16(code).unwrap(),

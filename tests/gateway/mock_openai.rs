@@ -2,7 +2,6 @@
 //! request it sees and can be told to fail: a status with an OpenAI error body, a hang, a
 //! stream cut mid-way, an in-stream error event.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -10,12 +9,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 
-use crate::mock_server::{self, Body, spawn, sse_response};
+use crate::mock_server::{self, Body, Recorded, Script, spawn, sse_response};
 
 /// What the mock does with the next request (queued), or with every request (default).
 #[derive(Debug, Clone)]
@@ -31,19 +30,9 @@ pub enum Behavior {
     ErrorEventAfter(usize),
 }
 
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
 struct State {
     name: String,
-    default: Mutex<Behavior>,
-    queue: Mutex<VecDeque<Behavior>>,
-    seen: Mutex<Vec<Recorded>>,
-    probes: Mutex<usize>,
+    script: Script<Behavior>,
     probe_status: Mutex<u16>,
 }
 
@@ -58,10 +47,7 @@ impl MockOpenAi {
     pub async fn start(name: &str) -> Self {
         let state = Arc::new(State {
             name: name.to_owned(),
-            default: Mutex::new(Behavior::Normal),
-            queue: Mutex::new(VecDeque::new()),
-            seen: Mutex::new(Vec::new()),
-            probes: Mutex::new(0),
+            script: Script::new(Behavior::Normal),
             probe_status: Mutex::new(200),
         });
         let shared = state.clone();
@@ -73,31 +59,17 @@ impl MockOpenAi {
         format!("http://{}/v1", self.addr)
     }
 
-    pub fn set(&self, behavior: Behavior) {
-        *self.state.default.lock().unwrap() = behavior;
-    }
-
-    /// The next `n` requests get `behavior`; then the default again.
-    pub fn next(&self, n: usize, behavior: Behavior) {
-        let mut q = self.state.queue.lock().unwrap();
-        q.extend(std::iter::repeat_n(behavior, n));
-    }
-
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.state.seen.lock().unwrap().clone()
-    }
-
-    pub fn count(&self) -> usize {
-        self.state.seen.lock().unwrap().len()
-    }
-
     /// Status the models list (the health probe) answers with.
     pub fn set_probe_status(&self, status: u16) {
         *self.state.probe_status.lock().unwrap() = status;
     }
+}
 
-    pub fn probes(&self) -> usize {
-        *self.state.probes.lock().unwrap()
+impl std::ops::Deref for MockOpenAi {
+    type Target = Script<Behavior>;
+
+    fn deref(&self) -> &Script<Behavior> {
+        &self.state.script
     }
 }
 
@@ -110,7 +82,7 @@ impl Drop for MockOpenAi {
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     if req.method() == http::Method::GET {
-        *state.probes.lock().unwrap() += 1;
+        state.script.probed();
         let models = json!({"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 1686935002, "owned_by": "openai"}]});
         let status = StatusCode::from_u16(*state.probe_status.lock().unwrap()).unwrap();
         return Ok(json_response(status, &models));
@@ -123,17 +95,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         .map(|c| c.to_bytes())
         .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    state.seen.lock().unwrap().push(Recorded {
+    let behavior = state.script.take(Recorded {
         path: path.clone(),
         headers,
         body: body.clone(),
     });
-    let behavior = state
-        .queue
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| state.default.lock().unwrap().clone());
     match behavior {
         Behavior::Status(code, extra) => {
             let status = StatusCode::from_u16(code).unwrap();

@@ -1,13 +1,15 @@
 //! What every mock upstream shares: a hyper server on 127.0.0.1:0 and response builders.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -18,6 +20,73 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A request a mock upstream received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// What a test tells a mock and what it asks it back: the behaviour of the next requests (queued)
+/// or of all of them (default), the requests seen, the probes answered. Each mock derefs to it.
+pub struct Script<B> {
+    default: Mutex<B>,
+    queue: Mutex<VecDeque<B>>,
+    seen: Mutex<Vec<Recorded>>,
+    probes: Mutex<usize>,
+}
+
+impl<B: Clone> Script<B> {
+    pub fn new(default: B) -> Self {
+        Self {
+            default: Mutex::new(default),
+            queue: Mutex::new(VecDeque::new()),
+            seen: Mutex::new(Vec::new()),
+            probes: Mutex::new(0),
+        }
+    }
+
+    /// Every request from now on gets `behavior`.
+    pub fn set(&self, behavior: B) {
+        *self.default.lock().unwrap() = behavior;
+    }
+
+    /// The next `n` requests get `behavior`; then the default again.
+    pub fn next(&self, n: usize, behavior: B) {
+        self.queue
+            .lock()
+            .unwrap()
+            .extend(std::iter::repeat_n(behavior, n));
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn probes(&self) -> usize {
+        *self.probes.lock().unwrap()
+    }
+
+    /// Records a request and returns the behaviour it gets.
+    pub fn take(&self, request: Recorded) -> B {
+        self.seen.lock().unwrap().push(request);
+        self.queue
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| self.default.lock().unwrap().clone())
+    }
+
+    pub fn probed(&self) {
+        *self.probes.lock().unwrap() += 1;
+    }
+}
 
 /// Serves `handler` on a fresh loopback port until the returned task is aborted.
 pub async fn spawn<F, Fut>(handler: F) -> (SocketAddr, JoinHandle<()>)

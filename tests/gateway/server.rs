@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{Gateway, client, config_for, get_text, post, sse_data};
+use crate::harness::{Gateway, client, config_for, get_status, get_text, post, sse_data};
 use crate::mock_openai::MockOpenAi;
 
 const SLOW_MOCK: &str = "providers:\n  - { id: slow, kind: mock, mock: { latency: 0ms, chunk_interval: 100ms } }\n  - { id: late, kind: mock, mock: { latency: 2s } }\nmodels:\n  - { name: slow, routes: [{ provider: slow, model: slow }] }\n  - { name: late, routes: [{ provider: late, model: late }] }\n";
@@ -15,24 +15,8 @@ const SLOW_MOCK: &str = "providers:\n  - { id: slow, kind: mock, mock: { latency
 async fn health_ready_and_metrics() {
     let a = MockOpenAi::start("a").await;
     let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], "")).await;
-    assert_eq!(
-        client()
-            .get(gw.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        client()
-            .get(gw.url("/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get_status(&gw, "/health").await, 200);
+    assert_eq!(get_status(&gw, "/ready").await, 200);
     let r = post(
         &gw,
         "/v1/chat/completions",
