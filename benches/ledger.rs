@@ -91,5 +91,6 @@ fn record(i: usize, now_us: i64) -> UsageRecord {
         http_status: 200,
         error_message: None,
         purpose: "chat".into(),
+        estimate: None,
     }
 }

@@ -23,4 +23,5 @@ pub mod secret;
 pub mod server;
 pub mod sse;
 pub mod state;
+pub mod tokens;
 pub mod usage;

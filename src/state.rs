@@ -2,6 +2,7 @@
 //! precomputed responses) behind an `ArcSwap`, so a reload builds a new one and swaps it in
 //! while requests in flight finish on the old one.
 
+use crate::tokens::Encoding;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -169,6 +170,7 @@ impl Runtime {
                     priority: r.priority,
                     health: RouteHealth::new(policy),
                     metrics: RouteMetrics::new(&r.provider, &m.name),
+                    encoding: Encoding::for_route(m.tokenizer, &r.model, &m.name),
                 });
                 next_route_id += 1;
                 slot.1.push(route.clone());

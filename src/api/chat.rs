@@ -23,6 +23,7 @@ use crate::routing::dispatch::{Failure, dispatch, open_stream, send_buffered};
 use crate::routing::relay::{StreamEnd, StreamObserver};
 use crate::routing::{ModelEntry, Route};
 use crate::state::App;
+use crate::usage::estimate::{Reply, Transcript};
 
 /// Largest non-stream upstream answer accepted.
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
@@ -35,7 +36,14 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     if key.as_ref().is_some_and(|k| !k.allows(&model.name)) {
         return Err(not_allowed(&model.name).into());
     }
-    let draft = Draft::new(ctx, key.as_deref(), model, chat.stream, "chat");
+    let draft = Draft::new(
+        ctx,
+        key.as_deref(),
+        model,
+        chat.stream,
+        "chat",
+        chat.body.clone(),
+    );
     match chat.stream {
         true => stream(ctx, model, &chat, draft).await,
         false => buffered(ctx, model, &chat, draft).await,
@@ -67,6 +75,7 @@ async fn buffered(
     let route = &served.route;
     let record = draft.routed(Some(route), served.attempts, None).finish(
         usage,
+        Some(Reply::Completion(body.clone())),
         "ok",
         200,
         None,
@@ -149,6 +158,7 @@ pub fn record_failure(ctx: &RequestCtx, draft: Draft, failure: Failure) -> Rejec
         .routed(failure.route.as_deref(), failure.attempts, None)
         .finish(
             None,
+            None,
             "error",
             status,
             Some(&failure.error),
@@ -161,7 +171,7 @@ pub fn record_failure(ctx: &RequestCtx, draft: Draft, failure: Failure) -> Rejec
 // === impl StreamEnded ===
 
 impl StreamObserver for StreamEnded {
-    fn finished(mut self: Box<Self>, end: StreamEnd, usage: Option<Usage>) {
+    fn finished(mut self: Box<Self>, end: StreamEnd, usage: Option<Usage>, seen: Transcript) {
         // Committed streams answered 200; a client that left is recorded as 499 (nginx's
         // "client closed request").
         let (status, http_status) = match &end {
@@ -176,6 +186,7 @@ impl StreamObserver for StreamEnded {
             };
             self.app.record_usage(draft.finish(
                 usage,
+                Some(Reply::Chunks(seen)),
                 status,
                 http_status,
                 error,

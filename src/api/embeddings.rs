@@ -17,6 +17,7 @@ use crate::limits::keys::not_allowed;
 use crate::request::EmbeddingsRequest;
 use crate::routing::Route;
 use crate::routing::dispatch::{dispatch, send_buffered};
+use crate::usage::estimate::Reply;
 
 /// Largest upstream embeddings answer accepted (2,048 inputs × 3,072 floats as JSON fit).
 const MAX_RESPONSE: usize = 256 * 1024 * 1024;
@@ -29,7 +30,14 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     if key.as_ref().is_some_and(|k| !k.allows(&model.name)) {
         return Err(not_allowed(&model.name).into());
     }
-    let draft = Draft::new(ctx, key.as_deref(), model, false, "embedding");
+    let draft = Draft::new(
+        ctx,
+        key.as_deref(),
+        model,
+        false,
+        "embedding",
+        embeddings.body.clone(),
+    );
     let served = dispatch(model, ctx.runtime.max_attempts, |route: Arc<Route>| {
         let calls = route.provider.wire.build_embeddings(
             &embeddings,
@@ -54,7 +62,14 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     let (body, usage) = served.value;
     let record = draft
         .routed(Some(&served.route), served.attempts, None)
-        .finish(usage, "ok", 200, None, ctx.started.elapsed());
+        .finish(
+            usage,
+            Some(Reply::Embeddings),
+            "ok",
+            200,
+            None,
+            ctx.started.elapsed(),
+        );
     ctx.app.record_usage(record);
     if let Some(u) = usage {
         served.route.metrics.tokens(u.input_tokens, 0);

@@ -3,11 +3,15 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use super::RequestCtx;
 use crate::error::GatewayError;
 use crate::limits::keys::ApiKey;
 use crate::providers::Usage;
 use crate::routing::{ModelEntry, Route};
+use crate::tokens::Encoding;
+use crate::usage::estimate::{Estimate, Reply};
 use crate::usage::record::{Price, UsageRecord};
 
 /// Everything about a request's row that is known before its outcome.
@@ -15,6 +19,9 @@ use crate::usage::record::{Price, UsageRecord};
 pub struct Draft {
     record: UsageRecord,
     price: Price,
+    /// The body sent upstream, counted if the upstream reports no usage (a refcount, no copy).
+    request: Bytes,
+    encoding: Encoding,
 }
 
 // === impl Draft ===
@@ -26,6 +33,7 @@ impl Draft {
         model: &ModelEntry,
         stream: bool,
         purpose: &'static str,
+        request: Bytes,
     ) -> Self {
         let elapsed_us = ctx.started.elapsed().as_micros() as i64;
         Self {
@@ -49,8 +57,11 @@ impl Draft {
                 http_status: 0,
                 error_message: None,
                 purpose: purpose.to_owned(),
+                estimate: None,
             },
             price: Price::from_config(model.price.as_ref()),
+            request,
+            encoding: Encoding::O200kBase,
         }
     }
 
@@ -59,23 +70,36 @@ impl Draft {
         if let Some(route) = route {
             self.record.provider_id = Some(route.provider.id.to_string());
             self.record.upstream_model = Some(route.upstream_model.clone());
+            self.encoding = route.encoding;
         }
         self.record.attempts = attempts.min(i16::MAX as u32) as i16;
         self.record.ttft_ms = ttft.map(|t| t.as_millis().min(i32::MAX as u128) as i32);
         self
     }
 
-    /// The finished row. Without upstream usage the tokens are recorded as `estimated` (local
-    /// counting with tiktoken-rs is the next step of issue #4; until then they are 0).
+    /// The finished row. With upstream usage its tokens are exact; without, the row carries
+    /// what the writer needs to count them (`reply`: what came back) and is `estimated`. A
+    /// request that got no reply at all was not billed: 0 tokens.
     pub fn finish(
         mut self,
         usage: Option<Usage>,
+        reply: Option<Reply>,
         status: &'static str,
         http_status: u16,
         error: Option<&GatewayError>,
         latency: Duration,
     ) -> UsageRecord {
         let r = &mut self.record;
+        if usage.is_none()
+            && let Some(reply) = reply
+        {
+            r.estimate = Some(Box::new(Estimate {
+                encoding: self.encoding,
+                price: self.price,
+                request: self.request,
+                reply,
+            }));
+        }
         let (usage, source) = match usage {
             Some(u) => (u, "upstream"),
             None => (Usage::default(), "estimated"),

@@ -116,7 +116,20 @@ pub struct ModelConfig {
     pub context_window: Option<u32>,
     #[serde(default)]
     pub price: Option<PriceConfig>,
+    /// The BPE encoding that counts this model's tokens where the gateway counts them itself
+    /// (no upstream usage; session budgets). Default: by the upstream model's name
+    /// (PROTOCOLS.md §7), else `o200k_base`.
+    #[serde(default)]
+    pub tokenizer: Option<Tokenizer>,
     pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tokenizer {
+    O200kBase,
+    Cl100kBase,
+    O200kHarmony,
 }
 
 #[derive(Debug, Clone, Deserialize)]

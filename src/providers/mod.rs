@@ -8,6 +8,7 @@ pub mod dashscope;
 pub mod mock;
 pub mod openai;
 
+use crate::usage::estimate::Transcript;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -229,6 +230,15 @@ impl StreamRelay {
         match self {
             StreamRelay::OpenAi(relay) => relay.usage,
             StreamRelay::DashScope(relay) => relay.usage(),
+        }
+    }
+
+    /// The frames an OpenAI-kind stream relayed, to count if it ends without usage. DashScope
+    /// reports usage in every event, so there is never anything to count.
+    pub fn take_seen(&mut self) -> Transcript {
+        match self {
+            StreamRelay::OpenAi(relay) => std::mem::take(&mut relay.seen),
+            StreamRelay::DashScope(_) => Transcript::default(),
         }
     }
 

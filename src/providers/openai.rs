@@ -14,6 +14,7 @@ use super::{Relayed, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::secret::Secret;
 use crate::sse::SseEvent;
+use crate::usage::estimate::Transcript;
 
 /// Longest upstream error text passed on to a client.
 const MAX_ERROR_MESSAGE: usize = 2_000;
@@ -22,6 +23,8 @@ pub struct StreamRelay {
     pub usage: Option<Usage>,
     /// The client did not ask for the usage chunk: the gateway did, for the ledger; drop it.
     hide_usage_chunk: bool,
+    /// The frames relayed, counted by the ledger if the stream ends without its usage chunk.
+    pub seen: Transcript,
 }
 
 #[derive(Deserialize)]
@@ -243,6 +246,7 @@ impl StreamRelay {
         Self {
             usage: None,
             hide_usage_chunk: !client_asked_for_usage,
+            seen: Transcript::default(),
         }
     }
 
@@ -266,11 +270,14 @@ impl StreamRelay {
         }
         if let Some(usage) = find_usage(data) {
             self.usage = Some(usage);
+            self.seen = Transcript::default(); // exact usage: nothing to count
             let usage_only =
                 serde_json::from_slice::<ChoicesPeek>(data).is_ok_and(|c| c.choices.is_empty());
             if self.hide_usage_chunk && usage_only {
                 return Ok(Relayed::Forward(Bytes::new()));
             }
+        } else if self.usage.is_none() {
+            self.seen.push(&frame);
         }
         Ok(Relayed::Forward(frame))
     }

@@ -9,6 +9,7 @@ pub mod relay;
 pub mod transport;
 pub mod wrr;
 
+use crate::tokens::Encoding;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -32,6 +33,8 @@ pub struct Route {
     pub priority: u32,
     pub health: RouteHealth,
     pub metrics: RouteMetrics,
+    /// How this route's tokens are counted when the upstream reports none.
+    pub encoding: Encoding,
 }
 
 /// A model clients can ask for, with its routes grouped into priority tiers (best first).

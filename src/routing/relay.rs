@@ -23,6 +23,7 @@ use super::transport::ByteStream;
 use crate::error::{ErrorKind, GatewayError};
 use crate::providers::{Relayed, StreamRelay, Usage};
 use crate::sse::{DONE_FRAME, SseDecoder, SseEvent};
+use crate::usage::estimate::Transcript;
 
 /// Upper bound on one SSE frame from an upstream.
 const MAX_FRAME: usize = 4 * 1024 * 1024;
@@ -37,7 +38,8 @@ pub enum StreamEnd {
 
 /// Told once when the stream ends, however it ends.
 pub trait StreamObserver: Send {
-    fn finished(self: Box<Self>, end: StreamEnd, usage: Option<Usage>);
+    /// `usage` is the upstream's, if it reported any; `seen` the frames relayed otherwise.
+    fn finished(self: Box<Self>, end: StreamEnd, usage: Option<Usage>, seen: Transcript);
 }
 
 pub struct RelayStream {
@@ -197,7 +199,7 @@ impl RelayStream {
     fn end(&mut self, end: StreamEnd) {
         self.phase = Phase::Ended;
         if let Some(observer) = self.observer.take() {
-            observer.finished(end, self.relay.usage());
+            observer.finished(end, self.relay.usage(), self.relay.take_seen());
         }
     }
 

@@ -1,6 +1,7 @@
 //! The usage ledger: schema migrations and monthly partitions of `request_logs` (this module so
 //! far), then the batched writer, spill file and `/v1/usage` (issue #4, in progress).
 
+pub mod estimate;
 pub mod migrations;
 pub mod partitions;
 pub mod record;

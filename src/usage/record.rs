@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::estimate::Estimate;
 use crate::config::PriceConfig;
 
 /// One client request (or summary call). Serialised as a JSON line for the file sink and the
@@ -32,6 +33,10 @@ pub struct UsageRecord {
     pub error_message: Option<String>,
     /// `chat`, `embedding` or `summary`.
     pub purpose: String,
+    /// Set when the upstream reported no usage: the writer counts the tokens (and the cost)
+    /// before the row is written. Never serialised.
+    #[serde(skip)]
+    pub estimate: Option<Box<Estimate>>,
 }
 
 /// A model's prices in integer nano-dollars per million tokens: exact for any price written

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_postgres::{Client, NoTls};
 
 use super::UsageError;
+use super::estimate::Estimate;
 use super::migrations::migrate;
 use super::partitions::{Month, maintain};
 use super::record::UsageRecord;
@@ -130,6 +131,7 @@ async fn run(
         crate::metrics::usage_queue_depth(rx.len());
         let full = batch.len() == BATCH;
         if !batch.is_empty() {
+            count_estimated(&mut batch).await;
             destination.write(&batch).await;
             batch.clear();
         } else {
@@ -147,6 +149,34 @@ async fn run(
         tokio::select! {
             () = tokio::time::sleep(FLUSH_EVERY) => {}
             _ = stopped.changed() => {}
+        }
+    }
+}
+
+/// Counts the tokens of rows whose upstream reported none, on the blocking pool (tiktoken is
+/// CPU work). If counting fails the rows are still written, with 0 tokens: never lost.
+async fn count_estimated(batch: &mut [UsageRecord]) {
+    let jobs: Vec<(usize, Box<Estimate>)> = batch
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, r)| r.estimate.take().map(|e| (i, e)))
+        .collect();
+    if jobs.is_empty() {
+        return;
+    }
+    let counted = tokio::task::spawn_blocking(move || {
+        jobs.into_iter()
+            .map(|(i, e)| (i, e.count()))
+            .collect::<Vec<_>>()
+    });
+    match counted.await {
+        Ok(counted) => {
+            for (i, c) in counted {
+                c.write_to(&mut batch[i]);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "counting estimated tokens failed; rows kept with 0 tokens")
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::harness::{Gateway, config_for, post};
-use crate::mock_openai::MockOpenAi;
+use crate::mock_openai::{Behavior, MockOpenAi};
 use crate::usage_schema::TestDb;
 
 fn ledger_config(a: &MockOpenAi, usage: &str) -> String {
@@ -21,6 +21,21 @@ fn ledger_config(a: &MockOpenAi, usage: &str) -> String {
 /// upstream itself, so the ledger still gets exact counts.
 fn chat(stream: bool) -> Value {
     json!({"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+/// A Postgres sink on `db`, spilling to a file of this test's own.
+fn postgres_usage(db: &TestDb, test: &str) -> (String, std::path::PathBuf) {
+    let spill = std::env::temp_dir().join(format!(
+        "switchyard-spill-{test}-{}.jsonl",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&spill);
+    let usage = format!(
+        "usage:\n  sink: postgres\n  database_url: {}\n  spill_path: {}\n",
+        db.url(),
+        spill.display()
+    );
+    (usage, spill)
 }
 
 async fn burst(gw: &Gateway, n: usize) {
@@ -49,13 +64,7 @@ async fn count(db: &TestDb) -> (i64, i64, i64, String) {
 async fn every_request_is_one_row_with_exact_tokens_and_cost() {
     let db = TestDb::create("ledger").await;
     let a = MockOpenAi::start("a").await;
-    let spill =
-        std::env::temp_dir().join(format!("switchyard-spill-ok-{}.jsonl", std::process::id()));
-    let usage = format!(
-        "usage:\n  sink: postgres\n  database_url: {}\n  spill_path: {}\n",
-        db.url(),
-        spill.display()
-    );
+    let (usage, spill) = postgres_usage(&db, "ok");
     let gw = Gateway::start(&ledger_config(&a, &usage)).await;
     burst(&gw, 40).await;
     let streamed = a
@@ -103,18 +112,109 @@ async fn every_request_is_one_row_with_exact_tokens_and_cost() {
     db.drop_db().await;
 }
 
+/// Rows whose upstream reported no usage are counted by the gateway (tiktoken, o200k_base for
+/// gpt-4o-mini) and marked `estimated`. The prompt `{"role":"user","content":"hi"}` is 3 + 1 + 1
+/// tokens, plus 3 for the reply's priming: 8.
+#[tokio::test]
+async fn streams_cut_or_abandoned_and_answers_without_usage_are_counted_by_the_gateway() {
+    let db = TestDb::create("ledger_estimated").await;
+    let a = MockOpenAi::start("a").await;
+    let (usage, _spill) = postgres_usage(&db, "estimated");
+    let gw = Gateway::start(&ledger_config(&a, &usage)).await;
+
+    // Cut after the role chunk, "Hello" and " from": the client gets an error event.
+    a.next(1, Behavior::CutAfter(3));
+    let text = post(&gw, "/v1/chat/completions", &chat(true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\"error\""), "{text}");
+    // The upstream stalls after three chunks; the client reads the first and leaves.
+    a.next(1, Behavior::StallAfter(3));
+    let mut abandoned = post(&gw, "/v1/chat/completions", &chat(true)).await;
+    assert!(abandoned.chunk().await.unwrap().is_some());
+    drop(abandoned);
+    // An upstream that ignores include_usage, and an answer without usage.
+    a.next(2, Behavior::WithoutUsage);
+    for stream in [true, false] {
+        let r = post(&gw, "/v1/chat/completions", &chat(stream)).await;
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap();
+    }
+    // The abandoned stream's row is written once the gateway notices the client left.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.shutdown().await;
+
+    let client = db.connect().await;
+    let rows = client
+        .query(
+            "SELECT status, http_status, stream, usage_source, input_tokens, output_tokens, cost::text
+             FROM request_logs ORDER BY created_at",
+            &[],
+        )
+        .await
+        .unwrap();
+    let rows: Vec<(String, i16, bool, String, i64, i64, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let estimated = |status: &str, http: i16, stream: bool, output: i64| {
+        // 8 × $0.15/M + output × $0.60/M
+        let cost = format!("{:.10}", (8.0 * 0.15 + output as f64 * 0.60) / 1e6);
+        (
+            status.to_owned(),
+            http,
+            stream,
+            "estimated".to_owned(),
+            8,
+            output,
+            cost,
+        )
+    };
+    // "Hello from": 2 tokens; "Hello from a": 3.
+    assert_eq!(rows[0], estimated("error", 200, true, 2), "the cut stream");
+    assert_eq!(
+        rows[1].0, "cancelled",
+        "the abandoned stream: {:?}",
+        rows[1]
+    );
+    assert_eq!(
+        (rows[1].1, rows[1].3.as_str(), rows[1].4),
+        (499, "estimated", 8)
+    );
+    assert!(rows[1].5 <= 2, "at most what was relayed: {:?}", rows[1]);
+    assert_eq!(
+        rows[2],
+        estimated("ok", 200, true, 3),
+        "the stream without usage"
+    );
+    assert_eq!(
+        rows[3],
+        estimated("ok", 200, false, 3),
+        "the answer without usage"
+    );
+    drop(client);
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn rows_written_while_the_database_is_away_arrive_once_it_is_back() {
     // The database does not exist yet: every write fails and spills, requests still succeed.
     let db = TestDb::named("ledger_outage");
     let a = MockOpenAi::start("a").await;
-    let spill = std::env::temp_dir().join(format!("switchyard-spill-{}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&spill);
-    let usage = format!(
-        "usage:\n  sink: postgres\n  database_url: {}\n  spill_path: {}\n",
-        db.url(),
-        spill.display()
-    );
+    let (usage, spill) = postgres_usage(&db, "outage");
     let gw = Gateway::start(&ledger_config(&a, &usage)).await;
     burst(&gw, 30).await;
     let started = std::time::Instant::now();

@@ -14,7 +14,9 @@ use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 
-use crate::mock_server::{self, Body, Recorded, Script, spawn, sse_response};
+use crate::mock_server::{
+    self, Body, Recorded, Script, spawn, sse_response, sse_response_then_stall,
+};
 
 /// What the mock does with the next request (queued), or with every request (default).
 #[derive(Debug, Clone)]
@@ -28,6 +30,10 @@ pub enum Behavior {
     CutAfter(usize),
     /// Stream: send this many chunks, then an in-stream `data: {"error":…}` event.
     ErrorEventAfter(usize),
+    /// Stream: send this many chunks, then nothing more, keeping the connection open.
+    StallAfter(usize),
+    /// Report no usage: none in answers, and `include_usage` ignored (older servers do this).
+    WithoutUsage,
 }
 
 struct State {
@@ -126,10 +132,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if body["stream"] == true {
         return Ok(stream_response(&state.name, &body, behavior));
     }
-    Ok(json_response(
-        StatusCode::OK,
-        &completion(&state.name, &body),
-    ))
+    let mut answer = completion(&state.name, &body);
+    if let Behavior::WithoutUsage = behavior {
+        answer.as_object_mut().unwrap().remove("usage");
+    }
+    Ok(json_response(StatusCode::OK, &answer))
 }
 
 /// OpenAI answers carry a request id; the gateway must not forward or depend on it.
@@ -198,7 +205,10 @@ pub fn stream_chunks(name: &str, body: &Value) -> Vec<String> {
 }
 
 fn stream_response(name: &str, body: &Value, behavior: Behavior) -> Response<Body> {
-    let chunks = stream_chunks(name, body);
+    let mut chunks = stream_chunks(name, body);
+    if let Behavior::WithoutUsage = behavior {
+        chunks.retain(|c| !c.contains("\"usage\""));
+    }
     let mut frames: Vec<Result<Frame<Bytes>, std::io::Error>> = Vec::new();
     let data = |s: &str| Ok(Frame::data(Bytes::from(format!("data: {s}\n\n"))));
     match behavior {
@@ -209,6 +219,10 @@ fn stream_response(name: &str, body: &Value, behavior: Behavior) -> Response<Bod
         Behavior::ErrorEventAfter(n) => {
             frames.extend(chunks.iter().take(n).map(|c| data(c)));
             frames.push(data(r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}"#));
+        }
+        Behavior::StallAfter(n) => {
+            frames.extend(chunks.iter().take(n).map(|c| data(c)));
+            return sse_response_then_stall(frames, "text/event-stream");
         }
         _ => {
             frames.extend(chunks.iter().map(|c| data(c)));

@@ -129,7 +129,23 @@ pub fn sse_response(
     frames: Vec<Result<Frame<Bytes>, std::io::Error>>,
     content_type: &'static str,
 ) -> Response<Body> {
-    let stream = futures_util::stream::iter(frames).then(|f| async move {
+    paced(futures_util::stream::iter(frames), content_type)
+}
+
+/// Sends the frames, then keeps the stream open forever (an upstream that stalls mid-way).
+pub fn sse_response_then_stall(
+    frames: Vec<Result<Frame<Bytes>, std::io::Error>>,
+    content_type: &'static str,
+) -> Response<Body> {
+    let stream = futures_util::stream::iter(frames).chain(futures_util::stream::pending());
+    paced(stream, content_type)
+}
+
+fn paced(
+    frames: impl futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send + 'static,
+    content_type: &'static str,
+) -> Response<Body> {
+    let stream = frames.then(|f| async move {
         tokio::time::sleep(Duration::from_millis(2)).await;
         f
     });

@@ -1,0 +1,356 @@
+//! Counting tokens locally with tiktoken-rs (PROTOCOLS.md §7): for ledger rows whose upstream
+//! reported no usage, and for session budgets.
+//!
+//! Chat messages are counted the way OpenAI's cookbook does: 3 tokens per message, the tokens of
+//! its strings, 1 more for a `name`, and 3 once for the reply's priming. Pure functions; the BPE
+//! tables are compiled into the binary and parsed once, on first use.
+
+use serde::Deserialize;
+use serde_json::Value;
+use tiktoken_rs::CoreBPE;
+
+use crate::config::Tokenizer;
+
+/// Tokens every chat message costs beyond its text (`<|start|>role…<|end|>`).
+pub const PER_MESSAGE: u64 = 3;
+/// A message with a `name` costs one more.
+pub const PER_NAME: u64 = 1;
+/// Every reply is primed with `<|start|>assistant<|message|>`.
+pub const REPLY_PRIMING: u64 = 3;
+
+/// The BPE encodings OpenAI's models use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    O200kBase,
+    Cl100kBase,
+    O200kHarmony,
+}
+
+/// Model-name prefixes and their encodings, most specific first (`gpt-4o` before `gpt-4`).
+const BY_PREFIX: &[(&str, Encoding)] = &[
+    ("gpt-4o", Encoding::O200kBase),
+    ("chatgpt-4o-", Encoding::O200kBase),
+    ("gpt-4.1", Encoding::O200kBase),
+    ("gpt-4.5-", Encoding::O200kBase),
+    ("gpt-5", Encoding::O200kBase),
+    ("o1", Encoding::O200kBase),
+    ("o3", Encoding::O200kBase),
+    ("o4-mini", Encoding::O200kBase),
+    ("gpt-oss-", Encoding::O200kHarmony),
+    ("gpt-4", Encoding::Cl100kBase),
+    ("gpt-3.5-turbo", Encoding::Cl100kBase),
+    ("gpt-35-turbo", Encoding::Cl100kBase),
+    ("text-embedding-ada-002", Encoding::Cl100kBase),
+    ("text-embedding-3-", Encoding::Cl100kBase),
+];
+
+// === impl Encoding ===
+
+impl From<Tokenizer> for Encoding {
+    fn from(t: Tokenizer) -> Self {
+        match t {
+            Tokenizer::O200kBase => Self::O200kBase,
+            Tokenizer::Cl100kBase => Self::Cl100kBase,
+            Tokenizer::O200kHarmony => Self::O200kHarmony,
+        }
+    }
+}
+
+impl Encoding {
+    /// The encoding of a known OpenAI model; `None` for others (Qwen, local models), which
+    /// callers count with their configured default.
+    pub fn for_model(model: &str) -> Option<Self> {
+        BY_PREFIX
+            .iter()
+            .find(|(prefix, _)| model.starts_with(prefix))
+            .map(|&(_, encoding)| encoding)
+    }
+
+    /// How a route counts: the configured tokenizer, else by the upstream model's name, else by
+    /// the client-facing name, else `o200k_base` (the encoding of current OpenAI models).
+    pub fn for_route(configured: Option<Tokenizer>, upstream_model: &str, model: &str) -> Self {
+        configured
+            .map(Self::from)
+            .or_else(|| Self::for_model(upstream_model))
+            .or_else(|| Self::for_model(model))
+            .unwrap_or(Self::O200kBase)
+    }
+
+    fn bpe(self) -> &'static CoreBPE {
+        match self {
+            Self::O200kBase => tiktoken_rs::o200k_base_singleton(),
+            Self::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
+            Self::O200kHarmony => tiktoken_rs::o200k_harmony_singleton(),
+        }
+    }
+
+    /// Parses the encoding's table now, so the first count does not pay for it.
+    pub fn warm(self) {
+        self.bpe();
+    }
+
+    /// Tokens of plain text (special-token text counts as ordinary text, as a user typed it).
+    pub fn count(self, text: &str) -> u64 {
+        if text.is_empty() {
+            return 0;
+        }
+        self.bpe().count_ordinary(text) as u64
+    }
+
+    /// One chat message with its per-message overhead (the reply priming is not included).
+    pub fn count_message(self, message: &Value) -> u64 {
+        let Some(fields) = message.as_object() else {
+            return PER_MESSAGE;
+        };
+        let mut text = String::new();
+        let mut tokens = PER_MESSAGE;
+        for (key, value) in fields {
+            match (key.as_str(), value) {
+                (_, Value::String(s)) => {
+                    tokens += self.count(s);
+                    if key == "name" {
+                        tokens += PER_NAME;
+                    }
+                }
+                ("content" | "tool_calls" | "function_call", _) => {
+                    text.clear();
+                    collect_text(value, &mut text);
+                    tokens += self.count(&text);
+                }
+                _ => {}
+            }
+        }
+        tokens
+    }
+
+    /// The prompt of a chat request body: every message, the tool definitions (their JSON, a
+    /// slight over-count) and the reply priming. `None` if the body is not a chat request.
+    pub fn count_chat_prompt(self, body: &[u8]) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Prompt {
+            messages: Vec<Value>,
+            #[serde(default)]
+            tools: Option<Value>,
+        }
+        let prompt: Prompt = serde_json::from_slice(body).ok()?;
+        let messages: u64 = prompt.messages.iter().map(|m| self.count_message(m)).sum();
+        let tools = match &prompt.tools {
+            Some(tools @ Value::Array(list)) if !list.is_empty() => self.count(&tools.to_string()),
+            _ => 0,
+        };
+        Some(messages + tools + REPLY_PRIMING)
+    }
+
+    /// The generated text of a non-stream `chat.completion` body (every choice).
+    pub fn count_chat_completion(self, body: &[u8]) -> u64 {
+        let mut text = String::new();
+        if let Ok(Choices { choices }) = serde_json::from_slice::<Choices>(body) {
+            for choice in &choices {
+                if let Some(message) = choice.get("message") {
+                    collect_generated(message, &mut text);
+                }
+            }
+        }
+        self.count(&text)
+    }
+
+    /// The generated text of the `chat.completion.chunk` frames a stream relayed so far.
+    pub fn count_chat_chunks<'a>(self, frames: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+        let mut text = String::new();
+        for frame in frames {
+            let Some(data) = crate::sse::SseEvent::parse(frame).data else {
+                continue;
+            };
+            if let Ok(Choices { choices }) = serde_json::from_slice::<Choices>(&data) {
+                for choice in &choices {
+                    if let Some(delta) = choice.get("delta") {
+                        collect_generated(delta, &mut text);
+                    }
+                }
+            }
+        }
+        self.count(&text)
+    }
+
+    /// The `input` of an embeddings request: strings are encoded, token arrays counted as sent.
+    pub fn count_embedding_input(self, body: &[u8]) -> u64 {
+        #[derive(Deserialize)]
+        struct Input {
+            input: Value,
+        }
+        let Ok(Input { input }) = serde_json::from_slice::<Input>(body) else {
+            return 0;
+        };
+        let one = |v: &Value| match v {
+            Value::String(s) => self.count(s),
+            Value::Array(tokens) => tokens.len() as u64,
+            _ => 0,
+        };
+        match &input {
+            Value::Array(items) if items.iter().all(Value::is_number) => items.len() as u64,
+            Value::Array(items) => items.iter().map(one).sum(),
+            other => one(other),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Choices {
+    #[serde(default)]
+    choices: Vec<Value>,
+}
+
+/// What a model generated in a message or delta: content, reasoning, tool calls.
+fn collect_generated(message: &Value, out: &mut String) {
+    for key in [
+        "content",
+        "reasoning_content",
+        "refusal",
+        "tool_calls",
+        "function_call",
+    ] {
+        if let Some(value) = message.get(key) {
+            collect_text(value, out);
+        }
+    }
+}
+
+/// The text a model reads or writes in a content or tool-call value: strings, `text` parts,
+/// function names and arguments; not part types, ids or image URLs.
+fn collect_text(value: &Value, out: &mut String) {
+    match value {
+        Value::String(s) => out.push_str(s),
+        Value::Array(items) => items.iter().for_each(|item| collect_text(item, out)),
+        Value::Object(fields) => {
+            for key in ["text", "function", "name", "arguments"] {
+                if let Some(v) = fields.get(key) {
+                    collect_text(v, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn bpe_tokens(encoding: Encoding, text: &str) -> Vec<u32> {
+        encoding.bpe().encode_ordinary(text)
+    }
+
+    #[test]
+    fn models_map_to_their_encodings_most_specific_prefix_first() {
+        use Encoding::*;
+        for (model, want) in [
+            ("gpt-4o-mini", Some(O200kBase)),
+            ("gpt-4.1-nano", Some(O200kBase)),
+            ("gpt-5", Some(O200kBase)),
+            ("o3-mini", Some(O200kBase)),
+            ("gpt-4", Some(Cl100kBase)),
+            ("gpt-4-turbo", Some(Cl100kBase)),
+            ("gpt-3.5-turbo-0125", Some(Cl100kBase)),
+            ("text-embedding-3-small", Some(Cl100kBase)),
+            ("gpt-oss-120b", Some(O200kHarmony)),
+            ("qwen-plus", None),
+        ] {
+            assert_eq!(Encoding::for_model(model), want, "{model}");
+        }
+    }
+
+    // PROTOCOLS.md §7: vectors verified against the Python tiktoken.
+    #[test]
+    fn encodings_match_the_reference_token_ids() {
+        assert_eq!(
+            bpe_tokens(Encoding::O200kBase, "hello world"),
+            [24912, 2375]
+        );
+        assert_eq!(
+            bpe_tokens(Encoding::Cl100kBase, "hello world"),
+            [15339, 1917]
+        );
+        assert_eq!(
+            bpe_tokens(Encoding::O200kBase, "tiktoken is great!"),
+            [83, 8251, 2488, 382, 2212, 0]
+        );
+        assert_eq!(
+            bpe_tokens(Encoding::Cl100kBase, "tiktoken is great!"),
+            [83, 1609, 5963, 374, 2294, 0]
+        );
+    }
+
+    /// The OpenAI cookbook's example conversation: 124 prompt tokens on gpt-4o, 129 on gpt-4.
+    #[test]
+    fn chat_prompt_matches_the_cookbook_counts() {
+        let body = json!({"model": "m", "messages": [
+            {"role": "system", "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English."},
+            {"role": "system", "name": "example_user", "content": "New synergies will help drive top-line growth."},
+            {"role": "system", "name": "example_assistant", "content": "Things working well together will increase revenue."},
+            {"role": "system", "name": "example_user", "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage."},
+            {"role": "system", "name": "example_assistant", "content": "Let's talk later when we're less busy about how to do better."},
+            {"role": "user", "content": "This late pivot means we don't have time to boil the ocean for the client deliverable."},
+        ]})
+        .to_string();
+        assert_eq!(
+            Encoding::O200kBase.count_chat_prompt(body.as_bytes()),
+            Some(124)
+        );
+        assert_eq!(
+            Encoding::Cl100kBase.count_chat_prompt(body.as_bytes()),
+            Some(129)
+        );
+        let hello = json!({"messages": [{"role": "user", "content": "Hello"}]}).to_string();
+        assert_eq!(
+            Encoding::O200kBase.count_chat_prompt(hello.as_bytes()),
+            Some(8)
+        );
+    }
+
+    #[test]
+    fn content_parts_and_tool_calls_count_their_text_only() {
+        let e = Encoding::O200kBase;
+        let parts = json!({"role": "user", "content": [
+            {"type": "text", "text": "hello world"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        ]});
+        assert_eq!(e.count_message(&parts), PER_MESSAGE + 1 + 2);
+        let call = json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+        ]});
+        let text = "get_weather{\"city\":\"Paris\"}";
+        assert_eq!(e.count_message(&call), PER_MESSAGE + 1 + e.count(text));
+    }
+
+    #[test]
+    fn completions_count_every_choice_and_every_delta() {
+        let e = Encoding::O200kBase;
+        let body = json!({"choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "hello world"}},
+            {"index": 1, "message": {"role": "assistant", "content": "tiktoken is great!"}},
+        ]})
+        .to_string();
+        assert_eq!(e.count_chat_completion(body.as_bytes()), 2 + 6);
+
+        let frames = [
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hello\"}}]}\n\n",
+            ": keep-alive\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" world\"}}]}\n\n",
+            "data: [DONE]\n\n",
+        ];
+        assert_eq!(e.count_chat_chunks(frames.iter().map(|f| f.as_bytes())), 2);
+    }
+
+    #[test]
+    fn embedding_inputs_of_every_shape() {
+        let e = Encoding::Cl100kBase;
+        let count = |v: Value| e.count_embedding_input(json!({"input": v}).to_string().as_bytes());
+        assert_eq!(count(json!("hello world")), 2);
+        assert_eq!(count(json!(["hello world", "tiktoken is great!"])), 8);
+        assert_eq!(count(json!([1, 2, 3])), 3);
+        assert_eq!(count(json!([[1, 2], [3]])), 3);
+        assert_eq!(e.count_embedding_input(b"not json"), 0);
+    }
+}

@@ -1,0 +1,158 @@
+//! Rows whose upstream reported no usage (a stream cut or abandoned before its usage chunk, a
+//! server that ignores `include_usage`, an answer without `usage`) carry what the writer needs to
+//! count their tokens itself, so the counting happens off the request path.
+
+use bytes::Bytes;
+
+use super::record::{Price, UsageRecord};
+use crate::tokens::Encoding;
+
+/// Most bytes of a stream's frames kept for counting; beyond it the count is scaled up by the
+/// bytes seen, so a runaway stream cannot hold unbounded memory.
+const MAX_KEPT: usize = 4 * 1024 * 1024;
+
+/// Counting instructions for one row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    pub encoding: Encoding,
+    pub price: Price,
+    /// The body sent upstream: the prompt is counted from it.
+    pub request: Bytes,
+    pub reply: Reply,
+}
+
+/// What the upstream sent back, as far as it got.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// An embeddings answer: only the input counts.
+    Embeddings,
+    /// A whole `chat.completion` body.
+    Completion(Bytes),
+    /// The `chat.completion.chunk` frames of a stream.
+    Chunks(Transcript),
+}
+
+/// The frames of a stream, kept (zero-copy) in case they have to be counted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transcript {
+    frames: Vec<Bytes>,
+    kept: usize,
+    seen: usize,
+}
+
+// === impl Estimate ===
+
+impl Estimate {
+    /// Counts the tokens and prices them: CPU work (tiktoken), done by the writer.
+    pub fn count(&self) -> Counted {
+        let encoding = self.encoding;
+        let prompt = || encoding.count_chat_prompt(&self.request).unwrap_or(0);
+        let (input, output) = match &self.reply {
+            Reply::Embeddings => (encoding.count_embedding_input(&self.request), 0),
+            Reply::Completion(body) => (prompt(), encoding.count_chat_completion(body)),
+            Reply::Chunks(transcript) => (prompt(), transcript.count(encoding)),
+        };
+        Counted {
+            input,
+            output,
+            cost: self.price.cost(input, output),
+        }
+    }
+}
+
+/// The outcome of an [`Estimate`].
+#[derive(Debug)]
+pub struct Counted {
+    input: u64,
+    output: u64,
+    cost: String,
+}
+
+// === impl Counted ===
+
+impl Counted {
+    pub fn write_to(self, record: &mut UsageRecord) {
+        record.input_tokens = self.input as i64;
+        record.output_tokens = self.output as i64;
+        record.cost = self.cost;
+        record.usage_source = "estimated".to_owned();
+    }
+}
+
+// === impl Transcript ===
+
+impl Transcript {
+    pub fn push(&mut self, frame: &Bytes) {
+        self.seen += frame.len();
+        if self.kept + frame.len() <= MAX_KEPT {
+            self.kept += frame.len();
+            self.frames.push(frame.clone());
+        }
+    }
+
+    /// Completion tokens of the frames, scaled up if some were not kept.
+    pub fn count(&self, encoding: Encoding) -> u64 {
+        let counted = encoding.count_chat_chunks(self.frames.iter().map(|f| &f[..]));
+        if self.seen <= self.kept || self.kept == 0 {
+            return counted;
+        }
+        (u128::from(counted) * self.seen as u128 / self.kept as u128) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(text: &str) -> Bytes {
+        let json = serde_json::json!({"choices": [{"index": 0, "delta": {"content": text}}]});
+        Bytes::from(format!("data: {json}\n\n"))
+    }
+
+    fn record() -> UsageRecord {
+        serde_json::from_value(serde_json::json!({
+            "request_id": "r", "created_at_us": 0, "key_name": null, "session_id": null,
+            "model_name": "m", "provider_id": null, "upstream_model": null, "stream": true,
+            "input_tokens": 0, "output_tokens": 0, "usage_source": "", "cost": "",
+            "latency_ms": 0, "ttft_ms": null, "attempts": 1, "status": "cancelled",
+            "http_status": 499, "error_message": null, "purpose": "chat"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cut_stream_is_counted_from_its_prompt_and_relayed_chunks() {
+        let mut transcript = Transcript::default();
+        transcript.push(&chunk("hello"));
+        transcript.push(&chunk(" world"));
+        let estimate = Estimate {
+            encoding: Encoding::O200kBase,
+            price: Price::from_config(Some(&crate::config::PriceConfig {
+                input_per_1m: 1.0,
+                output_per_1m: 2.0,
+            })),
+            request: Bytes::from_static(br#"{"messages":[{"role":"user","content":"Hello"}]}"#),
+            reply: Reply::Chunks(transcript),
+        };
+        let mut row = record();
+        estimate.count().write_to(&mut row);
+        assert_eq!((row.input_tokens, row.output_tokens), (8, 2));
+        assert_eq!(row.usage_source, "estimated");
+        assert_eq!(row.cost, "0.0000120000");
+    }
+
+    #[test]
+    fn frames_beyond_the_cap_are_scaled_not_kept() {
+        let frame = chunk(&"hello world ".repeat(1000));
+        let mut transcript = Transcript::default();
+        let n = MAX_KEPT / frame.len() + 10;
+        for _ in 0..n {
+            transcript.push(&frame);
+        }
+        assert!(transcript.kept <= MAX_KEPT);
+        let one = Encoding::O200kBase.count_chat_chunks([&frame[..]]);
+        let total = transcript.count(Encoding::O200kBase);
+        let want = one * n as u64;
+        assert!(total.abs_diff(want) <= one, "{total} vs {want}");
+    }
+}
