@@ -27,6 +27,7 @@ use crate::routing::probe::Probes;
 use crate::routing::transport::{HttpUpstream, Transport};
 use crate::routing::{ModelEntry, Route};
 use crate::usage::record::UsageRecord;
+use crate::usage::totals::Ledger;
 use crate::usage::writer::UsageSink;
 
 /// Process-wide state: what outlives a config reload.
@@ -36,7 +37,8 @@ pub struct App {
     /// The usage ledger's writer; `None` for `usage.sink: none`. Outlives reloads.
     pub usage: Option<Arc<UsageSink>>,
     /// Connections for `GET /v1/usage` (with `usage.sink: postgres`).
-    pub usage_db: Option<deadpool_postgres::Pool>,
+    /// Where `/v1/usage` reads totals: the Postgres ledger or the file sink.
+    pub ledger: Option<Ledger>,
     draining: AtomicBool,
     ids: RequestIds,
 }
@@ -79,7 +81,7 @@ impl App {
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             usage: UsageSink::start(&config.usage),
-            usage_db: usage_pool(&config.usage)?,
+            ledger: ledger(&config.usage)?,
             draining: AtomicBool::new(false),
             ids: RequestIds {
                 prefix: RandomState::new().hash_one(std::process::id()),
@@ -313,17 +315,14 @@ fn default_probe_url(wire: Wire, base: &str) -> String {
     }
 }
 
-/// A small pool for usage queries; connections are made on first use, so a database that is
-/// down at start-up does not stop the gateway.
-fn usage_pool(
-    usage: &crate::config::UsageConfig,
-) -> Result<Option<deadpool_postgres::Pool>, String> {
-    let Some(url) = usage
-        .database_url
-        .as_ref()
-        .filter(|_| usage.sink == crate::config::UsageSinkKind::Postgres)
-    else {
-        return Ok(None);
+/// The ledger `/v1/usage` reads. For Postgres, a small pool whose connections are made on first
+/// use, so a database that is down at start-up does not stop the gateway.
+fn ledger(usage: &crate::config::UsageConfig) -> Result<Option<Ledger>, String> {
+    use crate::config::UsageSinkKind;
+    let url = match (&usage.sink, &usage.database_url) {
+        (UsageSinkKind::Postgres, Some(url)) => url,
+        (UsageSinkKind::File, _) => return Ok(Some(Ledger::File(usage.path.clone().into()))),
+        _ => return Ok(None),
     };
     let mut config = deadpool_postgres::Config::new();
     config.url = Some(url.clone());
@@ -333,7 +332,7 @@ fn usage_pool(
             Some(deadpool_postgres::Runtime::Tokio1),
             tokio_postgres::NoTls,
         )
-        .map(Some)
+        .map(|pool| Some(Ledger::Postgres(pool)))
         .map_err(|e| format!("usage.database_url: {e}"))
 }
 

@@ -1,5 +1,5 @@
-//! `GET /health` (the process answers), `GET /ready` (config loaded, not draining, a route
-//! available for every model) and `GET /metrics` (Prometheus text).
+//! `GET /health` (the process answers), `GET /ready` (config loaded, the usage database tried
+//! and migrated, not draining, a route available for every model) and `GET /metrics` (Prometheus text).
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Response, StatusCode};
@@ -19,6 +19,17 @@ pub fn ready(ctx: &RequestCtx) -> Response<Body> {
         return super::json(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"status": "draining"}).to_string(),
+        );
+    }
+    if ctx
+        .app
+        .usage
+        .as_ref()
+        .is_some_and(|sink| !sink.is_started())
+    {
+        return super::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "starting", "waiting_for": "usage database"}).to_string(),
         );
     }
     let now = Instant::now();

@@ -1,15 +1,17 @@
-//! The usage ledger: schema migrations and monthly partitions of `request_logs` (this module so
-//! far), then the batched writer, spill file and `/v1/usage` (issue #4, in progress).
+//! The usage ledger: one row per request ([`record`]), tokens counted locally where the upstream
+//! reported none ([`estimate`]), the batched writer with its spill file ([`writer`]), the schema
+//! ([`migrations`], [`partitions`]) and the totals behind `/v1/usage` ([`totals`]).
 
 pub mod estimate;
 pub mod migrations;
 pub mod partitions;
 pub mod record;
+pub mod totals;
 pub mod writer;
 
 use std::fmt;
 
-/// A database problem at start-up or in maintenance; never on the request path.
+/// A ledger problem (database, spill or sink file); never on the request path.
 #[derive(Debug)]
 pub struct UsageError(pub String);
 

@@ -64,18 +64,43 @@ impl Price {
         // tokens × nano$/1M tokens = 1e-15 $ units; u128 cannot overflow for any real count.
         let femto = u128::from(input_tokens) * u128::from(self.input_nanos_per_1m)
             + u128::from(output_tokens) * u128::from(self.output_nanos_per_1m);
-        let tenths_of_nano = (femto + 50_000) / 100_000; // 1e-10 $ units
-        format!(
-            "{}.{:010}",
-            tenths_of_nano / 10_000_000_000,
-            tenths_of_nano % 10_000_000_000
-        )
+        format_cost((femto + 50_000) / 100_000)
     }
+}
+
+/// Dollars in units of 1e-10 (the ledger's `numeric(20,10)`) as a decimal string.
+pub fn format_cost(units: u128) -> String {
+    format!("{}.{:010}", units / 10_000_000_000, units % 10_000_000_000)
+}
+
+/// A cost string of the ledger (up to 10 decimals) in units of 1e-10 dollars, exactly.
+pub fn parse_cost(text: &str) -> Option<u128> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || frac.len() > 10 || !digits(whole) || !digits(frac) {
+        return None;
+    }
+    let frac: u128 = format!("{frac:0<10}").parse().ok()?;
+    whole
+        .parse::<u128>()
+        .ok()?
+        .checked_mul(10_000_000_000)?
+        .checked_add(frac)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cost_strings_round_trip_exactly() {
+        assert_eq!(parse_cost("0.0005172000"), Some(5_172_000));
+        assert_eq!(parse_cost("12.5"), Some(125_000_000_000));
+        assert_eq!(format_cost(125_000_000_000), "12.5000000000");
+        for bad in ["", ".5", "1.00000000001", "-1", "1e3"] {
+            assert_eq!(parse_cost(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn costs_are_exact_decimals() {

@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
@@ -40,6 +41,8 @@ const PREMADE_MONTHS: u32 = 2;
 /// The handle request handlers record into.
 pub struct UsageSink {
     tx: mpsc::Sender<UsageRecord>,
+    /// The writer's first connection attempt is over (the schema is migrated if it succeeded).
+    started: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -84,12 +87,21 @@ impl UsageSink {
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(rx, destination, stopped));
+        let started = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(run(rx, destination, stopped, started.clone()));
         Some(Arc::new(Self {
             tx,
+            started,
             stop,
             task: std::sync::Mutex::new(Some(task)),
         }))
+    }
+
+    /// Whether the writer made its first attempt to reach the database (and migrate it), so
+    /// `/ready` can wait for the schema. A database that is down does not keep the gateway
+    /// unready: its rows go to the spill file until it is back.
+    pub fn is_started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
     }
 
     /// Queues a record. Never blocks the request: if the queue is full the record waits in a
@@ -118,7 +130,10 @@ async fn run(
     mut rx: mpsc::Receiver<UsageRecord>,
     mut destination: Destination,
     mut stopped: watch::Receiver<bool>,
+    started: Arc<AtomicBool>,
 ) {
+    destination.idle().await; // the first connection, and the migrations
+    started.store(true, Ordering::Release);
     let mut batch: Vec<UsageRecord> = Vec::with_capacity(BATCH);
     loop {
         let stopping = *stopped.borrow();

@@ -39,6 +39,41 @@ fn signal(pid: u32, sig: &str) {
     );
 }
 
+/// `switchyard serve` on `port`, once `/ready` answers 200; the process dies with the handle.
+async fn serve_until_ready(
+    config: &std::path::Path,
+    port: u16,
+) -> (tokio::process::Child, reqwest::Client, String) {
+    let child = tokio::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while !client
+        .get(format!("{base}/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the gateway did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, client, base)
+}
+
 fn mock_config(port: u16, model: &str) -> String {
     format!(
         "server:\n  listen: 127.0.0.1:{port}\n  workers: 2\nproviders:\n  - {{ id: m, kind: mock }}\nmodels:\n  - {{ name: {model}, routes: [{{ provider: m, model: {model} }}] }}\n"
@@ -102,21 +137,8 @@ async fn sighup_reloads_and_sigterm_drains_then_exits_zero() {
     let dir = scratch_dir("signals");
     let port = free_port();
     let config = write_config(&dir, "switchyard.yaml", &mock_config(port, "first"));
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (mut child, client, base) = serve_until_ready(&config, port).await;
     let pid = child.id().unwrap();
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
     let models = async |client: &reqwest::Client| -> Vec<String> {
         let list: Value = client
             .get(format!("{base}/v1/models"))
@@ -133,14 +155,6 @@ async fn sighup_reloads_and_sigterm_drains_then_exits_zero() {
             .map(|m| m["id"].as_str().unwrap().to_owned())
             .collect()
     };
-    let started = Instant::now();
-    while client.get(format!("{base}/health")).send().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the gateway did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     assert_eq!(models(&client).await, ["first"]);
 
     std::fs::write(&config, mock_config(port, "second")).unwrap();
@@ -169,4 +183,73 @@ async fn sighup_reloads_and_sigterm_drains_then_exits_zero() {
         .expect("exits within the grace period")
         .unwrap();
     assert!(status.success(), "SIGTERM exits 0: {status:?}");
+}
+
+/// SIGTERM in the middle of a burst: every request that got its answer has its row in
+/// PostgreSQL by the time the process exits (the queue is drained before exit 0).
+#[tokio::test]
+async fn sigterm_mid_burst_writes_every_answered_request_before_exit() {
+    let db = crate::usage_schema::TestDb::create("sigterm").await;
+    let dir = scratch_dir("sigterm-ledger");
+    let port = free_port();
+    let yaml = format!(
+        "{}usage:\n  sink: postgres\n  database_url: {}\n  spill_path: {}\n",
+        mock_config(port, "m"),
+        db.url(),
+        dir.join("spill.jsonl").display()
+    );
+    let config = write_config(&dir, "switchyard.yaml", &yaml);
+    let (mut child, client, base) = serve_until_ready(&config, port).await;
+    let pid = child.id().unwrap();
+
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let senders = (0..32).map(|_| {
+        let (client, base, answered) = (client.clone(), base.clone(), answered.clone());
+        tokio::spawn(async move {
+            let body =
+                serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+            // Until the gateway stops answering.
+            while let Ok(r) = client
+                .post(format!("{base}/v1/chat/completions"))
+                .json(&body)
+                .send()
+                .await
+            {
+                if r.status() != 200 || r.bytes().await.is_err() {
+                    break;
+                }
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    });
+    let senders: Vec<_> = senders.collect();
+    while answered.load(std::sync::atomic::Ordering::SeqCst) < 500 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    signal(pid, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits after draining")
+        .unwrap();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let answered = answered.load(std::sync::atomic::Ordering::SeqCst) as i64;
+    let rows: i64 = db
+        .connect()
+        .await
+        .query_one("SELECT count(*) FROM request_logs WHERE status = 'ok'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        rows, answered,
+        "one row per answered request, written before exit"
+    );
+    assert!(
+        !dir.join("spill.jsonl").exists(),
+        "nothing needed the spill"
+    );
+    db.drop_db().await;
 }

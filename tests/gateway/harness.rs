@@ -45,6 +45,15 @@ impl Gateway {
         let task = tokio::spawn(serve(listener, app.clone(), options, async move {
             let _ = stopped.await;
         }));
+        // As an orchestrator waits for /ready: the ledger's schema is migrated first.
+        let started = std::time::Instant::now();
+        while app.usage.as_ref().is_some_and(|sink| !sink.is_started()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "usage sink starts"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         Self {
             addr,
             app,

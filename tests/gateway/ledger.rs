@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{Gateway, config_for, post};
 use crate::mock_openai::{Behavior, MockOpenAi};
+use crate::tcp_proxy::TcpProxy;
 use crate::usage_schema::TestDb;
 
 fn ledger_config(a: &MockOpenAi, usage: &str) -> String {
@@ -36,6 +37,21 @@ fn postgres_usage(db: &TestDb, test: &str) -> (String, std::path::PathBuf) {
         spill.display()
     );
     (usage, spill)
+}
+
+fn spill_lines(spill: &std::path::Path) -> usize {
+    std::fs::read_to_string(spill)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// Polls `done` until it holds; fails the test after 15 s.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(15), "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn burst(gw: &Gateway, n: usize) {
@@ -217,28 +233,10 @@ async fn rows_written_while_the_database_is_away_arrive_once_it_is_back() {
     let (usage, spill) = postgres_usage(&db, "outage");
     let gw = Gateway::start(&ledger_config(&a, &usage)).await;
     burst(&gw, 30).await;
-    let started = std::time::Instant::now();
-    while std::fs::read_to_string(&spill)
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-        < 30
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "rows must reach the spill file"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("rows reach the spill file", || spill_lines(&spill) >= 30).await;
     // The database comes back: the writer reconnects, migrates, replays the spill.
     db.create_now().await;
-    let started = std::time::Instant::now();
-    while spill.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the spill must be replayed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until("the spill is replayed", || !spill.exists()).await;
     burst(&gw, 10).await;
     gw.shutdown().await;
     let (rows, input, _, _) = count(&db).await;
@@ -247,6 +245,44 @@ async fn rows_written_while_the_database_is_away_arrive_once_it_is_back() {
         "30 replayed + 10 written directly, none lost, none twice"
     );
     assert_eq!(input, 15 * 19 + 15 * 44 + 5 * 19 + 5 * 44);
+    db.drop_db().await;
+}
+
+/// The database's port goes away while a burst is being written, then refuses connections, then
+/// comes back: every request has its row, exactly once (batches written but not acknowledged
+/// before the cut are spilled too, and their replay must not duplicate them).
+#[tokio::test]
+async fn the_database_cut_mid_burst_loses_nothing_and_duplicates_nothing() {
+    let db = TestDb::create("ledger_cut").await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let a = MockOpenAi::start("a").await;
+    let (usage, spill) = postgres_usage(&db, "cut");
+    let usage = usage.replace(&db.url(), &db.url_via(proxy.port));
+    let gw = Gateway::start(&ledger_config(&a, &usage)).await;
+    burst(&gw, 20).await;
+    let started = std::time::Instant::now();
+    while count(&db).await.0 < 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "rows are written"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let cut = async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        proxy.cut();
+    };
+    tokio::join!(burst(&gw, 200), cut);
+    burst(&gw, 20).await;
+    wait_until("rows reach the spill file", || spill_lines(&spill) >= 20).await;
+    proxy.restore().await;
+    wait_until("the spill is replayed", || !spill.exists()).await;
+    gw.shutdown().await;
+
+    let (rows, input, output, _) = count(&db).await;
+    assert_eq!(rows, 240, "every request once");
+    assert_eq!((input, output), (120 * 19 + 120 * 44, 120 * 10 + 120 * 16));
     db.drop_db().await;
 }
 
@@ -330,20 +366,33 @@ async fn the_file_sink_writes_one_json_line_per_request() {
 }
 
 #[tokio::test]
-async fn usage_totals_are_scoped_to_the_callers_key() {
+async fn usage_totals_from_postgres() {
     let db = TestDb::create("ledger_totals").await;
-    let a = MockOpenAi::start("a").await;
-    let spill = std::env::temp_dir().join(format!(
-        "switchyard-spill-totals-{}.jsonl",
+    let (usage, _spill) = postgres_usage(&db, "totals");
+    usage_totals_are_scoped_to_the_callers_key(&usage).await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn usage_totals_from_the_file_sink() {
+    let path = std::env::temp_dir().join(format!(
+        "switchyard-usage-totals-{}.jsonl",
         std::process::id()
     ));
+    let _ = std::fs::remove_file(&path);
+    usage_totals_are_scoped_to_the_callers_key(&format!(
+        "usage:\n  sink: file\n  path: {}\n",
+        path.display()
+    ))
+    .await;
+    let _ = std::fs::remove_file(&path);
+}
+
+/// The same totals, scoping and errors whichever sink holds the rows.
+async fn usage_totals_are_scoped_to_the_callers_key(usage: &str) {
+    let a = MockOpenAi::start("a").await;
     let keys = "auth:\n  keys:\n    - { name: team-a, key: sk-team-a }\n    - { name: team-b, key: sk-team-b }\n    - { name: ops, key: sk-ops, admin: true }\n";
-    let usage = format!(
-        "{keys}usage:\n  sink: postgres\n  database_url: {}\n  spill_path: {}\n",
-        db.url(),
-        spill.display()
-    );
-    let gw = Gateway::start(&ledger_config(&a, &usage)).await;
+    let gw = Gateway::start(&ledger_config(&a, &format!("{keys}{usage}"))).await;
     let send = |key: &'static str| {
         let gw = &gw;
         async move {
@@ -378,12 +427,12 @@ async fn usage_totals_are_scoped_to_the_callers_key() {
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
-    // Rows reach the database within a flush interval.
+    // Rows reach the sink within a flush interval.
     let started = std::time::Instant::now();
     while totals("sk-ops", "").await.1["data"][0]["requests"] != 5 {
         assert!(
             started.elapsed() < Duration::from_secs(10),
-            "rows must reach the database"
+            "rows must reach the sink"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -414,5 +463,4 @@ async fn usage_totals_are_scoped_to_the_callers_key() {
     assert_eq!(totals("sk-ops", "from=yesterday-ish").await.0, 400);
     assert_eq!(totals("sk-wrong", "").await.0, 401);
     gw.shutdown().await;
-    db.drop_db().await;
 }

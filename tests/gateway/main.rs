@@ -5,6 +5,7 @@ mod harness;
 mod mock_dashscope;
 mod mock_openai;
 mod mock_server;
+mod tcp_proxy;
 
 mod chat;
 mod cli;

@@ -42,7 +42,12 @@ impl TestDb {
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+        self.url_via(5432)
+    }
+
+    /// The database's URL through another port on 127.0.0.1 (a proxy that can be cut).
+    pub fn url_via(&self, port: u16) -> String {
+        format!("postgres://postgres@127.0.0.1:{port}/{}", self.name)
     }
 
     pub async fn connect(&self) -> Client {
