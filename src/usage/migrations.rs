@@ -8,11 +8,18 @@ use tokio_postgres::Client;
 use super::UsageError;
 
 /// `(version, name, sql)`, in order. A migration is never edited once released: add a new one.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "request_logs",
-    include_str!("../../migrations/0001_request_logs.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "request_logs",
+        include_str!("../../migrations/0001_request_logs.sql"),
+    ),
+    (
+        2,
+        "leaner_indexes",
+        include_str!("../../migrations/0002_leaner_indexes.sql"),
+    ),
+];
 
 /// The advisory lock key shared by every replica's migrations and partition maintenance.
 pub const LOCK_KEY: i64 = 0x5357_4954_4348_5944; // "SWITCHYD"
