@@ -21,6 +21,10 @@ pub enum ErrorKind {
     Unauthorized,
     /// The key may not use this model: 403.
     ModelNotAllowed,
+    /// The session belongs to another key: 403.
+    SessionForbidden,
+    /// The session store (Redis) did not answer in time: 503, for session requests only.
+    SessionStoreUnavailable,
     /// The model is not configured: 404 `model_not_found`.
     ModelNotFound,
     /// No such endpoint: 404.
@@ -93,7 +97,8 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorKind::ModelNotAllowed => StatusCode::FORBIDDEN,
+            ErrorKind::ModelNotAllowed | ErrorKind::SessionForbidden => StatusCode::FORBIDDEN,
+            ErrorKind::SessionStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -120,13 +125,14 @@ impl ErrorKind {
             | ErrorKind::MethodNotAllowed
             | ErrorKind::PayloadTooLarge
             | ErrorKind::UpstreamRejected => "invalid_request_error",
-            ErrorKind::ModelNotAllowed => "permission_error",
+            ErrorKind::ModelNotAllowed | ErrorKind::SessionForbidden => "permission_error",
             ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => "rate_limit_error",
             ErrorKind::UpstreamTimeout | ErrorKind::RequestTimeout => "timeout_error",
             ErrorKind::UpstreamAuth
             | ErrorKind::UpstreamFailed
             | ErrorKind::UpstreamUnreachable
             | ErrorKind::NoHealthyRoute
+            | ErrorKind::SessionStoreUnavailable
             | ErrorKind::ShuttingDown
             | ErrorKind::Internal => "server_error",
         }
@@ -137,6 +143,8 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Unauthorized => "invalid_api_key",
             ErrorKind::ModelNotAllowed => "model_not_allowed",
+            ErrorKind::SessionForbidden => "session_forbidden",
+            ErrorKind::SessionStoreUnavailable => "session_store_unavailable",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
@@ -160,6 +168,8 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::ModelNotAllowed => "model_not_allowed",
+            ErrorKind::SessionForbidden => "session_forbidden",
+            ErrorKind::SessionStoreUnavailable => "session_store_unavailable",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
@@ -326,6 +336,8 @@ mod tests {
             (ErrorKind::InvalidRequest, 400, false),
             (ErrorKind::Unauthorized, 401, false),
             (ErrorKind::ModelNotAllowed, 403, false),
+            (ErrorKind::SessionForbidden, 403, false),
+            (ErrorKind::SessionStoreUnavailable, 503, false),
             (ErrorKind::ModelNotFound, 404, false),
             (ErrorKind::NotFound, 404, false),
             (ErrorKind::MethodNotAllowed, 405, false),

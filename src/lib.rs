@@ -21,6 +21,7 @@ pub mod request;
 pub mod routing;
 pub mod secret;
 pub mod server;
+pub mod sessions;
 pub mod sse;
 pub mod state;
 pub mod tokens;

@@ -93,6 +93,22 @@ fn describe() {
         "Time to write one batch of usage rows."
     );
     describe_counter!(
+        SESSION_TURNS,
+        "Session turns stored (messages and reply appended)."
+    );
+    describe_counter!(
+        SESSION_COMPRESSIONS,
+        "Session compressions by outcome: summarised, or dropped (the summary failed; the oldest turns were dropped to fit)."
+    );
+    describe_counter!(
+        SESSION_STORE_ERRORS,
+        "Session store calls that failed or timed out (the request got a 503)."
+    );
+    describe_counter!(
+        SESSIONS_EVICTED,
+        "Sessions evicted from the memory store at its max_sessions bound."
+    );
+    describe_counter!(
         STREAMS_ENDED,
         "Streams by how they ended: completed, failed (error event sent), cancelled (client left)."
     );
@@ -143,6 +159,27 @@ pub const USAGE_ROWS_SPILLED: &str = "gateway_usage_rows_spilled_total";
 pub const USAGE_ROWS_REPLAYED: &str = "gateway_usage_rows_replayed_total";
 pub const USAGE_QUEUE_FULL: &str = "gateway_usage_queue_full_total";
 pub const USAGE_WRITE_SECONDS: &str = "gateway_usage_write_seconds";
+
+pub const SESSION_TURNS: &str = "gateway_session_turns_total";
+pub const SESSION_COMPRESSIONS: &str = "gateway_session_compressions_total";
+pub const SESSION_STORE_ERRORS: &str = "gateway_session_store_errors_total";
+pub const SESSIONS_EVICTED: &str = "gateway_sessions_evicted_total";
+
+pub fn session_turn() {
+    counter!(SESSION_TURNS).increment(1);
+}
+
+pub fn session_compressed(outcome: &'static str) {
+    counter!(SESSION_COMPRESSIONS, "outcome" => outcome).increment(1);
+}
+
+pub fn session_store_error() {
+    counter!(SESSION_STORE_ERRORS).increment(1);
+}
+
+pub fn session_evicted() {
+    counter!(SESSIONS_EVICTED).increment(1);
+}
 
 pub fn usage_queue_depth(depth: usize) {
     gauge!(USAGE_QUEUE_DEPTH).set(depth as f64);

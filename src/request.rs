@@ -29,6 +29,8 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// Whether the body has a `stream_options` field at all (then it is merged, not inserted).
     pub has_stream_options: bool,
+    /// The gateway's own `session_id` field (never forwarded), if present.
+    pub session_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +62,8 @@ struct ChatPeek<'a> {
     stream: Option<bool>,
     #[serde(default)]
     stream_options: Option<StreamOptionsPeek>,
+    #[serde(borrow, default)]
+    session_id: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +114,14 @@ impl ChatRequest {
                 .stream_options
                 .and_then(|o| o.include_usage)
                 .unwrap_or(false);
+        let session_id = match peek.session_id {
+            None => None,
+            Some(raw) if raw.get() == "null" => None,
+            Some(raw) => Some(serde_json::from_str::<String>(raw.get()).map_err(|_| {
+                GatewayError::invalid_request("'session_id' must be a string")
+                    .with_param("session_id")
+            })?),
+        };
         Ok(Self {
             body,
             model,
@@ -117,6 +129,7 @@ impl ChatRequest {
             stream,
             include_usage,
             has_stream_options,
+            session_id,
         })
     }
 }

@@ -26,6 +26,7 @@ use crate::routing::health::{HealthPolicy, RouteHealth};
 use crate::routing::probe::Probes;
 use crate::routing::transport::{HttpUpstream, Transport};
 use crate::routing::{ModelEntry, Route};
+use crate::sessions::Sessions;
 use crate::usage::record::UsageRecord;
 use crate::usage::totals::Ledger;
 use crate::usage::writer::UsageSink;
@@ -39,6 +40,8 @@ pub struct App {
     /// Connections for `GET /v1/usage` (with `usage.sink: postgres`).
     /// Where `/v1/usage` reads totals: the Postgres ledger or the file sink.
     pub ledger: Option<Ledger>,
+    /// Server-side conversations; the store lives as long as the process (a reload keeps it).
+    pub sessions: Sessions,
     draining: AtomicBool,
     ids: RequestIds,
 }
@@ -77,11 +80,20 @@ impl App {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut runtime = Runtime::build(config)?;
         runtime.start_probes();
+        // Session turns count tokens: parse the BPE tables now, not on the first turn.
+        let mut encodings: Vec<Encoding> = Vec::new();
+        for m in runtime.models.iter().filter(|m| m.kind == ModelType::Chat) {
+            if !encodings.contains(&m.encoding()) {
+                encodings.push(m.encoding());
+            }
+        }
+        tokio::task::spawn_blocking(move || encodings.iter().for_each(|e| e.warm()));
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             usage: UsageSink::start(&config.usage),
             ledger: ledger(&config.usage)?,
+            sessions: Sessions::new(&config.sessions)?,
             draining: AtomicBool::new(false),
             ids: RequestIds {
                 prefix: RandomState::new().hash_one(std::process::id()),
@@ -173,6 +185,7 @@ impl Runtime {
                     health: RouteHealth::new(policy),
                     metrics: RouteMetrics::new(&r.provider, &m.name),
                     encoding: Encoding::for_route(m.tokenizer, &r.model, &m.name),
+                    label: format!("{}/{}", r.provider, r.model),
                 });
                 next_route_id += 1;
                 slot.1.push(route.clone());

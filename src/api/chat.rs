@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -13,15 +14,17 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::ledger::Draft;
+use super::sessions;
 use super::{Rejection, RequestCtx, json, read_body, served_by};
 use crate::body::Body;
 use crate::config::ModelType;
 use crate::limits::keys::not_allowed;
 use crate::providers::{ResponseContext, Usage};
 use crate::request::ChatRequest;
-use crate::routing::dispatch::{Failure, dispatch, open_stream, send_buffered};
+use crate::routing::dispatch::{Failure, Served, dispatch, open_stream, send_buffered};
 use crate::routing::relay::{StreamEnd, StreamObserver};
 use crate::routing::{ModelEntry, Route};
+use crate::sessions::Turn;
 use crate::state::App;
 use crate::usage::estimate::{Reply, Transcript};
 
@@ -30,12 +33,22 @@ const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 
 pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = ctx.runtime.keys.authenticate(req.headers())?;
+    let header_session = sessions::session_header(req.headers())?;
     let body = read_body(req, ctx.runtime.max_body_bytes).await?;
-    let chat = ChatRequest::parse(body)?;
+    let mut chat = ChatRequest::parse(body)?;
     let model = ctx.runtime.model(&chat.model, ModelType::Chat)?;
     if key.as_ref().is_some_and(|k| !k.allows(&model.name)) {
         return Err(not_allowed(&model.name).into());
     }
+    let turn = match chat.session_id.take().or(header_session) {
+        None => None,
+        Some(id) => {
+            let owner = key.as_ref().map(|k| &*k.name);
+            let turn = sessions::begin_turn(ctx, &id, owner, model, &chat).await?;
+            chat = ChatRequest::parse(turn.body.clone())?;
+            Some(turn)
+        }
+    };
     let draft = Draft::new(
         ctx,
         key.as_deref(),
@@ -43,10 +56,11 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
         chat.stream,
         "chat",
         chat.body.clone(),
-    );
+    )
+    .in_session(turn.as_ref().map(|t| t.id.as_str()));
     match chat.stream {
-        true => stream(ctx, model, &chat, draft).await,
-        false => buffered(ctx, model, &chat, draft).await,
+        true => stream(ctx, model, &chat, draft, turn).await,
+        false => buffered(ctx, model, &chat, draft, turn).await,
     }
 }
 
@@ -55,20 +69,45 @@ async fn buffered(
     model: &ModelEntry,
     chat: &ChatRequest,
     draft: Draft,
+    turn: Option<Turn>,
 ) -> Result<Response<Body>, Rejection> {
+    let affinity = turn.as_ref().map(|t| t.affinity);
+    let served = complete(ctx, model, chat, draft, affinity).await?;
+    let mut response = json(StatusCode::OK, served.value.clone());
+    if let Some(turn) = turn {
+        sessions::store_reply(ctx, turn, &served.value, &mut response).await?;
+    }
+    served_by(&mut response, &served.route);
+    Ok(response)
+}
+
+/// A non-stream completion through the router, with its ledger row and metrics: the client's
+/// chat requests and the sessions' summary calls.
+pub async fn complete(
+    ctx: &RequestCtx,
+    model: &ModelEntry,
+    chat: &ChatRequest,
+    draft: Draft,
+    affinity: Option<u64>,
+) -> Result<Served<Bytes>, Rejection> {
     let response_ctx = response_context(chat);
-    let served = dispatch(model, ctx.runtime.max_attempts, |route: Arc<Route>| {
-        let upstream =
-            route
-                .provider
-                .wire
-                .build_chat(chat, &route.upstream_model, &route.upstream_model_json);
-        let response_ctx = &response_ctx;
-        async move {
-            let body = send_buffered(&route, upstream?, MAX_RESPONSE).await?;
-            route.provider.wire.parse_response(body, response_ctx)
-        }
-    })
+    let served = dispatch(
+        model,
+        ctx.runtime.max_attempts,
+        affinity,
+        |route: Arc<Route>| {
+            let upstream = route.provider.wire.build_chat(
+                chat,
+                &route.upstream_model,
+                &route.upstream_model_json,
+            );
+            let response_ctx = &response_ctx;
+            async move {
+                let body = send_buffered(&route, upstream?, MAX_RESPONSE).await?;
+                route.provider.wire.parse_response(body, response_ctx)
+            }
+        },
+    )
     .await
     .map_err(|failure| record_failure(ctx, draft.clone(), failure))?;
     let (body, usage) = served.value;
@@ -86,9 +125,11 @@ async fn buffered(
         route.metrics.tokens(u.input_tokens, u.output_tokens);
     }
     route.metrics.request(200, ctx.started.elapsed());
-    let mut response = json(StatusCode::OK, body);
-    served_by(&mut response, route);
-    Ok(response)
+    Ok(Served {
+        value: body,
+        route: served.route,
+        attempts: served.attempts,
+    })
 }
 
 async fn stream(
@@ -96,21 +137,28 @@ async fn stream(
     model: &ModelEntry,
     chat: &ChatRequest,
     draft: Draft,
+    turn: Option<Turn>,
 ) -> Result<Response<Body>, Rejection> {
     let deadline = ctx.deadline;
     let response_ctx = response_context(chat);
-    let served = dispatch(model, ctx.runtime.max_attempts, |route: Arc<Route>| {
-        let upstream =
-            route
+    let affinity = turn.as_ref().map(|t| t.affinity);
+    let served = dispatch(
+        model,
+        ctx.runtime.max_attempts,
+        affinity,
+        |route: Arc<Route>| {
+            let upstream = route.provider.wire.build_chat(
+                chat,
+                &route.upstream_model,
+                &route.upstream_model_json,
+            );
+            let relay = route
                 .provider
                 .wire
-                .build_chat(chat, &route.upstream_model, &route.upstream_model_json);
-        let relay = route
-            .provider
-            .wire
-            .stream_relay(response_ctx.clone(), route.provider.id.clone());
-        async move { open_stream(&route, upstream?, relay, deadline).await }
-    })
+                .stream_relay(response_ctx.clone(), route.provider.id.clone());
+            async move { open_stream(&route, upstream?, relay, deadline).await }
+        },
+    )
     .await
     .map_err(|failure| record_failure(ctx, draft.clone(), failure))?;
     let route = served.route;
@@ -123,7 +171,14 @@ async fn stream(
         app: ctx.app.clone(),
         draft: Some(draft.routed(Some(&route), served.attempts, Some(ttft))),
     }));
+    let session_id = turn.as_ref().map(|t| t.id.clone());
+    if let Some(turn) = turn {
+        relay.finish_with(sessions::stream_finisher(ctx, turn));
+    }
     let mut response = Response::new(relay.boxed_unsync());
+    if let Some(id) = session_id {
+        sessions::session_header_out(&mut response, &id);
+    }
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));

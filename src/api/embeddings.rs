@@ -38,25 +38,30 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
         "embedding",
         embeddings.body.clone(),
     );
-    let served = dispatch(model, ctx.runtime.max_attempts, |route: Arc<Route>| {
-        let calls = route.provider.wire.build_embeddings(
-            &embeddings,
-            &route.upstream_model,
-            &route.upstream_model_json,
-        );
-        let embeddings = &embeddings;
-        async move {
-            // DashScope takes a few texts per call: the batches go out together, answers in order.
-            let calls = calls?
-                .into_iter()
-                .map(|call| send_buffered(&route, call, MAX_RESPONSE));
-            let bodies = futures_util::future::try_join_all(calls).await?;
-            route
-                .provider
-                .wire
-                .parse_embeddings(bodies, &route.upstream_model, embeddings)
-        }
-    })
+    let served = dispatch(
+        model,
+        ctx.runtime.max_attempts,
+        None,
+        |route: Arc<Route>| {
+            let calls = route.provider.wire.build_embeddings(
+                &embeddings,
+                &route.upstream_model,
+                &route.upstream_model_json,
+            );
+            let embeddings = &embeddings;
+            async move {
+                // DashScope takes a few texts per call: the batches go out together, answers in order.
+                let calls = calls?
+                    .into_iter()
+                    .map(|call| send_buffered(&route, call, MAX_RESPONSE));
+                let bodies = futures_util::future::try_join_all(calls).await?;
+                route
+                    .provider
+                    .wire
+                    .parse_embeddings(bodies, &route.upstream_model, embeddings)
+            }
+        },
+    )
     .await
     .map_err(|failure| record_failure(ctx, draft.clone(), failure))?;
     let (body, usage) = served.value;

@@ -65,6 +65,12 @@ impl Draft {
         }
     }
 
+    /// The session the request belongs to.
+    pub fn in_session(mut self, id: Option<&str>) -> Self {
+        self.record.session_id = id.map(str::to_owned);
+        self
+    }
+
     /// The route that served (or last failed) and how many routes were tried.
     pub fn routed(mut self, route: Option<&Route>, attempts: u32, ttft: Option<Duration>) -> Self {
         if let Some(route) = route {

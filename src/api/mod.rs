@@ -6,6 +6,7 @@ pub mod embeddings;
 pub mod health;
 pub mod ledger;
 pub mod models;
+pub mod sessions;
 pub mod usage;
 
 use std::sync::Arc;

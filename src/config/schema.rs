@@ -217,6 +217,10 @@ pub struct SessionsConfig {
     pub compression_threshold: u32,
     pub keep_recent: u32,
     pub summary_model: Option<String>,
+    /// The memory store's bound: beyond it the least recently active session is evicted.
+    pub max_sessions: usize,
+    /// Longest wait for one Redis call; a session request fails with 503 after it.
+    pub timeout: ConfigDuration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -322,6 +326,8 @@ impl Default for SessionsConfig {
             compression_threshold: 4000,
             keep_recent: 6,
             summary_model: None,
+            max_sessions: 100_000,
+            timeout: ConfigDuration::secs(1),
         }
     }
 }

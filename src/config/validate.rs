@@ -246,6 +246,18 @@ fn check_sections(config: &Config) -> Result<(), ConfigError> {
             "keep_recent and compression_threshold must be > 0, and max_tokens >= compression_threshold",
         ));
     }
+    if s.max_sessions == 0 || s.timeout.0.is_zero() {
+        return Err(ConfigError::new(
+            "sessions",
+            "max_sessions and timeout must be > 0",
+        ));
+    }
+    if s.store == SessionStoreKind::Redis && s.redis_url.is_none() {
+        return Err(ConfigError::new(
+            "sessions.redis_url",
+            "is required with store: redis",
+        ));
+    }
     if let Some(name) = &s.summary_model {
         match config.models.iter().find(|m| &m.name == name) {
             Some(m) if m.kind == ModelType::Chat => {}

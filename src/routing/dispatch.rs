@@ -31,9 +31,12 @@ pub struct Failure {
     pub route: Option<Arc<Route>>,
 }
 
+/// Tries routes until one serves. With `affinity` (a session's key) the first attempt goes to
+/// the session's pinned route; retries fall back like any request.
 pub async fn dispatch<T, F, Fut>(
     model: &ModelEntry,
     max_attempts: u32,
+    affinity: Option<u64>,
     mut attempt: F,
 ) -> Result<Served<T>, Failure>
 where
@@ -43,7 +46,12 @@ where
     let mut tried: Vec<usize> = Vec::with_capacity(max_attempts as usize);
     let mut last: Option<(GatewayError, Arc<Route>)> = None;
     while tried.len() < max_attempts as usize {
-        let Some(pick) = model.pick(&tried, Instant::now()) else {
+        let now = Instant::now();
+        let pick = match affinity {
+            Some(key) if tried.is_empty() => model.pick_pinned(key, &tried, now),
+            _ => model.pick(&tried, now),
+        };
+        let Some(pick) = pick else {
             break;
         };
         let route = pick.route.clone();

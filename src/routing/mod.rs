@@ -2,6 +2,7 @@
 //! tier, passive health per route, active probes per provider, and the dispatcher that retries
 //! on another route before the commit point.
 
+pub mod affinity;
 pub mod dispatch;
 pub mod health;
 pub mod probe;
@@ -35,6 +36,8 @@ pub struct Route {
     pub metrics: RouteMetrics,
     /// How this route's tokens are counted when the upstream reports none.
     pub encoding: Encoding,
+    /// `provider/upstream_model`: stable across reloads and replicas (logs, session affinity).
+    pub label: String,
 }
 
 /// A model clients can ask for, with its routes grouped into priority tiers (best first).
@@ -70,8 +73,8 @@ impl Route {
         }
     }
 
-    pub fn label(&self) -> String {
-        format!("{}/{}", self.provider.id, self.upstream_model)
+    pub fn label(&self) -> &str {
+        &self.label
     }
 }
 
@@ -113,6 +116,13 @@ impl ModelEntry {
         }
     }
 
+    /// How this model's messages are counted for session budgets: as its first route counts.
+    pub fn encoding(&self) -> Encoding {
+        self.routes()
+            .next()
+            .map_or(Encoding::O200kBase, |r| r.encoding)
+    }
+
     pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
         self.tiers.iter().flat_map(|t| t.routes.iter())
     }
@@ -121,6 +131,27 @@ impl ModelEntry {
     pub fn has_available_route(&self, now: Instant) -> bool {
         self.routes()
             .any(|r| r.availability(now) != Availability::Ejected)
+    }
+
+    /// A session's route: in the best tier with a healthy untried route, the one weighted
+    /// rendezvous hashing gives this session (see [`affinity`]). Without a healthy route
+    /// anywhere, the ordinary pick (which may take a half-open trial).
+    pub fn pick_pinned(&self, session_key: u64, tried: &[usize], now: Instant) -> Option<Pick> {
+        for tier in &self.tiers {
+            let healthy: Vec<&Arc<Route>> = tier
+                .routes
+                .iter()
+                .filter(|r| !tried.contains(&r.id) && r.availability(now) == Availability::Healthy)
+                .collect();
+            let candidates = healthy.iter().map(|r| (r.label(), r.weight));
+            if let Some(i) = affinity::choose(session_key, candidates) {
+                return Some(Pick {
+                    route: healthy[i].clone(),
+                    trial: false,
+                });
+            }
+        }
+        self.pick(tried, now)
     }
 
     /// The next route to try: the best tier with an untried route that can serve, then smooth

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -42,6 +42,14 @@ pub trait StreamObserver: Send {
     fn finished(self: Box<Self>, end: StreamEnd, usage: Option<Usage>, seen: Transcript);
 }
 
+/// Work that must finish before the client sees `[DONE]`: a session stores the turn first, so
+/// the client's next turn always finds it. Given every byte relayed so far (frames, not `[DONE]`).
+pub trait StreamFinisher: Send {
+    fn finish(self: Box<Self>, sent: Vec<Bytes>) -> Finishing;
+}
+
+pub type Finishing = Pin<Box<dyn Future<Output = Result<(), GatewayError>> + Send>>;
+
 pub struct RelayStream {
     upstream: ByteStream,
     decoder: SseDecoder,
@@ -55,6 +63,10 @@ pub struct RelayStream {
     deadline: Pin<Box<Sleep>>,
     route: Arc<Route>,
     observer: Option<Box<dyn StreamObserver>>,
+    finisher: Option<Box<dyn StreamFinisher>>,
+    /// With a finisher: what was sent, and the finisher's work with the `[DONE]` it holds back.
+    sent: Vec<Bytes>,
+    finishing: Option<(Finishing, Bytes)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +74,8 @@ enum Phase {
     /// Before the commit point: errors go back to the dispatcher.
     Priming,
     Streaming,
+    /// `[DONE]` seen and held back until the finisher is done.
+    Finishing,
     /// `[DONE]` seen; reading the upstream's end so its connection can be reused.
     Draining,
     Ended,
@@ -90,6 +104,9 @@ impl RelayStream {
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             route,
             observer: None,
+            finisher: None,
+            sent: Vec::new(),
+            finishing: None,
         }
     }
 
@@ -106,6 +123,10 @@ impl RelayStream {
 
     pub fn observe(&mut self, observer: Box<dyn StreamObserver>) {
         self.observer = Some(observer);
+    }
+
+    pub fn finish_with(&mut self, finisher: Box<dyn StreamFinisher>) {
+        self.finisher = Some(finisher);
     }
 
     /// Advances until there is output to send or the stream ended. While priming, an upstream
@@ -125,8 +146,7 @@ impl RelayStream {
                         continue;
                     }
                     Ok(Relayed::Done(bytes)) => {
-                        self.pending.push_back(bytes);
-                        self.phase = Phase::Draining;
+                        self.done(bytes);
                         return Poll::Ready(Ok(()));
                     }
                     Err(e) => return Poll::Ready(self.fail(e)),
@@ -174,14 +194,49 @@ impl RelayStream {
         if let Some(rest) = self.decoder.finish()
             && let Ok(Relayed::Done(_)) = self.relay.on_frame(rest)
         {
-            self.pending.push_back(Bytes::from_static(DONE_FRAME));
-            self.phase = Phase::Draining;
+            self.done(Bytes::from_static(DONE_FRAME));
             return Ok(());
         }
         self.fail(GatewayError::new(
             ErrorKind::UpstreamFailed,
             "the upstream closed the stream before it finished",
         ))
+    }
+
+    /// The upstream finished: release `[DONE]` now, or once the finisher is done.
+    fn done(&mut self, done: Bytes) {
+        match self.finisher.take() {
+            None => {
+                self.pending.push_back(done);
+                self.phase = Phase::Draining;
+            }
+            Some(finisher) => {
+                let mut sent = std::mem::take(&mut self.sent);
+                sent.extend(self.pending.iter().cloned());
+                self.finishing = Some((finisher.finish(sent), done));
+                self.phase = Phase::Finishing;
+            }
+        }
+    }
+
+    fn poll_finishing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some((work, _)) = self.finishing.as_mut() else {
+            self.phase = Phase::Draining;
+            return Poll::Ready(());
+        };
+        let result = ready!(work.as_mut().poll(cx));
+        let done = self.finishing.take().map(|(_, done)| done);
+        match result {
+            Ok(()) => {
+                self.pending.extend(done);
+                self.phase = Phase::Draining;
+            }
+            Err(e) => {
+                self.pending.push_back(e.to_sse_event());
+                self.end(StreamEnd::Failed(e));
+            }
+        }
+        Poll::Ready(())
     }
 
     fn fail(&mut self, e: GatewayError) -> Result<(), GatewayError> {
@@ -206,7 +261,7 @@ impl RelayStream {
     /// Everything queued, as one buffer: one HTTP chunk and one write for all the frames of an
     /// upstream read, instead of one per frame.
     fn take_pending(&mut self) -> Option<Bytes> {
-        match self.pending.len() {
+        let out = match self.pending.len() {
             0 => None,
             1 => self.pending.pop_front(),
             _ => {
@@ -216,7 +271,11 @@ impl RelayStream {
                 }
                 Some(out.freeze())
             }
+        };
+        if let (Some(bytes), Some(_)) = (&out, &self.finisher) {
+            self.sent.push(bytes.clone());
         }
+        out
     }
 
     /// After `[DONE]`: take the upstream's end if it is already here (so the pooled connection
@@ -242,6 +301,7 @@ impl Body for RelayStream {
             }
             match this.phase {
                 Phase::Ended => return Poll::Ready(None),
+                Phase::Finishing => ready!(this.poll_finishing(cx)),
                 Phase::Draining => this.drain(cx),
                 Phase::Priming | Phase::Streaming => {
                     this.phase = Phase::Streaming;

@@ -52,6 +52,10 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
         (&Method::GET, "/v1/models") => api::models::list(ctx, &req),
         (&Method::GET, p) if p.starts_with("/v1/models/") => api::models::get(ctx, &req),
         (&Method::GET, "/v1/usage") => api::usage::handle(ctx, &req).await,
+        (&Method::GET | &Method::DELETE, p) if p.starts_with("/v1/sessions/") => {
+            let id = api::percent_decode(&p["/v1/sessions/".len()..]);
+            api::sessions::handle(ctx, &req, &id).await
+        }
         (&Method::GET, "/health") => Ok(api::health::live()),
         (&Method::GET, "/ready") => Ok(api::health::ready(ctx)),
         (&Method::GET, "/metrics") => Ok(api::health::metrics(ctx)),
@@ -69,11 +73,13 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
             format!("{} is not allowed on {path}", req.method()),
         )
         .into()),
-        (_, p) if p.starts_with("/v1/models/") => Err(GatewayError::new(
-            ErrorKind::MethodNotAllowed,
-            format!("{} is not allowed on {path}", req.method()),
-        )
-        .into()),
+        (_, p) if p.starts_with("/v1/models/") || p.starts_with("/v1/sessions/") => {
+            Err(GatewayError::new(
+                ErrorKind::MethodNotAllowed,
+                format!("{} is not allowed on {path}", req.method()),
+            )
+            .into())
+        }
         _ => Err(GatewayError::new(
             ErrorKind::NotFound,
             format!("Unknown request URL: {} {path}", req.method()),

@@ -121,7 +121,11 @@ async fn migrations_apply_exactly_once_when_replicas_race() {
     for t in tasks {
         applied.extend(t.await.unwrap());
     }
-    assert_eq!(applied, [1, 2], "one replica applies, the others find it done");
+    assert_eq!(
+        applied,
+        [1, 2],
+        "one replica applies, the others find it done"
+    );
     let client = db.connect().await;
     let rows = client
         .query("SELECT version, name FROM schema_migrations", &[])
@@ -139,9 +143,15 @@ async fn migrations_apply_exactly_once_when_replicas_race() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(indexes.len(), 3, "{indexes:?}");
-    assert!(indexes[0].contains("USING brin (created_at)"), "{indexes:?}");
+    assert!(
+        indexes[0].contains("USING brin (created_at)"),
+        "{indexes:?}"
+    );
     assert!(indexes[1].contains("(key_name, created_at)"), "{indexes:?}");
-    assert!(indexes[2].contains("(request_id, created_at)"), "{indexes:?}");
+    assert!(
+        indexes[2].contains("(request_id, created_at)"),
+        "{indexes:?}"
+    );
     let partitioned: String = client
         .query_one("SELECT pg_get_partkeydef('request_logs'::regclass)", &[])
         .await
