@@ -96,11 +96,7 @@ pub async fn complete(
         ctx.runtime.max_attempts,
         affinity,
         |route: Arc<Route>| {
-            let upstream = route.provider.wire.build_chat(
-                chat,
-                &route.upstream_model,
-                &route.upstream_model_json,
-            );
+            let upstream = route.build_chat(chat);
             let response_ctx = &response_ctx;
             async move {
                 let body = send_buffered(&route, upstream?, MAX_RESPONSE).await?;
@@ -147,11 +143,7 @@ async fn stream(
         ctx.runtime.max_attempts,
         affinity,
         |route: Arc<Route>| {
-            let upstream = route.provider.wire.build_chat(
-                chat,
-                &route.upstream_model,
-                &route.upstream_model_json,
-            );
+            let upstream = route.build_chat(chat);
             let relay = route
                 .provider
                 .wire

@@ -43,11 +43,7 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
         ctx.runtime.max_attempts,
         None,
         |route: Arc<Route>| {
-            let calls = route.provider.wire.build_embeddings(
-                &embeddings,
-                &route.upstream_model,
-                &route.upstream_model_json,
-            );
+            let calls = route.build_embeddings(&embeddings);
             let embeddings = &embeddings;
             async move {
                 // DashScope takes a few texts per call: the batches go out together, answers in order.

@@ -10,6 +10,9 @@ pub mod relay;
 pub mod transport;
 pub mod wrr;
 
+use crate::error::GatewayError;
+use crate::providers::UpstreamRequest;
+use crate::request::{ChatRequest, EmbeddingsRequest};
 use crate::tokens::Encoding;
 use std::sync::{Arc, Mutex};
 
@@ -71,6 +74,23 @@ impl Route {
             true => self.health.availability(now),
             false => Availability::Ejected,
         }
+    }
+
+    /// The upstream request for a chat request on this route (its wire format, its model).
+    pub fn build_chat(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
+        self.provider
+            .wire
+            .build_chat(req, &self.upstream_model, &self.upstream_model_json)
+    }
+
+    /// The upstream requests for an embeddings request (DashScope takes a few inputs per call).
+    pub fn build_embeddings(
+        &self,
+        req: &EmbeddingsRequest,
+    ) -> Result<Vec<UpstreamRequest>, GatewayError> {
+        self.provider
+            .wire
+            .build_embeddings(req, &self.upstream_model, &self.upstream_model_json)
     }
 
     pub fn label(&self) -> &str {

@@ -67,8 +67,9 @@ impl RedisStore {
         let pool = Builder::from_config(config)
             .with_performance_config(|p| p.default_command_timeout = timeout)
             .with_connection_config(|c| {
-                c.connection_timeout = timeout;
-                c.internal_command_timeout = timeout;
+                // Connecting may take longer than one call is allowed to wait; calls meanwhile fail.
+                c.connection_timeout = timeout.max(Duration::from_secs(2));
+                c.internal_command_timeout = timeout.max(Duration::from_secs(2));
                 c.max_command_attempts = 2;
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))

@@ -119,12 +119,17 @@ pub fn embedded_default() -> String {
     switchyard::config::EMBEDDED_DEFAULT.replace("sink: file", "sink: none")
 }
 
+/// A client per test thread (each test has its own thread and runtime): building one loads TLS
+/// roots, which costs milliseconds per request if done for every request.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+    thread_local! {
+        static CLIENT: reqwest::Client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+    }
+    CLIENT.with(Clone::clone)
 }
 
 /// A config with one OpenAI-kind provider per (id, base_url), all serving model `gpt-4o-mini`

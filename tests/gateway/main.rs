@@ -16,4 +16,5 @@ mod errors;
 mod ledger;
 mod routing;
 mod server;
+mod sessions;
 mod usage_schema;
