@@ -182,13 +182,18 @@ async fn run(loaded: LoadedConfig) -> ExitCode {
     tracing::info!(listen = %addr, workers, config = %loaded.source, providers = config.providers.len(), ?models, "switchyard is serving");
     tokio::spawn(reload_on_sighup(app.clone(), loaded.source.clone()));
     shutdown_signal().await;
+    let grace_ends = tokio::time::Instant::now() + options.shutdown_grace;
     // Readiness fails at once; the workers close their listeners and drain.
     app.start_draining();
     let _ = stop.send(true);
     let joined =
         tokio::task::spawn_blocking(move || threads.into_iter().all(|t| t.join().is_ok())).await;
-    // Every request has ended: write the last ledger rows (to the database or the spill file).
-    app.flush_usage().await;
+    // Every request has ended: let session compressions finish in what is left of the grace
+    // period (at least 2 s: a summary call in flight has been paid for), then write the last
+    // ledger rows (to the database or the spill file).
+    let left = grace_ends.saturating_duration_since(tokio::time::Instant::now());
+    app.finish_background(left.max(Duration::from_secs(2)))
+        .await;
     tracing::info!("stopped");
     match joined {
         Ok(true) => ExitCode::SUCCESS,

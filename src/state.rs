@@ -42,6 +42,9 @@ pub struct App {
     pub ledger: Option<Ledger>,
     /// Server-side conversations; the store lives as long as the process (a reload keeps it).
     pub sessions: Sessions,
+    /// Where work that outlives its request runs (session compressions): the runtime that built
+    /// the app, which outlives the workers, so shutdown can wait for that work.
+    pub background: tokio::runtime::Handle,
     draining: AtomicBool,
     ids: RequestIds,
 }
@@ -94,6 +97,7 @@ impl App {
             usage: UsageSink::start(&config.usage),
             ledger: ledger(&config.usage)?,
             sessions: Sessions::new(&config.sessions)?,
+            background: tokio::runtime::Handle::current(),
             draining: AtomicBool::new(false),
             ids: RequestIds {
                 prefix: RandomState::new().hash_one(std::process::id()),
@@ -122,8 +126,13 @@ impl App {
         }
     }
 
-    /// Writes every queued ledger row; call after the server stopped.
-    pub async fn flush_usage(&self) {
+    /// After the server stopped: lets session compressions in flight finish (within `grace`),
+    /// then writes every queued ledger row, theirs included.
+    pub async fn finish_background(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.sessions.compressions_running() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         if let Some(sink) = &self.usage {
             sink.shutdown().await;
         }

@@ -80,7 +80,10 @@ pub async fn store_reply(
     })?;
     let (id, encoding) = (turn.id.clone(), turn.encoding);
     if ctx.app.sessions.finish(turn, message).await? {
-        tokio::spawn(compress(ctx.app.clone(), id.clone(), encoding, false));
+        let app = ctx.app.clone();
+        ctx.app
+            .background
+            .spawn(compress(app, id.clone(), encoding, false));
     }
     session_header_out(response, &id);
     Ok(())
@@ -110,7 +113,10 @@ impl StreamFinisher for StoreStreamedTurn {
             })?;
             let (id, encoding) = (self.turn.id.clone(), self.turn.encoding);
             if self.app.sessions.finish(self.turn, message).await? {
-                tokio::spawn(compress(self.app.clone(), id, encoding, false));
+                let app = self.app.clone();
+                self.app
+                    .background
+                    .spawn(compress(app, id, encoding, false));
             }
             Ok(())
         })

@@ -134,16 +134,24 @@ impl Sessions {
             compress_now().await;
             session = self.load_owned(id, owner).await?.unwrap_or_default();
         }
+        // `max_tokens` is a hard ceiling: if the history is still over it (recent messages alone
+        // exceed it), the oldest are left out of this turn (they stay stored).
+        let carried_tokens = carried(&session);
+        let skip = oldest_over(&session.messages, carried_tokens, self.max_tokens);
+        if skip > 0 {
+            crate::metrics::session_compressed("truncated");
+        }
         let new_tokens: u64 = new.iter().map(|m| u64::from(m.tokens)).sum();
-        let tokens_after = carried(&session) + new_tokens;
+        let tokens_after = carried_tokens + new_tokens;
 
         let history = system
             .as_ref()
             .or(session.system.as_ref())
             .into_iter()
             .chain(&session.summary)
-            .chain(&session.messages)
+            .chain(&session.messages[skip..])
             .chain(&new);
+
         let body = build_body(history, &fields)?;
         Ok(Turn {
             id: id.to_owned(),
@@ -223,6 +231,14 @@ impl Sessions {
             Some(s) if s.owner.as_deref() != owner => Err(store_error(StoreError::Forbidden)),
             _ => Ok(session),
         }
+    }
+
+    /// Compressions running in this process (shutdown waits for them).
+    pub fn compressions_running(&self) -> usize {
+        self.compressing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// Claims the session for one compression in this process; `None` if one is running.
@@ -403,14 +419,18 @@ fn tool_safe_split(messages: &[StoredMessage], mut split: usize) -> usize {
 
 /// How many of the oldest messages to drop so the history fits under `limit`.
 fn drop_to_fit(session: &Session, limit: u64) -> usize {
-    let mut tokens = session.tokens();
+    oldest_over(&session.messages, session.tokens(), limit)
+}
+
+/// How many of the oldest `messages` to leave out so `tokens` (the history's total) fits under
+/// `limit`, never starting the rest on an orphaned tool result.
+fn oldest_over(messages: &[StoredMessage], mut tokens: u64, limit: u64) -> usize {
     let mut n = 0;
-    while tokens > limit && n < session.messages.len() {
-        tokens -= u64::from(session.messages[n].tokens);
+    while tokens > limit && n < messages.len() {
+        tokens -= u64::from(messages[n].tokens);
         n += 1;
     }
-    // Never start on an orphaned tool result.
-    while n < session.messages.len() && session.messages[n].role().as_deref() == Some("tool") {
+    while n < messages.len() && messages[n].role().as_deref() == Some("tool") {
         n += 1;
     }
     n

@@ -221,3 +221,29 @@ fn session_ids_are_checked() {
         assert_eq!(check_id(bad).unwrap_err().status(), 400, "{bad:?}");
     }
 }
+
+#[tokio::test]
+async fn max_tokens_is_a_hard_ceiling_even_when_compression_cannot_help() {
+    // Compression does nothing here (a no-op), so the turn leaves the oldest messages out.
+    let s = sessions(40, 60, 4);
+    filled(&s).await;
+    let next = turn(
+        &s,
+        json!({"model": "m", "messages": [{"role": "user", "content": "next"}]}),
+    )
+    .await;
+    let messages = sent(&next)["messages"].as_array().unwrap().clone();
+    let history = &messages[..messages.len() - 1];
+    let tokens: u64 = history.iter().map(|m| E.count_message(m)).sum();
+    assert!(tokens <= 60, "{tokens} tokens of history");
+    assert_eq!(
+        history.last().unwrap()["content"],
+        "answer number 7 about things"
+    );
+    let stored = s.get("s1", Some("team"), false).await.unwrap();
+    assert_eq!(
+        stored.session.messages.len(),
+        16,
+        "left out of the turn, not deleted"
+    );
+}

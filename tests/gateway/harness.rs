@@ -74,7 +74,7 @@ impl Gateway {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        self.app.flush_usage().await;
+        self.app.finish_background(Duration::from_secs(10)).await;
     }
 }
 

@@ -99,7 +99,10 @@ fn tokens(messages: &[Value]) -> u64 {
 #[tokio::test]
 async fn forty_turns_through_the_python_sdk_stay_within_the_budget() {
     let a = MockOpenAi::start("a").await;
-    let gw = Gateway::start(&config(&a, None, &format!("{REDIS_STORE}{SMALL_BUDGET}"))).await;
+    let ledger = std::env::temp_dir().join(format!("{}.jsonl", unique("sdk40-ledger")));
+    let usage = format!("usage:\n  sink: file\n  path: {}\n", ledger.display());
+    let yaml = config(&a, None, &format!("{REDIS_STORE}{SMALL_BUDGET}")) + &usage;
+    let gw = Gateway::start(&yaml).await;
     let session = unique("sdk40");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dropin/sessions_sdk.py");
     let (url, sid) = (gw.url("/v1"), session.clone());
