@@ -70,7 +70,8 @@ impl RedisStore {
                 // Connecting may take longer than one call is allowed to wait; calls meanwhile fail.
                 c.connection_timeout = timeout.max(Duration::from_secs(2));
                 c.internal_command_timeout = timeout.max(Duration::from_secs(2));
-                c.max_command_attempts = 2;
+                // Never resent: a script that ran but whose reply was lost would append twice.
+                c.max_command_attempts = 1;
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
             .build_pool(POOL_SIZE)
