@@ -464,3 +464,35 @@ async fn usage_totals_are_scoped_to_the_callers_key(usage: &str) {
     assert_eq!(totals("sk-wrong", "").await.0, 401);
     gw.shutdown().await;
 }
+
+/// DashScope reports usage on every event: a stream cut mid-way keeps the upstream's partial
+/// counts (`upstream`, not `estimated`) on its `error` row.
+#[tokio::test]
+async fn a_cut_dashscope_stream_keeps_the_upstreams_partial_usage() {
+    let ds = crate::mock_dashscope::MockDashScope::start("q").await;
+    let path =
+        std::env::temp_dir().join(format!("switchyard-usage-ds-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let usage = format!("usage:\n  sink: file\n  path: {}\n", path.display());
+    let gw = Gateway::start(&crate::dashscope::dashscope_config(&ds, None, &usage)).await;
+    ds.next(1, crate::mock_dashscope::Behavior::CutAfter(2));
+    let text = post(&gw, "/v1/chat/completions", &chat(true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\"error\""), "{text}");
+    gw.shutdown().await;
+    let row: Value = serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        (
+            &row["status"],
+            &row["usage_source"],
+            &row["input_tokens"],
+            &row["output_tokens"]
+        ),
+        (&json!("error"), &json!("upstream"), &json!(44), &json!(2)),
+        "{row}"
+    );
+}
