@@ -54,6 +54,16 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A stream whose upstream breaks after the commit point ends with an error event.
+async fn stream_ends_in_an_error_event(gw: &Gateway) {
+    let text = post(gw, "/v1/chat/completions", &chat(true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\"error\""), "{text}");
+}
+
 async fn burst(gw: &Gateway, n: usize) {
     let requests = (0..n).map(|i| async move {
         let r = post(gw, "/v1/chat/completions", &chat(i % 2 == 1)).await;
@@ -140,12 +150,7 @@ async fn streams_cut_or_abandoned_and_answers_without_usage_are_counted_by_the_g
 
     // Cut after the role chunk, "Hello" and " from": the client gets an error event.
     a.next(1, Behavior::CutAfter(3));
-    let text = post(&gw, "/v1/chat/completions", &chat(true))
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(text.contains("\"error\""), "{text}");
+    stream_ends_in_an_error_event(&gw).await;
     // The upstream stalls after three chunks; the client reads the first and leaves.
     a.next(1, Behavior::StallAfter(3));
     let mut abandoned = post(&gw, "/v1/chat/completions", &chat(true)).await;
@@ -476,12 +481,7 @@ async fn a_cut_dashscope_stream_keeps_the_upstreams_partial_usage() {
     let usage = format!("usage:\n  sink: file\n  path: {}\n", path.display());
     let gw = Gateway::start(&crate::dashscope::dashscope_config(&ds, None, &usage)).await;
     ds.next(1, crate::mock_dashscope::Behavior::CutAfter(2));
-    let text = post(&gw, "/v1/chat/completions", &chat(true))
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(text.contains("\"error\""), "{text}");
+    stream_ends_in_an_error_event(&gw).await;
     gw.shutdown().await;
     let row: Value = serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
     let _ = std::fs::remove_file(&path);
