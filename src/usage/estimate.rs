@@ -7,9 +7,10 @@ use bytes::Bytes;
 use super::record::{Price, UsageRecord};
 use crate::tokens::Encoding;
 
-/// Most bytes of a stream's frames kept for counting; beyond it the count is scaled up by the
-/// bytes seen, so a runaway stream cannot hold unbounded memory.
-const MAX_KEPT: usize = 4 * 1024 * 1024;
+/// Most bytes of a stream's frames kept for counting (every OpenAI-kind stream keeps them until
+/// its usage chunk arrives): about 250 one-token chunks. Beyond it the count is scaled up by the
+/// bytes seen, so a thousand concurrent long streams hold at most 64 MB for this.
+const MAX_KEPT: usize = 64 * 1024;
 
 /// Counting instructions for one row.
 #[derive(Debug, Clone, PartialEq)]
