@@ -44,7 +44,9 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
         None => None,
         Some(id) => {
             let owner = key.as_ref().map(|k| &*k.name);
-            let turn = sessions::begin_turn(ctx, &id, owner, model, &chat).await?;
+            // Boxed (here and below): the session store's futures are large, and a request
+            // without a session should not carry (and move) their space.
+            let turn = Box::pin(sessions::begin_turn(ctx, &id, owner, model, &chat)).await?;
             chat = ChatRequest::parse(turn.body.clone())?;
             Some(turn)
         }
@@ -75,7 +77,13 @@ async fn buffered(
     let served = complete(ctx, model, chat, draft, affinity).await?;
     let mut response = json(StatusCode::OK, served.value.clone());
     if let Some(turn) = turn {
-        sessions::store_reply(ctx, turn, &served.value, &mut response).await?;
+        Box::pin(sessions::store_reply(
+            ctx,
+            turn,
+            &served.value,
+            &mut response,
+        ))
+        .await?;
     }
     served_by(&mut response, &served.route);
     Ok(response)

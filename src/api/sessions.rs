@@ -57,7 +57,8 @@ pub async fn begin_turn(
     let id = check_id(id)?;
     let encoding = model.encoding();
     let app = ctx.app.clone();
-    let compress_now = || compress(app, id.to_owned(), encoding, true);
+    // Boxed: the compression's future holds a whole summary request's.
+    let compress_now = || Box::pin(compress(app, id.to_owned(), encoding, true));
     ctx.app
         .sessions
         .begin(id, owner, &chat.body, encoding, compress_now)
