@@ -17,6 +17,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod providers;
+pub mod redis;
 pub mod request;
 pub mod routing;
 pub mod secret;

@@ -6,14 +6,11 @@
 
 use std::time::Duration;
 
-use fred::prelude::{
-    Builder, ClientLike, Config, KeysInterface, LuaInterface, Pool, ReconnectPolicy, Value,
-};
+use fred::prelude::Value;
 use fred::types::scripts::Script;
 
 use super::store::{Append, Compaction, Session, StoreError, StoredMessage};
-
-const POOL_SIZE: usize = 4;
+use crate::redis::{Redis, RedisError};
 
 /// Atomic read of a session: its metadata and its messages.
 const LOAD: &str = r"
@@ -49,9 +46,8 @@ return 1
 ";
 
 pub struct RedisStore {
-    pool: Pool,
+    redis: Redis,
     ttl: Duration,
-    timeout: Duration,
     load: Script,
     append: Script,
     compact: Script,
@@ -60,29 +56,12 @@ pub struct RedisStore {
 // === impl RedisStore ===
 
 impl RedisStore {
-    /// Connects in the background (reconnecting for ever with backoff): a Redis that is down at
-    /// start-up fails session requests, not the gateway.
+    /// Connects in the background: a Redis that is down at start-up fails session requests,
+    /// not the gateway.
     pub fn connect(url: &str, ttl: Duration, timeout: Duration) -> Result<Self, String> {
-        let config = Config::from_url(url).map_err(|e| format!("sessions.redis_url: {e}"))?;
-        let pool = Builder::from_config(config)
-            .with_performance_config(|p| p.default_command_timeout = timeout)
-            .with_connection_config(|c| {
-                // Connecting may take longer than one call is allowed to wait; calls meanwhile fail.
-                c.connection_timeout = timeout.max(Duration::from_secs(2));
-                c.internal_command_timeout = timeout.max(Duration::from_secs(2));
-                // Never resent: a script that ran but whose reply was lost would append twice.
-                c.max_command_attempts = 1;
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-            .build_pool(POOL_SIZE)
-            .map_err(|e| format!("sessions.redis_url: {e}"))?;
-        // The trait's `connect` spawns the connection tasks and returns at once (the inherent
-        // async one would wait); the handle is not needed: fred reconnects by itself.
-        drop(ClientLike::connect(&pool));
         Ok(Self {
-            pool,
+            redis: Redis::connect(url, timeout, "sessions.redis_url")?,
             ttl,
-            timeout,
             load: Script::from_lua(LOAD),
             append: Script::from_lua(APPEND),
             compact: Script::from_lua(COMPACT),
@@ -155,11 +134,14 @@ impl RedisStore {
 
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let (meta, messages) = keys(id);
-        let removed: i64 = self.bounded(self.pool.del(vec![meta, messages])).await?;
+        let removed = self
+            .redis
+            .del(vec![meta, messages])
+            .await
+            .map_err(store_error)?;
         Ok(removed > 0)
     }
 
-    /// Runs a script by its hash, loading it first if this Redis has not seen it.
     async fn run<R: fred::types::FromValue>(
         &self,
         script: &Script,
@@ -167,37 +149,17 @@ impl RedisStore {
         args: Vec<String>,
     ) -> Result<R, StoreError> {
         let (meta, messages) = keys(id);
-        let keys = vec![meta, messages];
-        let first = self
-            .bounded(
-                self.pool
-                    .evalsha(script.sha1().clone(), keys.clone(), args.clone()),
-            )
-            .await;
-        match first {
-            Err(StoreError::Unavailable(e)) if e.contains("NOSCRIPT") => {
-                let lua = script.lua().cloned().unwrap_or_default();
-                self.bounded(self.pool.eval(lua, keys, args)).await
-            }
-            other => other,
-        }
+        self.redis
+            .script(script, vec![meta, messages], args)
+            .await
+            .map_err(store_error)
     }
+}
 
-    /// One Redis call under the store's timeout (on top of fred's own, which a reconnecting
-    /// client may not reach).
-    async fn bounded<R>(
-        &self,
-        call: impl Future<Output = Result<R, fred::error::Error>>,
-    ) -> Result<R, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if e.details().starts_with("FORBIDDEN") => Err(StoreError::Forbidden),
-            Ok(Err(e)) => Err(unavailable(e)),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "redis did not answer within {:?}",
-                self.timeout
-            ))),
-        }
+fn store_error(e: RedisError) -> StoreError {
+    match e.0.contains("FORBIDDEN") {
+        true => StoreError::Forbidden,
+        false => StoreError::Unavailable(e.to_string()),
     }
 }
 

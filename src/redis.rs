@@ -1,0 +1,94 @@
+//! The gateway's Redis client (fred), shared by the session store and the rate limits: a small
+//! pool that connects in the background and reconnects for ever, Lua scripts run by hash, and
+//! every call under a timeout, so a Redis that is down or slow fails its callers fast and never
+//! hangs a request.
+
+use std::future::Future;
+use std::time::Duration;
+
+use fred::prelude::{
+    Builder, ClientLike, Config, KeysInterface, LuaInterface, Pool, ReconnectPolicy,
+};
+use fred::types::FromValue;
+use fred::types::scripts::Script;
+
+const POOL_SIZE: usize = 4;
+
+pub struct Redis {
+    pool: Pool,
+    timeout: Duration,
+}
+
+/// A failed or timed-out call, or an error a script raised (its message as the script gave it).
+#[derive(Debug)]
+pub struct RedisError(pub String);
+
+// === impl Redis ===
+
+impl Redis {
+    /// `field` names the config key in errors (`sessions.redis_url`, `limits.redis_url`).
+    pub fn connect(url: &str, timeout: Duration, field: &str) -> Result<Self, String> {
+        let config = Config::from_url(url).map_err(|e| format!("{field}: {e}"))?;
+        let pool = Builder::from_config(config)
+            .with_performance_config(|p| p.default_command_timeout = timeout)
+            .with_connection_config(|c| {
+                // Connecting may take longer than one call is allowed to wait; calls meanwhile fail.
+                c.connection_timeout = timeout.max(Duration::from_secs(2));
+                c.internal_command_timeout = timeout.max(Duration::from_secs(2));
+                // Never resent: a script that ran but whose reply was lost would apply twice.
+                c.max_command_attempts = 1;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .build_pool(POOL_SIZE)
+            .map_err(|e| format!("{field}: {e}"))?;
+        // The trait's `connect` spawns the connection tasks and returns at once (the inherent
+        // async one would wait); the handle is not needed: fred reconnects by itself.
+        drop(ClientLike::connect(&pool));
+        Ok(Self { pool, timeout })
+    }
+
+    /// Runs a script by its hash, sending its text only if this Redis has not seen it yet.
+    pub async fn script<R: FromValue>(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<R, RedisError> {
+        let by_hash = self
+            .pool
+            .evalsha(script.sha1().clone(), keys.clone(), args.clone());
+        match self.bounded(by_hash).await {
+            Err(RedisError(e)) if e.contains("NOSCRIPT") => {
+                let lua = script.lua().cloned().unwrap_or_default();
+                self.bounded(self.pool.eval(lua, keys, args)).await
+            }
+            other => other,
+        }
+    }
+
+    pub async fn del(&self, keys: Vec<String>) -> Result<i64, RedisError> {
+        self.bounded(self.pool.del(keys)).await
+    }
+
+    /// One call under the timeout (on top of fred's own, which a reconnecting client may not
+    /// reach).
+    async fn bounded<R>(
+        &self,
+        call: impl Future<Output = Result<R, fred::error::Error>>,
+    ) -> Result<R, RedisError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(RedisError(e.to_string())),
+            Err(_) => Err(RedisError(format!(
+                "redis did not answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for RedisError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "redis: {}", self.0)
+    }
+}
