@@ -109,6 +109,14 @@ fn describe() {
         "Sessions evicted from the memory store at its max_sessions bound."
     );
     describe_counter!(
+        RATE_LIMITED,
+        "Requests refused by a key's rpm/tpm limit, by key name."
+    );
+    describe_counter!(
+        LIMITER_REDIS_ERRORS,
+        "Rate-limit checks Redis could not answer (then limits.on_redis_error applies)."
+    );
+    describe_counter!(
         STREAMS_ENDED,
         "Streams by how they ended: completed, failed (error event sent), cancelled (client left)."
     );
@@ -164,6 +172,17 @@ pub const SESSION_TURNS: &str = "gateway_session_turns_total";
 pub const SESSION_COMPRESSIONS: &str = "gateway_session_compressions_total";
 pub const SESSION_STORE_ERRORS: &str = "gateway_session_store_errors_total";
 pub const SESSIONS_EVICTED: &str = "gateway_sessions_evicted_total";
+
+pub const RATE_LIMITED: &str = "gateway_rate_limited_total";
+pub const LIMITER_REDIS_ERRORS: &str = "gateway_limiter_redis_errors_total";
+
+pub fn rate_limited(key: &str) {
+    counter!(RATE_LIMITED, "key" => key.to_owned()).increment(1);
+}
+
+pub fn limiter_redis_error() {
+    counter!(LIMITER_REDIS_ERRORS).increment(1);
+}
 
 pub fn session_turn() {
     counter!(SESSION_TURNS).increment(1);

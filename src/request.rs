@@ -31,6 +31,8 @@ pub struct ChatRequest {
     pub has_stream_options: bool,
     /// The gateway's own `session_id` field (never forwarded), if present.
     pub session_id: Option<String>,
+    /// `max_completion_tokens` (or the older `max_tokens`), for token-limit reservations.
+    pub max_tokens: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +66,10 @@ struct ChatPeek<'a> {
     stream_options: Option<StreamOptionsPeek>,
     #[serde(borrow, default)]
     session_id: Option<&'a RawValue>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -114,6 +120,7 @@ impl ChatRequest {
                 .stream_options
                 .and_then(|o| o.include_usage)
                 .unwrap_or(false);
+        let max_tokens = peek.max_completion_tokens.or(peek.max_tokens);
         let session_id = match peek.session_id {
             None => None,
             Some(raw) if raw.get() == "null" => None,
@@ -130,6 +137,7 @@ impl ChatRequest {
             include_usage,
             has_stream_options,
             session_id,
+            max_tokens,
         })
     }
 }

@@ -19,6 +19,7 @@ use serde_json::json;
 use crate::config::{Config, ModelType, ProviderConfig, ProviderKind};
 use crate::error::{ErrorKind, GatewayError};
 use crate::limits::keys::KeyStore;
+use crate::limits::rate::Limiter;
 use crate::metrics::RouteMetrics;
 use crate::providers::mock::MockUpstream;
 use crate::providers::{ProbeSpec, Provider, Wire};
@@ -42,6 +43,8 @@ pub struct App {
     pub ledger: Option<Ledger>,
     /// Server-side conversations; the store lives as long as the process (a reload keeps it).
     pub sessions: Sessions,
+    /// Per-key rpm/tpm buckets (limits come from the keys, so a reload changes them).
+    pub limits: Limiter,
     /// Where work that outlives its request runs (session compressions): the runtime that built
     /// the app, which outlives the workers, so shutdown can wait for that work.
     pub background: tokio::runtime::Handle,
@@ -97,6 +100,7 @@ impl App {
             usage: UsageSink::start(&config.usage),
             ledger: ledger(&config.usage)?,
             sessions: Sessions::new(&config.sessions)?,
+            limits: Limiter::new(&config.limits)?,
             background: tokio::runtime::Handle::current(),
             draining: AtomicBool::new(false),
             ids: RequestIds {

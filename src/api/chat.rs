@@ -15,10 +15,11 @@ use tokio::time::Instant;
 
 use super::ledger::Draft;
 use super::sessions;
-use super::{Rejection, RequestCtx, json, read_body, served_by};
+use super::{Rejection, RequestCtx, admit, json, rate_headers, read_body, served_by, settle};
 use crate::body::Body;
 use crate::config::ModelType;
 use crate::limits::keys::not_allowed;
+use crate::limits::rate::Admission;
 use crate::providers::{ResponseContext, Usage};
 use crate::request::ChatRequest;
 use crate::routing::dispatch::{Failure, Served, dispatch, open_stream, send_buffered};
@@ -51,6 +52,15 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
             Some(turn)
         }
     };
+    // Reserved: the prompt as sent upstream (session history included) plus the completion.
+    let admission = admit(ctx, key.as_deref(), || {
+        let prompt = model.encoding().count_chat_prompt(&chat.body).unwrap_or(0);
+        prompt
+            + chat
+                .max_tokens
+                .unwrap_or(u64::from(ctx.app.limits.default_max_tokens))
+    })
+    .await?;
     let draft = Draft::new(
         ctx,
         key.as_deref(),
@@ -60,9 +70,19 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
         chat.body.clone(),
     )
     .in_session(turn.as_ref().map(|t| t.id.as_str()));
-    match chat.stream {
-        true => stream(ctx, model, &chat, draft, turn).await,
-        false => buffered(ctx, model, &chat, draft, turn).await,
+    let response = match chat.stream {
+        true => stream(ctx, model, &chat, draft, turn, &admission).await,
+        false => buffered(ctx, model, &chat, draft, turn, &admission).await,
+    };
+    match response {
+        Ok(mut response) => {
+            rate_headers(&mut response, &admission);
+            Ok(response)
+        }
+        Err(rejection) => {
+            settle(&ctx.app, &admission, Some(0)); // nothing was generated
+            Err(rejection)
+        }
     }
 }
 
@@ -72,18 +92,19 @@ async fn buffered(
     chat: &ChatRequest,
     draft: Draft,
     turn: Option<Turn>,
+    admission: &Admission,
 ) -> Result<Response<Body>, Rejection> {
     let affinity = turn.as_ref().map(|t| t.affinity);
     let served = complete(ctx, model, chat, draft, affinity).await?;
-    let mut response = json(StatusCode::OK, served.value.clone());
+    let (body, usage) = &served.value;
+    settle(
+        &ctx.app,
+        admission,
+        usage.map(|u| u.input_tokens + u.output_tokens),
+    );
+    let mut response = json(StatusCode::OK, body.clone());
     if let Some(turn) = turn {
-        Box::pin(sessions::store_reply(
-            ctx,
-            turn,
-            &served.value,
-            &mut response,
-        ))
-        .await?;
+        Box::pin(sessions::store_reply(ctx, turn, body, &mut response)).await?;
     }
     served_by(&mut response, &served.route);
     Ok(response)
@@ -97,7 +118,7 @@ pub async fn complete(
     chat: &ChatRequest,
     draft: Draft,
     affinity: Option<u64>,
-) -> Result<Served<Bytes>, Rejection> {
+) -> Result<Served<(Bytes, Option<Usage>)>, Rejection> {
     let response_ctx = response_context(chat);
     let served = dispatch(
         model,
@@ -130,7 +151,7 @@ pub async fn complete(
     }
     route.metrics.request(200, ctx.started.elapsed());
     Ok(Served {
-        value: body,
+        value: (body, usage),
         route: served.route,
         attempts: served.attempts,
     })
@@ -142,6 +163,7 @@ async fn stream(
     chat: &ChatRequest,
     draft: Draft,
     turn: Option<Turn>,
+    admission: &Admission,
 ) -> Result<Response<Body>, Rejection> {
     let deadline = ctx.deadline;
     let response_ctx = response_context(chat);
@@ -170,6 +192,7 @@ async fn stream(
         started: ctx.started,
         app: ctx.app.clone(),
         draft: Some(draft.routed(Some(&route), served.attempts, Some(ttft))),
+        admission: admission.clone(),
     }));
     let session_id = turn.as_ref().map(|t| t.id.clone());
     if let Some(turn) = turn {
@@ -204,6 +227,8 @@ struct StreamEnded {
     started: Instant,
     app: Arc<App>,
     draft: Option<Draft>,
+    /// Settled to the upstream's usage (an estimate is only known later: the reservation stands).
+    admission: Admission,
 }
 
 /// A request no route served still gets its row: status `error`, the status the client got.
@@ -227,6 +252,11 @@ pub fn record_failure(ctx: &RequestCtx, draft: Draft, failure: Failure) -> Rejec
 
 impl StreamObserver for StreamEnded {
     fn finished(mut self: Box<Self>, end: StreamEnd, usage: Option<Usage>, seen: Transcript) {
+        settle(
+            &self.app,
+            &self.admission,
+            usage.map(|u| u.input_tokens + u.output_tokens),
+        );
         // Committed streams answered 200; a client that left is recorded as 499 (nginx's
         // "client closed request").
         let (status, http_status) = match &end {

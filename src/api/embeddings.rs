@@ -10,13 +10,14 @@ use hyper::body::Incoming;
 
 use super::chat::record_failure;
 use super::ledger::Draft;
-use super::{Rejection, RequestCtx, json, read_body, served_by};
+use super::{Rejection, RequestCtx, admit, json, rate_headers, read_body, served_by, settle};
 use crate::body::Body;
 use crate::config::ModelType;
 use crate::limits::keys::not_allowed;
 use crate::request::EmbeddingsRequest;
 use crate::routing::Route;
 use crate::routing::dispatch::{dispatch, send_buffered};
+use crate::tokens::Encoding;
 use crate::usage::estimate::Reply;
 
 /// Largest upstream embeddings answer accepted (2,048 inputs × 3,072 floats as JSON fit).
@@ -30,6 +31,14 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     if key.as_ref().is_some_and(|k| !k.allows(&model.name)) {
         return Err(not_allowed(&model.name).into());
     }
+    let admission = admit(ctx, key.as_deref(), || {
+        let encoding = model
+            .routes()
+            .next()
+            .map_or(Encoding::Cl100kBase, |r| r.encoding);
+        encoding.count_embedding_input(&embeddings.body)
+    })
+    .await?;
     let draft = Draft::new(
         ctx,
         key.as_deref(),
@@ -59,8 +68,12 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
         },
     )
     .await
-    .map_err(|failure| record_failure(ctx, draft.clone(), failure))?;
+    .map_err(|failure| {
+        settle(&ctx.app, &admission, Some(0));
+        record_failure(ctx, draft.clone(), failure)
+    })?;
     let (body, usage) = served.value;
+    settle(&ctx.app, &admission, usage.map(|u| u.input_tokens));
     let record = draft
         .routed(Some(&served.route), served.attempts, None)
         .finish(
@@ -78,5 +91,6 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     served.route.metrics.request(200, ctx.started.elapsed());
     let mut response = json(StatusCode::OK, body);
     served_by(&mut response, &served.route);
+    rate_headers(&mut response, &admission);
     Ok(response)
 }

@@ -20,6 +20,8 @@ use tokio::time::Instant;
 
 use crate::body::{Body, full};
 use crate::error::{ErrorKind, GatewayError};
+use crate::limits::keys::ApiKey;
+use crate::limits::rate::Admission;
 use crate::routing::Route;
 use crate::routing::dispatch::Failure;
 use crate::state::{App, Runtime};
@@ -32,6 +34,50 @@ pub struct RequestCtx {
     pub started: Instant,
     pub deadline: Instant,
     pub request_id: HeaderValue,
+}
+
+/// Admits a request under its key's rpm/tpm limits. `tokens` (the reservation: prompt plus
+/// `max_tokens`) is only computed for a key with a tpm limit: counting costs CPU.
+pub async fn admit(
+    ctx: &RequestCtx,
+    key: Option<&ApiKey>,
+    tokens: impl FnOnce() -> u64,
+) -> Result<Admission, GatewayError> {
+    match key {
+        Some(k) if k.rpm.is_some() || k.tpm.is_some() => {
+            let tokens = if k.tpm.is_some() { tokens() } else { 0 };
+            ctx.app.limits.admit(k, tokens).await
+        }
+        _ => Ok(Admission::default()),
+    }
+}
+
+/// Settles a reservation to the tokens really used (`None`: unknown, the reservation stands),
+/// after the response, on the app's background runtime.
+pub fn settle(app: &Arc<App>, admission: &Admission, used: Option<u64>) {
+    if !admission.is_limited() {
+        return;
+    }
+    let Some(used) = used else { return };
+    let (task_app, admission) = (app.clone(), admission.clone());
+    app.background
+        .spawn(async move { task_app.limits.settle(&admission, used).await });
+}
+
+/// OpenAI's `x-ratelimit-*` headers for a limited key.
+pub fn rate_headers<B>(response: &mut Response<B>, admission: &Admission) {
+    let headers = response.headers_mut();
+    let mut put = |name: &'static str, value: u64| {
+        headers.insert(name, HeaderValue::from(value));
+    };
+    if let Some((limit, left)) = admission.requests {
+        put("x-ratelimit-limit-requests", limit);
+        put("x-ratelimit-remaining-requests", left);
+    }
+    if let Some((limit, left)) = admission.tokens {
+        put("x-ratelimit-limit-tokens", limit);
+        put("x-ratelimit-remaining-tokens", left);
+    }
 }
 
 /// A failed request: the error, and the route and attempt count when a route was involved.

@@ -170,7 +170,7 @@ async fn summarize(
     let served = super::chat::complete(&ctx, &model, &chat, draft, None)
         .await
         .map_err(|r| r.error)?;
-    let message = reply::from_completion(&served.value).ok_or_else(|| {
+    let message = reply::from_completion(&served.value.0).ok_or_else(|| {
         GatewayError::new(ErrorKind::UpstreamFailed, "the summary had no message")
     })?;
     let message: Value = serde_json::from_str(message.get()).unwrap_or(Value::Null);

@@ -45,7 +45,9 @@ impl Bucket {
             return Ok(());
         }
         let missing = n - self.level;
-        Err(Duration::from_secs_f64(missing * 60.0 / self.capacity.max(1.0)))
+        Err(Duration::from_secs_f64(
+            missing * 60.0 / self.capacity.max(1.0),
+        ))
     }
 
     pub fn take(&mut self, n: u64) {
@@ -79,7 +81,11 @@ mod tests {
             b.take(1);
         }
         let wait = b.check(1, Instant::now()).unwrap_err();
-        assert_eq!(wait, Duration::from_secs(1), "60/min refills one per second");
+        assert_eq!(
+            wait,
+            Duration::from_secs(1),
+            "60/min refills one per second"
+        );
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(b.check(1, Instant::now()).is_ok());
         tokio::time::advance(Duration::from_secs(600)).await;
@@ -95,6 +101,9 @@ mod tests {
         assert_eq!(b.remaining(), 900);
         b.take(900);
         b.settle(-200, Instant::now()); // it used 1,100
-        assert!(b.check(1, Instant::now()).is_err(), "in debt until refilled");
+        assert!(
+            b.check(1, Instant::now()).is_err(),
+            "in debt until refilled"
+        );
     }
 }

@@ -1,4 +1,6 @@
-//! Who may call the gateway, and how much: gateway API keys (held hashed) and, later, per-key
-//! request and token limits.
+//! Who may call the gateway, and how much: gateway API keys (held hashed) and per-key request
+//! and token limits.
 
+pub mod bucket;
 pub mod keys;
+pub mod rate;

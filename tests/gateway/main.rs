@@ -14,6 +14,7 @@ mod dropin;
 mod embeddings_models;
 mod errors;
 mod ledger;
+mod limits;
 mod routing;
 mod server;
 mod sessions;

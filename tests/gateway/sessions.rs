@@ -4,7 +4,7 @@
 //! DashScope routes, and session affinity.
 
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -12,21 +12,12 @@ use switchyard::routing::affinity;
 use switchyard::tokens::Encoding;
 
 use crate::dashscope::dashscope_config;
-use crate::harness::{Gateway, client, config_for, get_text, sse_data};
+use crate::harness::{Gateway, client, config_for, get_text, sse_data, unique};
 use crate::mock_dashscope::MockDashScope;
 use crate::mock_openai::{Behavior, MockOpenAi};
 use crate::tcp_proxy::TcpProxy;
 
 const KEYS: &str = "auth:\n  keys:\n    - { name: team-a, key: sk-team-a }\n    - { name: team-b, key: sk-team-b }\n";
-
-/// A session id no other run or test shares (the Redis server is shared).
-fn unique(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{test}-{}-{nanos}", std::process::id())
-}
 
 /// One mock `a` serving gpt-4o-mini, and the summary model on mock `s` if given (else on `a`).
 fn config(a: &MockOpenAi, summarizer: Option<&MockOpenAi>, sessions: &str) -> String {
