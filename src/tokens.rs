@@ -5,6 +5,8 @@
 //! its strings, 1 more for a `name`, and 3 once for the reply's priming. Pure functions; the BPE
 //! tables are compiled into the binary and parsed once, on first use.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::Deserialize;
 use serde_json::Value;
 use tiktoken_rs::CoreBPE;
@@ -87,6 +89,27 @@ impl Encoding {
     /// Parses the encoding's table now, so the first count does not pay for it.
     pub fn warm(self) {
         self.bpe();
+        self.ready_flag().store(true, Ordering::Release);
+    }
+
+    /// Makes sure the table is parsed, on the blocking pool: the first parse takes ~0.1 s and
+    /// ~20–50 MB, so it happens on first use (not at start-up, for a gateway that may never count)
+    /// and never on a runtime thread, which would stall every connection it serves.
+    pub async fn ready(self) {
+        if self.ready_flag().load(Ordering::Acquire) {
+            return;
+        }
+        if tokio::task::spawn_blocking(move || self.warm())
+            .await
+            .is_err()
+        {
+            self.warm(); // the blocking pool is gone (shutting down): parse here
+        }
+    }
+
+    fn ready_flag(self) -> &'static AtomicBool {
+        static READY: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
+        &READY[self as usize]
     }
 
     /// Tokens of plain text (special-token text counts as ordinary text, as a user typed it).

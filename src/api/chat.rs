@@ -53,6 +53,9 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
         }
     };
     // Reserved: the prompt as sent upstream (session history included) plus the completion.
+    if key.as_ref().is_some_and(|k| k.tpm.is_some()) {
+        model.encoding().ready().await;
+    }
     let admission = admit(ctx, key.as_deref(), || {
         let prompt = model.encoding().count_chat_prompt(&chat.body).unwrap_or(0);
         prompt

@@ -56,6 +56,7 @@ pub async fn begin_turn(
 ) -> Result<Turn, GatewayError> {
     let id = check_id(id)?;
     let encoding = model.encoding();
+    encoding.ready().await;
     let app = ctx.app.clone();
     // Boxed: the compression's future holds a whole summary request's.
     let compress_now = || Box::pin(compress(app, id.to_owned(), encoding, true));
