@@ -64,6 +64,18 @@ fn request_path(c: &mut Criterion) {
             black_box(splice(&req.body, &req.model_span, br#""gpt-4o-mini""#))
         })
     });
+    // A long prompt: what the gateway reads grows with the body only through the scans.
+    let long = serde_json::json!({"model": "gpt-4o-mini", "messages": [
+        {"role": "user", "content": "All work and no play makes Jack a dull boy. ".repeat(1_500)}
+    ]})
+    .to_string();
+    let long = Bytes::from(long);
+    let mut group = c.benchmark_group("chat: parse fields, 66 KB prompt");
+    group.throughput(Throughput::Bytes(long.len() as u64));
+    group.bench_function("parse", |b| {
+        b.iter(|| black_box(ChatRequest::parse(black_box(long.clone())).unwrap()))
+    });
+    group.finish();
 }
 
 fn stream_relay(c: &mut Criterion) {
