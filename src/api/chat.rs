@@ -73,9 +73,17 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
         chat.body.clone(),
     )
     .in_session(turn.as_ref().map(|t| t.id.as_str()));
+    let call = Call {
+        ctx,
+        model,
+        chat: &chat,
+        draft,
+        turn,
+        admission: &admission,
+    };
     let response = match chat.stream {
-        true => stream(ctx, model, &chat, draft, turn, &admission).await,
-        false => buffered(ctx, model, &chat, draft, turn, &admission).await,
+        true => stream(call).await,
+        false => buffered(call).await,
     };
     match response {
         Ok(mut response) => {
@@ -89,14 +97,25 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     }
 }
 
-async fn buffered(
-    ctx: &RequestCtx,
-    model: &ModelEntry,
-    chat: &ChatRequest,
+/// One chat request on its way upstream: what both answer shapes need.
+struct Call<'a> {
+    ctx: &'a RequestCtx,
+    model: &'a ModelEntry,
+    chat: &'a ChatRequest,
     draft: Draft,
     turn: Option<Turn>,
-    admission: &Admission,
-) -> Result<Response<Body>, Rejection> {
+    admission: &'a Admission,
+}
+
+async fn buffered(call: Call<'_>) -> Result<Response<Body>, Rejection> {
+    let Call {
+        ctx,
+        model,
+        chat,
+        draft,
+        turn,
+        admission,
+    } = call;
     let affinity = turn.as_ref().map(|t| t.affinity);
     let served = complete(ctx, model, chat, draft, affinity).await?;
     let (body, usage) = &served.value;
@@ -160,14 +179,15 @@ pub async fn complete(
     })
 }
 
-async fn stream(
-    ctx: &RequestCtx,
-    model: &ModelEntry,
-    chat: &ChatRequest,
-    draft: Draft,
-    turn: Option<Turn>,
-    admission: &Admission,
-) -> Result<Response<Body>, Rejection> {
+async fn stream(call: Call<'_>) -> Result<Response<Body>, Rejection> {
+    let Call {
+        ctx,
+        model,
+        chat,
+        draft,
+        turn,
+        admission,
+    } = call;
     let deadline = ctx.deadline;
     let response_ctx = response_context(chat);
     let affinity = turn.as_ref().map(|t| t.affinity);
