@@ -126,9 +126,9 @@ impl App {
         Ok(())
     }
 
-    /// Queues a ledger row (no-op with `usage.sink: none`).
-    pub fn record_usage(&self, record: UsageRecord) {
-        if let Some(sink) = &self.usage {
+    /// Queues a request's ledger row (there is none with `usage.sink: none`).
+    pub fn record_usage(&self, record: Option<UsageRecord>) {
+        if let (Some(sink), Some(record)) = (&self.usage, record) {
             sink.record(record);
         }
     }

@@ -53,11 +53,8 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
         }
     };
     // Reserved: the prompt as sent upstream (session history included) plus the completion.
-    if key.as_ref().is_some_and(|k| k.tpm.is_some()) {
-        model.encoding().ready().await;
-    }
-    let admission = admit(ctx, key.as_deref(), || {
-        let prompt = model.encoding().count_chat_prompt(&chat.body).unwrap_or(0);
+    let admission = admit(ctx, key.as_deref(), model.encoding(), |encoding| {
+        let prompt = encoding.count_chat_prompt(&chat.body).unwrap_or(0);
         prompt
             + chat
                 .max_tokens
@@ -108,24 +105,14 @@ struct Call<'a> {
 }
 
 async fn buffered(call: Call<'_>) -> Result<Response<Body>, Rejection> {
-    let Call {
-        ctx,
-        model,
-        chat,
-        draft,
-        turn,
-        admission,
-    } = call;
-    let affinity = turn.as_ref().map(|t| t.affinity);
-    let served = complete(ctx, model, chat, draft, affinity).await?;
+    let ctx = call.ctx;
+    let affinity = call.turn.as_ref().map(|t| t.affinity);
+    let served = complete(ctx, call.model, call.chat, call.draft, affinity).await?;
     let (body, usage) = &served.value;
-    settle(
-        &ctx.app,
-        admission,
-        usage.map(|u| u.input_tokens + u.output_tokens),
-    );
+    let used = usage.map(|u| u.input_tokens + u.output_tokens);
+    settle(&ctx.app, call.admission, used);
     let mut response = json(StatusCode::OK, body.clone());
-    if let Some(turn) = turn {
+    if let Some(turn) = call.turn {
         Box::pin(sessions::store_reply(ctx, turn, body, &mut response)).await?;
     }
     served_by(&mut response, &served.route);
@@ -191,16 +178,20 @@ async fn stream(call: Call<'_>) -> Result<Response<Body>, Rejection> {
     let deadline = ctx.deadline;
     let response_ctx = response_context(chat);
     let affinity = turn.as_ref().map(|t| t.affinity);
+    let ledger = ctx.app.usage.is_some();
     let served = dispatch(
         model,
         ctx.runtime.max_attempts,
         affinity,
         |route: Arc<Route>| {
             let upstream = route.build_chat(chat);
-            let relay = route
+            let mut relay = route
                 .provider
                 .wire
                 .stream_relay(response_ctx.clone(), route.provider.id.clone());
+            if !ledger {
+                relay = relay.without_counting();
+            }
             async move { open_stream(&route, upstream?, relay, deadline).await }
         },
     )

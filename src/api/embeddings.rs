@@ -17,7 +17,6 @@ use crate::limits::keys::not_allowed;
 use crate::request::EmbeddingsRequest;
 use crate::routing::Route;
 use crate::routing::dispatch::{dispatch, send_buffered};
-use crate::tokens::Encoding;
 use crate::usage::estimate::Reply;
 
 /// Largest upstream embeddings answer accepted (2,048 inputs × 3,072 floats as JSON fit).
@@ -31,11 +30,7 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     if key.as_ref().is_some_and(|k| !k.allows(&model.name)) {
         return Err(not_allowed(&model.name).into());
     }
-    let admission = admit(ctx, key.as_deref(), || {
-        let encoding = model
-            .routes()
-            .next()
-            .map_or(Encoding::Cl100kBase, |r| r.encoding);
+    let admission = admit(ctx, key.as_deref(), model.encoding(), |encoding| {
         encoding.count_embedding_input(&embeddings.body)
     })
     .await?;

@@ -25,6 +25,7 @@ use crate::limits::rate::Admission;
 use crate::routing::Route;
 use crate::routing::dispatch::Failure;
 use crate::state::{App, Runtime};
+use crate::tokens::Encoding;
 
 /// What a handler knows about the request it serves.
 pub struct RequestCtx {
@@ -37,15 +38,23 @@ pub struct RequestCtx {
 }
 
 /// Admits a request under its key's rpm/tpm limits. `tokens` (the reservation: prompt plus
-/// `max_tokens`) is only computed for a key with a tpm limit: counting costs CPU.
+/// `max_tokens`, counted with `encoding`) is only computed for a key with a tpm limit: counting
+/// costs CPU, and the encoding's table is made ready first, off the runtime thread.
 pub async fn admit(
     ctx: &RequestCtx,
     key: Option<&ApiKey>,
-    tokens: impl FnOnce() -> u64,
+    encoding: Encoding,
+    tokens: impl FnOnce(Encoding) -> u64,
 ) -> Result<Admission, GatewayError> {
     match key {
         Some(k) if k.rpm.is_some() || k.tpm.is_some() => {
-            let tokens = if k.tpm.is_some() { tokens() } else { 0 };
+            let tokens = match k.tpm {
+                Some(_) => {
+                    encoding.ready().await;
+                    tokens(encoding)
+                }
+                None => 0,
+            };
             ctx.app.limits.admit(k, tokens).await
         }
         _ => Ok(Admission::default()),

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{Rejection, RequestCtx};
 use crate::body::Body;
-use crate::clock::{days_from_civil, parse_timestamp, unix_micros};
+use crate::clock::{parse_timestamp, unix_micros};
 use crate::error::{ErrorKind, GatewayError};
 use crate::usage::partitions::Month;
 use crate::usage::totals::{Group, Query};
@@ -49,11 +49,9 @@ pub async fn handle(
             .with_param(name)
         }),
     };
-    let month = Month::now();
-    let month_start = days_from_civil(i64::from(month.year), month.month, 1) * 86_400_000_000;
     let query = Query {
         group,
-        from_us: time("from", month_start)?,
+        from_us: time("from", Month::now().start_micros())?,
         to_us: time("to", unix_micros())?,
         // A non-admin key is scoped to itself whatever it asks for.
         key: match &key {

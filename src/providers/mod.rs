@@ -173,22 +173,17 @@ impl Wire {
         retry_after: Option<Duration>,
         body: &[u8],
     ) -> GatewayError {
-        match self {
-            Wire::OpenAi => openai::parse_error(
-                &provider.id,
-                provider.transport.secret(),
-                status,
-                retry_after,
-                body,
-            ),
-            Wire::DashScope => dashscope::parse_error(
-                &provider.id,
-                provider.transport.secret(),
-                status,
-                retry_after,
-                body,
-            ),
-        }
+        let parse = match self {
+            Wire::OpenAi => openai::parse_error,
+            Wire::DashScope => dashscope::parse_error,
+        };
+        parse(
+            &provider.id,
+            provider.transport.secret(),
+            status,
+            retry_after,
+            body,
+        )
     }
 
     pub fn stream_relay(self, ctx: ResponseContext, provider: Arc<str>) -> StreamRelay {
@@ -231,6 +226,14 @@ impl StreamRelay {
             StreamRelay::OpenAi(relay) => relay.usage,
             StreamRelay::DashScope(relay) => relay.usage(),
         }
+    }
+
+    /// Nothing will count this stream's frames (no ledger): do not keep them.
+    pub fn without_counting(mut self) -> Self {
+        if let StreamRelay::OpenAi(relay) = &mut self {
+            relay.keep_seen = false;
+        }
+        self
     }
 
     /// The frames an OpenAI-kind stream relayed, to count if it ends without usage. DashScope

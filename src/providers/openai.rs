@@ -25,6 +25,8 @@ pub struct StreamRelay {
     hide_usage_chunk: bool,
     /// The frames relayed, counted by the ledger if the stream ends without its usage chunk.
     pub seen: Transcript,
+    /// Whether to keep them: not when there is no ledger to count them for.
+    pub keep_seen: bool,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +249,7 @@ impl StreamRelay {
             usage: None,
             hide_usage_chunk: !client_asked_for_usage,
             seen: Transcript::default(),
+            keep_seen: true,
         }
     }
 
@@ -276,7 +279,7 @@ impl StreamRelay {
             if self.hide_usage_chunk && usage_only {
                 return Ok(Relayed::Forward(Bytes::new()));
             }
-        } else if self.usage.is_none() {
+        } else if self.keep_seen && self.usage.is_none() {
             self.seen.push(&frame);
         }
         Ok(Relayed::Forward(frame))

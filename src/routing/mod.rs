@@ -136,7 +136,8 @@ impl ModelEntry {
         }
     }
 
-    /// How this model's messages are counted for session budgets: as its first route counts.
+    /// How this model's tokens are counted for session budgets and limits: as its first route
+    /// counts them.
     pub fn encoding(&self) -> Encoding {
         self.routes()
             .next()

@@ -121,14 +121,12 @@ impl Sessions {
         let (system, new) = split_system(messages, encoding)?;
 
         let mut session = self.load_owned(id, owner).await?.unwrap_or_default();
-        let carried = |s: &Session| {
-            let mut tokens = s.tokens();
-            if let (Some(new), Some(old)) = (&system, &s.system) {
-                tokens = tokens + u64::from(new.tokens) - u64::from(old.tokens);
-            } else if let (Some(new), None) = (&system, &s.system) {
-                tokens += u64::from(new.tokens);
-            }
-            tokens
+        // What the turn carries before its new messages, the request's system prompt (if any)
+        // in place of the stored one.
+        let tokens_of = |m: Option<&StoredMessage>| m.map_or(0, |m| u64::from(m.tokens));
+        let carried = |s: &Session| match &system {
+            Some(new) => s.tokens() - tokens_of(s.system.as_ref()) + u64::from(new.tokens),
+            None => s.tokens(),
         };
         if carried(&session) > self.max_tokens {
             compress_now().await;

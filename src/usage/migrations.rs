@@ -26,17 +26,28 @@ pub const LOCK_KEY: i64 = 0x5357_4954_4348_5944; // "SWITCHYD"
 
 /// Applies pending migrations; returns the versions applied now (empty when up to date).
 pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, UsageError> {
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
-        .await?;
+    lock(client).await?;
     let result = apply_pending(client).await;
-    // Released explicitly so a pooled connection does not keep it; closing would release it too.
-    let unlocked = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
-        .await;
+    let unlocked = unlock(client).await;
     let applied = result?;
     unlocked?;
     Ok(applied)
+}
+
+/// Waits for the advisory lock that migrations and partition maintenance share.
+pub(super) async fn lock(client: &Client) -> Result<(), UsageError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await?;
+    Ok(())
+}
+
+/// Releases it explicitly so a pooled connection does not keep it; closing would release it too.
+pub(super) async fn unlock(client: &Client) -> Result<(), UsageError> {
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await?;
+    Ok(())
 }
 
 async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, UsageError> {

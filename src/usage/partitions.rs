@@ -6,8 +6,8 @@
 use tokio_postgres::Client;
 
 use super::UsageError;
-use super::migrations::LOCK_KEY;
-use crate::clock::civil_from_days;
+use super::migrations::{lock, unlock};
+use crate::clock::{civil_from_days, days_from_civil};
 
 /// A calendar month in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,6 +73,11 @@ impl Month {
         (rest.len() == 7 && (1..=12).contains(&month)).then_some(Self { year, month })
     }
 
+    /// The month's first instant, in microseconds since the epoch.
+    pub fn start_micros(self) -> i64 {
+        days_from_civil(i64::from(self.year), self.month, 1) * 86_400_000_000
+    }
+
     fn start(self) -> String {
         format!("{:04}-{:02}-01 00:00:00+00", self.year, self.month)
     }
@@ -85,13 +90,9 @@ pub async fn maintain(
     ahead: u32,
     retention_months: u32,
 ) -> Result<Maintenance, UsageError> {
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
-        .await?;
+    lock(client).await?;
     let result = maintain_locked(client, now, ahead, retention_months).await;
-    let unlocked = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
-        .await;
+    let unlocked = unlock(client).await;
     let done = result?;
     unlocked?;
     Ok(done)
