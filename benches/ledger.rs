@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use switchyard::usage::record::UsageRecord;
+use switchyard::usage::record::{Purpose, Status, UsageRecord, UsageSource};
 use switchyard::usage::writer::UsageSink;
 use tokio_postgres::NoTls;
 
@@ -82,15 +82,15 @@ fn record(i: usize, now_us: i64) -> UsageRecord {
         stream: i.is_multiple_of(2),
         input_tokens: 19,
         output_tokens: 10,
-        usage_source: "upstream".into(),
+        usage_source: UsageSource::Upstream,
         cost: "0.0000088500".into(),
         latency_ms: 120,
         ttft_ms: None,
         attempts: 1,
-        status: "ok".into(),
+        status: Status::Ok,
         http_status: 200,
         error_message: None,
-        purpose: "chat".into(),
+        purpose: Purpose::Chat,
         estimate: None,
     }
 }

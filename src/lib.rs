@@ -1,8 +1,9 @@
 //! Switchyard: an OpenAI-compatible LLM routing gateway.
 //!
-//! Request flow: accept → body (size-limited) → auth → parse the few fields needed → route →
-//! dispatch (adapter translates, transport sends, retries before the commit point) → respond
-//! (pass-through or translate) → metrics. See DESIGN.md §6 for the map of modules.
+//! Request flow: accept → body (size-limited) → parse the few fields needed (`api`) → admit (key,
+//! allow-list, limits) → expand (session) → dispatch (adapter translates, transport sends,
+//! retries before the commit point) → respond (pass-through or translate) → record the outcome
+//! (`call`). The README's architecture section has the map of modules and their import order.
 
 #![cfg_attr(
     not(test),
@@ -11,6 +12,7 @@
 
 pub mod api;
 pub mod body;
+pub mod call;
 pub mod clock;
 pub mod config;
 pub mod error;

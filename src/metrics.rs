@@ -85,7 +85,11 @@ fn describe() {
     );
     describe_counter!(
         USAGE_QUEUE_FULL,
-        "Usage records that found the queue full (they wait; none is dropped)."
+        "Usage records that found the queue full (they wait in the bounded overflow)."
+    );
+    describe_counter!(
+        USAGE_ROWS_DROPPED,
+        "Usage rows dropped because the writer's queue and its overflow were both full."
     );
     describe_histogram!(
         USAGE_WRITE_SECONDS,
@@ -166,6 +170,7 @@ pub const USAGE_ROWS_WRITTEN: &str = "gateway_usage_rows_written_total";
 pub const USAGE_ROWS_SPILLED: &str = "gateway_usage_rows_spilled_total";
 pub const USAGE_ROWS_REPLAYED: &str = "gateway_usage_rows_replayed_total";
 pub const USAGE_QUEUE_FULL: &str = "gateway_usage_queue_full_total";
+pub const USAGE_ROWS_DROPPED: &str = "gateway_usage_rows_dropped_total";
 pub const USAGE_WRITE_SECONDS: &str = "gateway_usage_write_seconds";
 
 pub const SESSION_TURNS: &str = "gateway_session_turns_total";
@@ -218,6 +223,10 @@ pub fn usage_replayed(rows: usize) {
 
 pub fn usage_queue_full() {
     counter!(USAGE_QUEUE_FULL).increment(1);
+}
+
+pub fn usage_dropped() {
+    counter!(USAGE_ROWS_DROPPED).increment(1);
 }
 
 pub fn usage_write_seconds(elapsed: Duration) {

@@ -2,9 +2,9 @@
 //! precomputed responses) behind an `ArcSwap`, so a reload builds a new one and swaps it in
 //! while requests in flight finish on the old one.
 
-use crate::tokens::Encoding;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
+use std::future::Future;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,19 +15,22 @@ use bytes::Bytes;
 use http::HeaderValue;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
+use tokio::task::AbortHandle;
+use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ModelType, ProviderConfig, ProviderKind};
+use crate::config::{Config, ModelType, ProviderConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::limits::keys::KeyStore;
 use crate::limits::rate::Limiter;
 use crate::metrics::RouteMetrics;
-use crate::providers::mock::MockUpstream;
-use crate::providers::{ProbeSpec, Provider, Wire};
+use crate::providers::Adapter;
 use crate::routing::health::{HealthPolicy, RouteHealth};
 use crate::routing::probe::Probes;
-use crate::routing::transport::{HttpUpstream, Transport};
+use crate::routing::provider::{ProbeSpec, Provider};
+use crate::routing::transport::Transport;
 use crate::routing::{ModelEntry, Route};
 use crate::sessions::Sessions;
+use crate::tokens::Encoding;
 use crate::usage::record::UsageRecord;
 use crate::usage::totals::Ledger;
 use crate::usage::writer::UsageSink;
@@ -45,11 +48,19 @@ pub struct App {
     pub sessions: Sessions,
     /// Per-key rpm/tpm buckets (limits come from the keys, so a reload changes them).
     pub limits: Limiter,
-    /// Where work that outlives its request runs (session compressions): the runtime that built
-    /// the app, which outlives the workers, so shutdown can wait for that work.
-    pub background: tokio::runtime::Handle,
+    /// Where work that outlives its request runs (session compressions, limit settlements).
+    pub background: Background,
+    /// Drains the metrics recorder's histogram samples; stopped at shutdown.
+    upkeep: AbortHandle,
     draining: AtomicBool,
     ids: RequestIds,
+}
+
+/// Work that outlives its request, run on the runtime that built the app (which outlives the
+/// workers) and tracked, so shutdown can wait for it.
+pub struct Background {
+    runtime: tokio::runtime::Handle,
+    tasks: TaskTracker,
 }
 
 /// Everything one config generation defines.
@@ -84,14 +95,15 @@ impl App {
         // Histogram samples wait in the recorder until drained: a render (a /metrics scrape)
         // does it, but without a scraper they would pile up for ever (a leak of ~24 bytes per
         // request, seen as RSS growing under load). Drain them on a timer too.
-        let upkeep = metrics.clone();
-        tokio::spawn(async move {
+        let recorder = metrics.clone();
+        let upkeep = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(5));
             loop {
                 every.tick().await;
-                upkeep.run_upkeep();
+                recorder.run_upkeep();
             }
-        });
+        })
+        .abort_handle();
         // Name the TLS backend explicitly: rustls refuses to guess when more than one is linked.
         // An error means one is already installed for the process, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -104,7 +116,11 @@ impl App {
             ledger: ledger(&config.usage)?,
             sessions: Sessions::new(&config.sessions)?,
             limits: Limiter::new(&config.limits)?,
-            background: tokio::runtime::Handle::current(),
+            background: Background {
+                runtime: tokio::runtime::Handle::current(),
+                tasks: TaskTracker::new(),
+            },
+            upkeep,
             draining: AtomicBool::new(false),
             ids: RequestIds {
                 prefix: RandomState::new().hash_one(std::process::id()),
@@ -133,16 +149,19 @@ impl App {
         }
     }
 
-    /// After the server stopped: lets session compressions in flight finish (within `grace`),
-    /// then writes every queued ledger row, theirs included.
+    /// After the server stopped: lets background work in flight finish (within `grace`), then
+    /// writes every queued ledger row, theirs included, and stops the metrics upkeep.
     pub async fn finish_background(&self, grace: Duration) {
-        let deadline = tokio::time::Instant::now() + grace;
-        while self.sessions.compressions_running() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if !self.background.wait(grace).await {
+            tracing::warn!(
+                running = self.background.tasks.len(),
+                "background work still running at shutdown; not waiting for it"
+            );
         }
         if let Some(sink) = &self.usage {
             sink.shutdown().await;
         }
+        self.upkeep.abort();
     }
 
     /// Readiness fails from now on; the accept loop is told separately.
@@ -158,6 +177,20 @@ impl App {
         let n = self.ids.next.fetch_add(1, Ordering::Relaxed);
         let id = format!("req_{:016x}{:012x}", self.ids.prefix, n);
         HeaderValue::try_from(id).unwrap_or_else(|_| HeaderValue::from_static("req_unknown"))
+    }
+}
+
+// === impl Background ===
+
+impl Background {
+    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn_on(work, &self.runtime);
+    }
+
+    /// Takes no new work and waits for what is running, up to `grace`; true if it all ended.
+    async fn wait(&self, grace: Duration) -> bool {
+        self.tasks.close();
+        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
     }
 }
 
@@ -286,62 +319,26 @@ impl Runtime {
 }
 
 fn build_provider(p: &ProviderConfig) -> Result<Provider, String> {
-    let id: Arc<str> = p.id.as_str().into();
-    let wire = match p.kind {
-        ProviderKind::Dashscope => Wire::DashScope,
-        ProviderKind::Openai | ProviderKind::Mock => Wire::OpenAi,
-    };
-    let (transport, probe) = match p.kind {
-        ProviderKind::Openai | ProviderKind::Dashscope => {
-            let base = p
-                .base_url
-                .as_deref()
-                .ok_or_else(|| format!("provider {:?}: base_url is required", p.id))?;
-            let http = HttpUpstream::new(&p.id, wire, base, p.api_key.clone())
-                .map_err(|e| format!("provider {:?}: {e}", p.id))?;
-            let hc = &p.health_check;
-            let probe = match (hc.enabled, &hc.url) {
-                (false, _) => None,
-                (true, Some(url)) => Some(url.clone()),
-                (true, None) => Some(default_probe_url(wire, base)),
-            };
-            let probe = probe.map(|url| ProbeSpec {
-                url,
-                interval: hc.interval.0,
-                timeout: hc.timeout.0,
-            });
-            (Transport::Http(Box::new(http)), probe)
-        }
-        ProviderKind::Mock => (
-            Transport::Mock(MockUpstream::new(&p.mock.clone().unwrap_or_default())),
-            None,
-        ),
+    let reach = Adapter::of(p.kind).reach(p)?;
+    let (transport, probe_url) = Transport::new(&p.id, reach, p.api_key.clone())
+        .map_err(|e| format!("provider {:?}: {e}", p.id))?;
+    let hc = &p.health_check;
+    let probe = match (hc.enabled, probe_url) {
+        (true, Some(default)) => Some(ProbeSpec {
+            url: hc.url.clone().unwrap_or(default),
+            interval: hc.interval.0,
+            timeout: hc.timeout.0,
+        }),
+        _ => None,
     };
     Ok(Provider::new(
-        id,
-        wire,
+        p.id.as_str().into(),
+        p.kind,
         transport,
         p.timeout.0,
         probe,
         p.max_rps,
     ))
-}
-
-/// A GET that spends no tokens. OpenAI-kind: `{base_url}/models`. DashScope has no native
-/// models list, so its OpenAI-compatible one on the same host: `/compatible-mode/v1/models`
-/// (a list call, free of charge, with the same key).
-fn default_probe_url(wire: Wire, base: &str) -> String {
-    let base = base.trim_end_matches('/');
-    match wire {
-        Wire::OpenAi => format!("{base}/models"),
-        Wire::DashScope => {
-            let origin = base
-                .find("://")
-                .and_then(|s| base[s + 3..].find('/').map(|p| &base[..s + 3 + p]))
-                .unwrap_or(base);
-            format!("{origin}/compatible-mode/v1/models")
-        }
-    }
 }
 
 /// The ledger `/v1/usage` reads. For Postgres, a small pool whose connections are made on first

@@ -177,14 +177,12 @@ impl Encoding {
         self.count(&text)
     }
 
-    /// The generated text of the `chat.completion.chunk` frames a stream relayed so far.
-    pub fn count_chat_chunks<'a>(self, frames: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    /// The generated text of the `chat.completion.chunk` events (their `data` JSON) a stream
+    /// relayed so far.
+    pub fn count_chat_chunks<'a>(self, chunks: impl IntoIterator<Item = &'a [u8]>) -> u64 {
         let mut text = String::new();
-        for frame in frames {
-            let Some(data) = crate::sse::SseEvent::parse(frame).data else {
-                continue;
-            };
-            if let Ok(Choices { choices }) = serde_json::from_slice::<Choices>(&data) {
+        for data in chunks {
+            if let Ok(Choices { choices }) = serde_json::from_slice::<Choices>(data) {
                 for choice in &choices {
                     if let Some(delta) = choice.get("delta") {
                         collect_generated(delta, &mut text);
@@ -356,14 +354,12 @@ mod tests {
         .to_string();
         assert_eq!(e.count_chat_completion(body.as_bytes()), 2 + 6);
 
-        let frames = [
-            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
-            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hello\"}}]}\n\n",
-            ": keep-alive\n\n",
-            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" world\"}}]}\n\n",
-            "data: [DONE]\n\n",
+        let chunks = [
+            "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}",
+            "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hello\"}}]}",
+            "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\" world\"}}]}",
         ];
-        assert_eq!(e.count_chat_chunks(frames.iter().map(|f| f.as_bytes())), 2);
+        assert_eq!(e.count_chat_chunks(chunks.iter().map(|c| c.as_bytes())), 2);
     }
 
     #[test]

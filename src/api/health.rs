@@ -6,8 +6,8 @@ use http::{HeaderValue, Response, StatusCode};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::RequestCtx;
 use crate::body::{Body, full};
+use crate::call::context::RequestCtx;
 use crate::routing::health::Availability;
 
 pub fn live() -> Response<Body> {

@@ -1,81 +1,37 @@
-//! HTTP endpoints, one file each. Handlers return `Result<Response, Rejection>`; the router
-//! renders rejections, so no handler formats an error body itself.
+//! HTTP endpoints, one file each: parse the request, hand it to `call/`, render the answer.
+//! Handlers return `Result<Response, Rejection>`; the router renders rejections, so no handler
+//! formats an error body itself.
 
 pub mod chat;
 pub mod embeddings;
 pub mod health;
-pub mod ledger;
 pub mod models;
 pub mod sessions;
 pub mod usage;
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use tokio::time::Instant;
 
 use crate::body::{Body, full};
 use crate::error::{ErrorKind, GatewayError};
-use crate::limits::keys::ApiKey;
 use crate::limits::rate::Admission;
 use crate::routing::Route;
-use crate::routing::dispatch::Failure;
-use crate::state::{App, Runtime};
-use crate::tokens::Encoding;
 
-/// What a handler knows about the request it serves.
-pub struct RequestCtx {
-    pub app: Arc<App>,
-    /// The config generation this request started on; a reload does not change it mid-request.
-    pub runtime: Arc<Runtime>,
-    pub started: Instant,
-    pub deadline: Instant,
-    pub request_id: HeaderValue,
-}
-
-/// Admits a request under its key's rpm/tpm limits. `tokens` (the reservation: prompt plus
-/// `max_tokens`, counted with `encoding`) is only computed for a key with a tpm limit: counting
-/// costs CPU, and the encoding's table is made ready first, off the runtime thread.
-pub async fn admit(
-    ctx: &RequestCtx,
-    key: Option<&ApiKey>,
-    encoding: Encoding,
-    tokens: impl FnOnce(Encoding) -> u64,
-) -> Result<Admission, GatewayError> {
-    match key {
-        Some(k) if k.rpm.is_some() || k.tpm.is_some() => {
-            let tokens = match k.tpm {
-                Some(_) => {
-                    encoding.ready().await;
-                    tokens(encoding)
-                }
-                None => 0,
-            };
-            ctx.app.limits.admit(k, tokens).await
-        }
-        _ => Ok(Admission::default()),
-    }
-}
-
-/// Settles a reservation to the tokens really used (`None`: unknown, the reservation stands),
-/// after the response, on the app's background runtime.
-pub fn settle(app: &Arc<App>, admission: &Admission, used: Option<u64>) {
-    if !admission.is_limited() {
-        return;
-    }
-    let Some(used) = used else { return };
-    let (task_app, admission) = (app.clone(), admission.clone());
-    app.background
-        .spawn(async move { task_app.limits.settle(&admission, used).await });
-}
-
-/// OpenAI's `x-ratelimit-*` headers for a limited key.
-pub fn rate_headers<B>(response: &mut Response<B>, admission: &Admission) {
+/// What every served answer carries: the provider that served it (never its key or URL), the
+/// key's `x-ratelimit-*` headers and the session it belongs to.
+pub fn answered<B>(
+    response: &mut Response<B>,
+    route: &Route,
+    admission: &Admission,
+    session: Option<String>,
+) {
     let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&route.provider.id) {
+        headers.insert("x-switchyard-provider", v);
+    }
     let mut put = |name: &'static str, value: u64| {
         headers.insert(name, HeaderValue::from(value));
     };
@@ -87,34 +43,28 @@ pub fn rate_headers<B>(response: &mut Response<B>, admission: &Admission) {
         put("x-ratelimit-limit-tokens", limit);
         put("x-ratelimit-remaining-tokens", left);
     }
-}
-
-/// A failed request: the error, and the route and attempt count when a route was involved.
-pub struct Rejection {
-    pub error: GatewayError,
-    pub route: Option<Arc<Route>>,
-    pub attempts: u32,
-}
-
-// === impl Rejection ===
-
-impl From<GatewayError> for Rejection {
-    fn from(error: GatewayError) -> Self {
-        Self {
-            error,
-            route: None,
-            attempts: 0,
-        }
+    if let Some(id) = session {
+        session_header_out(response, &id);
     }
 }
 
-impl From<Failure> for Rejection {
-    fn from(f: Failure) -> Self {
-        Self {
-            error: f.error,
-            route: f.route,
-            attempts: f.attempts,
-        }
+/// A session named in a header instead of the body's `session_id`.
+pub const SESSION_HEADER: &str = "x-session-id";
+
+/// The `x-session-id` request header, if any (the body's `session_id` wins over it).
+pub fn session_header(headers: &HeaderMap) -> Result<Option<String>, GatewayError> {
+    match headers.get(SESSION_HEADER) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(|s| Some(s.to_owned())).map_err(|_| {
+            GatewayError::invalid_request("x-session-id must be ASCII")
+                .with_code("invalid_session_id")
+        }),
+    }
+}
+
+pub fn session_header_out<B>(response: &mut Response<B>, id: &str) {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(SESSION_HEADER, v);
     }
 }
 
@@ -156,13 +106,6 @@ pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
-}
-
-/// Names the provider that served a response (never its key or URL).
-pub fn served_by(response: &mut Response<Body>, route: &Route) {
-    if let Ok(v) = HeaderValue::from_str(&route.provider.id) {
-        response.headers_mut().insert("x-switchyard-provider", v);
-    }
 }
 
 /// Decodes `%XX` escapes leniently (model ids with `/` or `:`, query parameters).

@@ -5,12 +5,13 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::{Rejection, RequestCtx};
 use crate::body::Body;
+use crate::call::admit;
+use crate::call::context::{Rejection, RequestCtx};
 use crate::error::{ErrorKind, GatewayError};
 
 pub fn list(ctx: &RequestCtx, req: &Request<Incoming>) -> Result<Response<Body>, Rejection> {
-    let key = ctx.runtime.keys.authenticate(req.headers())?;
+    let key = admit::authenticate(ctx, req.headers())?;
     let all = ctx.runtime.models_json();
     let Some(key) = key.filter(|k| ctx.runtime.models.iter().any(|m| !k.allows(&m.name))) else {
         return Ok(super::json(StatusCode::OK, all.clone()));
@@ -25,7 +26,7 @@ pub fn list(ctx: &RequestCtx, req: &Request<Incoming>) -> Result<Response<Body>,
 }
 
 pub fn get(ctx: &RequestCtx, req: &Request<Incoming>) -> Result<Response<Body>, Rejection> {
-    let key = ctx.runtime.keys.authenticate(req.headers())?;
+    let key = admit::authenticate(ctx, req.headers())?;
     let raw = req.uri().path().trim_start_matches("/v1/models/");
     let id = super::percent_decode(raw);
     let not_found = || {

@@ -8,8 +8,9 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::{Rejection, RequestCtx};
 use crate::body::Body;
+use crate::call::admit;
+use crate::call::context::{Rejection, RequestCtx};
 use crate::clock::{parse_timestamp, unix_micros};
 use crate::error::{ErrorKind, GatewayError};
 use crate::usage::partitions::Month;
@@ -19,7 +20,7 @@ pub async fn handle(
     ctx: &RequestCtx,
     req: &Request<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
-    let key = ctx.runtime.keys.authenticate(req.headers())?;
+    let key = admit::authenticate(ctx, req.headers())?;
     let Some(ledger) = ctx.app.ledger.as_ref() else {
         return Err(GatewayError::new(
             ErrorKind::NotFound,

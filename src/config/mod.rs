@@ -5,6 +5,7 @@
 
 mod duration;
 mod env;
+mod error;
 mod schema;
 mod validate;
 
@@ -13,19 +14,12 @@ use std::path::{Path, PathBuf};
 
 pub use duration::ConfigDuration;
 pub use env::{Lookup, ProcessEnv};
+pub use error::ConfigError;
 pub use schema::*;
 
 /// The embedded default: runs offline with no key and no service.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/switchyard.yaml");
 pub const DEFAULT_PATH: &str = "config/switchyard.yaml";
-
-/// A configuration problem, named by its field path. Start-up prints it and exits non-zero
-/// before binding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: String,
-    pub message: String,
-}
 
 /// A validated config plus what start-up should warn about (skipped providers, open gateway).
 #[derive(Debug)]
@@ -40,26 +34,6 @@ pub struct LoadedConfig {
 pub enum ConfigSource {
     File(PathBuf),
     Embedded,
-}
-
-// === impl ConfigError ===
-
-impl ConfigError {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.path.is_empty() {
-            true => f.write_str(&self.message),
-            false => write!(f, "{}: {}", self.path, self.message),
-        }
-    }
 }
 
 impl std::error::Error for ConfigError {}

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::ConfigError;
+use super::error::ConfigError;
 use super::schema::*;
 
 pub(super) fn validate(config: &mut Config) -> Result<Vec<String>, ConfigError> {

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Endpoint, UpstreamRequest};
 use crate::config::MockConfig;
+use crate::routing::transport::{Endpoint, LocalAnswer, LocalUpstream, UpstreamRequest};
 use crate::sse::{DONE_FRAME, data_frame};
 
 #[derive(Debug, Clone)]
@@ -20,17 +20,6 @@ pub struct MockUpstream {
     chunk_interval: Duration,
     reply: Option<String>,
     embedding_dimensions: usize,
-}
-
-/// What the mock sends: a status, a content type and body chunks, the first after `latency`
-/// and each next one `interval` later.
-#[derive(Debug)]
-pub struct MockAnswer {
-    pub status: StatusCode,
-    pub content_type: &'static str,
-    pub chunks: Vec<Bytes>,
-    pub latency: Duration,
-    pub interval: Duration,
 }
 
 // === impl MockUpstream ===
@@ -45,17 +34,7 @@ impl MockUpstream {
         }
     }
 
-    pub fn answer(&self, req: &UpstreamRequest, created: u64) -> MockAnswer {
-        let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
-            return self.error(StatusCode::BAD_REQUEST, "mock upstream: body is not JSON");
-        };
-        match req.endpoint {
-            Endpoint::Chat => self.chat(&body, created),
-            Endpoint::Embeddings => self.embeddings(&body),
-        }
-    }
-
-    fn chat(&self, body: &Value, created: u64) -> MockAnswer {
+    fn chat(&self, body: &Value, created: u64) -> LocalAnswer {
         let model = body["model"].as_str().unwrap_or("mock");
         let messages = body["messages"]
             .as_array()
@@ -132,16 +111,15 @@ impl MockUpstream {
                 "choices": [], "usage": usage}).to_string().as_bytes()));
         }
         chunks.push(Bytes::from_static(DONE_FRAME));
-        MockAnswer {
+        LocalAnswer {
             status: StatusCode::OK,
-            content_type: "text/event-stream",
             chunks,
             latency: self.latency,
             interval: self.chunk_interval,
         }
     }
 
-    fn embeddings(&self, body: &Value) -> MockAnswer {
+    fn embeddings(&self, body: &Value) -> LocalAnswer {
         let model = body["model"].as_str().unwrap_or("mock");
         let dims = body["dimensions"]
             .as_u64()
@@ -188,15 +166,14 @@ impl MockUpstream {
         self.json(StatusCode::OK, &out, self.latency)
     }
 
-    fn error(&self, status: StatusCode, message: &str) -> MockAnswer {
+    fn error(&self, status: StatusCode, message: &str) -> LocalAnswer {
         let out = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}});
         self.json(status, &out, Duration::ZERO)
     }
 
-    fn json(&self, status: StatusCode, value: &Value, latency: Duration) -> MockAnswer {
-        MockAnswer {
+    fn json(&self, status: StatusCode, value: &Value, latency: Duration) -> LocalAnswer {
+        LocalAnswer {
             status,
-            content_type: "application/json",
             chunks: vec![Bytes::from(value.to_string())],
             latency,
             interval: Duration::ZERO,
@@ -262,12 +239,26 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+// === impl LocalUpstream for MockUpstream ===
+
+impl LocalUpstream for MockUpstream {
+    fn answer(&self, req: &UpstreamRequest, created: u64) -> LocalAnswer {
+        let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+            return self.error(StatusCode::BAD_REQUEST, "mock upstream: body is not JSON");
+        };
+        match req.endpoint {
+            Endpoint::Chat => self.chat(&body, created),
+            Endpoint::Embeddings => self.embeddings(&body),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::MockConfig;
 
-    fn answer(body: Value, endpoint: Endpoint) -> MockAnswer {
+    fn answer(body: Value, endpoint: Endpoint) -> LocalAnswer {
         let req = UpstreamRequest {
             endpoint,
             body: Bytes::from(body.to_string()),

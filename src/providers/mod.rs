@@ -1,84 +1,91 @@
-//! Provider kinds: wire formats (pure translation, no I/O) and the running `Provider`.
-//!
-//! An adapter turns our canonical request into upstream bytes and upstream bytes back into what
-//! an OpenAI client expects; only `routing::transport` sends anything. The one `match` over wire
-//! formats lives in [`Wire`].
+//! Adapters, one per provider kind: pure translation between our canonical request and answer
+//! and each upstream's wire format, plus where its endpoints are. No I/O: `routing::transport`
+//! sends, `call` composes. The one `match` over configured kinds is [`Adapter::of`]; every
+//! other method is enum dispatch over the adapters.
 
 pub mod dashscope;
 pub mod mock;
 pub mod openai;
+pub mod types;
 
-use crate::usage::estimate::Transcript;
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use bytes::Bytes;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::StatusCode;
 
+use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::GatewayError;
 use crate::request::{ChatRequest, EmbeddingsRequest};
-use crate::routing::transport::Transport;
+use crate::routing::transport::{Endpoint, HttpSpec, Reach, UpstreamRequest};
+use crate::secret::Secret;
+use crate::usage::estimate::Transcript;
+pub use types::{Relayed, ResponseContext, Usage};
 
-/// Token counts as the upstream reported them (or as we estimated them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-}
-
-/// Which endpoint of the upstream a request goes to.
+/// What a provider kind speaks and where it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Chat,
-    Embeddings,
-}
-
-/// What the dispatcher sends: the endpoint and the finished body.
-#[derive(Debug, Clone)]
-pub struct UpstreamRequest {
-    pub endpoint: Endpoint,
-    pub body: Bytes,
-    pub stream: bool,
-}
-
-/// The wire format a provider speaks upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wire {
+pub enum Adapter {
+    /// OpenAI's wire format over HTTP (OpenAI and every compatible server).
     OpenAi,
+    /// DashScope's native API over HTTP.
     DashScope,
+    /// OpenAI's wire format, answered in process (offline demos and tests).
+    Mock,
 }
 
-pub use dashscope::ResponseContext;
-
-pub struct Provider {
-    pub id: Arc<str>,
-    pub wire: Wire,
-    pub transport: Transport,
-    pub timeout: Duration,
-    pub probe: Option<ProbeSpec>,
-    limiter: Option<DefaultDirectRateLimiter>,
-    up: AtomicBool,
-    probe_failures: AtomicU32,
-    /// Milliseconds since `epoch` of the last request this provider answered (any answer).
-    last_answer_ms: AtomicU64,
-    epoch: Instant,
-}
-/// How and how often the provider is probed (never spending tokens).
-#[derive(Debug, Clone)]
-pub struct ProbeSpec {
-    pub url: String,
-    pub interval: Duration,
-    pub timeout: Duration,
+/// Per-stream translation state, one variant per wire format.
+pub enum StreamRelay {
+    OpenAi(openai::StreamRelay),
+    DashScope(Box<dashscope::stream::StreamRelay>),
 }
 
-// === impl Wire ===
+// === impl Adapter ===
 
-impl Wire {
+impl Adapter {
+    /// The adapter of a configured provider kind: the one `match` over kinds.
+    pub fn of(kind: ProviderKind) -> Self {
+        match kind {
+            ProviderKind::Openai => Adapter::OpenAi,
+            ProviderKind::Dashscope => Adapter::DashScope,
+            ProviderKind::Mock => Adapter::Mock,
+        }
+    }
+
+    /// How the provider is reached: its endpoints, stream headers and probe URL, or in process.
+    pub fn reach(self, config: &ProviderConfig) -> Result<Reach, String> {
+        let base_url = || {
+            config
+                .base_url
+                .clone()
+                .ok_or_else(|| format!("provider {:?}: base_url is required", config.id))
+        };
+        Ok(match self {
+            Adapter::OpenAi => {
+                let base_url = base_url()?;
+                Reach::Http(HttpSpec {
+                    probe_url: openai::probe_url(&base_url),
+                    base_url,
+                    chat_path: openai::CHAT_PATH,
+                    embeddings_path: openai::EMBEDDINGS_PATH,
+                    stream_headers: &[],
+                })
+            }
+            Adapter::DashScope => {
+                let base_url = base_url()?;
+                Reach::Http(HttpSpec {
+                    probe_url: dashscope::probe_url(&base_url),
+                    base_url,
+                    chat_path: dashscope::CHAT_PATH,
+                    embeddings_path: dashscope::EMBEDDINGS_PATH,
+                    stream_headers: dashscope::STREAM_HEADERS,
+                })
+            }
+            Adapter::Mock => Reach::Local(Arc::new(mock::MockUpstream::new(
+                &config.mock.clone().unwrap_or_default(),
+            ))),
+        })
+    }
+
     pub fn build_chat(
         self,
         req: &ChatRequest,
@@ -86,14 +93,14 @@ impl Wire {
         upstream_model_json: &[u8],
     ) -> Result<UpstreamRequest, GatewayError> {
         let body = match self {
-            Wire::OpenAi => {
+            Adapter::OpenAi | Adapter::Mock => {
                 let body = openai::splice(&req.body, &req.model_span, upstream_model_json);
                 match req.stream && !req.include_usage {
                     true => openai::ask_for_usage(body, req.has_stream_options),
                     false => body,
                 }
             }
-            Wire::DashScope => dashscope::build_chat(&req.body, upstream_model, req.stream)?,
+            Adapter::DashScope => dashscope::build_chat(&req.body, upstream_model, req.stream)?,
         };
         Ok(UpstreamRequest {
             endpoint: Endpoint::Chat,
@@ -110,12 +117,12 @@ impl Wire {
         upstream_model_json: &[u8],
     ) -> Result<Vec<UpstreamRequest>, GatewayError> {
         let bodies = match self {
-            Wire::OpenAi => vec![openai::splice(
+            Adapter::OpenAi | Adapter::Mock => vec![openai::splice(
                 &req.body,
                 &req.model_span,
                 upstream_model_json,
             )],
-            Wire::DashScope => {
+            Adapter::DashScope => {
                 dashscope::build_embeddings(&req.input, upstream_model, req.dimensions)?
             }
         };
@@ -136,8 +143,8 @@ impl Wire {
         ctx: &ResponseContext,
     ) -> Result<(Bytes, Option<Usage>), GatewayError> {
         match self {
-            Wire::OpenAi => openai::parse_response(body),
-            Wire::DashScope => dashscope::parse_chat_response(&body, ctx),
+            Adapter::OpenAi | Adapter::Mock => openai::parse_response(body),
+            Adapter::DashScope => dashscope::parse_chat_response(&body, ctx),
         }
     }
 
@@ -149,14 +156,14 @@ impl Wire {
         req: &EmbeddingsRequest,
     ) -> Result<(Bytes, Option<Usage>), GatewayError> {
         match self {
-            Wire::OpenAi => match bodies.into_iter().next() {
+            Adapter::OpenAi | Adapter::Mock => match bodies.into_iter().next() {
                 Some(body) => openai::parse_response(body),
                 None => Err(GatewayError::new(
                     crate::error::ErrorKind::Internal,
                     "no embeddings response",
                 )),
             },
-            Wire::DashScope => dashscope::parse_embeddings(
+            Adapter::DashScope => dashscope::parse_embeddings(
                 &bodies,
                 dashscope::embedding_batch(upstream_model),
                 &req.model,
@@ -168,47 +175,29 @@ impl Wire {
     /// A non-2xx upstream answer as the error the client (or the retry loop) sees.
     pub fn parse_error(
         self,
-        provider: &Provider,
+        provider: &str,
+        key: Option<&Secret>,
         status: StatusCode,
         retry_after: Option<Duration>,
         body: &[u8],
     ) -> GatewayError {
         let parse = match self {
-            Wire::OpenAi => openai::parse_error,
-            Wire::DashScope => dashscope::parse_error,
+            Adapter::OpenAi | Adapter::Mock => openai::parse_error,
+            Adapter::DashScope => dashscope::parse_error,
         };
-        parse(
-            &provider.id,
-            provider.transport.secret(),
-            status,
-            retry_after,
-            body,
-        )
+        parse(provider, key, status, retry_after, body)
     }
 
     pub fn stream_relay(self, ctx: ResponseContext, provider: Arc<str>) -> StreamRelay {
         match self {
-            Wire::OpenAi => StreamRelay::OpenAi(openai::StreamRelay::new(ctx.include_usage)),
-            Wire::DashScope => {
+            Adapter::OpenAi | Adapter::Mock => {
+                StreamRelay::OpenAi(openai::StreamRelay::new(ctx.include_usage))
+            }
+            Adapter::DashScope => {
                 StreamRelay::DashScope(Box::new(dashscope::stream::StreamRelay::new(ctx, provider)))
             }
         }
     }
-}
-
-/// Per-stream translation state, one variant per wire format.
-pub enum StreamRelay {
-    OpenAi(openai::StreamRelay),
-    DashScope(Box<dashscope::stream::StreamRelay>),
-}
-
-/// What one upstream frame becomes for the client.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Relayed {
-    /// Send these bytes (possibly empty: nothing to send for this frame).
-    Forward(Bytes),
-    /// Send these bytes; the stream is complete.
-    Done(Bytes),
 }
 
 // === impl StreamRelay ===
@@ -249,68 +238,5 @@ impl StreamRelay {
     /// between them (PROTOCOLS.md §5.5): a `data:` line ends the event.
     pub fn data_line_ends_event(&self) -> bool {
         matches!(self, StreamRelay::DashScope(_))
-    }
-}
-
-// === impl Provider ===
-
-impl Provider {
-    pub fn new(
-        id: Arc<str>,
-        wire: Wire,
-        transport: Transport,
-        timeout: Duration,
-        probe: Option<ProbeSpec>,
-        max_rps: Option<u32>,
-    ) -> Self {
-        let limiter = max_rps
-            .and_then(NonZeroU32::new)
-            .map(|rps| RateLimiter::direct(Quota::per_second(rps)));
-        Self {
-            id,
-            wire,
-            transport,
-            timeout,
-            probe,
-            limiter,
-            up: AtomicBool::new(true),
-            probe_failures: AtomicU32::new(0),
-            last_answer_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
-        }
-    }
-
-    /// Whether the provider's `max_rps` ceiling lets one more request through now.
-    pub fn admit(&self) -> bool {
-        self.limiter.as_ref().is_none_or(|l| l.check().is_ok())
-    }
-
-    /// False once active probes have failed `unhealthy_after` times in a row.
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
-    }
-
-    /// A real request got an answer from this provider: evidence that it is up.
-    pub fn note_answer(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64 + 1;
-        self.last_answer_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Whether a real request got an answer within `window`.
-    pub fn answered_within(&self, window: Duration) -> bool {
-        let last = self.last_answer_ms.load(Ordering::Relaxed);
-        last != 0
-            && (self.epoch.elapsed().as_millis() as u64 + 1).saturating_sub(last)
-                <= window.as_millis() as u64
-    }
-
-    /// Records a probe result; returns true when the provider changed state.
-    pub fn record_probe(&self, ok: bool, unhealthy_after: u32) -> bool {
-        if ok {
-            self.probe_failures.store(0, Ordering::Relaxed);
-            return !self.up.swap(true, Ordering::Relaxed);
-        }
-        let failures = self.probe_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        failures >= unhealthy_after && self.up.swap(false, Ordering::Relaxed)
     }
 }

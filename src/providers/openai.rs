@@ -10,11 +10,14 @@ use http::StatusCode;
 use memchr::memmem;
 use serde::Deserialize;
 
-use super::{Relayed, Usage};
+use super::types::{Relayed, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::secret::Secret;
 use crate::sse::SseEvent;
 use crate::usage::estimate::Transcript;
+
+pub const CHAT_PATH: &str = "chat/completions";
+pub const EMBEDDINGS_PATH: &str = "embeddings";
 
 /// Longest upstream error text passed on to a client.
 const MAX_ERROR_MESSAGE: usize = 2_000;
@@ -58,6 +61,11 @@ struct OpenAiError {
     code: Option<serde_json::Value>,
     #[serde(default)]
     param: Option<String>,
+}
+
+/// The probe: `GET {base_url}/models`, a list call that spends no tokens.
+pub fn probe_url(base_url: &str) -> String {
+    format!("{}/models", base_url.trim_end_matches('/'))
 }
 
 /// The body with the bytes of `span` replaced by `replacement`; the original when they are equal
@@ -280,7 +288,12 @@ impl StreamRelay {
                 return Ok(Relayed::Forward(Bytes::new()));
             }
         } else if self.keep_seen && self.usage.is_none() {
-            self.seen.push(&frame);
+            // Only the JSON is kept: a slice of the frame when it is one `data:` line (no copy).
+            let data = match &event.data {
+                Some(std::borrow::Cow::Borrowed(d)) => frame.slice_ref(d),
+                _ => Bytes::copy_from_slice(data),
+            };
+            self.seen.push(data);
         }
         Ok(Relayed::Forward(frame))
     }

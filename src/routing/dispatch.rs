@@ -5,17 +5,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
-use super::relay::RelayStream;
-use super::transport::{ByteStream, collect};
 use super::{ModelEntry, Route};
 use crate::error::{ErrorKind, GatewayError};
-use crate::providers::{StreamRelay, UpstreamRequest};
-
-/// Largest upstream error body read (the rest is not needed to report it).
-const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// A request some route served.
 pub struct Served<T> {
@@ -113,65 +106,4 @@ where
             route: None,
         }),
     }
-}
-
-/// One non-stream attempt: send, check the status, read the body, within the provider timeout.
-/// The 2xx body comes back as the upstream sent it; translating it is the adapter's job.
-pub async fn send_buffered(
-    route: &Route,
-    req: UpstreamRequest,
-    max_response: usize,
-) -> Result<Bytes, GatewayError> {
-    let attempt = async {
-        let body = send_checked(route, req).await?;
-        collect(body, max_response).await
-    };
-    timeout(route.provider.timeout, attempt)
-        .await
-        .unwrap_or_else(|_| Err(timed_out(route)))
-}
-
-/// One stream attempt up to the commit point: send, check the status, and read until the first
-/// data frame is ready, within the provider timeout.
-pub async fn open_stream(
-    route: &Arc<Route>,
-    req: UpstreamRequest,
-    relay: StreamRelay,
-    deadline: Instant,
-) -> Result<RelayStream, GatewayError> {
-    let attempt = async {
-        let body = send_checked(route, req).await?;
-        let mut stream =
-            RelayStream::new(body, relay, route.clone(), route.provider.timeout, deadline);
-        stream.prime().await?;
-        Ok(stream)
-    };
-    timeout(route.provider.timeout, attempt)
-        .await
-        .unwrap_or_else(|_| Err(timed_out(route)))
-}
-
-/// Sends, and turns a non-2xx answer into the adapter's error.
-async fn send_checked(route: &Route, req: UpstreamRequest) -> Result<ByteStream, GatewayError> {
-    let provider = &route.provider;
-    let response = provider.transport.send(req).await?;
-    if response.status.is_success() {
-        return Ok(response.body);
-    }
-    let body = collect(response.body, MAX_ERROR_BODY)
-        .await
-        .unwrap_or_default();
-    Err(provider
-        .wire
-        .parse_error(provider, response.status, response.retry_after, &body))
-}
-
-fn timed_out(route: &Route) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::UpstreamTimeout,
-        format!(
-            "provider {:?} did not answer within {:?}",
-            &*route.provider.id, route.provider.timeout
-        ),
-    )
 }

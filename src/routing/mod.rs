@@ -1,19 +1,16 @@
 //! Routing: which route serves a request. Priority tiers, smooth weighted round-robin inside a
-//! tier, passive health per route, active probes per provider, and the dispatcher that retries
-//! on another route before the commit point.
+//! tier, passive health per route, active probes per provider, the running providers and their
+//! transport, and the retry loop that tries another route before the commit point. Nothing here
+//! knows a wire format: that is `providers/`, composed with this by `call/`.
 
 pub mod affinity;
 pub mod dispatch;
 pub mod health;
 pub mod probe;
-pub mod relay;
+pub mod provider;
 pub mod transport;
 pub mod wrr;
 
-use crate::error::GatewayError;
-use crate::providers::UpstreamRequest;
-use crate::request::{ChatRequest, EmbeddingsRequest};
-use crate::tokens::Encoding;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -21,8 +18,9 @@ use tokio::time::Instant;
 
 use crate::config::{ModelType, PriceConfig};
 use crate::metrics::RouteMetrics;
-use crate::providers::Provider;
+use crate::tokens::Encoding;
 use health::{Availability, RouteHealth};
+use provider::Provider;
 use wrr::SmoothWrr;
 
 /// One way to serve a model: a provider and the upstream's name for the model.
@@ -74,23 +72,6 @@ impl Route {
             true => self.health.availability(now),
             false => Availability::Ejected,
         }
-    }
-
-    /// The upstream request for a chat request on this route (its wire format, its model).
-    pub fn build_chat(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
-        self.provider
-            .wire
-            .build_chat(req, &self.upstream_model, &self.upstream_model_json)
-    }
-
-    /// The upstream requests for an embeddings request (DashScope takes a few inputs per call).
-    pub fn build_embeddings(
-        &self,
-        req: &EmbeddingsRequest,
-    ) -> Result<Vec<UpstreamRequest>, GatewayError> {
-        self.provider
-            .wire
-            .build_embeddings(req, &self.upstream_model, &self.upstream_model_json)
     }
 
     pub fn label(&self) -> &str {

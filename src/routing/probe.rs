@@ -20,7 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use super::Route;
 use super::health::Availability;
-use crate::providers::Provider;
+use super::provider::Provider;
 
 #[derive(Default)]
 pub struct Probes {

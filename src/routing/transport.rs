@@ -1,16 +1,19 @@
-//! The only code that talks to upstreams: pooled keep-alive HTTP, or the in-process mock. Errors
-//! come back already classified for the retry loop.
+//! The only code that talks to upstreams: pooled keep-alive HTTP, or an upstream answered in
+//! process (the mock provider). Errors come back already classified for the retry loop. Where a
+//! provider's endpoints are and which headers its streams need come from its adapter
+//! ([`Reach`]); nothing here knows a wire format.
 //!
 //! Each thread has its own client and so its own connection pool. The gateway runs one
 //! single-threaded runtime per core (see `main.rs`), so an upstream connection is driven by the
 //! same thread as the request that uses it: no cross-thread wakeup on the hot path.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
@@ -18,11 +21,56 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::providers::mock::MockUpstream;
-use crate::providers::{Endpoint, UpstreamRequest, Wire, dashscope};
 use crate::secret::Secret;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, GatewayError>> + Send>>;
+
+/// Which endpoint of the upstream a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Embeddings,
+}
+
+/// What the dispatcher sends: the endpoint and the finished body.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    pub endpoint: Endpoint,
+    pub body: Bytes,
+    pub stream: bool,
+}
+
+/// How a provider is reached, as its adapter describes it.
+pub enum Reach {
+    Http(HttpSpec),
+    Local(Arc<dyn LocalUpstream>),
+}
+
+/// An HTTP upstream: its endpoints under `base_url`, what its streams need, and a probe URL
+/// that spends no tokens.
+pub struct HttpSpec {
+    pub base_url: String,
+    pub chat_path: &'static str,
+    pub embeddings_path: &'static str,
+    /// Sent with stream requests besides `accept: text/event-stream`.
+    pub stream_headers: &'static [(&'static str, &'static str)],
+    pub probe_url: String,
+}
+
+/// An upstream answered in process: it returns what to send and the pacing; the transport does
+/// the waiting.
+pub trait LocalUpstream: Send + Sync {
+    fn answer(&self, req: &UpstreamRequest, created: u64) -> LocalAnswer;
+}
+
+/// A status and body chunks, the first after `latency` and each next one `interval` later.
+#[derive(Debug)]
+pub struct LocalAnswer {
+    pub status: StatusCode,
+    pub chunks: Vec<Bytes>,
+    pub latency: Duration,
+    pub interval: Duration,
+}
 
 /// Status, the retry hint, and the body as it arrives.
 pub struct UpstreamResponse {
@@ -33,13 +81,12 @@ pub struct UpstreamResponse {
 
 pub enum Transport {
     Http(Box<HttpUpstream>),
-    Mock(MockUpstream),
+    Local(Arc<dyn LocalUpstream>),
 }
 
 pub struct HttpUpstream {
     provider: String,
-    /// DashScope wants `X-DashScope-SSE: enable` on streams (besides `Accept`).
-    dashscope_sse: bool,
+    stream_headers: Vec<(HeaderName, HeaderValue)>,
     chat_uri: Uri,
     embeddings_uri: Uri,
     authorization: Option<HeaderValue>,
@@ -51,17 +98,33 @@ type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, 
 // === impl Transport ===
 
 impl Transport {
+    /// The transport for `reach`, and the URL to probe it at (none for a local upstream).
+    pub fn new(
+        provider: &str,
+        reach: Reach,
+        key: Option<Secret>,
+    ) -> Result<(Self, Option<String>), String> {
+        match reach {
+            Reach::Http(spec) => {
+                let probe = spec.probe_url.clone();
+                let http = HttpUpstream::new(provider, spec, key)?;
+                Ok((Transport::Http(Box::new(http)), Some(probe)))
+            }
+            Reach::Local(local) => Ok((Transport::Local(local), None)),
+        }
+    }
+
     pub fn secret(&self) -> Option<&Secret> {
         match self {
             Transport::Http(h) => h.key.as_ref(),
-            Transport::Mock(_) => None,
+            Transport::Local(_) => None,
         }
     }
 
     pub async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, GatewayError> {
         match self {
             Transport::Http(h) => h.send(req).await,
-            Transport::Mock(m) => Ok(send_mock(m, &req).await),
+            Transport::Local(local) => Ok(send_local(local.as_ref(), &req).await),
         }
     }
 
@@ -69,7 +132,7 @@ impl Transport {
     pub async fn probe(&self, url: &str, timeout: Duration) -> bool {
         match self {
             Transport::Http(h) => h.probe(url, timeout).await,
-            Transport::Mock(_) => true,
+            Transport::Local(_) => true,
         }
     }
 }
@@ -77,12 +140,8 @@ impl Transport {
 // === impl HttpUpstream ===
 
 impl HttpUpstream {
-    pub fn new(
-        provider: &str,
-        wire: Wire,
-        base_url: &str,
-        key: Option<Secret>,
-    ) -> Result<Self, String> {
+    fn new(provider: &str, spec: HttpSpec, key: Option<Secret>) -> Result<Self, String> {
+        let base_url = &spec.base_url;
         let base = base_url.trim_end_matches('/');
         let uri = |path: &str| {
             format!("{base}/{path}")
@@ -102,15 +161,21 @@ impl HttpUpstream {
         };
         Ok(Self {
             provider: provider.to_owned(),
-            dashscope_sse: wire == Wire::DashScope,
-            chat_uri: uri(match wire {
-                Wire::OpenAi => "chat/completions",
-                Wire::DashScope => dashscope::CHAT_PATH,
-            })?,
-            embeddings_uri: uri(match wire {
-                Wire::OpenAi => "embeddings",
-                Wire::DashScope => dashscope::EMBEDDINGS_PATH,
-            })?,
+            stream_headers: spec
+                .stream_headers
+                .iter()
+                .map(|(name, value)| {
+                    match (
+                        HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_str(value),
+                    ) {
+                        (Ok(name), Ok(value)) => Ok((name, value)),
+                        _ => Err(format!("invalid stream header {name:?}")),
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            chat_uri: uri(spec.chat_path)?,
+            embeddings_uri: uri(spec.embeddings_path)?,
             authorization,
             key,
         })
@@ -131,8 +196,8 @@ impl HttpUpstream {
         }
         if req.stream {
             headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
-            if self.dashscope_sse {
-                headers.insert("x-dashscope-sse", HeaderValue::from_static("enable"));
+            for (name, value) in &self.stream_headers {
+                headers.insert(name.clone(), value.clone());
             }
         }
         let response = thread_client()
@@ -243,9 +308,9 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .or_else(|| read("retry-after").map(Duration::from_secs_f64))
 }
 
-async fn send_mock(mock: &MockUpstream, req: &UpstreamRequest) -> UpstreamResponse {
+async fn send_local(local: &dyn LocalUpstream, req: &UpstreamRequest) -> UpstreamResponse {
     let created = crate::clock::unix_now();
-    let answer = mock.answer(req, created);
+    let answer = local.answer(req, created);
     if !answer.latency.is_zero() {
         tokio::time::sleep(answer.latency).await;
     }

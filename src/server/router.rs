@@ -8,8 +8,9 @@ use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use crate::api::{self, Rejection, RequestCtx};
+use crate::api;
 use crate::body::Body;
+use crate::call::context::{Rejection, RequestCtx};
 use crate::error::{ErrorKind, GatewayError};
 use crate::state::App;
 
@@ -18,14 +19,7 @@ const X_REQUEST_ID: &str = "x-request-id";
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let request_id = client_request_id(&req).unwrap_or_else(|| app.next_request_id());
-    let runtime = app.runtime();
-    let ctx = RequestCtx {
-        deadline: started + runtime.request_timeout,
-        app,
-        runtime,
-        started,
-        request_id: request_id.clone(),
-    };
+    let ctx = RequestCtx::new(app, request_id.clone(), started);
     crate::metrics::in_flight(1.0);
     let result = match tokio::time::timeout(ctx.runtime.request_timeout, route(&ctx, req)).await {
         Ok(result) => result,
@@ -92,18 +86,18 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
     }
 }
 
-/// Renders and logs a failed request, once, and counts it.
+/// Renders and logs a failed request, once, and counts it unless the outcome recorder did.
 fn reject(ctx: &RequestCtx, rejection: Rejection) -> Response<Body> {
     let Rejection {
         error,
         route,
         attempts,
+        recorded,
     } = rejection;
     let status = error.status();
     let elapsed = ctx.started.elapsed();
-    match &route {
-        Some(route) => route.metrics.request(status.as_u16(), elapsed),
-        None => crate::metrics::request_without_route(status.as_u16()),
+    if !recorded {
+        crate::metrics::request_without_route(status.as_u16());
     }
     let request_id = ctx.request_id.to_str().unwrap_or("-");
     let provider = route.as_ref().map(|r| &*r.provider.id).unwrap_or("-");

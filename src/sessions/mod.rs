@@ -9,7 +9,7 @@
 //! never re-tokenises the history.
 
 pub mod redis;
-pub mod reply;
+pub mod session;
 pub mod store;
 
 use std::collections::HashSet;
@@ -20,11 +20,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use tokio::sync::Notify;
 
 use crate::config::{SessionStoreKind, SessionsConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::tokens::Encoding;
-use store::{Append, Compaction, MemoryStore, Session, Store, StoreError, StoredMessage};
+use session::{Append, Compaction, Session, StoreError, StoredMessage};
+use store::{MemoryStore, Store};
 
 /// Longest session id; ids are `[A-Za-z0-9._:-]{1,128}`.
 const MAX_ID: usize = 128;
@@ -48,13 +50,13 @@ pub struct Sessions {
     pub summary_model: Option<String>,
     /// Sessions being compressed by this process (one compression per session at a time).
     compressing: Mutex<HashSet<String>>,
+    /// Told whenever a compression ends, for turns waiting to claim their session.
+    released: Notify,
 }
 
 /// A turn in flight: what to send upstream, and what to append once the reply is in.
 pub struct Turn {
     pub id: String,
-    /// The session's affinity key (see `routing::affinity`).
-    pub affinity: u64,
     /// The body for the upstream: the client's fields, `session_id` removed, messages expanded.
     pub body: Bytes,
     owner: Option<String>,
@@ -93,6 +95,7 @@ impl Sessions {
             keep_recent: config.keep_recent as usize,
             summary_model: config.summary_model.clone(),
             compressing: Mutex::new(HashSet::new()),
+            released: Notify::new(),
         })
     }
 
@@ -153,7 +156,6 @@ impl Sessions {
         let body = build_body(history, &fields)?;
         Ok(Turn {
             id: id.to_owned(),
-            affinity: crate::routing::affinity::session_key(id),
             body,
             owner: owner.map(str::to_owned),
             system,
@@ -231,14 +233,6 @@ impl Sessions {
         }
     }
 
-    /// Compressions running in this process (shutdown waits for them).
-    pub fn compressions_running(&self) -> usize {
-        self.compressing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
-    }
-
     /// Claims the session for one compression in this process; `None` if one is running.
     pub fn claim(&self, id: &str) -> Option<Claim<'_>> {
         let mut running = self.compressing.lock().unwrap_or_else(|p| p.into_inner());
@@ -246,6 +240,21 @@ impl Sessions {
             sessions: self,
             id: id.to_owned(),
         })
+    }
+
+    /// Claims the session, waiting up to `wait` for a compression running in this process to end.
+    pub async fn claim_within(&self, id: &str, wait: Duration) -> Option<Claim<'_>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before the claim is tried, so a release in between is not missed.
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if let Some(claim) = self.claim(id) {
+                return Some(claim);
+            }
+            tokio::time::timeout_at(deadline, released).await.ok()?;
+        }
     }
 
     /// Brings a session's history under the compression threshold: everything but the
@@ -325,6 +334,8 @@ impl Drop for Claim<'_> {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         running.remove(&self.id);
+        drop(running);
+        self.sessions.released.notify_waiters();
     }
 }
 

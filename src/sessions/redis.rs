@@ -9,7 +9,7 @@ use std::time::Duration;
 use fred::prelude::Value;
 use fred::types::scripts::Script;
 
-use super::store::{Append, Compaction, Session, StoreError, StoredMessage};
+use super::session::{Append, Compaction, Session, StoreError, StoredMessage};
 use crate::redis::{Redis, RedisError};
 
 /// Atomic read of a session: its metadata and its messages.

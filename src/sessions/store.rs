@@ -1,67 +1,16 @@
-//! What a session holds, and the two stores: in memory (bounded, TTL) and Redis
+//! The two session stores: in memory (bounded, TTL) and Redis
 //! ([`super::redis`]). Both apply every change atomically: appends go to the end of the list
 //! (two concurrent turns both land), and a compression replaces the front of the list only if
 //! nobody compressed it since it was read (`offset` is the fence).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::redis::RedisStore;
-
-/// One message as stored: its JSON exactly as it goes upstream, and its token count (with the
-/// per-message overhead), counted once when it was appended.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredMessage {
-    #[serde(rename = "t")]
-    pub tokens: u32,
-    #[serde(rename = "m")]
-    pub json: Arc<RawValue>,
-}
-
-/// A session as read from the store.
-#[derive(Debug, Clone, Default)]
-pub struct Session {
-    /// The key name that created it (`None` on an open gateway).
-    pub owner: Option<String>,
-    pub created_at: u64,
-    pub last_activity: u64,
-    pub system: Option<StoredMessage>,
-    /// The summary of the turns compressed away, as a system message.
-    pub summary: Option<StoredMessage>,
-    pub messages: Vec<StoredMessage>,
-    pub compressions: u32,
-    /// Messages removed from the front so far: a compression applies only if it is unchanged.
-    pub offset: u64,
-}
-
-/// One turn's additions.
-pub struct Append<'a> {
-    pub owner: Option<&'a str>,
-    pub now: u64,
-    /// Replaces the stored system prompt when the turn brought one.
-    pub system: Option<StoredMessage>,
-    pub messages: Vec<StoredMessage>,
-}
-
-/// Replace the first `remove` messages (read at `offset`) with `summary` (or just drop them).
-pub struct Compaction {
-    pub offset: u64,
-    pub remove: usize,
-    pub summary: Option<StoredMessage>,
-}
-
-#[derive(Debug)]
-pub enum StoreError {
-    /// The session belongs to another key.
-    Forbidden,
-    /// Redis did not answer in time, or failed.
-    Unavailable(String),
-}
+use super::session::{Append, Compaction, Session, StoreError};
 
 pub enum Store {
     Memory(MemoryStore),
@@ -80,42 +29,6 @@ struct Entry {
     expires: Instant,
     /// Monotonic activity stamp, for eviction order.
     touched: Instant,
-}
-
-// === impl StoredMessage ===
-
-impl StoredMessage {
-    pub fn new(tokens: u64, json: Box<RawValue>) -> Self {
-        Self {
-            tokens: tokens.min(u64::from(u32::MAX)) as u32,
-            json: Arc::from(json),
-        }
-    }
-
-    pub fn role(&self) -> Option<String> {
-        #[derive(Deserialize)]
-        struct Role {
-            role: Option<String>,
-        }
-        serde_json::from_str::<Role>(self.json.get())
-            .ok()
-            .and_then(|r| r.role)
-    }
-}
-
-// === impl Session ===
-
-impl Session {
-    /// Tokens the next turn carries before its new messages: system prompt, summary, history.
-    pub fn tokens(&self) -> u64 {
-        let fixed = [&self.system, &self.summary]
-            .into_iter()
-            .flatten()
-            .map(|m| u64::from(m.tokens));
-        fixed
-            .chain(self.messages.iter().map(|m| u64::from(m.tokens)))
-            .sum()
-    }
 }
 
 // === impl Store ===
@@ -257,6 +170,8 @@ fn evict(sessions: &mut HashMap<String, Entry>, now: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sessions::session::StoredMessage;
+    use serde_json::value::RawValue;
 
     fn message(text: &str) -> StoredMessage {
         let json = serde_json::json!({"role": "user", "content": text}).to_string();

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::record::{Price, UsageRecord};
+use super::price::Price;
 use crate::tokens::Encoding;
 
 /// Most bytes of a stream's frames kept for counting (every OpenAI-kind stream keeps them until
@@ -33,10 +33,10 @@ pub enum Reply {
     Chunks(Transcript),
 }
 
-/// The frames of a stream, kept (zero-copy) in case they have to be counted.
+/// The `data` of a stream's chunk events, kept (zero-copy) in case they have to be counted.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Transcript {
-    frames: Vec<Bytes>,
+    chunks: Vec<Bytes>,
     kept: usize,
     seen: usize,
 }
@@ -61,39 +61,29 @@ impl Estimate {
     }
 }
 
-/// The outcome of an [`Estimate`].
+/// The outcome of an [`Estimate`] (applied to its row by `UsageRecord::apply`).
 #[derive(Debug)]
 pub struct Counted {
-    input: u64,
-    output: u64,
-    cost: String,
-}
-
-// === impl Counted ===
-
-impl Counted {
-    pub fn write_to(self, record: &mut UsageRecord) {
-        record.input_tokens = self.input as i64;
-        record.output_tokens = self.output as i64;
-        record.cost = self.cost;
-        record.usage_source = "estimated".to_owned();
-    }
+    pub input: u64,
+    pub output: u64,
+    pub cost: String,
 }
 
 // === impl Transcript ===
 
 impl Transcript {
-    pub fn push(&mut self, frame: &Bytes) {
-        self.seen += frame.len();
-        if self.kept + frame.len() <= MAX_KEPT {
-            self.kept += frame.len();
-            self.frames.push(frame.clone());
+    /// One chunk event's `data` (the JSON of a `chat.completion.chunk`).
+    pub fn push(&mut self, data: Bytes) {
+        self.seen += data.len();
+        if self.kept + data.len() <= MAX_KEPT {
+            self.kept += data.len();
+            self.chunks.push(data);
         }
     }
 
-    /// Completion tokens of the frames, scaled up if some were not kept.
+    /// Completion tokens of the chunks, scaled up if some were not kept.
     pub fn count(&self, encoding: Encoding) -> u64 {
-        let counted = encoding.count_chat_chunks(self.frames.iter().map(|f| &f[..]));
+        let counted = encoding.count_chat_chunks(self.chunks.iter().map(|c| &c[..]));
         if self.seen <= self.kept || self.kept == 0 {
             return counted;
         }
@@ -104,17 +94,18 @@ impl Transcript {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::usage::record::{UsageRecord, UsageSource};
 
     fn chunk(text: &str) -> Bytes {
         let json = serde_json::json!({"choices": [{"index": 0, "delta": {"content": text}}]});
-        Bytes::from(format!("data: {json}\n\n"))
+        Bytes::from(json.to_string())
     }
 
     fn record() -> UsageRecord {
         serde_json::from_value(serde_json::json!({
             "request_id": "r", "created_at_us": 0, "key_name": null, "session_id": null,
             "model_name": "m", "provider_id": null, "upstream_model": null, "stream": true,
-            "input_tokens": 0, "output_tokens": 0, "usage_source": "", "cost": "",
+            "input_tokens": 0, "output_tokens": 0, "usage_source": "upstream", "cost": "",
             "latency_ms": 0, "ttft_ms": null, "attempts": 1, "status": "cancelled",
             "http_status": 499, "error_message": null, "purpose": "chat"
         }))
@@ -124,8 +115,8 @@ mod tests {
     #[test]
     fn a_cut_stream_is_counted_from_its_prompt_and_relayed_chunks() {
         let mut transcript = Transcript::default();
-        transcript.push(&chunk("hello"));
-        transcript.push(&chunk(" world"));
+        transcript.push(chunk("hello"));
+        transcript.push(chunk(" world"));
         let estimate = Estimate {
             encoding: Encoding::O200kBase,
             price: Price::from_config(Some(&crate::config::PriceConfig {
@@ -136,9 +127,9 @@ mod tests {
             reply: Reply::Chunks(transcript),
         };
         let mut row = record();
-        estimate.count().write_to(&mut row);
+        row.apply(estimate.count());
         assert_eq!((row.input_tokens, row.output_tokens), (8, 2));
-        assert_eq!(row.usage_source, "estimated");
+        assert_eq!(row.usage_source, UsageSource::Estimated);
         assert_eq!(row.cost, "0.0000120000");
     }
 
@@ -148,7 +139,7 @@ mod tests {
         let mut transcript = Transcript::default();
         let n = MAX_KEPT / frame.len() + 10;
         for _ in 0..n {
-            transcript.push(&frame);
+            transcript.push(frame.clone());
         }
         assert!(transcript.kept <= MAX_KEPT);
         let one = Encoding::O200kBase.count_chat_chunks([&frame[..]]);

@@ -1,10 +1,11 @@
-//! The usage ledger: one row per request ([`record`]), tokens counted locally where the upstream
+//! The usage ledger: one row per request ([`record`]) priced exactly ([`price`]), tokens counted locally where the upstream
 //! reported none ([`estimate`]), the batched writer with its spill file ([`writer`]), the schema
 //! ([`migrations`], [`partitions`]) and the totals behind `/v1/usage` ([`totals`]).
 
 pub mod estimate;
 pub mod migrations;
 pub mod partitions;
+pub mod price;
 pub mod record;
 pub mod totals;
 pub mod writer;

@@ -1,9 +1,8 @@
-//! One row of the ledger, and its exact cost.
+//! One row of the ledger, with its typed outcome.
 
 use serde::{Deserialize, Serialize};
 
-use super::estimate::Estimate;
-use crate::config::PriceConfig;
+use super::estimate::{Counted, Estimate};
 
 /// One client request (or summary call). Serialised as a JSON line for the file sink and the
 /// spill file, inserted as a row of `request_logs` otherwise.
@@ -20,72 +19,97 @@ pub struct UsageRecord {
     pub stream: bool,
     pub input_tokens: i64,
     pub output_tokens: i64,
-    /// `upstream` or `estimated`.
-    pub usage_source: String,
+    pub usage_source: UsageSource,
     /// Exact decimal, 10 places, as text (the column is `numeric(20,10)`).
     pub cost: String,
     pub latency_ms: i32,
     pub ttft_ms: Option<i32>,
     pub attempts: i16,
-    /// `ok`, `error` or `cancelled`.
-    pub status: String,
+    pub status: Status,
     pub http_status: i16,
     pub error_message: Option<String>,
-    /// `chat`, `embedding` or `summary`.
-    pub purpose: String,
+    pub purpose: Purpose,
     /// Set when the upstream reported no usage: the writer counts the tokens (and the cost)
     /// before the row is written. Never serialised.
     #[serde(skip)]
     pub estimate: Option<Box<Estimate>>,
 }
 
-/// A model's prices in integer nano-dollars per million tokens: exact for any price written
-/// with up to 9 decimals, so the ledger never accumulates float error.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Price {
-    input_nanos_per_1m: u64,
-    output_nanos_per_1m: u64,
+/// How a request ended, as the ledger's `status` column says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Error,
+    /// The client left before the answer was complete (a stream it dropped).
+    Cancelled,
 }
 
-// === impl Price ===
+/// Where a row's token counts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageSource {
+    /// The upstream reported them.
+    Upstream,
+    /// The gateway counted them (tiktoken) because the upstream reported none.
+    Estimated,
+}
 
-impl Price {
-    pub fn from_config(p: Option<&PriceConfig>) -> Self {
-        let nanos = |dollars: f64| (dollars * 1e9).round().max(0.0) as u64;
-        p.map(|p| Self {
-            input_nanos_per_1m: nanos(p.input_per_1m),
-            output_nanos_per_1m: nanos(p.output_per_1m),
-        })
-        .unwrap_or_default()
-    }
+/// Why the gateway made the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    Chat,
+    Embedding,
+    /// A session compression's summary call.
+    Summary,
+}
 
-    /// The cost of these tokens in dollars, exact to 10 decimals (rounded half up below that).
-    pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> String {
-        // tokens × nano$/1M tokens = 1e-15 $ units; u128 cannot overflow for any real count.
-        let femto = u128::from(input_tokens) * u128::from(self.input_nanos_per_1m)
-            + u128::from(output_tokens) * u128::from(self.output_nanos_per_1m);
-        format_cost((femto + 50_000) / 100_000)
+// === impl UsageRecord ===
+
+impl UsageRecord {
+    /// Takes the writer's own count of a row whose upstream reported no usage.
+    pub fn apply(&mut self, counted: Counted) {
+        self.input_tokens = counted.input as i64;
+        self.output_tokens = counted.output as i64;
+        self.cost = counted.cost;
+        self.usage_source = UsageSource::Estimated;
     }
 }
 
-/// Dollars in units of 1e-10 (the ledger's `numeric(20,10)`) as a decimal string.
-pub fn format_cost(units: u128) -> String {
-    format!("{}.{:010}", units / 10_000_000_000, units % 10_000_000_000)
+// === impl Status ===
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Cancelled => "cancelled",
+        }
+    }
 }
 
-/// A cost string of the ledger (up to 10 decimals) in units of 1e-10 dollars, exactly.
-pub fn parse_cost(text: &str) -> Option<u128> {
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || frac.len() > 10 || !digits(whole) || !digits(frac) {
-        return None;
+// === impl UsageSource ===
+
+impl UsageSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageSource::Upstream => "upstream",
+            UsageSource::Estimated => "estimated",
+        }
     }
-    let frac: u128 = format!("{frac:0<10}").parse().ok()?;
-    whole
-        .parse::<u128>()
-        .ok()?
-        .checked_mul(10_000_000_000)?
-        .checked_add(frac)
+}
+
+// === impl Purpose ===
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Chat => "chat",
+            Purpose::Embedding => "embedding",
+            Purpose::Summary => "summary",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -93,31 +117,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cost_strings_round_trip_exactly() {
-        assert_eq!(parse_cost("0.0005172000"), Some(5_172_000));
-        assert_eq!(parse_cost("12.5"), Some(125_000_000_000));
-        assert_eq!(format_cost(125_000_000_000), "12.5000000000");
-        for bad in ["", ".5", "1.00000000001", "-1", "1e3"] {
-            assert_eq!(parse_cost(bad), None, "{bad:?}");
+    fn enums_are_stored_as_the_ledger_words() {
+        for (status, word) in [
+            (Status::Ok, "ok"),
+            (Status::Error, "error"),
+            (Status::Cancelled, "cancelled"),
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), word);
+            assert_eq!(status.as_str(), word);
         }
-    }
-
-    #[test]
-    fn costs_are_exact_decimals() {
-        let price = Price::from_config(Some(&PriceConfig {
-            input_per_1m: 0.15,
-            output_per_1m: 0.60,
-        }));
-        assert_eq!(price.cost(19, 10), "0.0000088500");
-        assert_eq!(price.cost(1_000_000, 1_000_000), "0.7500000000");
-        assert_eq!(price.cost(0, 0), "0.0000000000");
-        // A million requests of 19/10 tokens add up exactly, with no drift.
-        assert_eq!(price.cost(19_000_000, 10_000_000), "8.8500000000");
-        assert_eq!(Price::from_config(None).cost(123, 456), "0.0000000000");
-        let pricey = Price::from_config(Some(&PriceConfig {
-            input_per_1m: 2.5,
-            output_per_1m: 10.0,
-        }));
-        assert_eq!(pricey.cost(3, 1), "0.0000175000");
+        for (source, word) in [
+            (UsageSource::Upstream, "upstream"),
+            (UsageSource::Estimated, "estimated"),
+        ] {
+            assert_eq!(serde_json::to_value(source).unwrap(), word);
+            assert_eq!(source.as_str(), word);
+        }
+        for (purpose, word) in [
+            (Purpose::Chat, "chat"),
+            (Purpose::Embedding, "embedding"),
+            (Purpose::Summary, "summary"),
+        ] {
+            assert_eq!(serde_json::to_value(purpose).unwrap(), word);
+            assert_eq!(purpose.as_str(), word);
+        }
     }
 }

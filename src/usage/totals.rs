@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::UsageError;
-use super::record::{UsageRecord, format_cost, parse_cost};
+use super::price::{format_cost, parse_cost};
+use super::record::UsageRecord;
 
 /// Where the totals come from.
 pub enum Ledger {

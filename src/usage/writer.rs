@@ -28,6 +28,9 @@ use super::record::UsageRecord;
 use crate::config::{UsageConfig, UsageSinkKind};
 
 const QUEUE: usize = 65_536;
+/// Rows that find the queue full wait in an overflow of this size for the writer; past both,
+/// a row is dropped (and counted): memory stays bounded when the sink cannot keep up.
+const OVERFLOW: usize = 65_536;
 const BATCH: usize = 2_000;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// How often an unreachable database is retried, and partitions maintained.
@@ -41,10 +44,19 @@ const PREMADE_MONTHS: u32 = 2;
 /// The handle request handlers record into.
 pub struct UsageSink {
     tx: mpsc::Sender<UsageRecord>,
+    overflow: Arc<Overflow>,
     /// The writer's first connection attempt is over (the schema is migrated if it succeeded).
     started: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Rows that found the queue full, waiting for the writer (who drains them first) instead of in
+/// a task each. A `std` mutex: held only to push or swap, never across an await.
+#[derive(Default)]
+struct Overflow {
+    rows: std::sync::Mutex<Vec<UsageRecord>>,
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 enum Destination {
@@ -88,9 +100,17 @@ impl UsageSink {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (stop, stopped) = watch::channel(false);
         let started = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(run(rx, destination, stopped, started.clone()));
+        let overflow = Arc::new(Overflow::default());
+        let task = tokio::spawn(run(
+            rx,
+            overflow.clone(),
+            destination,
+            stopped,
+            started.clone(),
+        ));
         Some(Arc::new(Self {
             tx,
+            overflow,
             started,
             stop,
             task: std::sync::Mutex::new(Some(task)),
@@ -104,15 +124,12 @@ impl UsageSink {
         self.started.load(Ordering::Acquire)
     }
 
-    /// Queues a record. Never blocks the request: if the queue is full the record waits in a
-    /// task of its own rather than being dropped.
+    /// Queues a record. Never blocks the request: if the queue is full the record waits in the
+    /// overflow, which the writer drains first and shutdown drains too.
     pub fn record(&self, record: UsageRecord) {
         if let Err(mpsc::error::TrySendError::Full(record)) = self.tx.try_send(record) {
             crate::metrics::usage_queue_full();
-            let tx = self.tx.clone();
-            tokio::spawn(async move {
-                let _ = tx.send(record).await;
-            });
+            self.overflow.push(record);
         }
     }
 
@@ -128,6 +145,7 @@ impl UsageSink {
 
 async fn run(
     mut rx: mpsc::Receiver<UsageRecord>,
+    overflow: Arc<Overflow>,
     mut destination: Destination,
     mut stopped: watch::Receiver<bool>,
     started: Arc<AtomicBool>,
@@ -137,6 +155,7 @@ async fn run(
     let mut batch: Vec<UsageRecord> = Vec::with_capacity(BATCH);
     loop {
         let stopping = *stopped.borrow();
+        overflow.take_into(&mut batch);
         while batch.len() < BATCH {
             match rx.try_recv() {
                 Ok(record) => batch.push(record),
@@ -156,7 +175,7 @@ async fn run(
             continue;
         }
         if stopping {
-            if rx.is_empty() {
+            if rx.is_empty() && overflow.is_empty() {
                 return;
             }
             continue;
@@ -187,12 +206,45 @@ async fn count_estimated(batch: &mut [UsageRecord]) {
     match counted.await {
         Ok(counted) => {
             for (i, c) in counted {
-                c.write_to(&mut batch[i]);
+                batch[i].apply(c);
             }
         }
         Err(e) => {
             tracing::error!(error = %e, "counting estimated tokens failed; rows kept with 0 tokens")
         }
+    }
+}
+
+// === impl Overflow ===
+
+impl Overflow {
+    fn push(&self, record: UsageRecord) {
+        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        if rows.len() < OVERFLOW {
+            rows.push(record);
+            return;
+        }
+        drop(rows);
+        crate::metrics::usage_dropped();
+        // Logged at the 1st, 2nd, 4th, 8th… drop: loud, but no flood while overloaded.
+        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if dropped.is_power_of_two() {
+            tracing::error!(request_id = %record.request_id, dropped, "usage rows dropped: the writer is {QUEUE} + {OVERFLOW} rows behind");
+        }
+    }
+
+    /// Moves waiting rows into `batch`, up to a full batch.
+    fn take_into(&self, batch: &mut Vec<UsageRecord>) {
+        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        let n = rows.len().min(BATCH.saturating_sub(batch.len()));
+        batch.extend(rows.drain(..n));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 }
 
@@ -352,6 +404,7 @@ impl Postgres {
 
 async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError> {
     let col = |f: fn(&UsageRecord) -> String| batch.iter().map(f).collect::<Vec<String>>();
+    let word = |f: fn(&UsageRecord) -> &'static str| batch.iter().map(f).collect::<Vec<&str>>();
     let opt = |f: fn(&UsageRecord) -> Option<String>| {
         batch.iter().map(f).collect::<Vec<Option<String>>>()
     };
@@ -380,15 +433,15 @@ async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError
                 &batch.iter().map(|r| r.stream).collect::<Vec<bool>>(),
                 &batch.iter().map(|r| r.input_tokens).collect::<Vec<i64>>(),
                 &batch.iter().map(|r| r.output_tokens).collect::<Vec<i64>>(),
-                &col(|r| r.usage_source.clone()),
+                &word(|r| r.usage_source.as_str()),
                 &col(|r| r.cost.clone()),
                 &batch.iter().map(|r| r.latency_ms).collect::<Vec<i32>>(),
                 &batch.iter().map(|r| r.ttft_ms).collect::<Vec<Option<i32>>>(),
                 &batch.iter().map(|r| r.attempts).collect::<Vec<i16>>(),
-                &col(|r| r.status.clone()),
+                &word(|r| r.status.as_str()),
                 &batch.iter().map(|r| r.http_status).collect::<Vec<i16>>(),
                 &opt(|r| r.error_message.clone()),
-                &col(|r| r.purpose.clone()),
+                &word(|r| r.purpose.as_str()),
             ],
         )
         .await?;

@@ -172,3 +172,20 @@ pub fn unique(name: &str) -> String {
         .subsec_nanos();
     format!("{name}-{}-{nanos}", std::process::id())
 }
+
+/// Polls `check` until it holds, failing after `within`: waits exactly as long as the gateway
+/// needs instead of a guessed sleep.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, config_for, post};
+use crate::harness::{Gateway, config_for, eventually, get_text, post};
 use crate::mock_openai::{Behavior, MockOpenAi};
 use crate::tcp_proxy::TcpProxy;
 use crate::usage_schema::TestDb;
@@ -153,6 +153,16 @@ async fn streams_cut_or_abandoned_and_answers_without_usage_are_counted_by_the_g
     stream_ends_in_an_error_event(&gw).await;
     // The upstream stalls after three chunks; the client reads the first and leaves.
     a.next(1, Behavior::StallAfter(3));
+    let cancelled = || async {
+        let metrics = get_text(&gw, "/metrics").await;
+        let line = "gateway_streams_ended_total{provider=\"a\",outcome=\"cancelled\"} ";
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let cancelled_before = cancelled().await;
     let mut abandoned = post(&gw, "/v1/chat/completions", &chat(true)).await;
     assert!(abandoned.chunk().await.unwrap().is_some());
     drop(abandoned);
@@ -163,8 +173,13 @@ async fn streams_cut_or_abandoned_and_answers_without_usage_are_counted_by_the_g
         assert_eq!(r.status(), 200);
         r.text().await.unwrap();
     }
-    // The abandoned stream's row is written once the gateway notices the client left.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The abandoned stream's row is recorded once the gateway notices the client left.
+    eventually(
+        Duration::from_secs(5),
+        "the abandoned stream recorded",
+        || async { cancelled().await > cancelled_before },
+    )
+    .await;
     gw.shutdown().await;
 
     let client = db.connect().await;

@@ -7,6 +7,7 @@ mod mock_openai;
 mod mock_server;
 mod tcp_proxy;
 
+mod architecture;
 mod chat;
 mod cli;
 mod dashscope;

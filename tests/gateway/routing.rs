@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, config_for, get_text, post, sse_data};
+use crate::harness::{Gateway, client, config_for, eventually, get_text, post, sse_data};
 use crate::mock_openai::{Behavior, MockOpenAi};
 
 /// Mocks `a` and `b` as two equal routes of `gpt-4o-mini`.
@@ -156,7 +156,8 @@ async fn refused_connections_fall_back() {
 #[tokio::test]
 async fn ejection_then_half_open_recovery() {
     let (a, _b, gw) =
-        two_routes("routing:\n  unhealthy_after: 2\n  ejection: 1s\n  max_ejection: 10s\n").await;
+        two_routes("routing:\n  unhealthy_after: 2\n  ejection: 200ms\n  max_ejection: 10s\n")
+            .await;
     a.set(Behavior::Status(500, vec![]));
     for _ in 0..6 {
         assert_eq!(provider_of(&gw, false).await.0, 200);
@@ -175,8 +176,13 @@ async fn ejection_then_half_open_recovery() {
         "an ejected route gets no traffic"
     );
 
-    // Still broken when the ejection expires: one trial, re-ejected for longer (2s).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Still broken when the ejection expires: one trial (b answers the client), then a is
+    // re-ejected for longer (400ms).
+    eventually(Duration::from_secs(5), "a's half-open trial", || async {
+        assert_eq!(provider_of(&gw, false).await.1, "b");
+        a.count() > failed_attempts
+    })
+    .await;
     for _ in 0..5 {
         assert_eq!(provider_of(&gw, false).await.1, "b");
     }
@@ -187,7 +193,10 @@ async fn ejection_then_half_open_recovery() {
     );
 
     a.set(Behavior::Normal);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    eventually(Duration::from_secs(5), "a's successful trial", || async {
+        provider_of(&gw, false).await.1 == "a"
+    })
+    .await;
     let mut served_by_a = 0;
     for _ in 0..10 {
         if provider_of(&gw, false).await.1 == "a" {
@@ -210,7 +219,16 @@ async fn failing_probes_take_a_provider_out_and_passing_ones_bring_it_back() {
     );
     let gw = Gateway::start(&yaml).await;
     a.set_probe_status(503);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    eventually(
+        Duration::from_secs(5),
+        "a marked down by probes",
+        || async {
+            get_text(&gw, "/metrics")
+                .await
+                .contains("gateway_upstream_healthy{provider=\"a\"} 0")
+        },
+    )
+    .await;
     assert!(a.probes() >= 2, "probes GET {{base_url}}/models");
     let before = a.count();
     for _ in 0..6 {
@@ -228,7 +246,16 @@ async fn failing_probes_take_a_provider_out_and_passing_ones_bring_it_back() {
     );
 
     a.set_probe_status(200);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    eventually(
+        Duration::from_secs(5),
+        "a back after a passing probe",
+        || async {
+            get_text(&gw, "/metrics")
+                .await
+                .contains("gateway_upstream_healthy{provider=\"a\"} 1")
+        },
+    )
+    .await;
     let picks: Vec<String> =
         futures_util::future::join_all((0..4).map(|_| async { provider_of(&gw, false).await.1 }))
             .await;

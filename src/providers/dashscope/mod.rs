@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::Usage;
+use super::types::{ResponseContext, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::EmbeddingInput;
 use crate::secret::Secret;
@@ -22,6 +22,19 @@ use types::{
 
 pub const CHAT_PATH: &str = "services/aigc/text-generation/generation";
 pub const EMBEDDINGS_PATH: &str = "services/embeddings/text-embedding/text-embedding";
+/// Streams are asked for with this header as well as `accept: text/event-stream`.
+pub const STREAM_HEADERS: &[(&str, &str)] = &[("x-dashscope-sse", "enable")];
+
+/// The probe. The native API has no cheap read, so the OpenAI-compatible models list on the
+/// same host: `/compatible-mode/v1/models` (a metadata list with the same key, not billed).
+pub fn probe_url(base_url: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    let origin = base
+        .find("://")
+        .and_then(|s| base[s + 3..].find('/').map(|p| &base[..s + 3 + p]))
+        .unwrap_or(base);
+    format!("{origin}/compatible-mode/v1/models")
+}
 
 /// OpenAI request fields with the same name and meaning under native `parameters`.
 const SAME_NAME: &[&str] = &[
@@ -53,15 +66,6 @@ const VENDOR_EXTRAS: &[&str] = &[
 /// Per-call text limit of v3/v4 embedding models; v1/v2 take 25 (PROTOCOLS.md §5.7).
 const EMBEDDING_BATCH: usize = 10;
 const EMBEDDING_BATCH_V1_V2: usize = 25;
-
-/// What the response translation needs from the request.
-#[derive(Debug, Clone)]
-pub struct ResponseContext {
-    /// The model name the client asked for: what the client sees as `model`.
-    pub client_model: String,
-    pub include_usage: bool,
-    pub created: u64,
-}
 
 /// An OpenAI chat request body as a native generation request.
 pub fn build_chat(body: &[u8], upstream_model: &str, stream: bool) -> Result<Bytes, GatewayError> {

@@ -20,9 +20,10 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::types::{DashScopeGenerationResponse, DashScopeToolCall, DashScopeUsage};
-use super::{ResponseContext, completion_id, finish_reason, map_error, to_usage, usage_json};
+use super::{completion_id, finish_reason, map_error, to_usage, usage_json};
 use crate::error::{ErrorKind, GatewayError};
-use crate::providers::{Relayed, Usage};
+use crate::providers::types::ResponseContext;
+use crate::providers::types::{Relayed, Usage};
 use crate::sse::{DONE_FRAME, SseEvent};
 
 pub struct StreamRelay {

@@ -18,17 +18,17 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::Route;
-use super::transport::ByteStream;
 use crate::error::{ErrorKind, GatewayError};
 use crate::providers::{Relayed, StreamRelay, Usage};
+use crate::routing::Route;
+use crate::routing::transport::ByteStream;
 use crate::sse::{DONE_FRAME, SseDecoder, SseEvent};
 use crate::usage::estimate::Transcript;
 
 /// Upper bound on one SSE frame from an upstream.
 const MAX_FRAME: usize = 4 * 1024 * 1024;
 
-/// How a stream ended, for whoever records it (metrics now; usage rows and sessions later).
+/// How a stream ended, for whoever records it.
 #[derive(Debug)]
 pub enum StreamEnd {
     Completed,
@@ -328,3 +328,7 @@ impl Drop for RelayStream {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod tests;

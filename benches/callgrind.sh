@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by valgrind's callgrind: deterministic, so a change's
+# cost shows on this noisy machine where wall-clock runs vary by ±20%. The gateway (one worker)
+# sits in front of the rig's nginx mock; after a warm-up, instrumentation is switched on for
+# REQUESTS keep-alive requests only (start-up and shutdown are not counted).
+#
+#   cargo build --release
+#   benches/callgrind.sh                          # the release build
+#   benches/callgrind.sh /tmp/before target/...   # several binaries: a before/after pair, one run
+#
+#   SCENARIO=chat_stream benches/callgrind.sh     # chat (default) or chat_stream
+#   REQUESTS=2000 WARMUP=300                      # counted requests, warm-up requests
+#   EXTRA_YAML=$'usage:\n  sink: none'            # appended to the gateway's config
+#
+# Needs valgrind and nginx with the Lua module (apt-get install -y valgrind nginx-light
+# libnginx-mod-http-lua). Everything listens on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rig=${BENCH_RIG:-../shared/bench}
+target_dir=${CARGO_TARGET_DIR:-$HOME/.cache/switchyard/target}
+bins=("$@")
+[ ${#bins[@]} -gt 0 ] || bins=("$target_dir/release/switchyard")
+scenario=${SCENARIO:-chat}
+requests=${REQUESTS:-2000}
+warmup=${WARMUP:-300}
+root=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-callgrind.XXXXXX")
+mkdir -p "$root/run" "$root/logs" "$root/mock"
+mock_pid=""
+gw_pid=""
+cleanup() {
+    [ -n "$gw_pid" ] && kill "$gw_pid" 2>/dev/null || true
+    [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+cp "$rig/mock/nginx-mock.conf" "$root/mock/"
+sed -i "s/^worker_processes .*/worker_processes 1;/" "$root/mock/nginx-mock.conf"
+nginx -p "$root" -c "$root/mock/nginx-mock.conf" -e "$root/logs/mock_startup.log"
+for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18081/healthz >/dev/null && break; sleep 0.1; done
+mock_pid=$(cat "$root/run/mock.pid")
+
+stream=false
+[ "$scenario" = chat_stream ] && stream=true
+# A keep-alive client outside valgrind: `n` requests on one connection, each answer checked.
+client() {
+    python3 - "$1" "$stream" <<'PY'
+import http.client, json, sys
+n, stream = int(sys.argv[1]), sys.argv[2] == "true"
+body = json.dumps({"model": "gpt-4o-mini", "stream": stream,
+                   "messages": [{"role": "user", "content": "Say hello."}]})
+headers = {"content-type": "application/json", "authorization": "Bearer sk-callgrind"}
+conn = http.client.HTTPConnection("127.0.0.1", 18096)
+for _ in range(n):
+    conn.request("POST", "/v1/chat/completions", body, headers)
+    r = conn.getresponse()
+    data = r.read()
+    assert r.status == 200, (r.status, data[:200])
+    assert (b"[DONE]" in data) if stream else (b"chat.completion" in data), data[:200]
+PY
+}
+
+printf '%-60s %12s %14s\n' binary scenario "Ir/request"
+for bin in "${bins[@]}"; do
+    cat > "$root/switchyard.yaml" <<YAML
+server:
+  listen: 127.0.0.1:18096
+  workers: 1
+providers:
+  - { id: mock, kind: openai, base_url: "http://127.0.0.1:18081/v1", api_key: sk-mock }
+models:
+  - { name: gpt-4o-mini, type: chat, routes: [ { provider: mock, model: gpt-4o-mini, weight: 1 } ] }
+auth:
+  keys: [ { name: bench, key: sk-callgrind } ]
+${EXTRA_YAML:-}
+YAML
+    out="$root/callgrind.$(basename "$bin").$$.out"
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
+        "$bin" serve --config "$root/switchyard.yaml" > "$root/logs/gateway.log" 2>&1 &
+    gw_pid=$!
+    for _ in $(seq 1 300); do curl -sf http://127.0.0.1:18096/health >/dev/null && break; sleep 0.2; done
+    client "$warmup"
+    callgrind_control -i on "$gw_pid" >/dev/null
+    client "$requests"
+    callgrind_control -i off "$gw_pid" >/dev/null
+    kill -TERM "$gw_pid"
+    wait "$gw_pid" || true
+    gw_pid=""
+    total=$(grep -E '^(summary|totals):' "$out" | tail -1 | awk '{print $2}')
+    printf '%-60s %12s %14s\n' "$bin" "$scenario" "$((total / requests))"
+done

@@ -1,0 +1,78 @@
+//! A session's compression: after a reply (in the background) or before a turn that would be
+//! over `max_tokens`. The older turns are summarised by `sessions.summary_model`, a call routed
+//! like any request with its own ledger row (`purpose = 'summary'`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::context::RequestCtx;
+use super::dispatch;
+use super::outcome::Recorder;
+use super::reply;
+use crate::config::ModelType;
+use crate::error::{ErrorKind, GatewayError};
+use crate::limits::rate::Admission;
+use crate::request::ChatRequest;
+use crate::state::App;
+use crate::tokens::Encoding;
+use crate::usage::record::Purpose;
+
+/// Longest a turn waits for another compression of its session to finish.
+const COMPRESSION_WAIT: Duration = Duration::from_secs(60);
+
+/// Compresses one session. In the background (after a reply) it gives way to a compression
+/// already running; before a turn (`wait`) it waits for that one to end, then checks again.
+pub async fn compress(app: Arc<App>, id: String, encoding: Encoding, wait: bool) {
+    let claim = match wait {
+        true => app.sessions.claim_within(&id, COMPRESSION_WAIT).await,
+        false => app.sessions.claim(&id),
+    };
+    let Some(claim) = claim else { return };
+    let summarize = |messages| summarize(app.clone(), id.clone(), messages);
+    if let Err(e) = app.sessions.compress(&id, encoding, summarize).await {
+        tracing::warn!(session = %id, error = %e, "session compression failed");
+    }
+    drop(claim);
+}
+
+/// One summary call to `sessions.summary_model`, through the routes, with its own ledger row.
+async fn summarize(
+    app: Arc<App>,
+    session: String,
+    messages: Vec<Value>,
+) -> Result<String, GatewayError> {
+    let name = app.sessions.summary_model.clone().ok_or_else(|| {
+        GatewayError::new(ErrorKind::Internal, "no sessions.summary_model configured")
+    })?;
+    let ctx = RequestCtx::internal(app);
+    let model = ctx.runtime.model(&name, ModelType::Chat)?;
+    let body = json!({"model": name, "messages": messages}).to_string();
+    let chat = ChatRequest::parse(Bytes::from(body))?;
+    let recorder = Recorder::new(
+        &ctx,
+        None,
+        model,
+        Purpose::Summary,
+        false,
+        chat.body.clone(),
+        Admission::default(),
+    )
+    .in_session(Some(&session));
+    let served = dispatch::complete(&ctx, model, &chat, recorder, None)
+        .await
+        .map_err(|r| r.error)?;
+    let message = reply::from_completion(&served.value.0).ok_or_else(|| {
+        GatewayError::new(ErrorKind::UpstreamFailed, "the summary had no message")
+    })?;
+    let message: Value = serde_json::from_str(message.get()).unwrap_or(Value::Null);
+    match message.get("content").and_then(Value::as_str) {
+        Some(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        _ => Err(GatewayError::new(
+            ErrorKind::UpstreamFailed,
+            "the summary was empty",
+        )),
+    }
+}

@@ -1,0 +1,223 @@
+//! Dispatch: a request through the routes (`routing::dispatch` picks and retries) with each
+//! attempt composed here from its adapter (what to send, how to read the answer) and the
+//! route's transport (the bytes), then handed to the outcome recorder. Everything before a
+//! stream's first event is an attempt that may be retried on another route (the commit point).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::time::{Instant, timeout};
+
+use super::context::{Rejection, RequestCtx};
+use super::outcome::Recorder;
+use super::relay::RelayStream;
+use crate::error::{ErrorKind, GatewayError};
+use crate::providers::{Adapter, ResponseContext, StreamRelay, Usage};
+use crate::request::{ChatRequest, EmbeddingsRequest};
+use crate::routing::dispatch::{Served, dispatch};
+use crate::routing::transport::{ByteStream, UpstreamRequest, collect};
+use crate::routing::{ModelEntry, Route};
+use crate::usage::estimate::Reply;
+
+/// Largest non-stream upstream chat answer accepted.
+const MAX_COMPLETION: usize = 64 * 1024 * 1024;
+/// Largest upstream embeddings answer accepted (2,048 inputs × 3,072 floats as JSON fit).
+const MAX_EMBEDDINGS: usize = 256 * 1024 * 1024;
+/// Largest upstream error body read (the rest is not needed to report it).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A whole answer as the client will see it, and the usage it reports.
+pub type Answer = (Bytes, Option<Usage>);
+
+/// A non-stream chat completion. `affinity`: a session's key, pinning its first attempt.
+pub async fn complete(
+    ctx: &RequestCtx,
+    model: &ModelEntry,
+    chat: &ChatRequest,
+    recorder: Recorder,
+    affinity: Option<u64>,
+) -> Result<Served<Answer>, Rejection> {
+    let response_ctx = response_context(chat);
+    let (served, recorder) = through_routes(ctx, model, affinity, recorder, |route| {
+        let (adapter, upstream) = chat_request(&route, chat);
+        let response_ctx = &response_ctx;
+        async move {
+            let body = send_buffered(&route, adapter, upstream?, MAX_COMPLETION).await?;
+            adapter.parse_response(body, response_ctx)
+        }
+    })
+    .await?;
+    let (body, usage) = &served.value;
+    let reply = Reply::Completion(body.clone());
+    recorder.served(&served.route, served.attempts, *usage, reply);
+    Ok(served)
+}
+
+/// A chat stream, answered once its first event is in hand. The recorder goes with the stream
+/// and records it when it ends.
+pub async fn stream(
+    ctx: &RequestCtx,
+    model: &ModelEntry,
+    chat: &ChatRequest,
+    recorder: Recorder,
+    affinity: Option<u64>,
+) -> Result<Served<RelayStream>, Rejection> {
+    let deadline = ctx.deadline;
+    let response_ctx = response_context(chat);
+    // Without a ledger nothing counts a stream's chunks: do not keep them.
+    let counting = ctx.app.usage.is_some();
+    let (mut served, recorder) = through_routes(ctx, model, affinity, recorder, |route| {
+        let (adapter, upstream) = chat_request(&route, chat);
+        let mut relay = adapter.stream_relay(response_ctx.clone(), route.provider.id.clone());
+        if !counting {
+            relay = relay.without_counting();
+        }
+        async move { open_stream(&route, adapter, upstream?, relay, deadline).await }
+    })
+    .await?;
+    let ttft = ctx.started.elapsed();
+    let observer = recorder.streaming(&served.route, served.attempts, ttft);
+    served.value.observe(observer);
+    Ok(served)
+}
+
+/// Embeddings. DashScope takes a few texts per call: the batches go out together and their
+/// answers are joined in order.
+pub async fn embed(
+    ctx: &RequestCtx,
+    model: &ModelEntry,
+    req: &EmbeddingsRequest,
+    recorder: Recorder,
+) -> Result<Served<Answer>, Rejection> {
+    let (served, recorder) = through_routes(ctx, model, None, recorder, |route| {
+        let adapter = Adapter::of(route.provider.kind);
+        let calls =
+            adapter.build_embeddings(req, &route.upstream_model, &route.upstream_model_json);
+        async move {
+            let calls = calls?
+                .into_iter()
+                .map(|call| send_buffered(&route, adapter, call, MAX_EMBEDDINGS));
+            let bodies = futures_util::future::try_join_all(calls).await?;
+            adapter.parse_embeddings(bodies, &route.upstream_model, req)
+        }
+    })
+    .await?;
+    recorder.served(
+        &served.route,
+        served.attempts,
+        served.value.1,
+        Reply::Embeddings,
+    );
+    Ok(served)
+}
+
+/// Tries routes with `attempt` until one serves (`routing::dispatch`); a request that no route
+/// served is recorded here, so the caller only handles success.
+async fn through_routes<T, F, Fut>(
+    ctx: &RequestCtx,
+    model: &ModelEntry,
+    affinity: Option<u64>,
+    recorder: Recorder,
+    attempt: F,
+) -> Result<(Served<T>, Recorder), Rejection>
+where
+    F: FnMut(Arc<Route>) -> Fut,
+    Fut: Future<Output = Result<T, GatewayError>>,
+{
+    match dispatch(model, ctx.runtime.max_attempts, affinity, attempt).await {
+        Ok(served) => Ok((served, recorder)),
+        Err(failure) => Err(recorder.failed(failure)),
+    }
+}
+
+/// A chat request as `route`'s adapter sends it.
+fn chat_request(
+    route: &Route,
+    chat: &ChatRequest,
+) -> (Adapter, Result<UpstreamRequest, GatewayError>) {
+    let adapter = Adapter::of(route.provider.kind);
+    let upstream = adapter.build_chat(chat, &route.upstream_model, &route.upstream_model_json);
+    (adapter, upstream)
+}
+
+/// What a translating adapter needs to answer as OpenAI would: the client's model name, whether
+/// it asked for the usage chunk, one `created` for every chunk.
+fn response_context(chat: &ChatRequest) -> ResponseContext {
+    ResponseContext {
+        client_model: chat.model.clone(),
+        include_usage: chat.include_usage,
+        created: crate::clock::unix_now(),
+    }
+}
+
+/// One non-stream attempt: send, check the status, read the body, within the provider timeout.
+/// The 2xx body comes back as the upstream sent it; translating it is the adapter's job.
+async fn send_buffered(
+    route: &Route,
+    adapter: Adapter,
+    req: UpstreamRequest,
+    max_response: usize,
+) -> Result<Bytes, GatewayError> {
+    let attempt = async {
+        let body = send_checked(route, adapter, req).await?;
+        collect(body, max_response).await
+    };
+    timeout(route.provider.timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(timed_out(route)))
+}
+
+/// One stream attempt up to the commit point: send, check the status, and read until the first
+/// data frame is ready, within the provider timeout.
+async fn open_stream(
+    route: &Arc<Route>,
+    adapter: Adapter,
+    req: UpstreamRequest,
+    relay: StreamRelay,
+    deadline: Instant,
+) -> Result<RelayStream, GatewayError> {
+    let attempt = async {
+        let body = send_checked(route, adapter, req).await?;
+        let mut stream =
+            RelayStream::new(body, relay, route.clone(), route.provider.timeout, deadline);
+        stream.prime().await?;
+        Ok(stream)
+    };
+    timeout(route.provider.timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(timed_out(route)))
+}
+
+/// Sends, and turns a non-2xx answer into the adapter's error.
+async fn send_checked(
+    route: &Route,
+    adapter: Adapter,
+    req: UpstreamRequest,
+) -> Result<ByteStream, GatewayError> {
+    let provider = &route.provider;
+    let response = provider.transport.send(req).await?;
+    if response.status.is_success() {
+        return Ok(response.body);
+    }
+    let body = collect(response.body, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    Err(adapter.parse_error(
+        &provider.id,
+        provider.transport.secret(),
+        response.status,
+        response.retry_after,
+        &body,
+    ))
+}
+
+fn timed_out(route: &Route) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamTimeout,
+        format!(
+            "provider {:?} did not answer within {:?}",
+            &*route.provider.id, route.provider.timeout
+        ),
+    )
+}

@@ -1,0 +1,307 @@
+//! The one outcome recorder: however a request ends (answered, failed, a stream completed, cut
+//! or abandoned), this writes its ledger row, counts its metrics and settles its limits. With
+//! `usage.sink: none` the row is never built.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::context::{Rejection, RequestCtx};
+use super::relay::{StreamEnd, StreamObserver};
+use crate::error::GatewayError;
+use crate::limits::keys::ApiKey;
+use crate::limits::rate::Admission;
+use crate::providers::Usage;
+use crate::routing::dispatch::Failure;
+use crate::routing::{ModelEntry, Route};
+use crate::state::App;
+use crate::tokens::Encoding;
+use crate::usage::estimate::{Estimate, Reply, Transcript};
+use crate::usage::price::Price;
+use crate::usage::record::{Purpose, Status, UsageRecord, UsageSource};
+
+/// How a request ended, as its ledger row records it.
+pub struct Outcome<'a> {
+    pub status: Status,
+    /// What the client got (499: it left; a committed stream that failed still answered 200).
+    pub http_status: u16,
+    /// The upstream's counts; `None`: the writer counts `reply` itself.
+    pub usage: Option<Usage>,
+    /// What came back, as far as it got (`None`: nothing did, so nothing was billed).
+    pub reply: Option<Reply>,
+    pub error: Option<&'a GatewayError>,
+    pub latency: Duration,
+}
+
+/// Everything about a request's row that is known before its outcome (`None`: no ledger).
+#[derive(Clone)]
+pub struct Draft(Option<Box<Known>>);
+
+#[derive(Clone)]
+struct Known {
+    record: UsageRecord,
+    price: Price,
+    /// The body sent upstream, counted if the upstream reports no usage (a refcount, no copy).
+    request: Bytes,
+    encoding: Encoding,
+}
+
+/// Records a request's outcome once it is known: made at admission, spent by one of
+/// [`Recorder::served`], [`Recorder::failed`] or [`Recorder::streaming`].
+pub struct Recorder {
+    app: Arc<App>,
+    draft: Draft,
+    /// Settled to the tokens really used.
+    admission: Admission,
+    started: Instant,
+}
+
+/// Records a stream's outcome when it ends, however it ends.
+struct StreamRecorder {
+    route: Arc<Route>,
+    recorder: Recorder,
+}
+
+// === impl Draft ===
+
+impl Draft {
+    fn new(
+        ctx: &RequestCtx,
+        key: Option<&ApiKey>,
+        model: &ModelEntry,
+        stream: bool,
+        purpose: Purpose,
+        request: Bytes,
+    ) -> Self {
+        if ctx.app.usage.is_none() {
+            return Self(None);
+        }
+        let elapsed_us = ctx.started.elapsed().as_micros() as i64;
+        Self(Some(Box::new(Known {
+            record: UsageRecord {
+                request_id: ctx.request_id.to_str().unwrap_or("-").to_owned(),
+                created_at_us: crate::clock::unix_micros() - elapsed_us,
+                key_name: key.map(|k| k.name.to_string()),
+                session_id: None,
+                model_name: model.name.clone(),
+                provider_id: None,
+                upstream_model: None,
+                stream,
+                input_tokens: 0,
+                output_tokens: 0,
+                usage_source: UsageSource::Upstream,
+                cost: String::new(),
+                latency_ms: 0,
+                ttft_ms: None,
+                attempts: 0,
+                status: Status::Ok,
+                http_status: 0,
+                error_message: None,
+                purpose,
+                estimate: None,
+            },
+            price: Price::from_config(model.price.as_ref()),
+            request,
+            encoding: Encoding::O200kBase,
+        })))
+    }
+
+    /// The route that served (or last failed) and how many routes were tried.
+    fn routed(&mut self, route: Option<&Route>, attempts: u32, ttft: Option<Duration>) {
+        let Some(known) = &mut self.0 else { return };
+        if let Some(route) = route {
+            known.record.provider_id = Some(route.provider.id.to_string());
+            known.record.upstream_model = Some(route.upstream_model.clone());
+            known.encoding = route.encoding;
+        }
+        known.record.attempts = attempts.min(i16::MAX as u32) as i16;
+        known.record.ttft_ms = ttft.map(|t| t.as_millis().min(i32::MAX as u128) as i32);
+    }
+
+    /// The finished row. With upstream usage its tokens are exact; without, the row carries
+    /// what the writer needs to count them and is `estimated`. A request that got no reply at
+    /// all was not billed: 0 tokens.
+    fn finish(self, outcome: Outcome<'_>) -> Option<UsageRecord> {
+        let Known {
+            mut record,
+            price,
+            request,
+            encoding,
+        } = *self.0?;
+        let r = &mut record;
+        if outcome.usage.is_none()
+            && let Some(reply) = outcome.reply
+        {
+            r.estimate = Some(Box::new(Estimate {
+                encoding,
+                price,
+                request,
+                reply,
+            }));
+        }
+        let (usage, source) = match outcome.usage {
+            Some(u) => (u, UsageSource::Upstream),
+            None => (Usage::default(), UsageSource::Estimated),
+        };
+        r.input_tokens = usage.input_tokens as i64;
+        r.output_tokens = usage.output_tokens as i64;
+        r.usage_source = source;
+        r.cost = price.cost(usage.input_tokens, usage.output_tokens);
+        r.latency_ms = outcome.latency.as_millis().min(i32::MAX as u128) as i32;
+        r.status = outcome.status;
+        r.http_status = outcome.http_status as i16;
+        r.error_message = outcome.error.map(|e| e.message().to_owned());
+        Some(record)
+    }
+}
+
+// === impl Recorder ===
+
+impl Recorder {
+    /// At admission: `request` is the body as it goes upstream (counted if no usage comes back).
+    pub fn new(
+        ctx: &RequestCtx,
+        key: Option<&ApiKey>,
+        model: &ModelEntry,
+        purpose: Purpose,
+        stream: bool,
+        request: Bytes,
+        admission: Admission,
+    ) -> Self {
+        Self {
+            app: ctx.app.clone(),
+            draft: Draft::new(ctx, key, model, stream, purpose, request),
+            admission,
+            started: ctx.started,
+        }
+    }
+
+    /// The session the request belongs to.
+    pub fn in_session(mut self, id: Option<&str>) -> Self {
+        if let Some(known) = &mut self.draft.0 {
+            known.record.session_id = id.map(str::to_owned);
+        }
+        self
+    }
+
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// A route answered (a whole answer, not a stream).
+    pub fn served(mut self, route: &Route, attempts: u32, usage: Option<Usage>, reply: Reply) {
+        self.draft.routed(Some(route), attempts, None);
+        let latency = self.started.elapsed();
+        self.settle(usage.map(|u| u.input_tokens + u.output_tokens));
+        if let Some(u) = usage {
+            route.metrics.tokens(u.input_tokens, u.output_tokens);
+        }
+        route.metrics.request(200, latency);
+        self.write(Outcome {
+            status: Status::Ok,
+            http_status: 200,
+            usage,
+            reply: Some(reply),
+            error: None,
+            latency,
+        });
+    }
+
+    /// No route served: the row says so with the status the client gets, and nothing generated
+    /// is charged to the key's limits.
+    pub fn failed(mut self, failure: Failure) -> Rejection {
+        let status = failure.error.status().as_u16();
+        let latency = self.started.elapsed();
+        self.draft
+            .routed(failure.route.as_deref(), failure.attempts, None);
+        self.settle(Some(0));
+        match &failure.route {
+            Some(route) => route.metrics.request(status, latency),
+            None => crate::metrics::request_without_route(status),
+        }
+        self.write(Outcome {
+            status: Status::Error,
+            http_status: status,
+            usage: None,
+            reply: None,
+            error: Some(&failure.error),
+            latency,
+        });
+        Rejection {
+            recorded: true,
+            ..failure.into()
+        }
+    }
+
+    /// A stream passed its commit point on `route`: the returned observer records it when it ends.
+    pub fn streaming(
+        mut self,
+        route: &Arc<Route>,
+        attempts: u32,
+        ttft: Duration,
+    ) -> Box<dyn StreamObserver> {
+        route.metrics.ttft(ttft);
+        self.draft.routed(Some(route), attempts, Some(ttft));
+        Box::new(StreamRecorder {
+            route: route.clone(),
+            recorder: self,
+        })
+    }
+
+    /// Settles the reservation to the tokens really used (`None`: unknown, it stands), on the
+    /// app's background runtime after the response.
+    fn settle(&self, used: Option<u64>) {
+        if !self.admission.is_limited() {
+            return;
+        }
+        let Some(used) = used else { return };
+        let (app, admission) = (self.app.clone(), self.admission.clone());
+        self.app
+            .background
+            .spawn(async move { app.limits.settle(&admission, used).await });
+    }
+
+    fn write(self, outcome: Outcome<'_>) {
+        self.app.record_usage(self.draft.finish(outcome));
+    }
+}
+
+// === impl StreamRecorder ===
+
+impl StreamObserver for StreamRecorder {
+    fn finished(self: Box<Self>, end: StreamEnd, usage: Option<Usage>, seen: Transcript) {
+        let Self { route, recorder } = *self;
+        let latency = recorder.started.elapsed();
+        // An estimate is only known later, in the writer: until then the reservation stands.
+        recorder.settle(usage.map(|u| u.input_tokens + u.output_tokens));
+        // Committed streams answered 200; a client that left is recorded as 499 (nginx's
+        // "client closed request").
+        let (status, http_status, how) = match &end {
+            StreamEnd::Completed => (Status::Ok, 200, "completed"),
+            StreamEnd::Failed(e) => {
+                tracing::warn!(provider = %route.provider.id, error = %e, "stream failed after the commit point");
+                (Status::Error, 200, "failed")
+            }
+            StreamEnd::Cancelled => (Status::Cancelled, 499, "cancelled"),
+        };
+        crate::metrics::stream_ended(&route.provider.id, how);
+        if let Some(u) = usage {
+            route.metrics.tokens(u.input_tokens, u.output_tokens);
+        }
+        route.metrics.request(200, latency);
+        let error = match &end {
+            StreamEnd::Failed(e) => Some(e),
+            _ => None,
+        };
+        recorder.write(Outcome {
+            status,
+            http_status,
+            usage,
+            reply: Some(Reply::Chunks(seen)),
+            error,
+            latency,
+        });
+    }
+}

@@ -1,0 +1,28 @@
+//! What every adapter speaks back: our canonical values, whatever the wire format.
+
+use bytes::Bytes;
+
+/// Token counts as the upstream reported them (or as we estimated them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// What one upstream frame becomes for the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Relayed {
+    /// Send these bytes (possibly empty: nothing to send for this frame).
+    Forward(Bytes),
+    /// Send these bytes; the stream is complete.
+    Done(Bytes),
+}
+
+/// What the response translation needs from the request.
+#[derive(Debug, Clone)]
+pub struct ResponseContext {
+    /// The model name the client asked for: what the client sees as `model`.
+    pub client_model: String,
+    pub include_usage: bool,
+    pub created: u64,
+}
