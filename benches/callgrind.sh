@@ -10,7 +10,7 @@
 #
 #   SCENARIO=chat_stream benches/callgrind.sh     # chat (default) or chat_stream
 #   REQUESTS=2000 WARMUP=300                      # counted requests, warm-up requests
-#   EXTRA_YAML=$'usage:\n  sink: none'            # appended to the gateway's config
+#   EXTRA_YAML=$'usage:\n  sink: file'            # the gateway's extra config (default: sink none)
 #
 # Needs valgrind and nginx with the Lua module (apt-get install -y valgrind nginx-light
 # libnginx-mod-http-lua). Everything listens on 127.0.0.1.
@@ -23,6 +23,7 @@ bins=("$@")
 scenario=${SCENARIO:-chat}
 requests=${REQUESTS:-2000}
 warmup=${WARMUP:-300}
+extra_yaml=${EXTRA_YAML-$'usage:\n  sink: none'}
 root=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-callgrind.XXXXXX")
 mkdir -p "$root/run" "$root/logs" "$root/mock"
 mock_pid=""
@@ -71,7 +72,7 @@ models:
   - { name: gpt-4o-mini, type: chat, routes: [ { provider: mock, model: gpt-4o-mini, weight: 1 } ] }
 auth:
   keys: [ { name: bench, key: sk-callgrind } ]
-${EXTRA_YAML:-}
+${extra_yaml}
 YAML
     out="$root/callgrind.$(basename "$bin").$$.out"
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
@@ -79,9 +80,9 @@ YAML
     gw_pid=$!
     for _ in $(seq 1 300); do curl -sf http://127.0.0.1:18096/health >/dev/null && break; sleep 0.2; done
     client "$warmup"
-    callgrind_control -i on "$gw_pid" >/dev/null
+    callgrind_control -i on "$gw_pid" >/dev/null 2>&1
     client "$requests"
-    callgrind_control -i off "$gw_pid" >/dev/null
+    callgrind_control -i off "$gw_pid" >/dev/null 2>&1
     kill -TERM "$gw_pid"
     wait "$gw_pid" || true
     gw_pid=""

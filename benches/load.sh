@@ -6,6 +6,10 @@
 #   cargo build --release
 #   benches/load.sh                                             # all scenarios, c=1/32/128
 #   SCENARIOS=chat CONNS=32 benches/load.sh                     # any rig variable passes through
+#   BASELINE_BIN=/tmp/switchyard-old benches/load.sh             # also an older build, same run
+#
+# With BASELINE_BIN, that binary runs as the extra target `baseline` (127.0.0.1:18097, the same
+# config as the rig's `switchyard` target), so a before/after pair is measured in one run.
 #
 # BENCH_RIG points at the rig (default ../shared/bench next to this checkout).
 set -euo pipefail
@@ -19,4 +23,27 @@ export TARGETS=${TARGETS:-"direct nginx switchyard"}
 export SCENARIOS=${SCENARIOS:-"chat chat_stream embeddings models"}
 export CONNS=${CONNS:-"1 32 128"}
 export RATES=${RATES:-""}
-exec "$rig/run_baselines.sh"
+if [ -z "${BASELINE_BIN:-}" ]; then
+    exec "$rig/run_baselines.sh"
+fi
+[ -x "$BASELINE_BIN" ] || { echo "BASELINE_BIN $BASELINE_BIN is not executable" >&2; exit 1; }
+export BENCH_KEY=${BENCH_KEY:-sk-bench-$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-baseline.XXXXXX")
+cat > "$dir/switchyard.yaml" <<YAML
+server:
+  listen: 127.0.0.1:18097
+providers:
+  - { id: mock, kind: openai, base_url: "http://127.0.0.1:18081/v1", api_key: sk-mock }
+models:
+  - { name: gpt-4o-mini, type: chat, routes: [ { provider: mock, model: gpt-4o-mini, weight: 1 } ] }
+  - { name: text-embedding-3-small, type: embedding, routes: [ { provider: mock, model: text-embedding-3-small, weight: 1 } ] }
+auth:
+  keys: [ { name: bench, key: "$BENCH_KEY" } ]
+${SWITCHYARD_EXTRA_YAML:-}
+YAML
+"$BASELINE_BIN" serve --config "$dir/switchyard.yaml" > "$dir/baseline.log" 2>&1 &
+baseline=$!
+trap 'kill $baseline 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18097/health >/dev/null && break; sleep 0.1; done
+export TARGETS="$TARGETS ext:baseline=http://127.0.0.1:18097@$baseline"
+"$rig/run_baselines.sh"

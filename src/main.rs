@@ -180,8 +180,10 @@ async fn run(loaded: LoadedConfig) -> ExitCode {
     }
     let models: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
     tracing::info!(listen = %addr, workers, config = %loaded.source, providers = config.providers.len(), ?models, "switchyard is serving");
-    tokio::spawn(reload_on_sighup(app.clone(), loaded.source.clone()));
+    let reloads = tokio::spawn(reload_on_sighup(app.clone(), loaded.source.clone()));
     shutdown_signal().await;
+    // No reload may swap the config under a draining server.
+    reloads.abort();
     let grace_ends = tokio::time::Instant::now() + options.shutdown_grace;
     // Readiness fails at once; the workers close their listeners and drain.
     app.start_draining();

@@ -332,6 +332,7 @@ impl Postgres {
             tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(&self.url, NoTls))
                 .await
                 .map_err(|_| UsageError("connecting to the usage database timed out".into()))??;
+        // The connection's task ends when `client` is dropped (or the socket closes).
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "usage database connection ended");
