@@ -13,7 +13,7 @@ use switchyard::limits::keys::KeyStore;
 use switchyard::providers::dashscope::stream::StreamRelay as DashScopeRelay;
 use switchyard::providers::openai::{StreamRelay, splice};
 use switchyard::providers::{ResponseContext, dashscope};
-use switchyard::request::ChatRequest;
+use switchyard::request::{ChatRequest, Form};
 use switchyard::routing::wrr::SmoothWrr;
 use switchyard::secret::Secret;
 use switchyard::sse::SseDecoder;
@@ -151,6 +151,7 @@ fn dashscope_translation(c: &mut Criterion) {
         client_model: "qwen-plus".into(),
         include_usage: true,
         created: 1_700_000_000,
+        form: Form::Chat,
     };
     c.bench_function(
         "dashscope: one native event -> OpenAI chunk (decode + translate)",

@@ -23,6 +23,8 @@ pub enum ErrorKind {
     ModelNotAllowed,
     /// The session belongs to another key: 403.
     SessionForbidden,
+    /// A browser origin (or a header it asks to send) that `server.cors` does not allow: 403.
+    CorsForbidden,
     /// The session store (Redis) did not answer in time: 503, for session requests only.
     SessionStoreUnavailable,
     /// The model is not configured: 404 `model_not_found`.
@@ -42,7 +44,6 @@ pub enum ErrorKind {
     UpstreamRejected,
     /// The upstream refused the gateway's own credentials: an operator problem, never shown to
     /// the client in the upstream's words (they can quote part of the key). Retryable: another
-    /// route has other credentials, and a route with a bad key should be ejected. Retryable: another
     /// route has other credentials, and a route with a bad key should be ejected.
     UpstreamAuth,
     /// 5xx, a malformed answer, or a stream that broke. Retryable.
@@ -97,7 +98,9 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorKind::ModelNotAllowed | ErrorKind::SessionForbidden => StatusCode::FORBIDDEN,
+            ErrorKind::ModelNotAllowed | ErrorKind::SessionForbidden | ErrorKind::CorsForbidden => {
+                StatusCode::FORBIDDEN
+            }
             ErrorKind::SessionStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -125,7 +128,9 @@ impl ErrorKind {
             | ErrorKind::MethodNotAllowed
             | ErrorKind::PayloadTooLarge
             | ErrorKind::UpstreamRejected => "invalid_request_error",
-            ErrorKind::ModelNotAllowed | ErrorKind::SessionForbidden => "permission_error",
+            ErrorKind::ModelNotAllowed | ErrorKind::SessionForbidden | ErrorKind::CorsForbidden => {
+                "permission_error"
+            }
             ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => "rate_limit_error",
             ErrorKind::UpstreamTimeout | ErrorKind::RequestTimeout => "timeout_error",
             ErrorKind::UpstreamAuth
@@ -144,6 +149,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "invalid_api_key",
             ErrorKind::ModelNotAllowed => "model_not_allowed",
             ErrorKind::SessionForbidden => "session_forbidden",
+            ErrorKind::CorsForbidden => "cors_forbidden",
             ErrorKind::SessionStoreUnavailable => "session_store_unavailable",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::NotFound => "not_found",
@@ -169,6 +175,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::ModelNotAllowed => "model_not_allowed",
             ErrorKind::SessionForbidden => "session_forbidden",
+            ErrorKind::CorsForbidden => "cors_forbidden",
             ErrorKind::SessionStoreUnavailable => "session_store_unavailable",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::NotFound => "not_found",

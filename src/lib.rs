@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod providers;
 pub mod redis;
 pub mod request;
+pub mod responses;
 pub mod routing;
 pub mod secret;
 pub mod server;

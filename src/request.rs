@@ -21,6 +21,8 @@ const MAX_DEPTH: usize = 128;
 
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
+    /// Chat (`messages`) or a legacy completion (`prompt`): routed the same way.
+    pub form: Form,
     pub body: Bytes,
     pub model: String,
     /// Byte range of the `model` value (quotes included) inside `body`.
@@ -33,6 +35,15 @@ pub struct ChatRequest {
     pub session_id: Option<String>,
     /// `max_completion_tokens` (or the older `max_tokens`), for token-limit reservations.
     pub max_tokens: Option<u64>,
+}
+
+/// The two shapes of a text-generation request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `POST /v1/chat/completions`: `messages`.
+    Chat,
+    /// `POST /v1/completions` (legacy): `prompt`, answered as `text_completion`.
+    Completion,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +81,8 @@ struct ChatPeek<'a> {
     max_tokens: Option<u64>,
     #[serde(default)]
     max_completion_tokens: Option<u64>,
+    #[serde(borrow, default)]
+    prompt: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -94,24 +107,21 @@ struct EmbeddingsPeek<'a> {
 
 impl ChatRequest {
     pub fn parse(body: Bytes) -> Result<Self, GatewayError> {
+        Self::parse_as(body, Form::Chat)
+    }
+
+    /// A legacy completion (`prompt`: a string, strings, token ids or token-id arrays).
+    pub fn parse_completion(body: Bytes) -> Result<Self, GatewayError> {
+        Self::parse_as(body, Form::Completion)
+    }
+
+    fn parse_as(body: Bytes, form: Form) -> Result<Self, GatewayError> {
         let peek: ChatPeek<'_> = serde_json::from_slice(&body).map_err(json_error)?;
         check_depth(&body)?;
         let (model, model_span) = model_field(&body, peek.model)?;
-        match peek.messages {
-            None => return Err(missing("messages")),
-            Some(raw) if !raw.get().starts_with('[') => {
-                return Err(GatewayError::invalid_request(
-                    "'messages' must be an array of message objects",
-                )
-                .with_param("messages"));
-            }
-            Some(raw) if raw.get()[1..].trim_start().starts_with(']') => {
-                return Err(GatewayError::invalid_request(
-                    "'messages' must contain at least one message",
-                )
-                .with_param("messages"));
-            }
-            Some(_) => {}
+        match form {
+            Form::Chat => check_messages(peek.messages)?,
+            Form::Completion => check_prompt(peek.prompt)?,
         }
         let stream = peek.stream.unwrap_or(false);
         let has_stream_options = peek.stream_options.is_some();
@@ -130,6 +140,7 @@ impl ChatRequest {
             })?),
         };
         Ok(Self {
+            form,
             body,
             model,
             model_span,
@@ -139,6 +150,47 @@ impl ChatRequest {
             session_id,
             max_tokens,
         })
+    }
+}
+
+fn check_messages(messages: Option<&RawValue>) -> Result<(), GatewayError> {
+    match messages {
+        None => Err(missing("messages")),
+        Some(raw) if !raw.get().starts_with('[') => Err(GatewayError::invalid_request(
+            "'messages' must be an array of message objects",
+        )
+        .with_param("messages")),
+        Some(raw) if raw.get()[1..].trim_start().starts_with(']') => Err(
+            GatewayError::invalid_request("'messages' must contain at least one message")
+                .with_param("messages"),
+        ),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A legacy completion's `prompt`: a non-empty string, array of strings, token ids or
+/// token-id arrays.
+fn check_prompt(prompt: Option<&RawValue>) -> Result<(), GatewayError> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Prompt {
+        Text(#[allow(dead_code, reason = "only the shape is checked")] String),
+        Texts(Vec<String>),
+        Tokens(Vec<u32>),
+        TokenBatches(Vec<Vec<u32>>),
+    }
+    let raw = prompt.ok_or_else(|| missing("prompt"))?;
+    let bad = || {
+        GatewayError::invalid_request(
+            "'prompt' must be a string, an array of strings, an array of token ids or an array of token-id arrays",
+        )
+        .with_param("prompt")
+    };
+    match serde_json::from_str::<Prompt>(raw.get()).map_err(|_| bad())? {
+        Prompt::Texts(v) if v.is_empty() => Err(bad()),
+        Prompt::Tokens(v) if v.is_empty() => Err(bad()),
+        Prompt::TokenBatches(v) if v.is_empty() || v.iter().any(Vec::is_empty) => Err(bad()),
+        _ => Ok(()),
     }
 }
 

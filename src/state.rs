@@ -24,6 +24,7 @@ use crate::limits::keys::KeyStore;
 use crate::limits::rate::Limiter;
 use crate::metrics::RouteMetrics;
 use crate::providers::Adapter;
+use crate::responses::store::ResponseStore;
 use crate::routing::health::{HealthPolicy, RouteHealth};
 use crate::routing::probe::Probes;
 use crate::routing::provider::{ProbeSpec, Provider};
@@ -46,6 +47,8 @@ pub struct App {
     pub ledger: Option<Ledger>,
     /// Server-side conversations; the store lives as long as the process (a reload keeps it).
     pub sessions: Sessions,
+    /// Stored Responses, for `previous_response_id` chains and `GET /v1/responses/{id}`.
+    pub responses: ResponseStore,
     /// Per-key rpm/tpm buckets (limits come from the keys, so a reload changes them).
     pub limits: Limiter,
     /// Where work that outlives its request runs (session compressions, limit settlements).
@@ -66,6 +69,8 @@ pub struct Background {
 /// Everything one config generation defines.
 pub struct Runtime {
     pub max_body_bytes: usize,
+    /// Origins a browser may call from (`server.cors`); `None`: no CORS at all.
+    pub cors_origins: Option<Vec<String>>,
     pub request_timeout: Duration,
     pub max_attempts: u32,
     pub unhealthy_after: u32,
@@ -115,6 +120,7 @@ impl App {
             usage: UsageSink::start(&config.usage),
             ledger: ledger(&config.usage)?,
             sessions: Sessions::new(&config.sessions)?,
+            responses: ResponseStore::new(&config.responses, &config.sessions)?,
             limits: Limiter::new(&config.limits)?,
             background: Background {
                 runtime: tokio::runtime::Handle::current(),
@@ -261,6 +267,11 @@ impl Runtime {
         let models_json = Bytes::from(json!({"object": "list", "data": models.iter().map(|m| model_object(m, created)).collect::<Vec<_>>()}).to_string());
         Ok(Self {
             max_body_bytes: config.server.max_body_bytes,
+            cors_origins: config
+                .server
+                .cors
+                .as_ref()
+                .map(|c| c.allowed_origins.clone()),
             request_timeout: config.server.request_timeout.0,
             max_attempts: config.routing.max_attempts,
             unhealthy_after: config.routing.unhealthy_after,

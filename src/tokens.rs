@@ -151,12 +151,24 @@ impl Encoding {
     pub fn count_chat_prompt(self, body: &[u8]) -> Option<u64> {
         #[derive(Deserialize)]
         struct Prompt {
-            messages: Vec<Value>,
+            #[serde(default)]
+            messages: Option<Vec<Value>>,
+            /// A legacy completion's prompt instead of messages.
+            #[serde(default)]
+            prompt: Option<Value>,
             #[serde(default)]
             tools: Option<Value>,
         }
         let prompt: Prompt = serde_json::from_slice(body).ok()?;
-        let messages: u64 = prompt.messages.iter().map(|m| self.count_message(m)).sum();
+        let messages: u64 = match (&prompt.messages, &prompt.prompt) {
+            (Some(messages), _) => messages.iter().map(|m| self.count_message(m)).sum(),
+            (None, Some(text)) => {
+                let mut all = String::new();
+                collect_text(text, &mut all);
+                return Some(self.count(&all));
+            }
+            (None, None) => return None,
+        };
         let tools = match &prompt.tools {
             Some(tools @ Value::Array(list)) if !list.is_empty() => self.count(&tools.to_string()),
             _ => 0,
@@ -169,8 +181,11 @@ impl Encoding {
         let mut text = String::new();
         if let Ok(Choices { choices }) = serde_json::from_slice::<Choices>(body) {
             for choice in &choices {
-                if let Some(message) = choice.get("message") {
-                    collect_generated(message, &mut text);
+                // A chat message, or a legacy completion's text.
+                match (choice.get("message"), choice.get("text")) {
+                    (Some(message), _) => collect_generated(message, &mut text),
+                    (None, Some(Value::String(t))) => text.push_str(t),
+                    _ => {}
                 }
             }
         }
@@ -184,8 +199,10 @@ impl Encoding {
         for data in chunks {
             if let Ok(Choices { choices }) = serde_json::from_slice::<Choices>(data) {
                 for choice in &choices {
-                    if let Some(delta) = choice.get("delta") {
-                        collect_generated(delta, &mut text);
+                    match (choice.get("delta"), choice.get("text")) {
+                        (Some(delta), _) => collect_generated(delta, &mut text),
+                        (None, Some(Value::String(t))) => text.push_str(t),
+                        _ => {}
                     }
                 }
             }

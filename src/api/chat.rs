@@ -5,15 +5,14 @@
 //! only once the first upstream event is in hand (the commit point), so any failure before it is
 //! retried on another route and the client never sees it.
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::body::Incoming;
 
-use super::{answered, json, read_body, session_header};
+use super::{read_body, render, session_header};
 use crate::body::Body;
 use crate::call::admit;
 use crate::call::context::{Rejection, RequestCtx};
-use crate::call::pipeline::{self, ChatAnswer};
+use crate::call::pipeline;
 use crate::request::ChatRequest;
 
 pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
@@ -22,31 +21,5 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     let body = read_body(req, ctx.runtime.max_body_bytes).await?;
     let mut chat = ChatRequest::parse(body)?;
     let session = chat.session_id.take().or(header_session);
-    Ok(match pipeline::chat(ctx, key, chat, session).await? {
-        ChatAnswer::Completion(answer) => {
-            let mut response = json(StatusCode::OK, answer.body);
-            answered(
-                &mut response,
-                &answer.route,
-                &answer.admission,
-                answer.session,
-            );
-            response
-        }
-        ChatAnswer::Stream(answer) => {
-            let mut response = Response::new(answer.body);
-            answered(
-                &mut response,
-                &answer.route,
-                &answer.admission,
-                answer.session,
-            );
-            let headers = response.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            // Reverse proxies in front of the gateway must not buffer the stream.
-            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-            response
-        }
-    })
+    Ok(render(pipeline::chat(ctx, key, chat, session).await?))
 }

@@ -3,14 +3,14 @@
 //! `dimensions` are honoured by the upstream itself; DashScope routes are translated, batched and
 //! base64-encoded by the gateway.
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::body::Incoming;
 
-use super::{answered, json, read_body};
+use super::{read_body, render};
 use crate::body::Body;
 use crate::call::admit;
 use crate::call::context::{Rejection, RequestCtx};
-use crate::call::pipeline;
+use crate::call::pipeline::{self, Answered};
 use crate::request::EmbeddingsRequest;
 
 pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
@@ -18,12 +18,5 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     let body = read_body(req, ctx.runtime.max_body_bytes).await?;
     let embeddings = EmbeddingsRequest::parse(body)?;
     let answer = pipeline::embeddings(ctx, key, &embeddings).await?;
-    let mut response = json(StatusCode::OK, answer.body);
-    answered(
-        &mut response,
-        &answer.route,
-        &answer.admission,
-        answer.session,
-    );
-    Ok(response)
+    Ok(render(Answered::Whole(answer)))
 }

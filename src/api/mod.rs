@@ -3,26 +3,59 @@
 //! formats an error body itself.
 
 pub mod chat;
+pub mod completions;
 pub mod embeddings;
 pub mod health;
 pub mod models;
+pub mod responses;
 pub mod sessions;
 pub mod usage;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::body::{Body, full};
+use crate::call::pipeline::Answered;
 use crate::error::{ErrorKind, GatewayError};
 use crate::limits::rate::Admission;
 use crate::routing::Route;
 
+/// A served answer as its response: JSON, or an SSE stream that no proxy in front may buffer.
+pub fn render(answered: Answered) -> Response<Body> {
+    match answered {
+        Answered::Whole(answer) => {
+            let mut response = json(StatusCode::OK, answer.body);
+            answered_headers(
+                &mut response,
+                &answer.route,
+                &answer.admission,
+                answer.session,
+            );
+            response
+        }
+        Answered::Stream(answer) => {
+            let mut response = Response::new(answer.body);
+            answered_headers(
+                &mut response,
+                &answer.route,
+                &answer.admission,
+                answer.session,
+            );
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            response
+        }
+    }
+}
+
 /// What every served answer carries: the provider that served it (never its key or URL), the
 /// key's `x-ratelimit-*` headers and the session it belongs to.
-pub fn answered<B>(
+pub fn answered_headers<B>(
     response: &mut Response<B>,
     route: &Route,
     admission: &Admission,

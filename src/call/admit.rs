@@ -10,6 +10,7 @@ use crate::config::ModelType;
 use crate::error::GatewayError;
 use crate::limits::keys::{ApiKey, not_allowed};
 use crate::limits::rate::Admission;
+use crate::request::ChatRequest;
 use crate::routing::ModelEntry;
 use crate::tokens::Encoding;
 
@@ -58,4 +59,23 @@ pub async fn limits(
         }
         _ => Ok(Admission::default()),
     }
+}
+
+/// Admits a text-generation request (chat, legacy completion, responses): reserved, the prompt
+/// as it goes upstream plus the completion it may generate (`max_tokens`, else
+/// `limits.default_max_tokens`).
+pub async fn generation_limits(
+    ctx: &RequestCtx,
+    key: Option<&ApiKey>,
+    encoding: Encoding,
+    chat: &ChatRequest,
+) -> Result<Admission, GatewayError> {
+    limits(ctx, key, encoding, |encoding| {
+        let prompt = encoding.count_chat_prompt(&chat.body).unwrap_or(0);
+        let completion = chat
+            .max_tokens
+            .unwrap_or(u64::from(ctx.app.limits.default_max_tokens));
+        prompt + completion
+    })
+    .await
 }

@@ -38,8 +38,9 @@ pub async fn compress(app: Arc<App>, id: String, encoding: Encoding, wait: bool)
     drop(claim);
 }
 
-/// One summary call to `sessions.summary_model`, through the routes, with its own ledger row.
-async fn summarize(
+/// One summary call to `sessions.summary_model`, through the routes, with its own ledger row
+/// (its `session_id`: the session's id, or the response's for a chain).
+pub async fn summarize(
     app: Arc<App>,
     session: String,
     messages: Vec<Value>,

@@ -148,6 +148,7 @@ fn response_context(chat: &ChatRequest) -> ResponseContext {
         client_model: chat.model.clone(),
         include_usage: chat.include_usage,
         created: crate::clock::unix_now(),
+        form: chat.form,
     }
 }
 

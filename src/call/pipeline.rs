@@ -29,9 +29,9 @@ pub struct Answer<T> {
     pub session: Option<String>,
 }
 
-pub enum ChatAnswer {
-    Completion(Answer<Bytes>),
-    /// The SSE body (a `call::relay::RelayStream`, boxed once for the response).
+/// An answer as the client gets it: one JSON body, or an SSE stream (boxed once, here).
+pub enum Answered {
+    Whole(Answer<Bytes>),
     Stream(Answer<Body>),
 }
 
@@ -42,7 +42,7 @@ pub async fn chat(
     key: Option<Arc<ApiKey>>,
     mut chat: ChatRequest,
     session: Option<String>,
-) -> Result<ChatAnswer, Rejection> {
+) -> Result<Answered, Rejection> {
     let key = key.as_deref();
     let model = admit::model(ctx, key, &chat.model, ModelType::Chat)?;
     let turn = match session {
@@ -57,14 +57,7 @@ pub async fn chat(
         }
     };
     // Reserved: the prompt as sent upstream (session history included) plus the completion.
-    let admission = admit::limits(ctx, key, model.encoding(), |encoding| {
-        let prompt = encoding.count_chat_prompt(&chat.body).unwrap_or(0);
-        let completion = chat
-            .max_tokens
-            .unwrap_or(u64::from(ctx.app.limits.default_max_tokens));
-        prompt + completion
-    })
-    .await?;
+    let admission = admit::generation_limits(ctx, key, model.encoding(), &chat).await?;
     let session = turn.as_ref().map(|t| t.id.clone());
     let recorder = Recorder::new(
         ctx,
@@ -83,7 +76,7 @@ pub async fn chat(
         if let Some(turn) = turn {
             relay.finish_with(turn::stream_finisher(&ctx.app, turn));
         }
-        return Ok(ChatAnswer::Stream(Answer {
+        return Ok(Answered::Stream(Answer {
             body: relay.boxed_unsync(),
             route: served.route,
             admission,
@@ -95,11 +88,48 @@ pub async fn chat(
     if let Some(turn) = turn {
         Box::pin(turn::store_reply(&ctx.app, turn, &body)).await?;
     }
-    Ok(ChatAnswer::Completion(Answer {
+    Ok(Answered::Whole(Answer {
         body,
         route: served.route,
         admission,
         session,
+    }))
+}
+
+/// A legacy completion (`POST /v1/completions`): a chat model's routes, `text_completion`
+/// answers (passed through from OpenAI-kind upstreams, translated from DashScope's).
+pub async fn completions(
+    ctx: &RequestCtx,
+    key: Option<Arc<ApiKey>>,
+    req: ChatRequest,
+) -> Result<Answered, Rejection> {
+    let key = key.as_deref();
+    let model = admit::model(ctx, key, &req.model, ModelType::Chat)?;
+    let admission = admit::generation_limits(ctx, key, model.encoding(), &req).await?;
+    let recorder = Recorder::new(
+        ctx,
+        key,
+        model,
+        Purpose::Completion,
+        req.stream,
+        req.body.clone(),
+        admission.clone(),
+    );
+    if req.stream {
+        let served = dispatch::stream(ctx, model, &req, recorder, None).await?;
+        return Ok(Answered::Stream(Answer {
+            body: served.value.boxed_unsync(),
+            route: served.route,
+            admission,
+            session: None,
+        }));
+    }
+    let served = dispatch::complete(ctx, model, &req, recorder, None).await?;
+    Ok(Answered::Whole(Answer {
+        body: served.value.0,
+        route: served.route,
+        admission,
+        session: None,
     }))
 }
 

@@ -27,6 +27,8 @@ pub struct Config {
     #[serde(default)]
     pub sessions: SessionsConfig,
     #[serde(default)]
+    pub responses: ResponsesConfig,
+    #[serde(default)]
     pub usage: UsageConfig,
 }
 
@@ -44,6 +46,16 @@ pub struct ServerConfig {
     /// Worker threads, each with its own runtime, listener (SO_REUSEPORT) and upstream pool;
     /// 0 = one per CPU.
     pub workers: usize,
+    /// Browser access; absent = no CORS headers at all.
+    pub cors: Option<CorsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins (`https://app.example.com`) allowed to call the gateway from a browser; `"*"`
+    /// allows any.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -223,6 +235,18 @@ pub struct SessionsConfig {
     pub timeout: ConfigDuration,
 }
 
+/// Stored Responses (`previous_response_id`, `item_reference`, `GET /v1/responses/{id}`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponsesConfig {
+    /// Absent: the sessions' store (and its `redis_url`).
+    pub store: Option<SessionStoreKind>,
+    pub redis_url: Option<String>,
+    pub ttl: ConfigDuration,
+    /// The memory store's bound: beyond it the oldest responses are evicted.
+    pub max_responses: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UsageSinkKind {
@@ -269,6 +293,7 @@ impl Default for ServerConfig {
             header_read_timeout: ConfigDuration::secs(10),
             max_connections: 10_000,
             workers: 0,
+            cors: None,
         }
     }
 }
@@ -328,6 +353,17 @@ impl Default for SessionsConfig {
             summary_model: None,
             max_sessions: 100_000,
             timeout: ConfigDuration::secs(1),
+        }
+    }
+}
+
+impl Default for ResponsesConfig {
+    fn default() -> Self {
+        Self {
+            store: None,
+            redis_url: None,
+            ttl: ConfigDuration::secs(720 * 3600),
+            max_responses: 10_000,
         }
     }
 }

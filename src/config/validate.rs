@@ -23,6 +23,23 @@ pub(super) fn validate(config: &mut Config) -> Result<Vec<String>, ConfigError> 
 }
 
 fn check_server(server: &ServerConfig) -> Result<(), ConfigError> {
+    for (i, origin) in server
+        .cors
+        .iter()
+        .flat_map(|c| &c.allowed_origins)
+        .enumerate()
+    {
+        let valid = origin == "*"
+            || ((origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.ends_with('/')
+                && http::HeaderValue::from_str(origin).is_ok());
+        if !valid {
+            return Err(ConfigError::new(
+                format!("server.cors.allowed_origins[{i}]"),
+                format!("{origin:?} is not an origin (scheme://host[:port], no path) or \"*\""),
+            ));
+        }
+    }
     if server.max_body_bytes == 0 {
         return Err(ConfigError::new(
             "server.max_body_bytes",
@@ -256,6 +273,20 @@ fn check_sections(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::new(
             "sessions.redis_url",
             "is required with store: redis",
+        ));
+    }
+    let r = &config.responses;
+    if r.ttl.0.is_zero() || r.max_responses == 0 {
+        return Err(ConfigError::new(
+            "responses",
+            "ttl and max_responses must be > 0",
+        ));
+    }
+    let redis_url = r.redis_url.as_ref().or(s.redis_url.as_ref());
+    if r.store.unwrap_or(s.store) == SessionStoreKind::Redis && redis_url.is_none() {
+        return Err(ConfigError::new(
+            "responses.redis_url",
+            "is required with store: redis (or sessions.redis_url)",
         ));
     }
     if let Some(name) = &s.summary_model {

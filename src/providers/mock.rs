@@ -119,6 +119,61 @@ impl MockUpstream {
         }
     }
 
+    /// A legacy `text_completion`: the prompt continued with the mock's reply.
+    fn completion(&self, body: &Value, created: u64) -> LocalAnswer {
+        let model = body["model"].as_str().unwrap_or("mock");
+        let prompt = match &body["prompt"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let id = format!("cmpl-mock{:016x}", fnv1a(body.to_string().as_bytes()));
+        let reply = self
+            .reply
+            .clone()
+            .unwrap_or_else(|| format!(" Mock completion from Switchyard ({model}) of: {prompt}"));
+        let pieces = split_words(&reply);
+        let prompt_tokens = estimate_tokens(&prompt);
+        let completion_tokens = pieces.len() as u64;
+        let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
+        let text_chunk = |text: &str, finish: Value, usage: Value| {
+            json!({"id": id, "object": "text_completion", "created": created, "model": model,
+                "choices": [{"text": text, "index": 0, "logprobs": null, "finish_reason": finish}], "usage": usage})
+        };
+        if !body["stream"].as_bool().unwrap_or(false) {
+            let out = text_chunk(&reply, json!("stop"), usage);
+            return self.json(StatusCode::OK, &out, self.latency);
+        }
+        let last = pieces.len().saturating_sub(1);
+        let mut chunks: Vec<Bytes> = pieces
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                // As OpenAI does: the last text and the finish reason come in one chunk.
+                let finish = if i == last {
+                    json!("stop")
+                } else {
+                    Value::Null
+                };
+                data_frame(text_chunk(p, finish, Value::Null).to_string().as_bytes())
+            })
+            .collect();
+        if body["stream_options"]["include_usage"].as_bool() == Some(true) {
+            chunks.push(data_frame(
+                json!({"id": id, "object": "text_completion", "created": created, "model": model,
+                "choices": [], "usage": usage})
+                .to_string()
+                .as_bytes(),
+            ));
+        }
+        chunks.push(Bytes::from_static(DONE_FRAME));
+        LocalAnswer {
+            status: StatusCode::OK,
+            chunks,
+            latency: self.latency,
+            interval: self.chunk_interval,
+        }
+    }
+
     fn embeddings(&self, body: &Value) -> LocalAnswer {
         let model = body["model"].as_str().unwrap_or("mock");
         let dims = body["dimensions"]
@@ -248,6 +303,7 @@ impl LocalUpstream for MockUpstream {
         };
         match req.endpoint {
             Endpoint::Chat => self.chat(&body, created),
+            Endpoint::Completions => self.completion(&body, created),
             Endpoint::Embeddings => self.embeddings(&body),
         }
     }

@@ -3,6 +3,7 @@
 //! sends, `call` composes. The one `match` over configured kinds is [`Adapter::of`]; every
 //! other method is enum dispatch over the adapters.
 
+pub mod completion;
 pub mod dashscope;
 pub mod mock;
 pub mod openai;
@@ -16,7 +17,7 @@ use http::StatusCode;
 
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::GatewayError;
-use crate::request::{ChatRequest, EmbeddingsRequest};
+use crate::request::{ChatRequest, EmbeddingsRequest, Form};
 use crate::routing::transport::{Endpoint, HttpSpec, Reach, UpstreamRequest};
 use crate::secret::Secret;
 use crate::usage::estimate::Transcript;
@@ -37,6 +38,8 @@ pub enum Adapter {
 pub enum StreamRelay {
     OpenAi(openai::StreamRelay),
     DashScope(Box<dashscope::stream::StreamRelay>),
+    /// DashScope answering a legacy completion: its chat chunks become `text_completion` ones.
+    DashScopeText(Box<dashscope::stream::StreamRelay>),
 }
 
 // === impl Adapter ===
@@ -66,6 +69,7 @@ impl Adapter {
                     probe_url: openai::probe_url(&base_url),
                     base_url,
                     chat_path: openai::CHAT_PATH,
+                    completions_path: openai::COMPLETIONS_PATH,
                     embeddings_path: openai::EMBEDDINGS_PATH,
                     stream_headers: &[],
                 })
@@ -76,6 +80,7 @@ impl Adapter {
                     probe_url: dashscope::probe_url(&base_url),
                     base_url,
                     chat_path: dashscope::CHAT_PATH,
+                    completions_path: dashscope::CHAT_PATH,
                     embeddings_path: dashscope::EMBEDDINGS_PATH,
                     stream_headers: dashscope::STREAM_HEADERS,
                 })
@@ -92,18 +97,27 @@ impl Adapter {
         upstream_model: &str,
         upstream_model_json: &[u8],
     ) -> Result<UpstreamRequest, GatewayError> {
-        let body = match self {
-            Adapter::OpenAi | Adapter::Mock => {
+        let body = match (self, req.form) {
+            (Adapter::OpenAi | Adapter::Mock, _) => {
                 let body = openai::splice(&req.body, &req.model_span, upstream_model_json);
                 match req.stream && !req.include_usage {
                     true => openai::ask_for_usage(body, req.has_stream_options),
                     false => body,
                 }
             }
-            Adapter::DashScope => dashscope::build_chat(&req.body, upstream_model, req.stream)?,
+            (Adapter::DashScope, Form::Chat) => {
+                dashscope::build_chat(&req.body, upstream_model, req.stream)?
+            }
+            (Adapter::DashScope, Form::Completion) => {
+                dashscope::build_completion(&req.body, upstream_model, req.stream)?
+            }
+        };
+        let endpoint = match req.form {
+            Form::Chat => Endpoint::Chat,
+            Form::Completion => Endpoint::Completions,
         };
         Ok(UpstreamRequest {
-            endpoint: Endpoint::Chat,
+            endpoint,
             body,
             stream: req.stream,
         })
@@ -142,9 +156,13 @@ impl Adapter {
         body: Bytes,
         ctx: &ResponseContext,
     ) -> Result<(Bytes, Option<Usage>), GatewayError> {
-        match self {
-            Adapter::OpenAi | Adapter::Mock => openai::parse_response(body),
-            Adapter::DashScope => dashscope::parse_chat_response(&body, ctx),
+        match (self, ctx.form) {
+            (Adapter::OpenAi | Adapter::Mock, _) => openai::parse_response(body),
+            (Adapter::DashScope, Form::Chat) => dashscope::parse_chat_response(&body, ctx),
+            (Adapter::DashScope, Form::Completion) => {
+                let (chat, usage) = dashscope::parse_chat_response(&body, ctx)?;
+                Ok((completion::from_chat(&chat)?, usage))
+            }
         }
     }
 
@@ -194,7 +212,12 @@ impl Adapter {
                 StreamRelay::OpenAi(openai::StreamRelay::new(ctx.include_usage))
             }
             Adapter::DashScope => {
-                StreamRelay::DashScope(Box::new(dashscope::stream::StreamRelay::new(ctx, provider)))
+                let form = ctx.form;
+                let relay = Box::new(dashscope::stream::StreamRelay::new(ctx, provider));
+                match form {
+                    Form::Chat => StreamRelay::DashScope(relay),
+                    Form::Completion => StreamRelay::DashScopeText(relay),
+                }
             }
         }
     }
@@ -207,13 +230,17 @@ impl StreamRelay {
         match self {
             StreamRelay::OpenAi(relay) => relay.on_frame(frame),
             StreamRelay::DashScope(relay) => relay.on_frame(frame),
+            StreamRelay::DashScopeText(relay) => Ok(match relay.on_frame(frame)? {
+                Relayed::Forward(chat) => Relayed::Forward(completion::chunks_from_chat(&chat)),
+                Relayed::Done(chat) => Relayed::Done(completion::chunks_from_chat(&chat)),
+            }),
         }
     }
 
     pub fn usage(&self) -> Option<Usage> {
         match self {
             StreamRelay::OpenAi(relay) => relay.usage,
-            StreamRelay::DashScope(relay) => relay.usage(),
+            StreamRelay::DashScope(relay) | StreamRelay::DashScopeText(relay) => relay.usage(),
         }
     }
 
@@ -230,13 +257,16 @@ impl StreamRelay {
     pub fn take_seen(&mut self) -> Transcript {
         match self {
             StreamRelay::OpenAi(relay) => std::mem::take(&mut relay.seen),
-            StreamRelay::DashScope(_) => Transcript::default(),
+            StreamRelay::DashScope(_) | StreamRelay::DashScopeText(_) => Transcript::default(),
         }
     }
 
     /// DashScope events are one `data:` line each, and some upstreams omit the blank line
     /// between them (PROTOCOLS.md §5.5): a `data:` line ends the event.
     pub fn data_line_ends_event(&self) -> bool {
-        matches!(self, StreamRelay::DashScope(_))
+        matches!(
+            self,
+            StreamRelay::DashScope(_) | StreamRelay::DashScopeText(_)
+        )
     }
 }

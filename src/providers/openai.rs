@@ -17,6 +17,7 @@ use crate::sse::SseEvent;
 use crate::usage::estimate::Transcript;
 
 pub const CHAT_PATH: &str = "chat/completions";
+pub const COMPLETIONS_PATH: &str = "completions";
 pub const EMBEDDINGS_PATH: &str = "embeddings";
 
 /// Longest upstream error text passed on to a client.

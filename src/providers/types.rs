@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 
+use crate::request::Form;
+
 /// Token counts as the upstream reported them (or as we estimated them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -25,4 +27,6 @@ pub struct ResponseContext {
     pub client_model: String,
     pub include_usage: bool,
     pub created: u64,
+    /// A chat answer, or a legacy `text_completion`.
+    pub form: Form,
 }

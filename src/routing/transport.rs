@@ -29,6 +29,8 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, GatewayError>> + S
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     Chat,
+    /// Legacy completions (`prompt`).
+    Completions,
     Embeddings,
 }
 
@@ -51,6 +53,7 @@ pub enum Reach {
 pub struct HttpSpec {
     pub base_url: String,
     pub chat_path: &'static str,
+    pub completions_path: &'static str,
     pub embeddings_path: &'static str,
     /// Sent with stream requests besides `accept: text/event-stream`.
     pub stream_headers: &'static [(&'static str, &'static str)],
@@ -88,6 +91,7 @@ pub struct HttpUpstream {
     provider: String,
     stream_headers: Vec<(HeaderName, HeaderValue)>,
     chat_uri: Uri,
+    completions_uri: Uri,
     embeddings_uri: Uri,
     authorization: Option<HeaderValue>,
     key: Option<Secret>,
@@ -175,6 +179,7 @@ impl HttpUpstream {
                 })
                 .collect::<Result<_, _>>()?,
             chat_uri: uri(spec.chat_path)?,
+            completions_uri: uri(spec.completions_path)?,
             embeddings_uri: uri(spec.embeddings_path)?,
             authorization,
             key,
@@ -184,6 +189,7 @@ impl HttpUpstream {
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, GatewayError> {
         let uri = match req.endpoint {
             Endpoint::Chat => &self.chat_uri,
+            Endpoint::Completions => &self.completions_uri,
             Endpoint::Embeddings => &self.embeddings_uri,
         };
         let mut request = Request::new(Full::new(req.body));

@@ -2,6 +2,7 @@
 //! connections, HTTP/1 and h2c are served on one port, a slow client gets `header_read_timeout`
 //! to send its request head, and shutdown is a future passed in so tests can drive it.
 
+pub mod cors;
 pub mod router;
 
 use std::future::Future;

@@ -8,6 +8,7 @@ use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use super::cors;
 use crate::api;
 use crate::body::Body;
 use crate::call::context::{Rejection, RequestCtx};
@@ -20,6 +21,11 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let request_id = client_request_id(&req).unwrap_or_else(|| app.next_request_id());
     let ctx = RequestCtx::new(app, request_id.clone(), started);
+    // Only a request from an allowed browser origin needs its headers after routing.
+    let origin = match ctx.runtime.cors_origins.is_some() {
+        true => req.headers().get(http::header::ORIGIN).cloned(),
+        false => None,
+    };
     crate::metrics::in_flight(1.0);
     let result = match tokio::time::timeout(ctx.runtime.request_timeout, route(&ctx, req)).await {
         Ok(result) => result,
@@ -35,6 +41,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         Err(rejection) => reject(&ctx, rejection),
     };
     response.headers_mut().insert(X_REQUEST_ID, request_id);
+    if let Some(origin) = origin {
+        cors::answer(ctx.runtime.cors_origins.as_deref(), &origin, &mut response);
+    }
     response
 }
 
@@ -46,37 +55,51 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::POST, "/v1/chat/completions") => Box::pin(api::chat::handle(ctx, req)).await,
+        (&Method::POST, "/v1/completions") => Box::pin(api::completions::handle(ctx, req)).await,
         (&Method::POST, "/v1/embeddings") => Box::pin(api::embeddings::handle(ctx, req)).await,
         (&Method::GET, "/v1/models") => api::models::list(ctx, &req),
         (&Method::GET, p) if p.starts_with("/v1/models/") => api::models::get(ctx, &req),
+        (&Method::POST, "/v1/responses") => Box::pin(api::responses::create(ctx, req)).await,
+        (&Method::GET | &Method::DELETE, p) if p.starts_with("/v1/responses/") => {
+            let rest = &p["/v1/responses/".len()..];
+            let (id, input_items) = match rest.strip_suffix("/input_items") {
+                Some(id) if req.method() == Method::GET => (id, true),
+                Some(_) => return Err(not_allowed(&req)),
+                None => (rest, false),
+            };
+            let id = api::percent_decode(id);
+            Box::pin(api::responses::stored(ctx, &req, &id, input_items)).await
+        }
         (&Method::GET, "/v1/usage") => Box::pin(api::usage::handle(ctx, &req)).await,
         (&Method::GET | &Method::DELETE, p) if p.starts_with("/v1/sessions/") => {
             let id = api::percent_decode(&p["/v1/sessions/".len()..]);
             Box::pin(api::sessions::handle(ctx, &req, &id)).await
         }
+        (&Method::OPTIONS, _) => Ok(cors::preflight(
+            ctx.runtime.cors_origins.as_deref(),
+            req.headers(),
+        )?),
         (&Method::GET, "/health") => Ok(api::health::live()),
         (&Method::GET, "/ready") => Ok(api::health::ready(ctx)),
         (&Method::GET, "/metrics") => Ok(api::health::metrics(ctx)),
         (
             _,
             "/v1/chat/completions"
+            | "/v1/completions"
+            | "/v1/responses"
             | "/v1/embeddings"
             | "/v1/models"
             | "/v1/usage"
             | "/health"
             | "/ready"
             | "/metrics",
-        ) => Err(GatewayError::new(
-            ErrorKind::MethodNotAllowed,
-            format!("{} is not allowed on {path}", req.method()),
-        )
-        .into()),
-        (_, p) if p.starts_with("/v1/models/") || p.starts_with("/v1/sessions/") => {
-            Err(GatewayError::new(
-                ErrorKind::MethodNotAllowed,
-                format!("{} is not allowed on {path}", req.method()),
-            )
-            .into())
+        ) => Err(not_allowed(&req)),
+        (_, p)
+            if p.starts_with("/v1/models/")
+                || p.starts_with("/v1/sessions/")
+                || p.starts_with("/v1/responses/") =>
+        {
+            Err(not_allowed(&req))
         }
         _ => Err(GatewayError::new(
             ErrorKind::NotFound,
@@ -84,6 +107,14 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
         )
         .into()),
     }
+}
+
+fn not_allowed(req: &Request<Incoming>) -> Rejection {
+    GatewayError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+    .into()
 }
 
 /// Renders and logs a failed request, once, and counts it unless the outcome recorder did.

@@ -8,6 +8,7 @@
 //! Token counts are taken once per message, when it is appended, and stored with it: a turn
 //! never re-tokenises the history.
 
+pub mod compaction;
 pub mod redis;
 pub mod session;
 pub mod store;
@@ -30,17 +31,6 @@ use store::{MemoryStore, Store};
 
 /// Longest session id; ids are `[A-Za-z0-9._:-]{1,128}`.
 const MAX_ID: usize = 128;
-
-/// Prefix of the system message that carries the summary (stable, so a provider's prompt
-/// cache keeps the prefix across turns).
-const SUMMARY_PREFIX: &str = "Summary of the earlier conversation:\n";
-
-/// What the summary model is asked to do.
-const SUMMARY_INSTRUCTIONS: &str = "You compress conversations. Summarise the conversation \
-below for an assistant that will continue it without seeing it: keep every fact, name, number, \
-decision, preference, tool result and open question; drop pleasantries. If it starts with an \
-earlier summary, fold that in. Answer with the summary only, as compact notes in the \
-conversation's language.";
 
 pub struct Sessions {
     store: Store,
@@ -99,6 +89,14 @@ impl Sessions {
         })
     }
 
+    pub fn budget(&self) -> compaction::Budget {
+        compaction::Budget {
+            max_tokens: self.max_tokens,
+            threshold: self.threshold,
+            keep_recent: self.keep_recent,
+        }
+    }
+
     /// Starts a turn: loads the session (compressing it first if it is over `max_tokens`) and
     /// builds the upstream body. `compress_now` runs a compression for this session.
     pub async fn begin<C, F>(
@@ -138,7 +136,7 @@ impl Sessions {
         // `max_tokens` is a hard ceiling: if the history is still over it (recent messages alone
         // exceed it), the oldest are left out of this turn (they stay stored).
         let carried_tokens = carried(&session);
-        let skip = oldest_over(&session.messages, carried_tokens, self.max_tokens);
+        let skip = compaction::oldest_over(&session.messages, carried_tokens, self.max_tokens);
         if skip > 0 {
             crate::metrics::session_compressed("truncated");
         }
@@ -277,38 +275,20 @@ impl Sessions {
         if session.tokens() <= self.threshold {
             return Ok(());
         }
-        let keep_from = tool_safe_split(
+        let plan = compaction::plan(
+            id,
+            session.summary.as_ref(),
             &session.messages,
-            session.messages.len().saturating_sub(self.keep_recent),
-        );
-        let summary = match keep_from {
-            0 => Err(GatewayError::new(
-                ErrorKind::Internal,
-                "nothing old enough to summarise",
-            )),
-            n => summarize(summary_request(&session, n)).await,
-        };
-        let compaction = match summary {
-            Ok(text) => {
-                let message = serde_json::json!({"role": "system", "content": format!("{SUMMARY_PREFIX}{text}")});
-                let json = serde_json::value::to_raw_value(&message).unwrap_or_default();
-                let tokens = encoding.count_message(&message);
-                crate::metrics::session_compressed("summarised");
-                Compaction {
-                    offset: session.offset,
-                    remove: keep_from,
-                    summary: Some(StoredMessage::new(tokens, json)),
-                }
-            }
-            Err(e) => {
-                tracing::warn!(session = id, error = %e, "session summary failed; dropping the oldest turns");
-                crate::metrics::session_compressed("dropped");
-                Compaction {
-                    offset: session.offset,
-                    remove: drop_to_fit(&session, self.threshold),
-                    summary: None,
-                }
-            }
+            session.tokens(),
+            self.budget(),
+            encoding,
+            summarize,
+        )
+        .await;
+        let compaction = Compaction {
+            offset: session.offset,
+            remove: plan.remove,
+            summary: plan.summary,
         };
         if compaction.remove > 0 {
             self.store
@@ -415,72 +395,6 @@ fn message_tokens(encoding: Encoding, json: &RawValue) -> u64 {
     serde_json::from_str::<Value>(json.get())
         .map(|m| encoding.count_message(&m))
         .unwrap_or(0)
-}
-
-/// Moves a split point back so the first kept message is not a tool result: a tool call and
-/// its results are summarised (or kept) together.
-fn tool_safe_split(messages: &[StoredMessage], mut split: usize) -> usize {
-    while split > 0 && split < messages.len() && messages[split].role().as_deref() == Some("tool") {
-        split -= 1;
-    }
-    split
-}
-
-/// How many of the oldest messages to drop so the history fits under `limit`.
-fn drop_to_fit(session: &Session, limit: u64) -> usize {
-    oldest_over(&session.messages, session.tokens(), limit)
-}
-
-/// How many of the oldest `messages` to leave out so `tokens` (the history's total) fits under
-/// `limit`, never starting the rest on an orphaned tool result.
-fn oldest_over(messages: &[StoredMessage], mut tokens: u64, limit: u64) -> usize {
-    let mut n = 0;
-    while tokens > limit && n < messages.len() {
-        tokens -= u64::from(messages[n].tokens);
-        n += 1;
-    }
-    while n < messages.len() && messages[n].role().as_deref() == Some("tool") {
-        n += 1;
-    }
-    n
-}
-
-/// The summary model's messages: the instructions, then the earlier summary (if any) and the
-/// messages to compress as one transcript.
-fn summary_request(session: &Session, upto: usize) -> Vec<Value> {
-    let mut transcript = String::new();
-    if let Some(summary) = &session.summary
-        && let Ok(v) = serde_json::from_str::<Value>(summary.json.get())
-    {
-        let text = v.get("content").and_then(Value::as_str).unwrap_or("");
-        transcript.push_str("Earlier summary:\n");
-        transcript.push_str(text.strip_prefix(SUMMARY_PREFIX).unwrap_or(text));
-        transcript.push_str("\n\nConversation since:\n");
-    }
-    for m in &session.messages[..upto] {
-        let Ok(v) = serde_json::from_str::<Value>(m.json.get()) else {
-            continue;
-        };
-        let role = v.get("role").and_then(Value::as_str).unwrap_or("user");
-        let content = match v.get("content") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) | None => String::new(),
-            Some(other) => other.to_string(),
-        };
-        transcript.push_str(role);
-        transcript.push_str(": ");
-        transcript.push_str(&content);
-        if let Some(calls) = v.get("tool_calls") {
-            transcript.push_str(" [tool calls: ");
-            transcript.push_str(&calls.to_string());
-            transcript.push(']');
-        }
-        transcript.push('\n');
-    }
-    vec![
-        serde_json::json!({"role": "system", "content": SUMMARY_INSTRUCTIONS}),
-        serde_json::json!({"role": "user", "content": transcript}),
-    ]
 }
 
 fn store_error(e: StoreError) -> GatewayError {

@@ -1,5 +1,6 @@
 //! Turns, budgets and compression against the memory store.
 
+use super::compaction::tool_safe_split;
 use super::*;
 use crate::config::SessionsConfig;
 use serde_json::json;

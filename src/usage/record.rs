@@ -63,6 +63,10 @@ pub enum Purpose {
     Embedding,
     /// A session compression's summary call.
     Summary,
+    /// `POST /v1/responses`.
+    Responses,
+    /// `POST /v1/completions` (legacy).
+    Completion,
 }
 
 // === impl UsageRecord ===
@@ -108,6 +112,8 @@ impl Purpose {
             Purpose::Chat => "chat",
             Purpose::Embedding => "embedding",
             Purpose::Summary => "summary",
+            Purpose::Responses => "responses",
+            Purpose::Completion => "completion",
         }
     }
 }

@@ -33,6 +33,26 @@ async fn openai_python_sdk_on_a_dashscope_route() {
 }
 
 #[tokio::test]
+async fn responses_through_the_openai_python_sdk_and_the_agents_sdk() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await;
+    run_client(
+        gw,
+        "python3",
+        "responses_sdk.py",
+        "all responses checks passed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn responses_through_the_vercel_ai_sdk() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await;
+    run_client(gw, "node", "ai_sdk.mjs", "all ai-sdk checks passed").await;
+}
+
+#[tokio::test]
 async fn async_openai_crate() {
     let a = MockOpenAi::start("a").await;
     run_async_openai(&Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await)
@@ -46,10 +66,23 @@ async fn async_openai_crate_on_a_dashscope_route() {
 }
 
 async fn run_python(gw: Gateway) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dropin/openai_sdk.py");
+    run_client(
+        gw,
+        "python3",
+        "openai_sdk.py",
+        "all openai-python checks passed",
+    )
+    .await;
+}
+
+/// Runs a real client (`program` on `tests/dropin/{script}`) against the gateway; it must exit 0
+/// and print `passed`.
+async fn run_client(gw: Gateway, program: &'static str, script: &'static str, passed: &str) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dropin");
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg(script)
+        Command::new(program)
+            .arg(format!("{dir}/{script}"))
+            .current_dir(dir)
             .env("SWITCHYARD_BASE_URL", gw_url(&gw))
             .env("SWITCHYARD_API_KEY", "sk-dropin")
             .env_remove("OPENAI_API_KEY")
@@ -59,18 +92,15 @@ async fn run_python(gw: Gateway) {
     })
     .await
     .unwrap()
-    .expect("python3 runs (the README's test command installs the openai package)");
+    .unwrap_or_else(|e| panic!("{program} runs (the README's test command installs it): {e}"));
     let (output, _gw) = output;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "openai SDK drop-in failed:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        "{script} failed:\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(
-        stdout.contains("all openai-python checks passed"),
-        "{stdout}"
-    );
+    assert!(stdout.contains(passed), "{stdout}");
 }
 
 fn gw_url(gw: &Gateway) -> String {

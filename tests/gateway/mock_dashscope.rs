@@ -145,6 +145,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         );
         return Ok(sse(vec![Ok(Frame::data(Bytes::from(frame)))]));
     }
+    if body["parameters"]["result_format"] == "text" {
+        return Ok(text_mode(&state.name, stream));
+    }
     let tools = body["parameters"]["tools"]
         .as_array()
         .is_some_and(|t| !t.is_empty());
@@ -183,6 +186,36 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         )))));
     }
     Ok(sse(frames))
+}
+
+/// `result_format: text` (PROTOCOLS.md §11.4): `output.text` and `output.finish_reason`, the
+/// string "null" until the last event.
+fn text_mode(name: &str, stream: bool) -> Response<Body> {
+    let usage =
+        |out: u64| json!({"total_tokens": 16 + out, "output_tokens": out, "input_tokens": 16});
+    if !stream {
+        let answer = json!({"output": {"finish_reason": "stop", "text": format!("Hello from {name}")},
+            "usage": usage(4), "request_id": "rid-text"});
+        return json_response(StatusCode::OK, &answer);
+    }
+    let mut pieces: Vec<(String, &str)> = ["Hello", " from", " ", name]
+        .iter()
+        .map(|p| (p.to_string(), "null"))
+        .collect();
+    pieces.push((String::new(), "stop"));
+    let frames = pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, (text, finish))| {
+            let data = json!({"output": {"finish_reason": finish, "text": text},
+                "usage": usage(i as u64 + 1), "request_id": "rid-text"});
+            Ok(Frame::data(Bytes::from(format!(
+                "id:{}\nevent:result\n:HTTP_STATUS/200\ndata:{data}\n\n",
+                i + 1
+            ))))
+        })
+        .collect();
+    sse(frames)
 }
 
 /// The `output` of each event: text in four pieces (or cumulative), or a tool call in fragments.

@@ -129,6 +129,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if path.ends_with("/embeddings") {
         return Ok(json_response(StatusCode::OK, &embeddings(&body)));
     }
+    if path.ends_with("/v1/completions") {
+        return Ok(text_completion(&state.name, &body));
+    }
     if body["stream"] == true {
         return Ok(stream_response(&state.name, &body, behavior));
     }
@@ -147,8 +150,14 @@ fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     r
 }
 
+/// A request that offers tools gets a tool call, unless it already carries the tool's result:
+/// then the answer is text (so an agent's tool loop ends, as with a real model).
 fn has_tools(body: &Value) -> bool {
-    body["tools"].as_array().is_some_and(|t| !t.is_empty())
+    let answered = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .is_some_and(|m| m["role"] == "tool");
+    body["tools"].as_array().is_some_and(|t| !t.is_empty()) && !answered
 }
 
 fn completion(name: &str, body: &Value) -> Value {
@@ -229,6 +238,42 @@ fn stream_response(name: &str, body: &Value, behavior: Behavior) -> Response<Bod
             frames.push(data("[DONE]"));
         }
     }
+    sse_response(frames, "text/event-stream")
+}
+
+/// A legacy `text_completion` (PROTOCOLS.md §11.2–§11.3): the last text and the finish reason
+/// in one chunk, `"usage": null` on the others, the usage chunk only if asked for.
+fn text_completion(name: &str, body: &Value) -> Response<Body> {
+    let model = body["model"].clone();
+    let chunk = |text: &str, finish: Value, usage: Value| {
+        json!({"id": "cmpl-D8ZFN477TMm6AoQohx2jSTOJMh60M", "object": "text_completion", "created": 1770934485,
+               "choices": [{"text": text, "index": 0, "logprobs": null, "finish_reason": finish}], "model": model, "usage": usage})
+    };
+    let usage = json!({"prompt_tokens": 14, "completion_tokens": 16, "total_tokens": 30});
+    if body["stream"] != true {
+        return json_response(
+            StatusCode::OK,
+            &chunk(&format!(" Hello from {name}"), json!("length"), usage),
+        );
+    }
+    let pieces = [" Hello", " from", " ", name];
+    let mut frames: Vec<Result<Frame<Bytes>, std::io::Error>> = Vec::new();
+    let data = |v: Value| Ok(Frame::data(Bytes::from(format!("data: {v}\n\n"))));
+    for (i, piece) in pieces.iter().enumerate() {
+        let finish = if i + 1 == pieces.len() {
+            json!("length")
+        } else {
+            Value::Null
+        };
+        frames.push(data(chunk(piece, finish, Value::Null)));
+    }
+    if body["stream_options"]["include_usage"] == true {
+        frames.push(data(
+            json!({"id": "cmpl-D8ZFN477TMm6AoQohx2jSTOJMh60M", "object": "text_completion",
+            "created": 1770934485, "model": model, "usage": usage, "choices": []}),
+        ));
+    }
+    frames.push(Ok(Frame::data(Bytes::from_static(b"data: [DONE]\n\n"))));
     sse_response(frames, "text/event-stream")
 }
 

@@ -20,6 +20,7 @@ use types::{
     DashScopeEmbeddingResponse, DashScopeGenerationResponse, DashScopeMessage, DashScopeUsage,
 };
 
+/// Chat and legacy completions alike (`input.messages` or `input.prompt`).
 pub const CHAT_PATH: &str = "services/aigc/text-generation/generation";
 pub const EMBEDDINGS_PATH: &str = "services/embeddings/text-embedding/text-embedding";
 /// Streams are asked for with this header as well as `accept: text/event-stream`.
@@ -104,6 +105,62 @@ pub fn build_chat(body: &[u8], upstream_model: &str, stream: bool) -> Result<Byt
     }
     let native =
         json!({"model": upstream_model, "input": {"messages": messages}, "parameters": parameters});
+    Ok(Bytes::from(native.to_string()))
+}
+
+/// A legacy completion as a native text-mode request: `input.prompt`, `result_format: text`.
+/// One prompt string only; `max_tokens` defaults to OpenAI's 16. What the native API cannot do
+/// (several prompts, `suffix`, `echo`, `best_of`, `logprobs`) is a 400 naming the field.
+pub fn build_completion(
+    body: &[u8],
+    upstream_model: &str,
+    stream: bool,
+) -> Result<Bytes, GatewayError> {
+    let request: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| GatewayError::invalid_request(e.to_string()))?;
+    let present = |name: &str| request.get(name).filter(|v| !v.is_null());
+    let Some(Value::String(prompt)) = present("prompt") else {
+        return Err(GatewayError::invalid_request(
+            "this model's route takes one prompt string (arrays and token ids need an OpenAI-kind route)",
+        )
+        .with_param("prompt"));
+    };
+    let unsupported = |field: &'static str| {
+        GatewayError::invalid_request(format!("'{field}' is not supported on this model's route"))
+            .with_param(field)
+            .with_code("unsupported_value")
+    };
+    for field in ["suffix", "logprobs"] {
+        if present(field).is_some() {
+            return Err(unsupported(field));
+        }
+    }
+    if present("echo").is_some_and(|v| v == true) {
+        return Err(unsupported("echo"));
+    }
+    if present("best_of")
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n > 1)
+    {
+        return Err(unsupported("best_of"));
+    }
+    let mut parameters = Map::new();
+    parameters.insert("result_format".into(), json!("text"));
+    if stream {
+        parameters.insert("incremental_output".into(), json!(true));
+    }
+    let max_tokens = present("max_tokens").cloned().unwrap_or(json!(16));
+    parameters.insert("max_tokens".into(), max_tokens);
+    if let Some(top_p) = present("top_p").and_then(Value::as_f64) {
+        parameters.insert("top_p".into(), json!(top_p.clamp(0.001, 0.999)));
+    }
+    for name in ["temperature", "seed", "stop", "presence_penalty", "n"] {
+        if let Some(v) = present(name) {
+            parameters.insert(name.into(), v.clone());
+        }
+    }
+    let native =
+        json!({"model": upstream_model, "input": {"prompt": prompt}, "parameters": parameters});
     Ok(Bytes::from(native.to_string()))
 }
 

@@ -106,7 +106,7 @@ impl StreamRelay {
             self.usage = native.usage;
         }
         let mut out = BytesMut::new();
-        let choices = native.output.and_then(|o| o.choices).unwrap_or_default();
+        let choices = native.output.map(|o| o.into_choices()).unwrap_or_default();
         for (position, choice) in choices.into_iter().enumerate() {
             let index = choice.index.unwrap_or(position as u32);
             let slot = self.choice(index);

@@ -9,6 +9,7 @@ use super::stream::StreamRelay;
 use super::*;
 use crate::error::ErrorKind;
 use crate::providers::Relayed;
+use crate::request::Form;
 use crate::sse::SseDecoder;
 
 fn ctx(include_usage: bool) -> ResponseContext {
@@ -16,6 +17,7 @@ fn ctx(include_usage: bool) -> ResponseContext {
         client_model: "qwen-alias".into(),
         include_usage,
         created: 1_700_000_000,
+        form: Form::Chat,
     }
 }
 

@@ -130,3 +130,26 @@ impl DashScopeMessage {
         }
     }
 }
+
+// === impl DashScopeOutput ===
+
+impl DashScopeOutput {
+    /// The choices, a text-mode answer (`output.text`) read as one choice of an assistant
+    /// message, so both result formats are translated by the same code.
+    pub fn into_choices(self) -> Vec<DashScopeChoice> {
+        match (self.choices, self.text) {
+            (Some(choices), _) => choices,
+            (None, Some(text)) => vec![DashScopeChoice {
+                index: Some(0),
+                message: Some(DashScopeMessage {
+                    content: Some(Value::String(text)),
+                    reasoning_content: None,
+                    tool_calls: None,
+                }),
+                finish_reason: self.finish_reason,
+                logprobs: None,
+            }],
+            (None, None) => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! `POST /v1/responses` through the chat pipeline (PROTOCOLS.md §10.6): admit, expand the
+//! chain, dispatch as chat (same routing, commit point, limits, ledger row and metrics as a
+//! chat request), then answer as a response: a whole object, or the chat stream translated
+//! event by event as it arrives ([`ResponsesStream`]). The response is stored before the client
+//! sees it end.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+use super::admit;
+use super::chain::Chain;
+use super::context::{Rejection, RequestCtx};
+use super::dispatch;
+use super::outcome::Recorder;
+use super::pipeline::{Answer, Answered};
+use super::relay::RelayStream;
+use crate::config::ModelType;
+use crate::error::{ErrorKind, GatewayError};
+use crate::limits::keys::ApiKey;
+use crate::request::ChatRequest;
+use crate::responses::request::ResponsesRequest;
+use crate::responses::response::{self, Head, Output};
+use crate::responses::stream::EventStream;
+use crate::sse::{SseDecoder, SseEvent};
+use crate::usage::record::Purpose;
+
+/// Upper bound on one chat event read back from the relay.
+const MAX_FRAME: usize = 4 * 1024 * 1024;
+
+/// A Responses request.
+pub async fn responses(
+    ctx: &RequestCtx,
+    key: Option<Arc<ApiKey>>,
+    req: ResponsesRequest,
+) -> Result<Answered, Rejection> {
+    let key = key.as_deref();
+    let model = admit::model(ctx, key, &req.model, ModelType::Chat)?;
+    let owner = key.map(|k| &*k.name);
+    let encoding = model.encoding();
+    let expanded = Box::pin(Chain::expand(&ctx.app, &req, owner, encoding)).await?;
+    let chat = ChatRequest::parse(Bytes::from(req.chat_body(expanded.messages)))?;
+    let admission = admit::generation_limits(ctx, key, encoding, &chat).await?;
+    let recorder = Recorder::new(
+        ctx,
+        key,
+        model,
+        Purpose::Responses,
+        chat.stream,
+        chat.body.clone(),
+        admission.clone(),
+    );
+    let head = Head::new(req.model.clone(), req.echo.clone());
+    let chain = expanded.chain;
+    if req.stream {
+        let served = dispatch::stream(ctx, model, &chat, recorder, None).await?;
+        let events = ResponsesStream::new(served.value, head, chain);
+        return Ok(Answered::Stream(Answer {
+            body: events.boxed_unsync(),
+            route: served.route,
+            admission,
+            session: None,
+        }));
+    }
+    let served = dispatch::complete(ctx, model, &chat, recorder, None).await?;
+    let output = response::from_completion(&served.value.0)?;
+    let object = head.finished(&output);
+    Box::pin(chain.store(&object)).await?;
+    Ok(Answered::Whole(Answer {
+        body: Bytes::from(object.to_string()),
+        route: served.route,
+        admission,
+        session: None,
+    }))
+}
+
+/// The chat relay's stream, translated to Responses events as each chunk arrives. The final
+/// `response.completed` waits for the response to be stored.
+pub struct ResponsesStream {
+    chat: RelayStream,
+    decoder: SseDecoder,
+    events: EventStream,
+    /// Events ready to send.
+    out: Vec<u8>,
+    phase: Phase,
+    chain: Option<Chain>,
+}
+
+enum Phase {
+    Start,
+    Streaming,
+    /// The upstream finished; the response is being stored.
+    Storing(Storing, Output),
+    Ended,
+}
+
+type Storing = Pin<Box<dyn Future<Output = Result<(), GatewayError>> + Send>>;
+
+// === impl ResponsesStream ===
+
+impl ResponsesStream {
+    fn new(chat: RelayStream, head: Head, chain: Chain) -> Self {
+        Self {
+            chat,
+            decoder: SseDecoder::new(MAX_FRAME),
+            events: EventStream::new(head),
+            out: Vec::with_capacity(1024),
+            phase: Phase::Start,
+            chain: Some(chain),
+        }
+    }
+
+    /// Translates every complete chat event the relay has given so far.
+    fn translate(&mut self) {
+        while let Ok(Some(frame)) = self.decoder.next_frame() {
+            let event = SseEvent::parse(&frame);
+            let Some(data) = event.data else { continue };
+            if data.trim_ascii() == b"[DONE]" {
+                self.upstream_done();
+                return;
+            }
+            if data.starts_with(b"{\"error\"") {
+                self.fail(relay_error(&data));
+                return;
+            }
+            self.events.on_chunk(&data, &mut self.out);
+        }
+    }
+
+    fn upstream_done(&mut self) {
+        let output = self.events.finish(&mut self.out);
+        let object = self.events.head().finished(&output);
+        match self.chain.take() {
+            Some(chain) => {
+                let storing: Storing = Box::pin(async move { chain.store(&object).await });
+                self.phase = Phase::Storing(storing, output);
+            }
+            None => {
+                self.events.completed(&output, &mut self.out);
+                self.phase = Phase::Ended;
+            }
+        }
+    }
+
+    fn fail(&mut self, error: GatewayError) {
+        self.events.failed(&error, &mut self.out);
+        self.phase = Phase::Ended;
+    }
+}
+
+impl HttpBody for ResponsesStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        loop {
+            if !this.out.is_empty() {
+                let bytes = Bytes::from(std::mem::take(&mut this.out));
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            match &mut this.phase {
+                Phase::Ended => return Poll::Ready(None),
+                Phase::Start => {
+                    this.events.start(&mut this.out);
+                    this.phase = Phase::Streaming;
+                }
+                Phase::Storing(storing, output) => {
+                    let stored = ready!(storing.as_mut().poll(cx));
+                    let output = output.clone();
+                    match stored {
+                        Ok(()) => {
+                            this.events.completed(&output, &mut this.out);
+                            this.phase = Phase::Ended;
+                        }
+                        Err(e) => this.fail(e),
+                    }
+                }
+                Phase::Streaming => match ready!(Pin::new(&mut this.chat).poll_frame(cx)) {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            this.decoder.push(&data);
+                            this.translate();
+                        }
+                    }
+                    Some(Err(never)) => match never {},
+                    // The relay always ends with `[DONE]` or an error event; anything else is
+                    // a cut, never a silent end.
+                    None => this.fail(GatewayError::new(
+                        ErrorKind::UpstreamFailed,
+                        "the upstream stream ended before it finished",
+                    )),
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.phase, Phase::Ended) && self.out.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// The relay's error event (`{"error":{…}}`) as an error to report in the Responses shape.
+fn relay_error(data: &[u8]) -> GatewayError {
+    let parsed: Value = serde_json::from_slice(data).unwrap_or(Value::Null);
+    let message = parsed["error"]["message"]
+        .as_str()
+        .unwrap_or("the upstream failed mid-stream")
+        .to_owned();
+    let kind = match parsed["error"]["code"].as_str() {
+        Some("rate_limit_exceeded") => ErrorKind::UpstreamRateLimited,
+        Some("request_timeout") => ErrorKind::RequestTimeout,
+        _ => ErrorKind::UpstreamFailed,
+    };
+    GatewayError::new(kind, message)
+}

@@ -1,0 +1,303 @@
+//! Stored responses (PROTOCOLS.md §10.4): each response with its input items, its response
+//! object and the context the next response of its chain starts from, for `responses.ttl`; and
+//! an index from item id to response, so an `item_reference` finds its item. In memory
+//! (bounded) or in Redis, shared by every replica.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use fred::types::scripts::Script;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::config::{ResponsesConfig, SessionStoreKind, SessionsConfig};
+use crate::redis::{Redis, RedisError};
+use crate::sessions::session::StoredMessage;
+
+/// One stored response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredResponse {
+    pub id: String,
+    /// The key name that created it (`None` on an open gateway).
+    pub owner: Option<String>,
+    /// The response object, as `POST` answered it and `GET` returns it.
+    pub response: Value,
+    /// This request's input items, references resolved, each with an id.
+    pub input: Vec<Value>,
+    /// What a response continuing this one starts from: the chain's chat messages (instructions
+    /// excluded), oldest first, each with its token count; a summary replaces older turns.
+    pub context: Vec<StoredMessage>,
+    pub summary: Option<StoredMessage>,
+    /// Times the context was compressed.
+    #[serde(default)]
+    pub compressions: u32,
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// Redis did not answer in time, or failed.
+    Unavailable(String),
+}
+
+pub enum ResponseStore {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+/// Responses in this process, with their TTL; the oldest are evicted beyond `max`.
+pub struct MemoryStore {
+    inner: Mutex<Memory>,
+    ttl: Duration,
+    max: usize,
+}
+
+#[derive(Default)]
+struct Memory {
+    responses: HashMap<String, (StoredResponse, Instant)>,
+    /// item id → response id
+    items: HashMap<String, String>,
+}
+
+pub struct RedisStore {
+    redis: Redis,
+    ttl: Duration,
+    put: Script,
+    get: Script,
+}
+
+/// KEYS: the response, then one per item. ARGV: the response JSON, its id, the TTL in ms.
+const PUT: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[2], 'PX', ARGV[3]) end
+return 1
+";
+
+/// KEYS: a response key, or an item key (then the response it points to is read).
+const GET: &str = r"
+local value = redis.call('GET', KEYS[1])
+if value and ARGV[1] == 'item' then value = redis.call('GET', value) end
+return value
+";
+
+// === impl StoredResponse ===
+
+impl StoredResponse {
+    /// The stored item with `id`, among this response's input and output items.
+    pub fn item(&self, id: &str) -> Option<&Value> {
+        let output = self.response["output"].as_array().into_iter().flatten();
+        self.input
+            .iter()
+            .chain(output)
+            .find(|item| item["id"] == id)
+    }
+
+    /// Ids of every item, input and output.
+    fn item_ids(&self) -> impl Iterator<Item = &str> {
+        let output = self.response["output"].as_array().into_iter().flatten();
+        self.input
+            .iter()
+            .chain(output)
+            .filter_map(|item| item["id"].as_str())
+    }
+
+    /// Tokens the context carries (summary included).
+    pub fn context_tokens(&self) -> u64 {
+        self.summary
+            .iter()
+            .chain(&self.context)
+            .map(|m| u64::from(m.tokens))
+            .sum()
+    }
+}
+
+// === impl ResponseStore ===
+
+impl ResponseStore {
+    /// The configured store: `responses.store`, else the sessions' store (and its Redis).
+    pub fn new(config: &ResponsesConfig, sessions: &SessionsConfig) -> Result<Self, String> {
+        let ttl = config.ttl.0;
+        Ok(match config.store.unwrap_or(sessions.store) {
+            SessionStoreKind::Memory => {
+                ResponseStore::Memory(MemoryStore::new(ttl, config.max_responses))
+            }
+            SessionStoreKind::Redis => {
+                let url = config.redis_url.as_ref().or(sessions.redis_url.as_ref());
+                ResponseStore::Redis(RedisStore::connect(
+                    url.map(String::as_str).unwrap_or_default(),
+                    ttl,
+                    sessions.timeout.0,
+                )?)
+            }
+        })
+    }
+
+    pub async fn put(&self, response: &StoredResponse) -> Result<(), StoreError> {
+        match self {
+            ResponseStore::Memory(m) => {
+                m.put(response.clone());
+                Ok(())
+            }
+            ResponseStore::Redis(r) => r.put(response).await,
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<StoredResponse>, StoreError> {
+        match self {
+            ResponseStore::Memory(m) => Ok(m.get(id)),
+            ResponseStore::Redis(r) => r.get(&response_key(id), false).await,
+        }
+    }
+
+    /// The response holding item `id`.
+    pub async fn by_item(&self, id: &str) -> Result<Option<StoredResponse>, StoreError> {
+        match self {
+            ResponseStore::Memory(m) => Ok(m.by_item(id)),
+            ResponseStore::Redis(r) => r.get(&item_key(id), true).await,
+        }
+    }
+
+    /// Whether it existed. Its items' index entries expire with their TTL; a lookup through
+    /// them finds nothing once the response is gone.
+    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        match self {
+            ResponseStore::Memory(m) => Ok(m.delete(id)),
+            ResponseStore::Redis(r) => r
+                .redis
+                .del(vec![response_key(id)])
+                .await
+                .map(|n| n > 0)
+                .map_err(unavailable),
+        }
+    }
+}
+
+// === impl MemoryStore ===
+
+impl MemoryStore {
+    pub fn new(ttl: Duration, max: usize) -> Self {
+        Self {
+            inner: Mutex::new(Memory::default()),
+            ttl,
+            max: max.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn put(&self, response: StoredResponse) {
+        let now = Instant::now();
+        let mut memory = self.lock();
+        if memory.responses.len() >= self.max && !memory.responses.contains_key(&response.id) {
+            memory.evict(now, self.max);
+        }
+        for item in response.item_ids() {
+            memory.items.insert(item.to_owned(), response.id.clone());
+        }
+        memory
+            .responses
+            .insert(response.id.clone(), (response, now + self.ttl));
+    }
+
+    fn get(&self, id: &str) -> Option<StoredResponse> {
+        let memory = self.lock();
+        let (response, expires) = memory.responses.get(id)?;
+        (*expires > Instant::now()).then(|| response.clone())
+    }
+
+    fn by_item(&self, id: &str) -> Option<StoredResponse> {
+        let response = self.lock().items.get(id).cloned()?;
+        self.get(&response)
+    }
+
+    fn delete(&self, id: &str) -> bool {
+        let mut memory = self.lock();
+        let Some((response, _)) = memory.responses.remove(id) else {
+            return false;
+        };
+        for item in response.item_ids() {
+            memory.items.remove(item);
+        }
+        true
+    }
+}
+
+// === impl Memory ===
+
+impl Memory {
+    /// Drops expired responses, then the oldest-expiring ones until there is room.
+    fn evict(&mut self, now: Instant, max: usize) {
+        self.responses.retain(|_, (_, expires)| *expires > now);
+        while self.responses.len() >= max {
+            let oldest = self
+                .responses
+                .iter()
+                .min_by_key(|(_, (_, expires))| *expires)
+                .map(|(id, _)| id.clone());
+            let Some(id) = oldest else { break };
+            self.responses.remove(&id);
+        }
+        let live = &self.responses;
+        self.items.retain(|_, response| live.contains_key(response));
+    }
+}
+
+// === impl RedisStore ===
+
+impl RedisStore {
+    /// Connects in the background: a Redis that is down fails Responses requests that need the
+    /// store, not the gateway.
+    pub fn connect(url: &str, ttl: Duration, timeout: Duration) -> Result<Self, String> {
+        Ok(Self {
+            redis: Redis::connect(url, timeout, "responses.redis_url")?,
+            ttl,
+            put: Script::from_lua(PUT),
+            get: Script::from_lua(GET),
+        })
+    }
+
+    async fn put(&self, response: &StoredResponse) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_string(response).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut keys = vec![response_key(&response.id)];
+        keys.extend(response.item_ids().map(item_key));
+        let ttl_ms = self.ttl.as_millis().max(1).to_string();
+        let args = vec![json, response_key(&response.id), ttl_ms];
+        self.redis
+            .script::<i64>(&self.put, keys, args)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn get(
+        &self,
+        key: &str,
+        through_item: bool,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        let mode = if through_item { "item" } else { "response" };
+        let value: Option<String> = self
+            .redis
+            .script(&self.get, vec![key.to_owned()], vec![mode.to_owned()])
+            .await
+            .map_err(unavailable)?;
+        Ok(value.and_then(|json| serde_json::from_str(&json).ok()))
+    }
+}
+
+/// A put and an item lookup touch a response's key and its items' keys in one script: a
+/// single Redis node (or one cluster shard) holds them all.
+fn response_key(id: &str) -> String {
+    format!("switchyard:response:{id}")
+}
+
+fn item_key(id: &str) -> String {
+    format!("switchyard:response-item:{id}")
+}
+
+fn unavailable(e: RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
