@@ -14,6 +14,9 @@ use switchyard::providers::dashscope::stream::StreamRelay as DashScopeRelay;
 use switchyard::providers::openai::{StreamRelay, splice};
 use switchyard::providers::{ResponseContext, dashscope};
 use switchyard::request::{ChatRequest, Form};
+use switchyard::responses::request::{ResponsesRequest, to_messages};
+use switchyard::responses::response::Head;
+use switchyard::responses::stream::EventStream;
 use switchyard::routing::wrr::SmoothWrr;
 use switchyard::secret::Secret;
 use switchyard::sse::SseDecoder;
@@ -184,11 +187,38 @@ fn dashscope_translation(c: &mut Criterion) {
     });
 }
 
+/// The Responses API's own work: a request into a chat request, and one chat chunk into its
+/// events (what a streamed delta waits for: nothing is buffered beyond it).
+fn responses_translation(c: &mut Criterion) {
+    let body = br#"{"model":"gpt-4o-mini","instructions":"You are a helpful assistant.","input":[{"role":"user","content":"Hello! Please reply with a short greeting."}],"max_output_tokens":16,"temperature":0,"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}]}"#;
+    c.bench_function("responses: request -> chat body", |b| {
+        b.iter(|| {
+            let req = ResponsesRequest::parse(black_box(body)).unwrap();
+            let messages = to_messages(Vec::new(), &req.input).unwrap();
+            black_box(req.chat_body(messages))
+        })
+    });
+    let req = ResponsesRequest::parse(body).unwrap();
+    let chunk = br#"{"id":"chatcmpl-mock0001","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":" greeting"},"logprobs":null,"finish_reason":null}]}"#;
+    c.bench_function("responses: one chat chunk -> its events", |b| {
+        let mut events = EventStream::new(Head::new(req.model.clone(), req.echo.clone()));
+        let mut out = Vec::with_capacity(4096);
+        events.start(&mut out);
+        events.on_chunk(chunk, &mut out);
+        b.iter(|| {
+            out.clear();
+            events.on_chunk(black_box(chunk), &mut out);
+            black_box(out.len())
+        })
+    });
+}
+
 criterion_group!(
     benches,
     request_path,
     stream_relay,
     routing_and_auth,
-    dashscope_translation
+    dashscope_translation,
+    responses_translation
 );
 criterion_main!(benches);

@@ -16,7 +16,7 @@ use crate::responses::store::{StoreError, StoredResponse};
 use crate::sessions::compaction;
 use crate::sessions::session::StoredMessage;
 use crate::state::App;
-use crate::tokens::Encoding;
+use crate::tokens::{Encoding, PER_MESSAGE};
 
 /// Longest a request waits for a compression of its chain already running.
 const COMPRESSION_WAIT: Duration = Duration::from_secs(60);
@@ -103,13 +103,14 @@ impl Chain {
         let output = response["output"].as_array().cloned().unwrap_or_default();
         // The answer as the chat messages a continuation replays (text and calls).
         let answer = to_messages(Vec::new(), &output).unwrap_or_default();
-        self.encoding.ready().await;
         let encoding = self.encoding;
         let mut context = self.context;
         for message in self.new_messages.iter().chain(&answer) {
             let json = serde_json::value::to_raw_value(message)
                 .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
-            context.push(StoredMessage::new(encoding.count_message(message), json));
+            // An upper bound, not a count (see `StoredResponse::exact`): no tiktoken here.
+            let bound = json.get().len() as u64 + PER_MESSAGE;
+            context.push(StoredMessage::new(bound, json));
         }
         let id = response["id"].as_str().unwrap_or_default().to_owned();
         let stored = StoredResponse {
@@ -120,9 +121,10 @@ impl Chain {
             context,
             summary: self.summary,
             compressions: self.compressions,
+            exact: false,
         };
         let long = stored.context_tokens() > self.app.sessions.budget().threshold;
-        self.app.responses.put(&stored).await.map_err(store_error)?;
+        self.app.responses.put(stored).await.map_err(store_error)?;
         if long {
             let app = self.app.clone();
             self.app
@@ -217,6 +219,18 @@ async fn compact(app: &Arc<App>, id: &str, encoding: Encoding) -> Result<(), Gat
         return Ok(());
     };
     let budget = app.sessions.budget();
+    if !stored.exact {
+        // The bounds passed the threshold: count exactly (tiktoken, on the blocking pool).
+        encoding.ready().await;
+        let context = std::mem::take(&mut stored.context);
+        stored.context = tokio::task::spawn_blocking(move || recount(context, encoding))
+            .await
+            .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
+        stored.exact = true;
+        if stored.context_tokens() <= budget.threshold {
+            return app.responses.put(stored).await.map_err(store_error);
+        }
+    }
     if stored.context_tokens() <= budget.threshold {
         return Ok(());
     }
@@ -238,7 +252,22 @@ async fn compact(app: &Arc<App>, id: &str, encoding: Encoding) -> Result<(), Gat
         stored.summary = plan.summary;
     }
     stored.compressions += 1;
-    app.responses.put(&stored).await.map_err(store_error)
+    app.responses.put(stored).await.map_err(store_error)
+}
+
+/// The messages with their exact token counts.
+fn recount(context: Vec<StoredMessage>, encoding: Encoding) -> Vec<StoredMessage> {
+    context
+        .into_iter()
+        .map(|m| {
+            let tokens = serde_json::from_str::<Value>(m.json.get())
+                .map_or(0, |message| encoding.count_message(&message));
+            StoredMessage {
+                tokens: tokens.min(u64::from(u32::MAX)) as u32,
+                json: m.json,
+            }
+        })
+        .collect()
 }
 
 fn store_error(e: StoreError) -> GatewayError {

@@ -3,7 +3,7 @@
 //! an index from item id to response, so an `item_reference` finds its item. In memory
 //! (bounded) or in Redis, shared by every replica.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -29,6 +29,12 @@ pub struct StoredResponse {
     /// What a response continuing this one starts from: the chain's chat messages (instructions
     /// excluded), oldest first, each with its token count; a summary replaces older turns.
     pub context: Vec<StoredMessage>,
+    /// Whether the context's token counts are exact (tiktoken). New messages are stored with an
+    /// upper bound (their bytes plus the per-message overhead: a token is at least a byte), so a
+    /// short chain never pays for counting; a chain whose bound passes the compression threshold
+    /// is counted exactly, off the request path, before anything is compressed.
+    #[serde(default)]
+    pub exact: bool,
     pub summary: Option<StoredMessage>,
     /// Times the context was compressed.
     #[serde(default)]
@@ -46,7 +52,9 @@ pub enum ResponseStore {
     Redis(RedisStore),
 }
 
-/// Responses in this process, with their TTL; the oldest are evicted beyond `max`.
+/// Responses in this process, with their TTL; the oldest are evicted beyond `max`. Every
+/// response lives `ttl` from its first put, so insertion order is expiry order: a queue of ids
+/// makes eviction O(1) per put.
 pub struct MemoryStore {
     inner: Mutex<Memory>,
     ttl: Duration,
@@ -58,6 +66,8 @@ struct Memory {
     responses: HashMap<String, (StoredResponse, Instant)>,
     /// item id → response id
     items: HashMap<String, String>,
+    /// Response ids, oldest first (a deleted one stays until it reaches the front).
+    order: VecDeque<String>,
 }
 
 pub struct RedisStore {
@@ -133,13 +143,13 @@ impl ResponseStore {
         })
     }
 
-    pub async fn put(&self, response: &StoredResponse) -> Result<(), StoreError> {
+    pub async fn put(&self, response: StoredResponse) -> Result<(), StoreError> {
         match self {
             ResponseStore::Memory(m) => {
-                m.put(response.clone());
+                m.put(response);
                 Ok(())
             }
-            ResponseStore::Redis(r) => r.put(response).await,
+            ResponseStore::Redis(r) => r.put(&response).await,
         }
     }
 
@@ -191,15 +201,21 @@ impl MemoryStore {
     fn put(&self, response: StoredResponse) {
         let now = Instant::now();
         let mut memory = self.lock();
-        if memory.responses.len() >= self.max && !memory.responses.contains_key(&response.id) {
-            memory.evict(now, self.max);
-        }
+        memory.evict(now, self.max);
         for item in response.item_ids() {
             memory.items.insert(item.to_owned(), response.id.clone());
         }
+        // A second put (a compaction) keeps the response's place and expiry.
+        let expires = match memory.responses.get(&response.id) {
+            Some((_, expires)) => *expires,
+            None => {
+                memory.order.push_back(response.id.clone());
+                now + self.ttl
+            }
+        };
         memory
             .responses
-            .insert(response.id.clone(), (response, now + self.ttl));
+            .insert(response.id.clone(), (response, expires));
     }
 
     fn get(&self, id: &str) -> Option<StoredResponse> {
@@ -218,9 +234,7 @@ impl MemoryStore {
         let Some((response, _)) = memory.responses.remove(id) else {
             return false;
         };
-        for item in response.item_ids() {
-            memory.items.remove(item);
-        }
+        memory.unindex(&response);
         true
     }
 }
@@ -228,20 +242,30 @@ impl MemoryStore {
 // === impl Memory ===
 
 impl Memory {
-    /// Drops expired responses, then the oldest-expiring ones until there is room.
-    fn evict(&mut self, now: Instant, max: usize) {
-        self.responses.retain(|_, (_, expires)| *expires > now);
-        while self.responses.len() >= max {
-            let oldest = self
-                .responses
-                .iter()
-                .min_by_key(|(_, (_, expires))| *expires)
-                .map(|(id, _)| id.clone());
-            let Some(id) = oldest else { break };
-            self.responses.remove(&id);
+    /// Forgets `response`'s items (those a later response has not taken over).
+    fn unindex(&mut self, response: &StoredResponse) {
+        for item in response.item_ids() {
+            if self.items.get(item) == Some(&response.id) {
+                self.items.remove(item);
+            }
         }
-        let live = &self.responses;
-        self.items.retain(|_, response| live.contains_key(response));
+    }
+
+    /// Drops expired responses from the front, then the oldest until there is room for one.
+    fn evict(&mut self, now: Instant, max: usize) {
+        while let Some(id) = self.order.front() {
+            let live = self.responses.get(id).map(|(_, expires)| *expires > now);
+            match live {
+                Some(true) if self.responses.len() < max => break,
+                _ => {
+                    if let Some(id) = self.order.pop_front()
+                        && let Some((response, _)) = self.responses.remove(&id)
+                    {
+                        self.unindex(&response);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -300,4 +324,61 @@ fn item_key(id: &str) -> String {
 
 fn unavailable(e: RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn response(id: &str, item: &str) -> StoredResponse {
+        StoredResponse {
+            id: id.into(),
+            owner: None,
+            response: json!({"id": id, "output": [{"id": format!("{item}-out")}]}),
+            input: vec![json!({"id": item, "type": "message"})],
+            context: Vec::new(),
+            summary: None,
+            compressions: 0,
+            exact: true,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_memory_store_is_bounded_expires_and_indexes_items() {
+        let store = MemoryStore::new(Duration::from_secs(60), 3);
+        for i in 0..5 {
+            store.put(response(&format!("resp_{i}"), &format!("msg_{i}")));
+        }
+        assert!(
+            store.get("resp_0").is_none() && store.get("resp_1").is_none(),
+            "oldest evicted"
+        );
+        assert!(store.get("resp_4").is_some());
+        assert_eq!(store.by_item("msg_3-out").unwrap().id, "resp_3");
+        assert!(
+            store.by_item("msg_0").is_none(),
+            "an evicted response's items are gone"
+        );
+        assert!(store.delete("resp_3") && !store.delete("resp_3"));
+        assert!(store.by_item("msg_3").is_none());
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(store.get("resp_4").is_none(), "expired after its ttl");
+        store.put(response("resp_5", "msg_5"));
+        assert_eq!(
+            store.lock().responses.len(),
+            1,
+            "expired ones are dropped on the next put"
+        );
+    }
+
+    #[test]
+    fn a_reused_item_id_points_at_the_latest_response() {
+        let store = MemoryStore::new(Duration::from_secs(60), 10);
+        store.put(response("resp_a", "msg_same"));
+        store.put(response("resp_b", "msg_same"));
+        assert!(store.delete("resp_a"));
+        assert_eq!(store.by_item("msg_same").unwrap().id, "resp_b");
+    }
 }

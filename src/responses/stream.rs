@@ -3,6 +3,9 @@
 //! the response to be stored). Items are emitted one after the other with dense `output_index`,
 //! `sequence_number` counts from 0, and a delta's `item_id` is its item's id. Pure.
 
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::ids;
@@ -20,6 +23,73 @@ pub struct EventStream {
     open: Option<Open>,
     finish_reason: Option<String>,
     usage: Option<Value>,
+}
+
+/// The parts of a `chat.completion.chunk` a translation reads, borrowed from its bytes.
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    delta: Delta<'a>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Default, Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<CallFragment<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct CallFragment<'a> {
+    #[serde(default)]
+    index: u64,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    function: Option<FunctionFragment<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionFragment<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+/// `response.output_text.delta`, the most frequent event, written without a JSON tree.
+#[derive(Serialize)]
+struct TextDelta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: usize,
+    content_index: u32,
+    delta: &'a str,
+    logprobs: [u8; 0],
+}
+
+/// `response.function_call_arguments.delta`.
+#[derive(Serialize)]
+struct ArgumentsDelta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: usize,
+    delta: &'a str,
 }
 
 /// The item whose deltas are arriving.
@@ -62,26 +132,26 @@ impl EventStream {
         self.event(out, "response.in_progress", json!({"response": response}));
     }
 
-    /// The events of one `chat.completion.chunk` (its JSON).
+    /// The events of one `chat.completion.chunk` (its JSON). Read into borrowed types (the text
+    /// is not copied) and written back as typed events: no JSON tree is built for a delta.
     pub fn on_chunk(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
-        let Ok(chunk) = serde_json::from_slice::<Value>(chunk) else {
+        let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(chunk) else {
             return;
         };
-        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some(u.clone());
+        if let Some(u) = chunk.usage.filter(|u| u.is_object()) {
+            self.usage = Some(u);
         }
-        let Some(choice) = chunk["choices"].as_array().and_then(|c| c.first()) else {
+        let Some(choice) = chunk.choices.into_iter().next() else {
             return;
         };
-        let delta = &choice["delta"];
-        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+        if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
             self.text(text, out);
         }
-        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+        for call in choice.delta.tool_calls.iter().flatten() {
             self.call_fragment(call, out);
         }
-        if let Some(reason) = choice["finish_reason"].as_str() {
-            self.finish_reason = Some(reason.to_owned());
+        if let Some(reason) = choice.finish_reason {
+            self.finish_reason = Some(reason.into_owned());
         }
     }
 
@@ -147,19 +217,29 @@ impl EventStream {
                 text: String::new(),
             });
         }
-        let index = self.items.len();
+        let output_index = self.items.len();
         if let Some(Open::Text { id, text: all }) = &mut self.open {
             all.push_str(text);
-            let id = id.clone();
-            self.event(out, "response.output_text.delta", json!({
-                "item_id": id, "output_index": index, "content_index": 0, "delta": text, "logprobs": [],
-            }));
+            let delta = TextDelta {
+                kind: "response.output_text.delta",
+                sequence_number: self.seq,
+                item_id: id,
+                output_index,
+                content_index: 0,
+                delta: text,
+                logprobs: [],
+            };
+            self.seq += 1;
+            write_event(out, delta.kind, &delta);
         }
     }
 
-    fn call_fragment(&mut self, call: &Value, out: &mut Vec<u8>) {
-        let index = call["index"].as_u64().unwrap_or(0);
-        let fragment = call["function"]["arguments"].as_str().unwrap_or_default();
+    fn call_fragment(&mut self, call: &CallFragment<'_>, out: &mut Vec<u8>) {
+        let index = call.index;
+        let function = call.function.as_ref();
+        let fragment = function
+            .and_then(|f| f.arguments.as_deref())
+            .unwrap_or_default();
         let continues =
             matches!(&self.open, Some(Open::Call { index: open, .. }) if *open == index);
         if !continues {
@@ -175,8 +255,8 @@ impl EventStream {
             }
             self.close("completed", out);
             let item = function_call(
-                call["id"].as_str(),
-                call["function"]["name"].as_str().unwrap_or_default(),
+                call.id.as_deref(),
+                function.and_then(|f| f.name.as_deref()).unwrap_or_default(),
                 "",
                 "in_progress",
             );
@@ -202,14 +282,15 @@ impl EventStream {
         }) = &mut self.open
         {
             arguments.push_str(fragment);
-            let id = item["id"].clone();
-            self.event(
-                out,
-                "response.function_call_arguments.delta",
-                json!({
-                    "item_id": id, "output_index": output_index, "delta": fragment,
-                }),
-            );
+            let delta = ArgumentsDelta {
+                kind: "response.function_call_arguments.delta",
+                sequence_number: self.seq,
+                item_id: item["id"].as_str().unwrap_or_default(),
+                output_index,
+                delta: fragment,
+            };
+            self.seq += 1;
+            write_event(out, delta.kind, &delta);
         }
     }
 
@@ -281,10 +362,15 @@ impl EventStream {
             body.extend(fields);
         }
         self.seq += 1;
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\ndata: ");
-        let _ = serde_json::to_writer(&mut *out, &Value::Object(body));
-        out.extend_from_slice(b"\n\n");
+        write_event(out, kind, &Value::Object(body));
     }
+}
+
+/// `event: {kind}\ndata: {json}\n\n`.
+fn write_event(out: &mut Vec<u8>, kind: &str, body: &impl Serialize) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    let _ = serde_json::to_writer(&mut *out, body);
+    out.extend_from_slice(b"\n\n");
 }

@@ -529,3 +529,35 @@ async fn two_gateways_share_stored_responses_through_redis() {
     assert_eq!(r.status(), 200);
     assert_eq!(get(&one, &format!("/v1/responses/{id}")).await.0, 404);
 }
+
+#[tokio::test]
+async fn each_upstream_chunk_reaches_the_client_as_its_events_at_once() {
+    let (a, gw) = gateway("").await;
+    // The role chunk, "Hello", " from", then silence until the provider's timeout (1s).
+    a.next(1, Behavior::StallAfter(3));
+    let started = std::time::Instant::now();
+    let mut r = post(
+        &gw,
+        "/v1/responses",
+        &json!({"model": "gpt-4o-mini", "input": "Hi", "stream": true}),
+    )
+    .await;
+    let mut seen = String::new();
+    while seen.matches("response.output_text.delta").count() < 4 {
+        let chunk = tokio::time::timeout(std::time::Duration::from_millis(700), r.chunk())
+            .await
+            .expect("the events of the chunks already sent arrive while the upstream is silent")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(started.elapsed() < std::time::Duration::from_millis(700));
+    assert!(seen.contains("\"delta\":\"Hello\"") && seen.contains("\"delta\":\" from\""));
+    assert!(!seen.contains("response.completed"));
+    // The silence ends the stream after the commit point: error, then response.failed.
+    let rest = r.text().await.unwrap();
+    assert!(
+        rest.contains("event: error") && rest.contains("event: response.failed"),
+        "{rest}"
+    );
+}
