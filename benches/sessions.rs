@@ -121,6 +121,7 @@ async fn compression_latency() {
         connection_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(64)),
         header_read_timeout: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(1),
+        max_header_bytes: 32 * 1024,
     };
     tokio::spawn(switchyard::server::serve(
         listener,

@@ -12,6 +12,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 
 use crate::body::{Body, full};
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -61,6 +62,9 @@ pub enum ErrorKind {
     /// A bug: 500.
     Internal,
 }
+
+/// Longest message an upstream's words may make (after scrubbing).
+const MAX_UPSTREAM_TEXT: usize = 2_000;
 
 /// Boxed so that `Result<T, GatewayError>` stays one pointer wide on the happy path.
 #[derive(Debug, Clone)]
@@ -233,6 +237,37 @@ impl GatewayError {
 
     pub fn with_retry_after(mut self, after: Option<Duration>) -> Self {
         self.0.retry_after = after;
+        self
+    }
+
+    /// The one place upstream text is made safe: every string of an error an upstream caused
+    /// (message, type, param, code) loses the provider's key, whole, and only then is the
+    /// message cut to a bounded length. Applied to every attempt's error and every in-stream
+    /// failure before they can be rendered, logged or stored.
+    pub fn scrubbed(mut self, key: Option<&Secret>) -> Self {
+        let inner = &mut *self.0;
+        if let Some(key) = key {
+            let clean = |text: &mut Cow<'static, str>| {
+                if let Cow::Owned(scrubbed) = key.scrub(text) {
+                    *text = Cow::Owned(scrubbed);
+                }
+            };
+            clean(&mut inner.message);
+            inner.code.as_mut().map(clean);
+            inner.param.as_mut().map(clean);
+            if let Some((_, kind)) = &mut inner.upstream
+                && let Cow::Owned(scrubbed) = key.scrub(kind)
+            {
+                *kind = scrubbed;
+            }
+        }
+        if inner.message.len() > MAX_UPSTREAM_TEXT {
+            let mut cut = MAX_UPSTREAM_TEXT;
+            while !inner.message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            inner.message.to_mut().truncate(cut);
+        }
         self
     }
 

@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod limits;
+pub mod logs;
 pub mod metrics;
 pub mod providers;
 pub mod redis;

@@ -94,7 +94,7 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(switchyard::logs::stderr);
     match std::env::var("SWITCHYARD_LOG_FORMAT").as_deref() {
         Ok("json") => builder.json().flatten_event(true).init(),
         _ => builder.init(),
@@ -158,6 +158,7 @@ async fn run(loaded: LoadedConfig) -> ExitCode {
         connection_permits: Arc::new(Semaphore::new(config.server.max_connections)),
         header_read_timeout: config.server.header_read_timeout.0,
         shutdown_grace: config.server.shutdown_grace.0,
+        max_header_bytes: config.server.max_header_bytes,
     };
     let (stop, stopped) = watch::channel(false);
     let mut threads = Vec::with_capacity(workers);

@@ -35,6 +35,8 @@ pub struct ChatRequest {
     pub session_id: Option<String>,
     /// `max_completion_tokens` (or the older `max_tokens`), for token-limit reservations.
     pub max_tokens: Option<u64>,
+    /// Choices asked for (`n`), capped by `limits.max_n`.
+    pub n: Option<u64>,
 }
 
 /// The two shapes of a text-generation request.
@@ -83,6 +85,8 @@ struct ChatPeek<'a> {
     max_completion_tokens: Option<u64>,
     #[serde(borrow, default)]
     prompt: Option<&'a RawValue>,
+    #[serde(default)]
+    n: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +135,7 @@ impl ChatRequest {
                 .and_then(|o| o.include_usage)
                 .unwrap_or(false);
         let max_tokens = peek.max_completion_tokens.or(peek.max_tokens);
+        let n = peek.n;
         let session_id = match peek.session_id {
             None => None,
             Some(raw) if raw.get() == "null" => None,
@@ -149,6 +154,7 @@ impl ChatRequest {
             has_stream_options,
             session_id,
             max_tokens,
+            n,
         })
     }
 }
@@ -290,17 +296,45 @@ fn model_field(
 /// of a body) are skipped with a SIMD search for their end; only structure is looked at byte by
 /// byte.
 fn check_depth(body: &[u8]) -> Result<(), GatewayError> {
-    match max_depth_over(body, MAX_DEPTH) {
-        false => Ok(()),
-        true => Err(GatewayError::invalid_request(format!(
+    let scan = scan(body, MAX_DEPTH);
+    if scan.too_deep {
+        return Err(GatewayError::invalid_request(format!(
             "the request body nests JSON deeper than {MAX_DEPTH} levels"
         ))
-        .with_code("invalid_json")),
+        .with_code("invalid_json"));
     }
+    if scan.non_finite {
+        // Fields the gateway skips are not parsed; an upstream must still never see a number
+        // like 1e999 that no JSON parser can hold.
+        return Err(GatewayError::invalid_request(
+            "the request body holds a number out of range (not a finite double)",
+        )
+        .with_code("invalid_json"));
+    }
+    Ok(())
+}
+
+/// What one pass over a body outside its strings finds.
+struct Scan {
+    /// Brackets nest deeper than the limit.
+    too_deep: bool,
+    /// A number too large for a double (`1e999`, 400 digits).
+    non_finite: bool,
 }
 
 /// Whether brackets outside strings nest deeper than `limit`.
+#[cfg(test)]
 fn max_depth_over(body: &[u8], limit: usize) -> bool {
+    scan(body, limit).too_deep
+}
+
+/// One pass over the body outside its strings: bracket depth, and every number with an exponent
+/// or more than 300 digits checked for a finite value (others cannot overflow a double).
+fn scan(body: &[u8], limit: usize) -> Scan {
+    let mut out = Scan {
+        too_deep: false,
+        non_finite: false,
+    };
     let mut depth = 0usize;
     let mut i = 0;
     while let Some(&b) = body.get(i) {
@@ -309,10 +343,10 @@ fn max_depth_over(body: &[u8], limit: usize) -> bool {
             b'"' => loop {
                 // The string's end: the next quote that no backslash escapes.
                 let Some(rest) = body.get(i..) else {
-                    return false;
+                    return out;
                 };
                 match memchr::memchr2(b'"', b'\\', rest) {
-                    None => return false,
+                    None => return out,
                     Some(j) if rest[j] == b'\\' => i += j + 2,
                     Some(j) => {
                         i += j + 1;
@@ -323,14 +357,33 @@ fn max_depth_over(body: &[u8], limit: usize) -> bool {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {
-                    return true;
+                    out.too_deep = true;
+                    return out;
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i - 1;
+                while body
+                    .get(i)
+                    .is_some_and(|c| matches!(c, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+                {
+                    i += 1;
+                }
+                let number = &body[start..i];
+                if (number.len() > 300 || number.iter().any(|c| matches!(c, b'e' | b'E')))
+                    && std::str::from_utf8(number)
+                        .ok()
+                        .and_then(|n| n.parse::<f64>().ok())
+                        .is_some_and(|v| !v.is_finite())
+                {
+                    out.non_finite = true;
+                }
+            }
             _ => {}
         }
     }
-    false
+    out
 }
 
 fn missing(field: &'static str) -> GatewayError {

@@ -25,6 +25,15 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// `text` with every occurrence of the secret replaced by `*****`. Secrets shorter than 8
+    /// characters are left alone: replacing a 3-character "key" would mangle ordinary text.
+    pub fn scrub<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.0.len() >= 8 && text.contains(self.0.as_str()) {
+            true => std::borrow::Cow::Owned(text.replace(self.0.as_str(), "*****")),
+            false => std::borrow::Cow::Borrowed(text),
+        }
+    }
 }
 
 impl fmt::Debug for Secret {

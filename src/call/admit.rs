@@ -61,6 +61,18 @@ pub async fn limits(
     }
 }
 
+/// Refuses more choices (`n`) than `limits.max_n`: every choice is generated and paid for.
+pub fn choices(ctx: &RequestCtx, chat: &ChatRequest) -> Result<(), GatewayError> {
+    match chat.n {
+        Some(n) if n > ctx.runtime.max_n => Err(GatewayError::invalid_request(format!(
+            "'n' may be at most {} on this gateway",
+            ctx.runtime.max_n
+        ))
+        .with_param("n")),
+        _ => Ok(()),
+    }
+}
+
 /// Admits a text-generation request (chat, legacy completion, responses): reserved, the prompt
 /// as it goes upstream plus the completion it may generate (`max_tokens`, else
 /// `limits.default_max_tokens`).

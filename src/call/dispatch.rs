@@ -125,7 +125,14 @@ where
     F: FnMut(Arc<Route>) -> Fut,
     Fut: Future<Output = Result<T, GatewayError>>,
 {
-    match dispatch(model, ctx.runtime.max_attempts, affinity, attempt).await {
+    // Every attempt's error passes the one scrubbing point before anything can show it.
+    let mut attempt = attempt;
+    let scrubbed = |route: Arc<Route>| {
+        let key = route.provider.transport.secret().cloned();
+        let attempt = attempt(route);
+        async move { attempt.await.map_err(|e| e.scrubbed(key.as_ref())) }
+    };
+    match dispatch(model, ctx.runtime.max_attempts, affinity, scrubbed).await {
         Ok(served) => Ok((served, recorder)),
         Err(failure) => Err(recorder.failed(failure)),
     }
@@ -204,13 +211,7 @@ async fn send_checked(
     let body = collect(response.body, MAX_ERROR_BODY)
         .await
         .unwrap_or_default();
-    Err(adapter.parse_error(
-        &provider.id,
-        provider.transport.secret(),
-        response.status,
-        response.retry_after,
-        &body,
-    ))
+    Err(adapter.parse_error(&provider.id, response.status, response.retry_after, &body))
 }
 
 fn timed_out(route: &Route) -> GatewayError {

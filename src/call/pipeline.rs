@@ -45,6 +45,7 @@ pub async fn chat(
 ) -> Result<Answered, Rejection> {
     let key = key.as_deref();
     let model = admit::model(ctx, key, &chat.model, ModelType::Chat)?;
+    admit::choices(ctx, &chat)?;
     let turn = match session {
         None => None,
         Some(id) => {
@@ -105,6 +106,7 @@ pub async fn completions(
 ) -> Result<Answered, Rejection> {
     let key = key.as_deref();
     let model = admit::model(ctx, key, &req.model, ModelType::Chat)?;
+    admit::choices(ctx, &req)?;
     let admission = admit::generation_limits(ctx, key, model.encoding(), &req).await?;
     let recorder = Recorder::new(
         ctx,

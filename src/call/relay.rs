@@ -240,6 +240,7 @@ impl RelayStream {
     }
 
     fn fail(&mut self, e: GatewayError) -> Result<(), GatewayError> {
+        let e = e.scrubbed(self.route.provider.transport.secret());
         if self.phase == Phase::Priming {
             return Err(e);
         }

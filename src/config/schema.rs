@@ -37,6 +37,8 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
+    /// Request line plus headers; a larger head gets 431.
+    pub max_header_bytes: usize,
     pub request_timeout: ConfigDuration,
     pub shutdown_grace: ConfigDuration,
     /// A client must finish sending its request head within this, or the connection is closed.
@@ -210,6 +212,8 @@ pub struct LimitsConfig {
     pub redis_url: Option<String>,
     pub on_redis_error: OnRedisError,
     pub default_max_tokens: u32,
+    /// Most choices one request may ask for (`n`): each is paid for.
+    pub max_n: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -288,6 +292,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             max_body_bytes: 8 * 1024 * 1024,
+            max_header_bytes: 32 * 1024,
             request_timeout: ConfigDuration::secs(600),
             shutdown_grace: ConfigDuration::secs(30),
             header_read_timeout: ConfigDuration::secs(10),
@@ -337,6 +342,7 @@ impl Default for LimitsConfig {
             redis_url: None,
             on_redis_error: OnRedisError::FailOpen,
             default_max_tokens: 1024,
+            max_n: 8,
         }
     }
 }

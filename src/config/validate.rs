@@ -23,6 +23,13 @@ pub(super) fn validate(config: &mut Config) -> Result<Vec<String>, ConfigError> 
 }
 
 fn check_server(server: &ServerConfig) -> Result<(), ConfigError> {
+    // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
+    if !(8 * 1024..=1024 * 1024).contains(&server.max_header_bytes) {
+        return Err(ConfigError::new(
+            "server.max_header_bytes",
+            "must be between 8192 and 1048576",
+        ));
+    }
     for (i, origin) in server
         .cors
         .iter()
@@ -274,6 +281,9 @@ fn check_sections(config: &Config) -> Result<(), ConfigError> {
             "sessions.redis_url",
             "is required with store: redis",
         ));
+    }
+    if config.limits.max_n == 0 {
+        return Err(ConfigError::new("limits.max_n", "must be at least 1"));
     }
     let r = &config.responses;
     if r.ttl.0.is_zero() || r.max_responses == 0 {

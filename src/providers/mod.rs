@@ -19,7 +19,6 @@ use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::GatewayError;
 use crate::request::{ChatRequest, EmbeddingsRequest, Form};
 use crate::routing::transport::{Endpoint, HttpSpec, Reach, UpstreamRequest};
-use crate::secret::Secret;
 use crate::usage::estimate::Transcript;
 pub use types::{Relayed, ResponseContext, Usage};
 
@@ -194,7 +193,6 @@ impl Adapter {
     pub fn parse_error(
         self,
         provider: &str,
-        key: Option<&Secret>,
         status: StatusCode,
         retry_after: Option<Duration>,
         body: &[u8],
@@ -203,7 +201,7 @@ impl Adapter {
             Adapter::OpenAi | Adapter::Mock => openai::parse_error,
             Adapter::DashScope => dashscope::parse_error,
         };
-        parse(provider, key, status, retry_after, body)
+        parse(provider, status, retry_after, body)
     }
 
     pub fn stream_relay(self, ctx: ResponseContext, provider: Arc<str>) -> StreamRelay {

@@ -12,16 +12,12 @@ use serde::Deserialize;
 
 use super::types::{Relayed, Usage};
 use crate::error::{ErrorKind, GatewayError};
-use crate::secret::Secret;
 use crate::sse::SseEvent;
 use crate::usage::estimate::Transcript;
 
 pub const CHAT_PATH: &str = "chat/completions";
 pub const COMPLETIONS_PATH: &str = "completions";
 pub const EMBEDDINGS_PATH: &str = "embeddings";
-
-/// Longest upstream error text passed on to a client.
-const MAX_ERROR_MESSAGE: usize = 2_000;
 
 pub struct StreamRelay {
     pub usage: Option<Usage>,
@@ -139,10 +135,9 @@ pub fn find_usage(body: &[u8]) -> Option<Usage> {
 
 /// Maps a non-2xx upstream answer to the error the client or the retry loop sees (see
 /// `ErrorKind` for which are retried). The upstream's words reach the client only for request
-/// errors, and never with the provider's key in them.
+/// errors; the dispatcher scrubs every error of the provider's key (`GatewayError::scrubbed`).
 pub fn parse_error(
     provider: &str,
-    key: Option<&Secret>,
     status: StatusCode,
     retry_after: Option<Duration>,
     body: &[u8],
@@ -150,14 +145,11 @@ pub fn parse_error(
     let parsed = serde_json::from_slice::<ErrorPeek>(body)
         .ok()
         .and_then(|p| p.error);
-    let upstream_message = || {
-        let raw = match &parsed {
-            Some(OpenAiError {
-                message: Some(m), ..
-            }) => m.clone(),
-            _ => String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_MESSAGE)]).into_owned(),
-        };
-        scrub(raw, key)
+    let upstream_message = || match &parsed {
+        Some(OpenAiError {
+            message: Some(m), ..
+        }) => m.clone(),
+        _ => String::from_utf8_lossy(body).into_owned(),
     };
     match status.as_u16() {
         401 | 403 => GatewayError::new(
@@ -212,6 +204,31 @@ pub fn parse_error(
     }
 }
 
+/// An error event in a stream. The upstream's verdict on the request itself (an
+/// `invalid_request_error`, a content filter) is a 400 with its type and code: not retried, not
+/// the route's fault, whether it comes first (before the commit point) or later. Anything else
+/// is the upstream failing, and retryable before the commit point.
+fn stream_error(e: OpenAiError) -> GatewayError {
+    let message = e
+        .message
+        .unwrap_or_else(|| "the upstream stream reported an error".into());
+    let code = e.code.as_ref().and_then(code_string);
+    let verdict = matches!(e.kind.as_deref(), Some("invalid_request_error"))
+        || [e.kind.as_deref(), code.as_deref()].contains(&Some("content_filter"));
+    if !verdict {
+        return GatewayError::new(ErrorKind::UpstreamFailed, message);
+    }
+    let kind = e.kind.unwrap_or_else(|| "invalid_request_error".into());
+    let mut error = GatewayError::upstream_rejected(StatusCode::BAD_REQUEST, kind, message);
+    if let Some(code) = code {
+        error = error.with_code(code);
+    }
+    if let Some(param) = e.param {
+        error = error.with_param(param);
+    }
+    error
+}
+
 /// Error codes are strings in OpenAI's bodies but numbers in some compatible servers'.
 fn code_string(v: &serde_json::Value) -> Option<String> {
     match v {
@@ -219,24 +236,6 @@ fn code_string(v: &serde_json::Value) -> Option<String> {
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
-}
-
-/// Removes the provider's key from text that may be shown to a client or logged.
-pub fn scrub(mut text: String, key: Option<&Secret>) -> String {
-    // Short keys are not scrubbed: replacing a 3-character "key" would mangle ordinary text.
-    if let Some(key) = key.filter(|k| k.expose().len() >= 8)
-        && text.contains(key.expose())
-    {
-        text = text.replace(key.expose(), "*****");
-    }
-    if text.len() > MAX_ERROR_MESSAGE {
-        let mut cut = MAX_ERROR_MESSAGE;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
-    text
 }
 
 // === impl Usage ===
@@ -275,10 +274,7 @@ impl StreamRelay {
         if memmem::find(data, b"\"error\"").is_some()
             && let Ok(ErrorPeek { error: Some(e) }) = serde_json::from_slice::<ErrorPeek>(data)
         {
-            let message = e
-                .message
-                .unwrap_or_else(|| "the upstream stream reported an error".into());
-            return Err(GatewayError::new(ErrorKind::UpstreamFailed, message));
+            return Err(stream_error(e));
         }
         if let Some(usage) = find_usage(data) {
             self.usage = Some(usage);
@@ -303,6 +299,7 @@ impl StreamRelay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
 
     #[test]
     fn splice_replaces_only_the_model_value() {
@@ -326,12 +323,12 @@ mod tests {
     fn error_mapping_keeps_request_errors_and_hides_credentials() {
         let key = Secret::new("sk-abcdefghijklmnop");
         let body = br#"{"error":{"message":"Incorrect API key provided: sk-abcdefghijklmnop","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
-        let e = parse_error("openai", Some(&key), StatusCode::UNAUTHORIZED, None, body);
+        let e = parse_error("openai", StatusCode::UNAUTHORIZED, None, body).scrubbed(Some(&key));
         assert_eq!(e.kind(), ErrorKind::UpstreamAuth);
         assert!(!e.message().contains("sk-"), "{e}");
 
         let body = br#"{"error":{"message":"Invalid schema for function 'f' (key sk-abcdefghijklmnop)","type":"invalid_request_error","param":"tools[0]","code":"invalid_function_parameters"}}"#;
-        let e = parse_error("openai", Some(&key), StatusCode::BAD_REQUEST, None, body);
+        let e = parse_error("openai", StatusCode::BAD_REQUEST, None, body).scrubbed(Some(&key));
         assert_eq!(e.kind(), ErrorKind::UpstreamRejected);
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
         assert!(!e.message().contains("sk-abc"), "{e}");
@@ -339,7 +336,6 @@ mod tests {
 
         let e = parse_error(
             "openai",
-            None,
             StatusCode::TOO_MANY_REQUESTS,
             Some(Duration::from_secs(2)),
             b"{}",
@@ -349,7 +345,6 @@ mod tests {
 
         let e = parse_error(
             "openai",
-            None,
             StatusCode::BAD_GATEWAY,
             None,
             b"<html>bad gateway</html>",

@@ -25,6 +25,8 @@ pub struct ServerOptions {
     pub connection_permits: Arc<Semaphore>,
     pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Request line plus headers; larger gets 431 (hyper's HTTP/1 buffer bound, at least 8 KiB).
+    pub max_header_bytes: usize,
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, gives open connections (streams
@@ -41,10 +43,12 @@ pub async fn serve(
         .writev(false)
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(options.max_header_bytes.max(8 * 1024))
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
     let permits = options.connection_permits.clone();

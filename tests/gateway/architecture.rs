@@ -26,6 +26,7 @@ const ORDER: &[&str] = &[
     "error",
     "body",
     "metrics",
+    "logs",
     "config",
     "secret",
     "clock",

@@ -235,3 +235,66 @@ async fn upstream_request_errors_pass_through_and_credential_errors_do_not() {
     assert_eq!(v["error"]["code"], "upstream_auth_failed");
     assert!(!v.to_string().contains("sk-upstream"), "{v}");
 }
+
+#[tokio::test]
+async fn n_is_capped_and_numbers_no_parser_can_hold_are_refused() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(
+        &[("a", &a.base_url(), 1, 1)],
+        "limits:\n  max_n: 4\n",
+    ))
+    .await;
+    let chat = |extra: Value| {
+        let mut body =
+            json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let e = expect_error(
+        post(&gw, "/v1/chat/completions", &chat(json!({"n": 5}))).await,
+        400,
+    )
+    .await;
+    assert_eq!(e["error"]["param"], "n");
+    let r = post(&gw, "/v1/chat/completions", &chat(json!({"n": 4}))).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(a.requests().last().unwrap().body["n"], 4);
+    let e = expect_error(
+        post(
+            &gw,
+            "/v1/completions",
+            &json!({"model": "gpt-4o-mini", "prompt": "x", "n": 50}),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(e["error"]["param"], "n");
+
+    // Raw bodies: serde_json cannot build these values, so they are written by hand.
+    let raw = |body: String| {
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let messages = r#""messages":[{"role":"user","content":"hi 1e999 inside a string is text"}]"#;
+    for bad in [
+        format!(r#"{{"model":"gpt-4o-mini","temperature":1e999,{messages}}}"#),
+        format!(r#"{{"model":"gpt-4o-mini","logit_bias":{{"50256":-1E+400}},{messages}}}"#),
+        format!(
+            r#"{{"model":"gpt-4o-mini","seed":{},{messages}}}"#,
+            "9".repeat(400)
+        ),
+    ] {
+        let e = expect_error(raw(bad.clone()).await.unwrap(), 400).await;
+        assert_eq!(e["error"]["code"], "invalid_json", "{bad}");
+    }
+    let before = a.count();
+    let fine = format!(r#"{{"model":"gpt-4o-mini","temperature":1e-5,"top_p":0.5E1,{messages}}}"#);
+    assert_eq!(raw(fine).await.unwrap().status(), 200);
+    assert_eq!(a.count(), before + 1, "ordinary exponents pass");
+}

@@ -41,6 +41,7 @@ impl Gateway {
             )),
             header_read_timeout,
             shutdown_grace: config.server.shutdown_grace.0,
+            max_header_bytes: config.server.max_header_bytes,
         };
         let task = tokio::spawn(serve(listener, app.clone(), options, async move {
             let _ = stopped.await;

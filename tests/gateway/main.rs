@@ -16,6 +16,7 @@ mod dashscope;
 mod dropin;
 mod embeddings_models;
 mod errors;
+mod hostile;
 mod ledger;
 mod limits;
 mod responses;

@@ -34,6 +34,8 @@ pub enum Behavior {
     StallAfter(usize),
     /// Report no usage: none in answers, and `include_usage` ignored (older servers do this).
     WithoutUsage,
+    /// Stream: the upstream's own verdict on the request as the first event (a content filter).
+    VerdictFirst,
 }
 
 struct State {
@@ -228,6 +230,9 @@ fn stream_response(name: &str, body: &Value, behavior: Behavior) -> Response<Bod
         Behavior::ErrorEventAfter(n) => {
             frames.extend(chunks.iter().take(n).map(|c| data(c)));
             frames.push(data(r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}"#));
+        }
+        Behavior::VerdictFirst => {
+            frames.push(data(r#"{"error":{"message":"The response was filtered due to the prompt triggering content management policy.","type":"invalid_request_error","param":"prompt","code":"content_filter"}}"#));
         }
         Behavior::StallAfter(n) => {
             frames.extend(chunks.iter().take(n).map(|c| data(c)));

@@ -362,3 +362,38 @@ async fn a_tls_handshake_failure_falls_back() {
         "no request reached the plain-HTTP port as HTTP"
     );
 }
+
+#[tokio::test]
+async fn an_upstream_verdict_in_the_first_event_is_a_400_not_retried_and_not_held_against_the_route()
+ {
+    // One failure would eject a route: the verdict must not count as one.
+    let (a, b, gw) = two_routes("routing:\n  unhealthy_after: 1\n").await;
+    a.set(Behavior::VerdictFirst);
+    b.set(Behavior::VerdictFirst);
+    let r = post(&gw, "/v1/chat/completions", &chat(true)).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("x-should-retry").is_none());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert_eq!(body["error"]["code"], "content_filter");
+    assert_eq!(body["error"]["param"], "prompt");
+    assert_eq!(
+        a.count() + b.count(),
+        1,
+        "the verdict is not retried on another route"
+    );
+    a.set(Behavior::Normal);
+    b.set(Behavior::Normal);
+    let served: Vec<String> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(provider_of(&gw, true).await.1);
+        }
+        v
+    };
+    assert_eq!(
+        served.iter().filter(|p| *p == "a").count(),
+        2,
+        "both routes still healthy: {served:?}"
+    );
+}

@@ -207,3 +207,27 @@ async fn reload_swaps_routes_while_an_open_stream_finishes_on_the_old_ones() {
         "the stream opened before the reload completes"
     );
 }
+
+#[tokio::test]
+async fn a_request_head_over_max_header_bytes_gets_431_and_bounded_memory() {
+    let gw = Gateway::start(&format!("server:\n  max_header_bytes: 16384\n{SLOW_MOCK}")).await;
+    let with_header = |bytes: usize| {
+        client()
+            .get(gw.url("/health"))
+            .header("x-padding", "a".repeat(bytes))
+            .send()
+    };
+    assert_eq!(with_header(8_000).await.unwrap().status(), 200);
+    assert_eq!(with_header(40_000).await.unwrap().status(), 431);
+    // A 400 KB head sent by hand is cut off as soon as it passes the bound, not buffered whole.
+    let mut conn = TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nx-padding: {}\r\n\r\n",
+        "a".repeat(400_000)
+    );
+    let _ = conn.write_all(head.as_bytes()).await; // the gateway may close before it is all sent
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), conn.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}

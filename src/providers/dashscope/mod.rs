@@ -15,7 +15,6 @@ use serde_json::{Map, Value, json};
 use super::types::{ResponseContext, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::EmbeddingInput;
-use crate::secret::Secret;
 use types::{
     DashScopeEmbeddingResponse, DashScopeGenerationResponse, DashScopeMessage, DashScopeUsage,
 };
@@ -346,7 +345,6 @@ pub fn usage_json(u: &DashScopeUsage) -> Value {
 /// event's `:HTTP_STATUS/…` comment.
 pub fn parse_error(
     provider: &str,
-    key: Option<&Secret>,
     status: StatusCode,
     retry_after: Option<std::time::Duration>,
     body: &[u8],
@@ -358,8 +356,7 @@ pub fn parse_error(
         .unwrap_or_default();
     let message = native
         .and_then(|n| n.message)
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(2_000)]).into_owned());
-    let message = super::openai::scrub(message, key);
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
     map_error(provider, status, &code, message).with_retry_after(retry_after)
 }
 

@@ -352,7 +352,6 @@ fn error_bodies_map_to_the_openai_status_and_retryability() {
     for (status, body, kind, client_status, retryable) in table {
         let e = parse_error(
             "qwen",
-            None,
             StatusCode::from_u16(status).unwrap(),
             None,
             body.as_bytes(),
@@ -365,7 +364,6 @@ fn error_bodies_map_to_the_openai_status_and_retryability() {
     }
     let e = parse_error(
         "qwen",
-        None,
         StatusCode::BAD_REQUEST,
         None,
         br#"{"code":"DataInspectionFailed","message":"x"}"#,
