@@ -361,7 +361,10 @@ fn ledger(usage: &crate::config::UsageConfig) -> Result<Option<Ledger>, String> 
     use crate::config::UsageSinkKind;
     let url = match (&usage.sink, &usage.database_url) {
         (UsageSinkKind::Postgres, Some(url)) => url,
-        (UsageSinkKind::File, _) => return Ok(Some(Ledger::File(usage.path.clone().into()))),
+        (UsageSinkKind::File, _) => {
+            let path = usage.path.clone().into();
+            return Ok(Some(Ledger::File(path, usage.keep_files)));
+        }
         _ => return Ok(None),
     };
     let mut config = deadpool_postgres::Config::new();

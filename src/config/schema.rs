@@ -269,6 +269,10 @@ pub struct UsageConfig {
     pub spill_path: String,
     pub retention_months: u32,
     pub migrate_on_start: bool,
+    /// The file sink rotates `path` past this size…
+    pub max_file_bytes: u64,
+    /// …keeping this many rotated files (`path.1` newest … `path.N` oldest).
+    pub keep_files: u32,
 }
 
 mod defaults {
@@ -383,6 +387,8 @@ impl Default for UsageConfig {
             spill_path: "data/usage-spill.jsonl".into(),
             retention_months: 12,
             migrate_on_start: true,
+            max_file_bytes: 64 * 1024 * 1024,
+            keep_files: 4,
         }
     }
 }

@@ -282,6 +282,12 @@ fn check_sections(config: &Config) -> Result<(), ConfigError> {
             "is required with store: redis",
         ));
     }
+    if config.usage.max_file_bytes < 4096 {
+        return Err(ConfigError::new(
+            "usage.max_file_bytes",
+            "must be at least 4096",
+        ));
+    }
     if config.limits.max_n == 0 {
         return Err(ConfigError::new("limits.max_n", "must be at least 1"));
     }

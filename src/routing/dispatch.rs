@@ -74,6 +74,9 @@ where
             Err(e) if e.is_retryable() => {
                 if let Some(length) = pick.failed(Instant::now()) {
                     tracing::warn!(route = %route.label(), ejected_for = ?length, error = %e, "route ejected");
+                    if e.kind() == ErrorKind::UpstreamRateLimited {
+                        route.health.cooling();
+                    }
                 }
                 crate::metrics::upstream_failure(&route.provider.id, e.metric_label());
                 last = Some((e, route));
@@ -98,12 +101,33 @@ where
             route: Some(route),
         }),
         None => Err(Failure {
-            error: GatewayError::new(
-                ErrorKind::NoHealthyRoute,
-                format!("no healthy route for model {:?}", model.name),
-            ),
+            error: no_route(model),
             attempts,
             route: None,
         }),
+    }
+}
+
+/// Why no route could be tried: every route cooling down after upstream 429s is a 429 whose
+/// `retry-after` is the soonest end of a cool-down; anything else (ejected, down) is a 503.
+fn no_route(model: &ModelEntry) -> GatewayError {
+    let now = Instant::now();
+    let cooling: Option<Vec<Instant>> = model
+        .routes()
+        .map(|r| r.health.cooling_until(now))
+        .collect();
+    match cooling.and_then(|until| until.into_iter().min()) {
+        Some(soonest) => GatewayError::new(
+            ErrorKind::UpstreamRateLimited,
+            format!(
+                "every route of model {:?} is cooling down after upstream rate limits",
+                model.name
+            ),
+        )
+        .with_retry_after(Some((soonest - now).max(std::time::Duration::from_secs(1)))),
+        None => GatewayError::new(
+            ErrorKind::NoHealthyRoute,
+            format!("no healthy route for model {:?}", model.name),
+        ),
     }
 }

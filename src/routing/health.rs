@@ -42,6 +42,8 @@ struct State {
     trial_running: bool,
     /// How many times in a row the route was ejected (the backoff exponent).
     level: u32,
+    /// The current ejection is a cool-down after the upstream rate limited us.
+    cooling: bool,
     last_ejected_at: Option<Instant>,
 }
 
@@ -120,7 +122,25 @@ impl RouteHealth {
         state.level += 1;
         state.last_ejected_at = Some(now);
         state.ejected_until = Some(now + length);
+        state.cooling = false;
         Some(length)
+    }
+
+    /// Marks the current ejection as a cool-down after upstream 429s.
+    pub fn cooling(&self) {
+        self.lock().cooling = true;
+    }
+
+    /// When a cool-down after upstream 429s ends, if the route is in one.
+    pub fn cooling_until(&self, now: Instant) -> Option<Instant> {
+        if self.clean.load(Ordering::Acquire) {
+            return None;
+        }
+        let state = self.lock();
+        match state.ejected_until {
+            Some(until) if until > now && state.cooling => Some(until),
+            _ => None,
+        }
     }
 
     /// A trial that ended without a verdict (the client left): let the next request try.

@@ -7,6 +7,7 @@ pub mod migrations;
 pub mod partitions;
 pub mod price;
 pub mod record;
+pub mod rotation;
 pub mod totals;
 pub mod writer;
 

@@ -14,7 +14,8 @@ use super::record::UsageRecord;
 /// Where the totals come from.
 pub enum Ledger {
     Postgres(deadpool_postgres::Pool),
-    File(PathBuf),
+    /// The file sink: its path and how many rotated files it keeps.
+    File(PathBuf, u32),
 }
 
 /// How rows are grouped.
@@ -98,9 +99,9 @@ impl Ledger {
     pub async fn totals(&self, query: Query) -> Result<Vec<Totals>, UsageError> {
         match self {
             Ledger::Postgres(pool) => from_postgres(pool, &query).await,
-            Ledger::File(path) => {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || from_file(&path, &query))
+            Ledger::File(path, keep) => {
+                let files = super::rotation::files(path, *keep);
+                tokio::task::spawn_blocking(move || from_files(&files, &query))
                     .await
                     .map_err(|e| UsageError(format!("reading the usage file failed: {e}")))?
             }
@@ -144,13 +145,25 @@ async fn from_postgres(
 
 /// Reads the file sink line by line (constant memory in the file's size). Lines that are not
 /// rows (a torn last line after a crash) are skipped.
-fn from_file(path: &Path, q: &Query) -> Result<Vec<Totals>, UsageError> {
+/// Totals over the sink's file and its rotated ones (a file rotated away mid-read is skipped).
+fn from_files(files: &[PathBuf], q: &Query) -> Result<Vec<Totals>, UsageError> {
+    let mut groups: BTreeMap<String, Totals> = BTreeMap::new();
+    for path in files {
+        add_file(path, q, &mut groups)?;
+    }
+    Ok(groups.into_values().collect())
+}
+
+fn add_file(
+    path: &Path,
+    q: &Query,
+    groups: &mut BTreeMap<String, Totals>,
+) -> Result<(), UsageError> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(UsageError(format!("{}: {e}", path.display()))),
     };
-    let mut groups: BTreeMap<String, Totals> = BTreeMap::new();
     for line in std::io::BufReader::new(file).lines() {
         let line = line.map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
         let Ok(r) = serde_json::from_str::<UsageRecord>(&line) else {
@@ -174,7 +187,7 @@ fn from_file(path: &Path, q: &Query) -> Result<Vec<Totals>, UsageError> {
         t.output_tokens += r.output_tokens;
         t.cost += parse_cost(&r.cost).unwrap_or(0);
     }
-    Ok(groups.into_values().collect())
+    Ok(())
 }
 
 // === impl Totals ===
@@ -223,7 +236,7 @@ mod tests {
             to_us: 3 * day,
             key: key.map(str::to_owned),
         };
-        let by_day = from_file(&path, &query(Group::Day, None)).unwrap();
+        let by_day = from_files(&[path.clone()], &query(Group::Day, None)).unwrap();
         let summary: Vec<_> = by_day
             .iter()
             .map(|t| {
@@ -242,13 +255,16 @@ mod tests {
                 ("1970-01-03", 1, 30, "1.5000000000".to_owned())
             ]
         );
-        let key_a = from_file(&path, &query(Group::Model, Some("a"))).unwrap();
+        let key_a = from_files(&[path.clone()], &query(Group::Model, Some("a"))).unwrap();
         let models: Vec<_> = key_a
             .iter()
             .map(|t| (t.group.as_str(), t.requests))
             .collect();
         assert_eq!(models, [("m1", 1), ("m2", 1)]);
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(from_file(&path, &query(Group::All, None)).unwrap(), []);
+        assert_eq!(
+            from_files(&[path.clone()], &query(Group::All, None)).unwrap(),
+            []
+        );
     }
 }

@@ -60,8 +60,15 @@ struct Overflow {
 }
 
 enum Destination {
-    File(PathBuf),
+    File(FileSink),
     Postgres(Box<Postgres>),
+}
+
+/// The JSON-lines file sink, rotated by size.
+struct FileSink {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: u32,
 }
 
 struct Postgres {
@@ -82,7 +89,11 @@ impl UsageSink {
     pub fn start(config: &UsageConfig) -> Option<Arc<Self>> {
         let destination = match config.sink {
             UsageSinkKind::None => return None,
-            UsageSinkKind::File => Destination::File(PathBuf::from(&config.path)),
+            UsageSinkKind::File => Destination::File(FileSink {
+                path: PathBuf::from(&config.path),
+                max_bytes: config.max_file_bytes,
+                keep: config.keep_files,
+            }),
             UsageSinkKind::Postgres => {
                 let spill = PathBuf::from(&config.spill_path);
                 Destination::Postgres(Box::new(Postgres {
@@ -254,10 +265,10 @@ impl Destination {
     async fn write(&mut self, batch: &[UsageRecord]) {
         let started = Instant::now();
         match self {
-            Destination::File(path) => match append(path.clone(), batch).await {
+            Destination::File(file) => match file.write(batch).await {
                 Ok(()) => crate::metrics::usage_written("file", batch.len()),
                 Err(e) => {
-                    tracing::error!(error = %e, path = %path.display(), rows = batch.len(), "usage file write failed")
+                    tracing::error!(error = %e, path = %file.path.display(), rows = batch.len(), "usage file write failed")
                 }
             },
             Destination::Postgres(pg) => pg.write(batch).await,
@@ -269,6 +280,24 @@ impl Destination {
         if let Destination::Postgres(pg) = self {
             pg.idle().await;
         }
+    }
+}
+
+// === impl FileSink ===
+
+impl FileSink {
+    /// Rotates the file if it is full, then appends the batch.
+    async fn write(&self, batch: &[UsageRecord]) -> Result<(), UsageError> {
+        let (path, max, keep) = (self.path.clone(), self.max_bytes, self.keep);
+        let rotated =
+            tokio::task::spawn_blocking(move || super::rotation::rotate_if_full(&path, max, keep))
+                .await
+                .map_err(|e| UsageError(e.to_string()))?
+                .map_err(|e| UsageError(format!("rotating {}: {e}", self.path.display())))?;
+        if rotated {
+            tracing::info!(path = %self.path.display(), keep = self.keep, "usage file rotated");
+        }
+        append(self.path.clone(), batch).await
     }
 }
 

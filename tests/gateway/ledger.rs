@@ -511,3 +511,47 @@ async fn a_cut_dashscope_stream_keeps_the_upstreams_partial_usage() {
         "{row}"
     );
 }
+
+#[tokio::test]
+async fn the_file_sink_rotates_by_size_and_keeps_a_bounded_number_of_files() {
+    let a = MockOpenAi::start("a").await;
+    let dir = std::env::temp_dir().join(format!("switchyard-rotate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("usage.jsonl");
+    let usage = format!(
+        "usage:\n  sink: file\n  path: {}\n  max_file_bytes: 4096\n  keep_files: 2\n",
+        path.display()
+    );
+    let gw = Gateway::start(&ledger_config(&a, &usage)).await;
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    for _ in 0..8 {
+        let before = size(&path);
+        burst(&gw, 10).await;
+        // Each burst lands in its own batch, so the sink checks its size between them.
+        crate::harness::eventually(Duration::from_secs(5), "the batch is written", || async {
+            size(&path) != before
+        })
+        .await;
+    }
+    gw.shutdown().await;
+    let numbered = |n: u32| dir.join(format!("usage.jsonl.{n}"));
+    assert!(
+        numbered(1).exists() && numbered(2).exists(),
+        "rotated files kept"
+    );
+    assert!(!numbered(3).exists(), "no more than keep_files");
+    let total: u64 = [path.clone(), numbered(1), numbered(2)]
+        .iter()
+        .map(|p| size(p))
+        .sum();
+    assert!(total < 3 * (4096 + 10 * 1024), "bounded: {total} bytes");
+    let rows: usize = [path.clone(), numbered(1), numbered(2)]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap().lines().count())
+        .sum();
+    assert!(
+        rows >= 10 && rows < 80,
+        "the oldest rows went with the oldest file: {rows}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

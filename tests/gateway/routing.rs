@@ -397,3 +397,36 @@ async fn an_upstream_verdict_in_the_first_event_is_a_400_not_retried_and_not_hel
         "both routes still healthy: {served:?}"
     );
 }
+
+#[tokio::test]
+async fn a_model_whose_routes_all_cool_down_after_429s_answers_429_not_503() {
+    let (a, b, gw) = two_routes("routing:\n  unhealthy_after: 1\n  ejection: 5s\n").await;
+    a.set(Behavior::Status(429, vec![]));
+    b.set(Behavior::Status(429, vec![]));
+    assert_eq!(
+        provider_of(&gw, false).await.0,
+        429,
+        "both routes rate limit"
+    );
+    let r = post(&gw, "/v1/chat/completions", &chat(false)).await;
+    assert_eq!(r.status(), 429, "every route is cooling down: 429, not 503");
+    let after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=5).contains(&after),
+        "retry-after is the soonest end: {after}"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(a.count() + b.count(), 2, "no route was tried while cooling");
+
+    // Ejected for failing (not for rate limits): still a 503.
+    let (c, d, gw) = two_routes("routing:\n  unhealthy_after: 1\n  ejection: 5s\n").await;
+    c.set(Behavior::Status(500, vec![]));
+    d.set(Behavior::Status(500, vec![]));
+    assert_eq!(provider_of(&gw, false).await.0, 502);
+    assert_eq!(provider_of(&gw, false).await.0, 503);
+}
