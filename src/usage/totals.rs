@@ -236,7 +236,7 @@ mod tests {
             to_us: 3 * day,
             key: key.map(str::to_owned),
         };
-        let by_day = from_files(&[path.clone()], &query(Group::Day, None)).unwrap();
+        let by_day = from_files(std::slice::from_ref(&path), &query(Group::Day, None)).unwrap();
         let summary: Vec<_> = by_day
             .iter()
             .map(|t| {
@@ -255,7 +255,7 @@ mod tests {
                 ("1970-01-03", 1, 30, "1.5000000000".to_owned())
             ]
         );
-        let key_a = from_files(&[path.clone()], &query(Group::Model, Some("a"))).unwrap();
+        let key_a = from_files(std::slice::from_ref(&path), &query(Group::Model, Some("a"))).unwrap();
         let models: Vec<_> = key_a
             .iter()
             .map(|t| (t.group.as_str(), t.requests))
@@ -263,7 +263,7 @@ mod tests {
         assert_eq!(models, [("m1", 1), ("m2", 1)]);
         std::fs::remove_file(&path).unwrap();
         assert_eq!(
-            from_files(&[path.clone()], &query(Group::All, None)).unwrap(),
+            from_files(std::slice::from_ref(&path), &query(Group::All, None)).unwrap(),
             []
         );
     }
