@@ -255,7 +255,8 @@ mod tests {
                 ("1970-01-03", 1, 30, "1.5000000000".to_owned())
             ]
         );
-        let key_a = from_files(std::slice::from_ref(&path), &query(Group::Model, Some("a"))).unwrap();
+        let key_a =
+            from_files(std::slice::from_ref(&path), &query(Group::Model, Some("a"))).unwrap();
         let models: Vec<_> = key_a
             .iter()
             .map(|t| (t.group.as_str(), t.requests))

@@ -550,7 +550,7 @@ async fn the_file_sink_rotates_by_size_and_keeps_a_bounded_number_of_files() {
         .map(|p| std::fs::read_to_string(p).unwrap().lines().count())
         .sum();
     assert!(
-        rows >= 10 && rows < 80,
+        (10..80).contains(&rows),
         "the oldest rows went with the oldest file: {rows}"
     );
     let _ = std::fs::remove_dir_all(&dir);
