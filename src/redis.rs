@@ -66,6 +66,11 @@ impl Redis {
         }
     }
 
+    /// One round trip that changes nothing (a health probe).
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        self.bounded(self.pool.ping::<String>(None)).await.map(drop)
+    }
+
     pub async fn del(&self, keys: Vec<String>) -> Result<i64, RedisError> {
         self.bounded(self.pool.del(keys)).await
     }

@@ -367,9 +367,19 @@ fn ledger(usage: &crate::config::UsageConfig) -> Result<Option<Ledger>, String> 
         }
         _ => return Ok(None),
     };
+    // A dead or blackholed database must fail `/v1/usage` in seconds, never hang it: bounded
+    // waits for a pooled connection, for making one, and for every statement.
     let mut config = deadpool_postgres::Config::new();
     config.url = Some(url.clone());
-    config.pool = Some(deadpool_postgres::PoolConfig::new(4));
+    config.connect_timeout = Some(Duration::from_secs(3));
+    config.options = Some("-c statement_timeout=10000".into());
+    let mut pool = deadpool_postgres::PoolConfig::new(4);
+    pool.timeouts = deadpool_postgres::Timeouts {
+        wait: Some(Duration::from_secs(3)),
+        create: Some(Duration::from_secs(3)),
+        recycle: Some(Duration::from_secs(3)),
+    };
+    config.pool = Some(pool);
     config
         .create_pool(
             Some(deadpool_postgres::Runtime::Tokio1),

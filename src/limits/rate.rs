@@ -7,6 +7,7 @@
 //! (`fail_closed`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,10 +68,20 @@ pub struct Limiter {
 }
 
 struct Shared {
-    redis: Redis,
+    redis: Arc<Redis>,
     on_error: OnRedisError,
     admit: Script,
     settle: Script,
+    breaker: Arc<Breaker>,
+}
+
+/// Trips on a Redis failure so later requests skip Redis at once (this replica's buckets, or
+/// `fail_closed`'s 429) instead of each waiting out the Redis timeout; a background probe closes
+/// it when Redis answers again.
+#[derive(Default)]
+struct Breaker {
+    open: AtomicBool,
+    probing: AtomicBool,
 }
 
 #[derive(Default)]
@@ -116,10 +127,15 @@ impl Limiter {
         let redis = match &config.redis_url {
             None => None,
             Some(url) => Some(Shared {
-                redis: Redis::connect(url, Duration::from_millis(500), "limits.redis_url")?,
+                redis: Arc::new(Redis::connect(
+                    url,
+                    Duration::from_millis(500),
+                    "limits.redis_url",
+                )?),
                 on_error: config.on_redis_error,
                 admit: Script::from_lua(ADMIT),
                 settle: Script::from_lua(SETTLE),
+                breaker: Arc::new(Breaker::default()),
             }),
         };
         Ok(Self {
@@ -150,23 +166,17 @@ impl Limiter {
             None => (self.admit_local(key, rpm, tpm, tokens), false),
             Some(shared) => match shared.admit(key, rpm, tpm, tokens).await {
                 Ok(decision) => (decision, true),
-                Err(e) => {
-                    crate::metrics::limiter_redis_error();
-                    match shared.on_error {
-                        OnRedisError::FailOpen => {
-                            tracing::warn!(error = %e, "rate limits: redis unavailable, using this replica's limits");
-                            (self.admit_local(key, rpm, tpm, tokens), false)
-                        }
-                        OnRedisError::FailClosed => {
-                            return Err(GatewayError::new(
+                Err(_) => match shared.on_error {
+                    OnRedisError::FailOpen => (self.admit_local(key, rpm, tpm, tokens), false),
+                    OnRedisError::FailClosed => {
+                        return Err(GatewayError::new(
                                 ErrorKind::RateLimited,
                                 "Rate limits cannot be checked right now (limits.on_redis_error: fail_closed).",
                             )
                             .with_code("rate_limit_unavailable")
                             .with_retry_after(Some(Duration::from_secs(1))));
-                        }
                     }
-                }
+                },
             },
         };
         match decision {
@@ -279,9 +289,41 @@ fn redis_key(name: &str) -> String {
     format!("switchyard:limit:{{{name}}}")
 }
 
+// === impl Shared: the breaker ===
+
+impl Shared {
+    /// Opens the breaker and starts the one probe that closes it when Redis answers again.
+    fn trip(&self, error: &crate::redis::RedisError) {
+        crate::metrics::limiter_redis_error();
+        if self.breaker.open.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::warn!(error = %error, "rate limits: redis unavailable; not asking it again until a background probe gets an answer");
+        if self.breaker.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (redis, breaker) = (self.redis.clone(), self.breaker.clone());
+        // The probe ends when Redis answers; it holds nothing that needs flushing at shutdown.
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                every.tick().await;
+                if redis.ping().await.is_ok() {
+                    breaker.open.store(false, Ordering::Release);
+                    breaker.probing.store(false, Ordering::Release);
+                    tracing::info!("rate limits: redis answers again; limits are shared again");
+                    return;
+                }
+            }
+        });
+    }
+}
+
 // === impl Shared ===
 
 impl Shared {
+    /// The shared decision, or why there is none: Redis failed now, or is known to be down (the
+    /// breaker is open and no request waits for it).
     async fn admit(
         &self,
         key: &ApiKey,
@@ -289,11 +331,23 @@ impl Shared {
         tpm: u32,
         tokens: u64,
     ) -> Result<Decision, crate::redis::RedisError> {
+        if self.breaker.open.load(Ordering::Acquire) {
+            return Err(crate::redis::RedisError(
+                "redis is down (waiting for the background probe)".into(),
+            ));
+        }
         let args = vec![rpm.to_string(), tpm.to_string(), tokens.to_string()];
-        let reply: Vec<i64> = self
+        let reply = self
             .redis
-            .script(&self.admit, vec![redis_key(&key.name)], args)
-            .await?;
+            .script::<Vec<i64>>(&self.admit, vec![redis_key(&key.name)], args)
+            .await;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) => {
+                self.trip(&e);
+                return Err(e);
+            }
+        };
         let at = |i: usize| reply.get(i).copied().unwrap_or(0).max(0) as u64;
         Ok(match at(0) {
             1 => Decision::Admitted {

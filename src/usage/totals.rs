@@ -18,6 +18,9 @@ pub enum Ledger {
     File(PathBuf, u32),
 }
 
+/// Longest `/v1/usage` waits for the database, connection included.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(12);
+
 /// How rows are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
@@ -98,7 +101,13 @@ impl Group {
 impl Ledger {
     pub async fn totals(&self, query: Query) -> Result<Vec<Totals>, UsageError> {
         match self {
-            Ledger::Postgres(pool) => from_postgres(pool, &query).await,
+            // The statement timeout bounds the query on the server; this bounds the client side
+            // too (a blackholed connection never answers at all).
+            Ledger::Postgres(pool) => {
+                tokio::time::timeout(QUERY_TIMEOUT, from_postgres(pool, &query))
+                    .await
+                    .map_err(|_| UsageError("the usage database did not answer in time".into()))?
+            }
             Ledger::File(path, keep) => {
                 let files = super::rotation::files(path, *keep);
                 tokio::task::spawn_blocking(move || from_files(&files, &query))

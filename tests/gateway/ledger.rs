@@ -555,3 +555,29 @@ async fn the_file_sink_rotates_by_size_and_keeps_a_bounded_number_of_files() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn usage_totals_from_a_hanging_database_fail_fast() {
+    let a = MockOpenAi::start("a").await;
+    let hole = crate::tcp_proxy::Blackhole::start().await;
+    let usage = format!(
+        "usage:\n  sink: postgres\n  database_url: postgres://postgres@127.0.0.1:{}/test\n  spill_path: {}\n",
+        hole.port,
+        std::env::temp_dir()
+            .join(format!("{}.jsonl", crate::harness::unique("hole-spill")))
+            .display()
+    );
+    let gw = Gateway::start(&ledger_config(&a, &usage)).await;
+    let started = std::time::Instant::now();
+    let r = crate::harness::client()
+        .get(gw.url("/v1/usage"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "bounded by the pool's timeouts, not the kernel's: {:?}",
+        started.elapsed()
+    );
+}

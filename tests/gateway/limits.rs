@@ -149,3 +149,26 @@ async fn a_redis_that_is_down_falls_back_to_local_limits_or_refuses_as_configure
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limit_unavailable");
 }
+
+#[tokio::test]
+async fn a_hanging_redis_costs_one_timeout_not_one_per_request() {
+    let a = MockOpenAi::start("a").await;
+    let hole = crate::tcp_proxy::Blackhole::start().await;
+    let keys = "    - { name: k, key: sk-k, rpm: 1000 }\n";
+    let limits = format!(
+        "limits:\n  redis_url: redis://127.0.0.1:{}\n  on_redis_error: fail_open\n",
+        hole.port
+    );
+    let gw = Gateway::start(&gateway_config(&a, keys, &limits)).await;
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(chat(&gw, "sk-k", None).await.status(), 200);
+    }
+    // Each check would wait out the 500 ms Redis timeout (10 s for 20): the breaker trips on the
+    // first and the rest use this replica's limits at once.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?} for 20 requests",
+        started.elapsed()
+    );
+}

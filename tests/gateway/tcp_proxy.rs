@@ -66,3 +66,30 @@ impl Drop for TcpProxy {
         self.cut();
     }
 }
+
+/// A port that accepts connections and never answers: a store that hangs rather than refuses
+/// (the worst case for anything that waits on it).
+pub struct Blackhole {
+    pub port: u16,
+    task: JoinHandle<()>,
+}
+
+impl Blackhole {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        Self { port, task }
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
