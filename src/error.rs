@@ -36,6 +36,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// Body over `server.max_body_bytes`: 413.
     PayloadTooLarge,
+    /// The request body stalled for `server.body_read_timeout`: 408.
+    BodyTimeout,
     /// A gateway-side limit (per-key or a provider's `max_rps`): 429.
     RateLimited,
     /// The upstream answered 429. Retryable on another route.
@@ -109,6 +111,7 @@ impl ErrorKind {
             ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -131,6 +134,7 @@ impl ErrorKind {
             | ErrorKind::NotFound
             | ErrorKind::MethodNotAllowed
             | ErrorKind::PayloadTooLarge
+            | ErrorKind::BodyTimeout
             | ErrorKind::UpstreamRejected => "invalid_request_error",
             ErrorKind::ModelNotAllowed | ErrorKind::SessionForbidden | ErrorKind::CorsForbidden => {
                 "permission_error"
@@ -159,6 +163,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::PayloadTooLarge => "request_too_large",
+            ErrorKind::BodyTimeout => "request_body_timeout",
             ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => "rate_limit_exceeded",
             ErrorKind::UpstreamRejected => return None,
             ErrorKind::UpstreamAuth => "upstream_auth_failed",
@@ -185,6 +190,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::BodyTimeout => "body_timeout",
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::UpstreamRateLimited => "upstream_rate_limited",
             ErrorKind::UpstreamRejected => "upstream_rejected",

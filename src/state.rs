@@ -69,6 +69,8 @@ pub struct Background {
 /// Everything one config generation defines.
 pub struct Runtime {
     pub max_body_bytes: usize,
+    /// A stalled request body gets 408 after this.
+    pub body_read_timeout: Duration,
     /// Most choices (`n`) one request may ask for.
     pub max_n: u64,
     /// Origins a browser may call from (`server.cors`); `None`: no CORS at all.
@@ -269,6 +271,7 @@ impl Runtime {
         let models_json = Bytes::from(json!({"object": "list", "data": models.iter().map(|m| model_object(m, created)).collect::<Vec<_>>()}).to_string());
         Ok(Self {
             max_body_bytes: config.server.max_body_bytes,
+            body_read_timeout: config.server.body_read_timeout.0,
             max_n: u64::from(config.limits.max_n),
             cors_origins: config
                 .server

@@ -18,7 +18,7 @@ use crate::request::ChatRequest;
 pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = admit::authenticate(ctx, req.headers())?;
     let header_session = session_header(req.headers())?;
-    let body = read_body(req, ctx.runtime.max_body_bytes).await?;
+    let body = read_body(ctx, req).await?;
     let mut chat = ChatRequest::parse(body)?;
     let session = chat.session_id.take().or(header_session);
     Ok(render(pipeline::chat(ctx, key, chat, session).await?))

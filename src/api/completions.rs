@@ -13,7 +13,7 @@ use crate::request::ChatRequest;
 
 pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = admit::authenticate(ctx, req.headers())?;
-    let body = read_body(req, ctx.runtime.max_body_bytes).await?;
+    let body = read_body(ctx, req).await?;
     let completion = ChatRequest::parse_completion(body)?;
     Ok(render(pipeline::completions(ctx, key, completion).await?))
 }

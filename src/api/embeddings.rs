@@ -15,7 +15,7 @@ use crate::request::EmbeddingsRequest;
 
 pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = admit::authenticate(ctx, req.headers())?;
-    let body = read_body(req, ctx.runtime.max_body_bytes).await?;
+    let body = read_body(ctx, req).await?;
     let embeddings = EmbeddingsRequest::parse(body)?;
     let answer = pipeline::embeddings(ctx, key, &embeddings).await?;
     Ok(render(Answered::Whole(answer)))

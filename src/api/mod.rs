@@ -11,13 +11,14 @@ pub mod responses;
 pub mod sessions;
 pub mod usage;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
 use crate::body::{Body, full};
+use crate::call::context::RequestCtx;
 use crate::call::pipeline::Answered;
 use crate::error::{ErrorKind, GatewayError};
 use crate::limits::rate::Admission;
@@ -101,9 +102,11 @@ pub fn session_header_out<B>(response: &mut Response<B>, id: &str) {
     }
 }
 
-/// Reads a request body of at most `max` bytes; a declared or actual larger body is a 413,
-/// refused before it is read when `content-length` says so.
-pub async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, GatewayError> {
+/// Reads a request body of at most `server.max_body_bytes`: a declared or actual larger body
+/// is a 413 (refused before it is read when `content-length` says so), and a body that sends
+/// nothing for `server.body_read_timeout` is a 408, so a stalled upload never holds its slot.
+pub async fn read_body(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Bytes, GatewayError> {
+    let max = ctx.runtime.max_body_bytes;
     let too_large = || {
         GatewayError::new(
             ErrorKind::PayloadTooLarge,
@@ -118,18 +121,46 @@ pub async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Gate
     if declared.is_some_and(|len| len > max as u64) {
         return Err(too_large());
     }
-    match Limited::new(req.into_body(), max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(too_large())
+    let capacity = declared.map_or(0, |len| len as usize);
+    let mut body = Limited::new(req.into_body(), max);
+    let mut out = BytesMut::with_capacity(capacity);
+    let mut first: Option<Bytes> = None;
+    loop {
+        let frame = match tokio::time::timeout(ctx.runtime.body_read_timeout, body.frame()).await {
+            Err(_) => {
+                return Err(GatewayError::new(
+                    ErrorKind::BodyTimeout,
+                    "the request body stalled (server.body_read_timeout)",
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(too_large());
+            }
+            Ok(Some(Err(e))) => {
+                return Err(GatewayError::invalid_request(format!(
+                    "could not read the request body: {e}"
+                )));
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        // One frame (the common case) is kept as it came: no copy.
+        match first.take() {
+            None if out.is_empty() => first = Some(data),
+            None => out.extend_from_slice(&data),
+            Some(previous) => {
+                out.extend_from_slice(&previous);
+                out.extend_from_slice(&data);
+            }
         }
-        Err(e) => Err(GatewayError::invalid_request(format!(
-            "could not read the request body: {e}"
-        ))),
     }
+    Ok(match first {
+        Some(only) => only,
+        None => out.freeze(),
+    })
 }
 
 pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {

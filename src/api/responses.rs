@@ -19,7 +19,7 @@ const MAX_PAGE: usize = 100;
 
 pub async fn create(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = admit::authenticate(ctx, req.headers())?;
-    let body = read_body(req, ctx.runtime.max_body_bytes).await?;
+    let body = read_body(ctx, req).await?;
     let request = ResponsesRequest::parse(&body)?;
     Ok(render(responses(ctx, key, request).await?))
 }

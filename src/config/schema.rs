@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub shutdown_grace: ConfigDuration,
     /// A client must finish sending its request head within this, or the connection is closed.
     pub header_read_timeout: ConfigDuration,
+    /// A request body that sends nothing for this long gets 408.
+    pub body_read_timeout: ConfigDuration,
     /// Connections beyond this wait in the kernel's accept queue.
     pub max_connections: usize,
     /// Worker threads, each with its own runtime, listener (SO_REUSEPORT) and upstream pool;
@@ -300,6 +302,7 @@ impl Default for ServerConfig {
             request_timeout: ConfigDuration::secs(600),
             shutdown_grace: ConfigDuration::secs(30),
             header_read_timeout: ConfigDuration::secs(10),
+            body_read_timeout: ConfigDuration::secs(30),
             max_connections: 10_000,
             workers: 0,
             cors: None,

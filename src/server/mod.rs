@@ -3,6 +3,7 @@
 //! to send its request head, and shutdown is a future passed in so tests can drive it.
 
 pub mod cors;
+pub mod first_byte;
 pub mod router;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::state::App;
+use first_byte::FirstByte;
 
 /// Connection-level settings, fixed for the process (a reload does not rebind).
 #[derive(Debug, Clone)]
@@ -80,7 +82,10 @@ pub async fn serve(
             async move { Ok::<_, std::convert::Infallible>(router::handle(app, req).await) }
         });
         let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(
+                TokioIo::new(FirstByte::new(stream, options.header_read_timeout)),
+                service,
+            )
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -231,3 +231,47 @@ async fn a_request_head_over_max_header_bytes_gets_431_and_bounded_memory() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
 }
+
+#[tokio::test]
+async fn sockets_that_send_nothing_are_closed_and_free_their_slots() {
+    let gw = Gateway::start_with(
+        &format!("server:\n  max_connections: 5\n{SLOW_MOCK}"),
+        Duration::from_millis(300),
+    )
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(TcpStream::connect(gw.addr).await.unwrap());
+    }
+    // Every slot is held by a silent socket now; each is closed after header_read_timeout.
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        client().get(gw.url("/health")).send(),
+    )
+    .await
+    .expect("the silent sockets give their slots back")
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut buf = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(3), silent[0].read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "a socket that sent nothing is closed");
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_gets_408() {
+    let gw = Gateway::start(&format!("server:\n  body_read_timeout: 300ms\n{SLOW_MOCK}")).await;
+    let mut conn = TcpStream::connect(gw.addr).await.unwrap();
+    conn.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\":",
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_body_timeout"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
