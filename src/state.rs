@@ -16,6 +16,7 @@ use http::HeaderValue;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ModelType, ProviderConfig};
@@ -55,6 +56,9 @@ pub struct App {
     pub background: Background,
     /// Drains the metrics recorder's histogram samples; stopped at shutdown.
     upkeep: AbortHandle,
+    /// Cancelled when the shutdown grace runs out: open streams end with an error event instead
+    /// of being cut mid-body.
+    pub closing: CancellationToken,
     draining: AtomicBool,
     ids: RequestIds,
 }
@@ -131,6 +135,7 @@ impl App {
                 tasks: TaskTracker::new(),
             },
             upkeep,
+            closing: CancellationToken::new(),
             draining: AtomicBool::new(false),
             ids: RequestIds {
                 prefix: RandomState::new().hash_one(std::process::id()),

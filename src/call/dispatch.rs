@@ -79,6 +79,7 @@ pub async fn stream(
     let ttft = ctx.started.elapsed();
     let observer = recorder.streaming(&served.route, served.attempts, ttft);
     served.value.observe(observer);
+    served.value.close_on(&ctx.app.closing);
     Ok(served)
 }
 

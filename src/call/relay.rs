@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::providers::{Relayed, StreamRelay, Usage};
@@ -61,6 +62,8 @@ pub struct RelayStream {
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
     deadline: Pin<Box<Sleep>>,
+    /// Resolves when the gateway's shutdown grace runs out.
+    closing: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     route: Arc<Route>,
     observer: Option<Box<dyn StreamObserver>>,
     finisher: Option<Box<dyn StreamFinisher>>,
@@ -102,6 +105,7 @@ impl RelayStream {
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            closing: None,
             route,
             observer: None,
             finisher: None,
@@ -119,6 +123,11 @@ impl RelayStream {
             other => other,
         };
         Ok(())
+    }
+
+    /// Ends the stream with an error event when `token` is cancelled (the shutdown grace ran out).
+    pub fn close_on(&mut self, token: &CancellationToken) {
+        self.closing = Some(Box::pin(token.clone().cancelled_owned()));
     }
 
     pub fn observe(&mut self, observer: Box<dyn StreamObserver>) {
@@ -163,6 +172,16 @@ impl RelayStream {
                     );
                     return Poll::Ready(self.fail(e));
                 }
+            }
+            if self
+                .closing
+                .as_mut()
+                .is_some_and(|closing| closing.as_mut().poll(cx).is_ready())
+            {
+                return Poll::Ready(self.fail(GatewayError::new(
+                    ErrorKind::ShuttingDown,
+                    "the gateway is shutting down; the stream was cut short",
+                )));
             }
             if self.deadline.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(self.fail(GatewayError::new(
@@ -244,7 +263,11 @@ impl RelayStream {
         if self.phase == Phase::Priming {
             return Err(e);
         }
-        if e.kind() != ErrorKind::RequestTimeout {
+        // The client's deadline and the gateway's shutdown are not the route's fault.
+        if !matches!(
+            e.kind(),
+            ErrorKind::RequestTimeout | ErrorKind::ShuttingDown
+        ) {
             self.route.health.record_failure(Instant::now());
         }
         self.pending.push_back(e.to_sse_event());

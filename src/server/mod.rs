@@ -20,6 +20,9 @@ use tokio::sync::Semaphore;
 use crate::state::App;
 use first_byte::FirstByte;
 
+/// After the grace, how long open streams get to write their closing error event.
+const STREAMS_END: Duration = Duration::from_secs(2);
+
 /// Connection-level settings, fixed for the process (a reload does not rebind).
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -98,8 +101,21 @@ pub async fn serve(
     drop(listener);
     app.start_draining();
     tracing::info!(grace = ?options.shutdown_grace, "listener closed; draining open connections");
-    match tokio::time::timeout(options.shutdown_grace, graceful.shutdown()).await {
+    let drained = graceful.shutdown();
+    tokio::pin!(drained);
+    match tokio::time::timeout(options.shutdown_grace, &mut drained).await {
         Ok(()) => tracing::info!("all connections closed"),
-        Err(_) => tracing::warn!("shutdown grace elapsed; closing the remaining connections"),
+        Err(_) => {
+            // Streams still open end with an error event (their rows say `error`), not a
+            // chunked body cut mid-way; they get a moment to write it.
+            tracing::warn!("shutdown grace elapsed; ending the open streams with an error event");
+            app.closing.cancel();
+            if tokio::time::timeout(STREAMS_END, &mut drained)
+                .await
+                .is_err()
+            {
+                tracing::warn!("closing the remaining connections");
+            }
+        }
     }
 }

@@ -275,3 +275,43 @@ async fn a_body_that_stalls_gets_408() {
     assert!(answer.contains("request_body_timeout"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn streams_longer_than_the_grace_end_with_an_error_event_and_an_error_row() {
+    let ledger = std::env::temp_dir().join(format!("{}.jsonl", crate::harness::unique("grace")));
+    let gw = Gateway::start(&format!(
+        "server:\n  shutdown_grace: 300ms\nusage:\n  sink: file\n  path: {}\n{SLOW_MOCK}",
+        ledger.display()
+    ))
+    .await;
+    // About forty 100 ms chunks: far longer than the grace.
+    let words = "word ".repeat(40);
+    let mut stream = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": words}]}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = stream.chunk().await.unwrap().unwrap().to_vec();
+    let stopping = tokio::spawn(gw.shutdown());
+    // The body ends cleanly (no cut chunked encoding: every read is Ok).
+    while let Some(chunk) = stream.chunk().await.unwrap() {
+        body.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(body).unwrap();
+    let data = sse_data(&text);
+    assert!(!data.contains(&"[DONE]".to_owned()), "{text}");
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "shutting_down", "{text}");
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = std::fs::read_to_string(&ledger).unwrap();
+    let _ = std::fs::remove_file(&ledger);
+    let row: Value = serde_json::from_str(rows.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (row["status"].as_str(), row["http_status"].as_i64()),
+        (Some("error"), Some(200))
+    );
+}
