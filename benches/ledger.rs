@@ -92,5 +92,6 @@ fn record(i: usize, now_us: i64) -> UsageRecord {
         error_message: None,
         purpose: Purpose::Chat,
         estimate: None,
+        journal: 0,
     }
 }

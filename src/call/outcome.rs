@@ -101,6 +101,7 @@ impl Draft {
                 error_message: None,
                 purpose,
                 estimate: None,
+                journal: 0,
             },
             price: Price::from_config(model.price.as_ref()),
             request,

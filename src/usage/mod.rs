@@ -3,6 +3,7 @@
 //! ([`migrations`], [`partitions`]) and the totals behind `/v1/usage` ([`totals`]).
 
 pub mod estimate;
+pub mod journal;
 pub mod migrations;
 pub mod partitions;
 pub mod price;

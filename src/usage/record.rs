@@ -33,6 +33,9 @@ pub struct UsageRecord {
     /// before the row is written. Never serialised.
     #[serde(skip)]
     pub estimate: Option<Box<Estimate>>,
+    /// The crash-journal segment holding this row (0: none). Never serialised.
+    #[serde(skip)]
+    pub journal: u64,
 }
 
 /// How a request ended, as the ledger's `status` column says it.

@@ -22,6 +22,7 @@ use tokio_postgres::{Client, NoTls};
 
 use super::UsageError;
 use super::estimate::Estimate;
+use super::journal::Journal;
 use super::migrations::migrate;
 use super::partitions::{Month, maintain};
 use super::record::UsageRecord;
@@ -45,6 +46,8 @@ const PREMADE_MONTHS: u32 = 2;
 pub struct UsageSink {
     tx: mpsc::Sender<UsageRecord>,
     overflow: Arc<Overflow>,
+    /// The Postgres sink's crash journal (rows survive a `kill -9`).
+    journal: Option<Arc<Journal>>,
     /// The writer's first connection attempt is over (the schema is migrated if it succeeded).
     started: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
@@ -87,7 +90,7 @@ struct Postgres {
 impl UsageSink {
     /// Starts the writer task on the current runtime; `None` for `sink: none`.
     pub fn start(config: &UsageConfig) -> Option<Arc<Self>> {
-        let destination = match config.sink {
+        let mut destination = match config.sink {
             UsageSinkKind::None => return None,
             UsageSinkKind::File => Destination::File(FileSink {
                 path: PathBuf::from(&config.path),
@@ -108,6 +111,22 @@ impl UsageSink {
                 }))
             }
         };
+        let journal = match &destination {
+            Destination::Postgres(pg) => match Journal::open(&pg.spill) {
+                Ok(journal) => Some(Arc::new(journal)),
+                Err(e) => {
+                    tracing::error!(error = %e, spill = %pg.spill.display(), "usage journal unavailable: a crash may lose the last rows");
+                    None
+                }
+            },
+            Destination::File(_) => None,
+        };
+        if journal.is_some()
+            && let Destination::Postgres(pg) = &mut destination
+        {
+            // The journal may just have recovered a crashed run's rows into the spill.
+            pg.spill_pending = pg.spill.exists();
+        }
         let (tx, rx) = mpsc::channel(QUEUE);
         let (stop, stopped) = watch::channel(false);
         let started = Arc::new(AtomicBool::new(false));
@@ -115,6 +134,7 @@ impl UsageSink {
         let task = tokio::spawn(run(
             rx,
             overflow.clone(),
+            journal.clone(),
             destination,
             stopped,
             started.clone(),
@@ -122,6 +142,7 @@ impl UsageSink {
         Some(Arc::new(Self {
             tx,
             overflow,
+            journal,
             started,
             stop,
             task: std::sync::Mutex::new(Some(task)),
@@ -137,7 +158,10 @@ impl UsageSink {
 
     /// Queues a record. Never blocks the request: if the queue is full the record waits in the
     /// overflow, which the writer drains first and shutdown drains too.
-    pub fn record(&self, record: UsageRecord) {
+    pub fn record(&self, mut record: UsageRecord) {
+        if let Some(journal) = &self.journal {
+            record.journal = journal.append(&record);
+        }
         if let Err(mpsc::error::TrySendError::Full(record)) = self.tx.try_send(record) {
             crate::metrics::usage_queue_full();
             self.overflow.push(record);
@@ -157,6 +181,7 @@ impl UsageSink {
 async fn run(
     mut rx: mpsc::Receiver<UsageRecord>,
     overflow: Arc<Overflow>,
+    journal: Option<Arc<Journal>>,
     mut destination: Destination,
     mut stopped: watch::Receiver<bool>,
     started: Arc<AtomicBool>,
@@ -164,8 +189,12 @@ async fn run(
     destination.idle().await; // the first connection, and the migrations
     started.store(true, Ordering::Release);
     let mut batch: Vec<UsageRecord> = Vec::with_capacity(BATCH);
+    let mut segments = Segments::default();
     loop {
         let stopping = *stopped.borrow();
+        if let Some(journal) = &journal {
+            segments.rotate(journal);
+        }
         overflow.take_into(&mut batch);
         while batch.len() < BATCH {
             match rx.try_recv() {
@@ -177,7 +206,12 @@ async fn run(
         let full = batch.len() == BATCH;
         if !batch.is_empty() {
             count_estimated(&mut batch).await;
-            destination.write(&batch).await;
+            let persisted = destination.write(&batch).await;
+            if let Some(journal) = &journal
+                && persisted
+            {
+                segments.persisted(journal, &batch);
+            }
             batch.clear();
         } else {
             destination.idle().await;
@@ -187,6 +221,11 @@ async fn run(
         }
         if stopping {
             if rx.is_empty() && overflow.is_empty() {
+                if let Some(journal) = &journal {
+                    segments.rotate(journal);
+                    segments.release_done(journal);
+                    journal.close();
+                }
                 return;
             }
             continue;
@@ -222,6 +261,53 @@ async fn count_estimated(batch: &mut [UsageRecord]) {
         }
         Err(e) => {
             tracing::error!(error = %e, "counting estimated tokens failed; rows kept with 0 tokens")
+        }
+    }
+}
+
+/// Closed journal segments waiting for their rows to be safe, and how many of each row's segment
+/// are safe so far (the open segment's too).
+#[derive(Default)]
+struct Segments {
+    /// Closed: number → rows it holds.
+    closed: std::collections::BTreeMap<u64, u64>,
+    /// Number → rows safe.
+    safe: std::collections::HashMap<u64, u64>,
+}
+
+// === impl Segments ===
+
+impl Segments {
+    fn rotate(&mut self, journal: &Journal) {
+        match journal.rotate() {
+            Ok(Some((number, rows))) => {
+                self.closed.insert(number, rows);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "usage journal rotation failed"),
+        }
+    }
+
+    fn persisted(&mut self, journal: &Journal, batch: &[UsageRecord]) {
+        for record in batch.iter().filter(|r| r.journal != 0) {
+            *self.safe.entry(record.journal).or_default() += 1;
+        }
+        self.release_done(journal);
+    }
+
+    /// Deletes every closed segment whose rows are all safe.
+    fn release_done(&mut self, journal: &Journal) {
+        let safe = &self.safe;
+        let done: Vec<u64> = self
+            .closed
+            .iter()
+            .filter(|(n, rows)| safe.get(n).copied().unwrap_or(0) >= **rows)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in done {
+            journal.release(n);
+            self.closed.remove(&n);
+            self.safe.remove(&n);
         }
     }
 }
@@ -262,18 +348,24 @@ impl Overflow {
 // === impl Destination ===
 
 impl Destination {
-    async fn write(&mut self, batch: &[UsageRecord]) {
+    /// Writes a batch; true once the rows are safe (in the sink, or in the spill file).
+    async fn write(&mut self, batch: &[UsageRecord]) -> bool {
         let started = Instant::now();
-        match self {
+        let persisted = match self {
             Destination::File(file) => match file.write(batch).await {
-                Ok(()) => crate::metrics::usage_written("file", batch.len()),
+                Ok(()) => {
+                    crate::metrics::usage_written("file", batch.len());
+                    true
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, path = %file.path.display(), rows = batch.len(), "usage file write failed")
+                    tracing::error!(error = %e, path = %file.path.display(), rows = batch.len(), "usage file write failed");
+                    false
                 }
             },
             Destination::Postgres(pg) => pg.write(batch).await,
-        }
+        };
         crate::metrics::usage_write_seconds(started.elapsed());
+        persisted
     }
 
     async fn idle(&mut self) {
@@ -304,13 +396,14 @@ impl FileSink {
 // === impl Postgres ===
 
 impl Postgres {
-    async fn write(&mut self, batch: &[UsageRecord]) {
+    async fn write(&mut self, batch: &[UsageRecord]) -> bool {
         match self.insert(batch).await {
             Ok(()) => {
                 crate::metrics::usage_written("postgres", batch.len());
                 if self.spill_pending {
                     self.replay().await;
                 }
+                true
             }
             Err(e) => {
                 tracing::warn!(error = %e, rows = batch.len(), spill = %self.spill.display(), "usage rows spilled: the database is unavailable");
@@ -319,9 +412,11 @@ impl Postgres {
                     Ok(()) => {
                         self.spill_pending = true;
                         crate::metrics::usage_spilled(batch.len());
+                        true
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, rows = batch.len(), "usage spill failed: rows lost")
+                        tracing::error!(error = %e, rows = batch.len(), "usage spill failed: the journal keeps them for the next start");
+                        false
                     }
                 }
             }

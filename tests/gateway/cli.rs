@@ -253,3 +253,70 @@ async fn sigterm_mid_burst_writes_every_answered_request_before_exit() {
     );
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn kill_9_mid_burst_loses_no_answered_requests_row() {
+    let db = crate::usage_schema::TestDb::create("kill9").await;
+    let dir = scratch_dir("kill9-ledger");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let yaml = format!(
+        "{}usage:\n  sink: postgres\n  database_url: {}\n  spill_path: {}\n",
+        mock_config(port, "m"),
+        db.url(),
+        dir.join("spill.jsonl").display()
+    );
+    let config = write_config(&dir, "switchyard.yaml", &yaml);
+    let (mut child, client, base) = serve_until_ready(&config, port).await;
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let senders: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, base, answered) = (client.clone(), base.clone(), answered.clone());
+            tokio::spawn(async move {
+                let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+                while let Ok(r) = client.post(format!("{base}/v1/chat/completions")).json(&body).send().await {
+                    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+                    if r.status() != 200 || r.bytes().await.is_err() {
+                        break;
+                    }
+                    answered.lock().unwrap().push(id);
+                }
+            })
+        })
+        .collect();
+    while answered.lock().unwrap().len() < 400 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    signal(child.id().unwrap(), "KILL");
+    child.wait().await.unwrap();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let answered = answered.lock().unwrap().clone();
+    // The next start recovers the journal into the spill and replays it.
+    let (_child, _, _) = serve_until_ready(&config, port).await;
+    let client_db = db.connect().await;
+    let started = Instant::now();
+    let missing = loop {
+        let rows = client_db
+            .query("SELECT request_id FROM request_logs", &[])
+            .await
+            .unwrap();
+        let stored: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        let missing: Vec<&String> = answered.iter().filter(|id| !stored.contains(*id)).collect();
+        if missing.is_empty() || started.elapsed() > Duration::from_secs(15) {
+            break missing.len();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        missing,
+        0,
+        "rows lost for {} answered requests of {}",
+        missing,
+        answered.len()
+    );
+    db.drop_db().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
