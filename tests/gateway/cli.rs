@@ -185,12 +185,20 @@ async fn sighup_reloads_and_sigterm_drains_then_exits_zero() {
     assert!(status.success(), "SIGTERM exits 0: {status:?}");
 }
 
-/// SIGTERM in the middle of a burst: every request that got its answer has its row in
-/// PostgreSQL by the time the process exits (the queue is drained before exit 0).
-#[tokio::test]
-async fn sigterm_mid_burst_writes_every_answered_request_before_exit() {
-    let db = crate::usage_schema::TestDb::create("sigterm").await;
-    let dir = scratch_dir("sigterm-ledger");
+/// A fresh database, a clean scratch folder and a config for the mock model `m` on a free port
+/// with the Postgres ledger (its spill in the folder).
+async fn postgres_ledger(
+    test: &str,
+) -> (
+    crate::usage_schema::TestDb,
+    std::path::PathBuf,
+    u16,
+    std::path::PathBuf,
+) {
+    let db = crate::usage_schema::TestDb::create(test).await;
+    let dir = scratch_dir(&format!("{test}-ledger"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
     let yaml = format!(
         "{}usage:\n  sink: postgres\n  database_url: {}\n  spill_path: {}\n",
@@ -199,6 +207,14 @@ async fn sigterm_mid_burst_writes_every_answered_request_before_exit() {
         dir.join("spill.jsonl").display()
     );
     let config = write_config(&dir, "switchyard.yaml", &yaml);
+    (db, dir, port, config)
+}
+
+/// SIGTERM in the middle of a burst: every request that got its answer has its row in
+/// PostgreSQL by the time the process exits (the queue is drained before exit 0).
+#[tokio::test]
+async fn sigterm_mid_burst_writes_every_answered_request_before_exit() {
+    let (db, dir, port, config) = postgres_ledger("sigterm").await;
     let (mut child, client, base) = serve_until_ready(&config, port).await;
     let pid = child.id().unwrap();
 
@@ -256,18 +272,7 @@ async fn sigterm_mid_burst_writes_every_answered_request_before_exit() {
 
 #[tokio::test]
 async fn kill_9_mid_burst_loses_no_answered_requests_row() {
-    let db = crate::usage_schema::TestDb::create("kill9").await;
-    let dir = scratch_dir("kill9-ledger");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let yaml = format!(
-        "{}usage:\n  sink: postgres\n  database_url: {}\n  spill_path: {}\n",
-        mock_config(port, "m"),
-        db.url(),
-        dir.join("spill.jsonl").display()
-    );
-    let config = write_config(&dir, "switchyard.yaml", &yaml);
+    let (db, dir, port, config) = postgres_ledger("kill9").await;
     let (mut child, client, base) = serve_until_ready(&config, port).await;
     let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let senders: Vec<_> = (0..16)
