@@ -119,6 +119,10 @@ pub async fn read_body(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Bytes
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max as u64) {
+        // The 413 goes out now; the body still arriving is read and thrown away for a bounded
+        // time (nginx's lingering close), so a client that writes all of it before reading
+        // gets the answer instead of a reset.
+        ctx.app.background.spawn(discard(req.into_body()));
         return Err(too_large());
     }
     let capacity = declared.map_or(0, |len| len as usize);
@@ -161,6 +165,19 @@ pub async fn read_body(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Bytes
         Some(only) => only,
         None => out.freeze(),
     })
+}
+
+/// Most a refused body is read for, and how long, before its connection is let go.
+const DISCARD_BYTES: usize = 64 * 1024 * 1024;
+const DISCARD_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops a body, up to `DISCARD_BYTES` or `DISCARD_FOR`, whichever comes first.
+async fn discard(body: Incoming) {
+    let drain = async {
+        let mut body = Limited::new(body, DISCARD_BYTES);
+        while let Some(Ok(_)) = body.frame().await {}
+    };
+    let _ = tokio::time::timeout(DISCARD_FOR, drain).await;
 }
 
 pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {

@@ -315,3 +315,35 @@ async fn streams_longer_than_the_grace_end_with_an_error_event_and_an_error_row(
         (Some("error"), Some(200))
     );
 }
+
+#[tokio::test]
+async fn a_client_that_writes_its_whole_oversize_body_first_still_reads_the_413() {
+    let gw = Gateway::start(&format!("server:\n  max_body_bytes: 65536\n{SLOW_MOCK}")).await;
+    let conn = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut read, mut write) = conn.into_split();
+    let body = vec![b'x'; 24 * 1024 * 1024];
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // Like a naive client: the whole request first, the answer after.
+    let writer = tokio::spawn(async move {
+        write.write_all(head.as_bytes()).await?;
+        write.write_all(&body).await
+    });
+    let written = tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        written.is_ok(),
+        "the whole body is accepted (read and discarded): {written:?}"
+    );
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), read.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
