@@ -443,6 +443,9 @@ mod tests {
         assert_eq!(&out, b"00001234abcd");
         let mut out = [0u8; 16];
         write_hex(&mut out, u64::MAX - 1);
-        assert_eq!(std::str::from_utf8(&out).unwrap(), format!("{:016x}", u64::MAX - 1));
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            format!("{:016x}", u64::MAX - 1)
+        );
     }
 }

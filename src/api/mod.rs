@@ -13,7 +13,7 @@ pub mod usage;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
@@ -54,6 +54,8 @@ pub fn render(answered: Answered) -> Response<Body> {
     }
 }
 
+const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-switchyard-provider");
+
 /// What every served answer carries: the provider that served it (never its key or URL), the
 /// key's `x-ratelimit-*` headers and the session it belongs to.
 pub fn answered_headers<B>(
@@ -63,8 +65,8 @@ pub fn answered_headers<B>(
     session: Option<String>,
 ) {
     let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&route.provider.id) {
-        headers.insert("x-switchyard-provider", v);
+    if let Some(v) = &route.provider.id_header {
+        headers.insert(PROVIDER_HEADER, v.clone());
     }
     let mut put = |name: &'static str, value: u64| {
         headers.insert(name, HeaderValue::from(value));

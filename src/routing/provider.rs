@@ -16,6 +16,8 @@ use crate::config::ProviderKind;
 /// A provider as it runs: how it is reached, its `max_rps` ceiling and its probe state.
 pub struct Provider {
     pub id: Arc<str>,
+    /// `id` as a response header value (`x-switchyard-provider`), made once.
+    pub id_header: Option<http::HeaderValue>,
     /// What it speaks; only `providers::Adapter::of` reads it.
     pub kind: ProviderKind,
     pub transport: Transport,
@@ -52,6 +54,7 @@ impl Provider {
             .and_then(NonZeroU32::new)
             .map(|rps| RateLimiter::direct(Quota::per_second(rps)));
         Self {
+            id_header: http::HeaderValue::from_str(&id).ok(),
             id,
             kind,
             transport,
