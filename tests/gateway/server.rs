@@ -347,3 +347,19 @@ async fn a_client_that_writes_its_whole_oversize_body_first_still_reads_the_413(
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_header_read_timeout() {
+    let gw = Gateway::start_with(SLOW_MOCK, Duration::from_millis(300)).await;
+    let mut conn = TcpStream::connect(gw.addr).await.unwrap();
+    conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = conn.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Then nothing: the kept-alive connection must not hold its slot for ever.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), conn.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "an idle keep-alive connection is closed");
+}
