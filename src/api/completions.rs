@@ -15,5 +15,5 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     let key = admit::authenticate(ctx, req.headers())?;
     let body = read_body(ctx, req).await?;
     let completion = ChatRequest::parse_completion(body)?;
-    Ok(render(pipeline::completions(ctx, key, completion).await?))
+    Ok(render(pipeline::chat(ctx, key, completion, None).await?))
 }

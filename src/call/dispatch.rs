@@ -126,14 +126,7 @@ where
     F: FnMut(Arc<Route>) -> Fut,
     Fut: Future<Output = Result<T, GatewayError>>,
 {
-    // Every attempt's error passes the one scrubbing point before anything can show it.
-    let mut attempt = attempt;
-    let scrubbed = |route: Arc<Route>| {
-        let key = route.provider.transport.secret().cloned();
-        let attempt = attempt(route);
-        async move { attempt.await.map_err(|e| e.scrubbed(key.as_ref())) }
-    };
-    match dispatch(model, ctx.runtime.max_attempts, affinity, scrubbed).await {
+    match dispatch(model, ctx.runtime.max_attempts, affinity, attempt).await {
         Ok(served) => Ok((served, recorder)),
         Err(failure) => Err(recorder.failed(failure)),
     }

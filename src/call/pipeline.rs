@@ -1,5 +1,5 @@
-//! The steps composed, one entry per kind of model call: chat (whole answers and streams, with
-//! an optional session) and embeddings. Each is admit → expand → dispatch, with the outcome
+//! The steps composed, one entry per kind of model call: chat and legacy completions (whole
+//! answers and streams, with an optional session) and embeddings. Each is admit → expand → dispatch, with the outcome
 //! recorded by the recorder made at admission; `api/` parses before and renders after.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::body::Body;
 use crate::config::ModelType;
 use crate::limits::keys::ApiKey;
 use crate::limits::rate::Admission;
-use crate::request::{ChatRequest, EmbeddingsRequest};
+use crate::request::{ChatRequest, EmbeddingsRequest, Form};
 use crate::routing::{Route, affinity};
 use crate::usage::record::Purpose;
 
@@ -35,7 +35,9 @@ pub enum Answered {
     Stream(Answer<Body>),
 }
 
-/// A chat request. With `session`, the stored history is expanded into it first and the turn is
+/// A chat request, or a legacy completion (`Form::Completion`: a chat model's routes,
+/// `text_completion` answers passed through from OpenAI-kind upstreams or translated from
+/// DashScope's). With `session`, the stored history is expanded into it first and the turn is
 /// appended before the answer ends; the session's turns stick to one route while it is healthy.
 pub async fn chat(
     ctx: &RequestCtx,
@@ -60,11 +62,15 @@ pub async fn chat(
     // Reserved: the prompt as sent upstream (session history included) plus the completion.
     let admission = admit::generation_limits(ctx, key, model.encoding(), &chat).await?;
     let session = turn.as_ref().map(|t| t.id.clone());
+    let purpose = match chat.form {
+        Form::Chat => Purpose::Chat,
+        Form::Completion => Purpose::Completion,
+    };
     let recorder = Recorder::new(
         ctx,
         key,
         model,
-        Purpose::Chat,
+        purpose,
         chat.stream,
         chat.body.clone(),
         admission.clone(),
@@ -94,44 +100,6 @@ pub async fn chat(
         route: served.route,
         admission,
         session,
-    }))
-}
-
-/// A legacy completion (`POST /v1/completions`): a chat model's routes, `text_completion`
-/// answers (passed through from OpenAI-kind upstreams, translated from DashScope's).
-pub async fn completions(
-    ctx: &RequestCtx,
-    key: Option<Arc<ApiKey>>,
-    req: ChatRequest,
-) -> Result<Answered, Rejection> {
-    let key = key.as_deref();
-    let model = admit::model(ctx, key, &req.model, ModelType::Chat)?;
-    admit::choices(ctx, &req)?;
-    let admission = admit::generation_limits(ctx, key, model.encoding(), &req).await?;
-    let recorder = Recorder::new(
-        ctx,
-        key,
-        model,
-        Purpose::Completion,
-        req.stream,
-        req.body.clone(),
-        admission.clone(),
-    );
-    if req.stream {
-        let served = dispatch::stream(ctx, model, &req, recorder, None).await?;
-        return Ok(Answered::Stream(Answer {
-            body: served.value.boxed_unsync(),
-            route: served.route,
-            admission,
-            session: None,
-        }));
-    }
-    let served = dispatch::complete(ctx, model, &req, recorder, None).await?;
-    Ok(Answered::Whole(Answer {
-        body: served.value.0,
-        route: served.route,
-        admission,
-        session: None,
     }))
 }
 

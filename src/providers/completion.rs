@@ -19,22 +19,11 @@ pub fn from_chat(body: &[u8]) -> Result<Bytes, GatewayError> {
         .into_iter()
         .flatten()
         .map(|c| {
-            json!({
-                "text": c["message"]["content"].as_str().unwrap_or_default(),
-                "index": c["index"],
-                "logprobs": null,
-                "finish_reason": finish_reason(&c["finish_reason"]),
-            })
+            let text = c["message"]["content"].as_str().unwrap_or_default();
+            text_choice(c, text, finish_reason(&c["finish_reason"]))
         })
         .collect();
-    let completion = json!({
-        "id": completion_id(&chat["id"]),
-        "object": "text_completion",
-        "created": chat["created"],
-        "model": chat["model"],
-        "choices": choices,
-        "usage": chat["usage"],
-    });
+    let completion = text_completion(&chat, choices, chat["usage"].clone());
     Ok(Bytes::from(completion.to_string()))
 }
 
@@ -63,28 +52,36 @@ pub fn chunks_from_chat(frames: &[u8]) -> Bytes {
             .filter_map(|c| {
                 let text = c["delta"]["content"].as_str().unwrap_or_default();
                 let finish = finish_reason(&c["finish_reason"]);
-                (!text.is_empty() || !finish.is_null()).then(|| {
-                    json!({"text": text, "index": c["index"], "logprobs": null, "finish_reason": finish})
-                })
+                (!text.is_empty() || !finish.is_null()).then(|| text_choice(c, text, finish))
             })
             .collect();
         let usage = chunk.get("usage").cloned().unwrap_or(Value::Null);
         if choices.is_empty() && usage.is_null() {
             continue;
         }
-        let text_chunk = json!({
-            "id": completion_id(&chunk["id"]),
-            "object": "text_completion",
-            "created": chunk["created"],
-            "model": chunk["model"],
-            "choices": choices,
-            "usage": usage,
-        });
+        let text_chunk = text_completion(&chunk, choices, usage);
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(text_chunk.to_string().as_bytes());
         out.extend_from_slice(b"\n\n");
     }
     out.freeze()
+}
+
+/// A `text_completion` (or chunk) with the chat answer's id, time and model.
+fn text_completion(chat: &Value, choices: Vec<Value>, usage: Value) -> Value {
+    json!({
+        "id": completion_id(&chat["id"]),
+        "object": "text_completion",
+        "created": chat["created"],
+        "model": chat["model"],
+        "choices": choices,
+        "usage": usage,
+    })
+}
+
+/// One `text_completion` choice for chat choice `c`.
+fn text_choice(c: &Value, text: &str, finish_reason: Value) -> Value {
+    json!({"text": text, "index": c["index"], "logprobs": null, "finish_reason": finish_reason})
 }
 
 /// `cmpl-…` for the chat answer's id.

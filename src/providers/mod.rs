@@ -18,7 +18,7 @@ use http::StatusCode;
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::GatewayError;
 use crate::request::{ChatRequest, EmbeddingsRequest, Form};
-use crate::routing::transport::{Endpoint, HttpSpec, Reach, UpstreamRequest};
+use crate::routing::transport::{Endpoint, Reach, UpstreamRequest};
 use crate::usage::estimate::Transcript;
 pub use types::{Relayed, ResponseContext, Usage};
 
@@ -62,28 +62,8 @@ impl Adapter {
                 .ok_or_else(|| format!("provider {:?}: base_url is required", config.id))
         };
         Ok(match self {
-            Adapter::OpenAi => {
-                let base_url = base_url()?;
-                Reach::Http(HttpSpec {
-                    probe_url: openai::probe_url(&base_url),
-                    base_url,
-                    chat_path: openai::CHAT_PATH,
-                    completions_path: openai::COMPLETIONS_PATH,
-                    embeddings_path: openai::EMBEDDINGS_PATH,
-                    stream_headers: &[],
-                })
-            }
-            Adapter::DashScope => {
-                let base_url = base_url()?;
-                Reach::Http(HttpSpec {
-                    probe_url: dashscope::probe_url(&base_url),
-                    base_url,
-                    chat_path: dashscope::CHAT_PATH,
-                    completions_path: dashscope::CHAT_PATH,
-                    embeddings_path: dashscope::EMBEDDINGS_PATH,
-                    stream_headers: dashscope::STREAM_HEADERS,
-                })
-            }
+            Adapter::OpenAi => Reach::Http(openai::http_spec(base_url()?)),
+            Adapter::DashScope => Reach::Http(dashscope::http_spec(base_url()?)),
             Adapter::Mock => Reach::Local(Arc::new(mock::MockUpstream::new(
                 &config.mock.clone().unwrap_or_default(),
             ))),

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::types::{Relayed, Usage};
 use crate::error::{ErrorKind, GatewayError};
+use crate::routing::transport::HttpSpec;
 use crate::sse::SseEvent;
 use crate::usage::estimate::Transcript;
 
@@ -60,9 +61,17 @@ struct OpenAiError {
     param: Option<String>,
 }
 
-/// The probe: `GET {base_url}/models`, a list call that spends no tokens.
-pub fn probe_url(base_url: &str) -> String {
-    format!("{}/models", base_url.trim_end_matches('/'))
+/// Where an OpenAI-compatible server's endpoints are. Its probe: `GET {base_url}/models`, a
+/// list call that spends no tokens.
+pub fn http_spec(base_url: String) -> HttpSpec {
+    HttpSpec {
+        probe_url: format!("{}/models", base_url.trim_end_matches('/')),
+        base_url,
+        chat_path: CHAT_PATH,
+        completions_path: COMPLETIONS_PATH,
+        embeddings_path: EMBEDDINGS_PATH,
+        stream_headers: &[],
+    }
 }
 
 /// The body with the bytes of `span` replaced by `replacement`; the original when they are equal

@@ -303,7 +303,7 @@ impl EventStream {
     /// Closes the open item with its `.done` events.
     fn close(&mut self, status: &str, out: &mut Vec<u8>) {
         let output_index = self.items.len();
-        let item = match self.open.take() {
+        let (item, call_index) = match self.open.take() {
             None => return,
             Some(Open::Text { id, text }) => {
                 self.event(out, "response.output_text.done", json!({
@@ -313,7 +313,8 @@ impl EventStream {
                 self.event(out, "response.content_part.done", json!({
                     "item_id": id, "output_index": output_index, "content_index": 0, "part": part,
                 }));
-                json!({"id": id, "type": "message", "status": status, "role": "assistant", "content": [part]})
+                let item = json!({"id": id, "type": "message", "status": status, "role": "assistant", "content": [part]});
+                (item, None)
             }
             Some(Open::Call {
                 index,
@@ -330,16 +331,7 @@ impl EventStream {
                 );
                 item["arguments"] = json!(arguments);
                 item["status"] = json!("completed");
-                self.event(
-                    out,
-                    "response.output_item.done",
-                    json!({
-                        "output_index": output_index, "item": item,
-                    }),
-                );
-                self.items.push(item);
-                self.call_indices.push(Some(index));
-                return;
+                (item, Some(index))
             }
         };
         self.event(
@@ -350,7 +342,7 @@ impl EventStream {
             }),
         );
         self.items.push(item);
-        self.call_indices.push(None);
+        self.call_indices.push(call_index);
     }
 
     /// One SSE event: `event: {type}` and the JSON with `type` and `sequence_number` first.

@@ -61,7 +61,12 @@ where
             last = Some((e, route));
             continue;
         }
-        match attempt(route.clone()).await {
+        // Every attempt's error passes the one scrubbing point before anything can show it
+        // (only on failure: the answered path pays nothing).
+        let outcome = attempt(route.clone())
+            .await
+            .map_err(|e| e.scrubbed(route.provider.transport.secret()));
+        match outcome {
             Ok(value) => {
                 route.provider.note_answer();
                 pick.succeeded();

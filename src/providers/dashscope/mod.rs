@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use super::types::{ResponseContext, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::EmbeddingInput;
+use crate::routing::transport::HttpSpec;
 use types::{
     DashScopeEmbeddingResponse, DashScopeGenerationResponse, DashScopeMessage, DashScopeUsage,
 };
@@ -25,15 +26,23 @@ pub const EMBEDDINGS_PATH: &str = "services/embeddings/text-embedding/text-embed
 /// Streams are asked for with this header as well as `accept: text/event-stream`.
 pub const STREAM_HEADERS: &[(&str, &str)] = &[("x-dashscope-sse", "enable")];
 
-/// The probe. The native API has no cheap read, so the OpenAI-compatible models list on the
-/// same host: `/compatible-mode/v1/models` (a metadata list with the same key, not billed).
-pub fn probe_url(base_url: &str) -> String {
+/// Where DashScope's native endpoints are (legacy completions use the generation endpoint too).
+/// Its probe: the native API has no cheap read, so the OpenAI-compatible models list on the same
+/// host, `/compatible-mode/v1/models` (a metadata list with the same key, not billed).
+pub fn http_spec(base_url: String) -> HttpSpec {
     let base = base_url.trim_end_matches('/');
     let origin = base
         .find("://")
         .and_then(|s| base[s + 3..].find('/').map(|p| &base[..s + 3 + p]))
         .unwrap_or(base);
-    format!("{origin}/compatible-mode/v1/models")
+    HttpSpec {
+        probe_url: format!("{origin}/compatible-mode/v1/models"),
+        base_url,
+        chat_path: CHAT_PATH,
+        completions_path: CHAT_PATH,
+        embeddings_path: EMBEDDINGS_PATH,
+        stream_headers: STREAM_HEADERS,
+    }
 }
 
 /// OpenAI request fields with the same name and meaning under native `parameters`.
