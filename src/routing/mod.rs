@@ -5,6 +5,7 @@
 
 pub mod affinity;
 pub mod dispatch;
+pub mod h1;
 pub mod health;
 pub mod probe;
 pub mod provider;

@@ -3,9 +3,11 @@
 //! provider's endpoints are and which headers its streams need come from its adapter
 //! ([`Reach`]); nothing here knows a wire format.
 //!
-//! Each thread has its own client and so its own connection pool. The gateway runs one
-//! single-threaded runtime per core (see `main.rs`), so an upstream connection is driven by the
-//! same thread as the request that uses it: no cross-thread wakeup on the hot path.
+//! Plain-http upstreams go through the gateway's own HTTP/1.1 client ([`super::h1`]); https ones
+//! through hyper-util's (TLS, HTTP/2 by ALPN). Either way each thread has its own connection
+//! pool. The gateway runs one single-threaded runtime per core (see `main.rs`), so an upstream
+//! connection is driven by the same thread as the request that uses it: no cross-thread wakeup
+//! on the hot path.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::h1;
 use crate::error::{ErrorKind, GatewayError};
 use crate::secret::Secret;
 
@@ -95,6 +98,18 @@ pub struct HttpUpstream {
     embeddings_uri: Uri,
     authorization: Option<HeaderValue>,
     key: Option<Secret>,
+    /// Set for an http:// base_url: requests go through the gateway's own client.
+    plain: Option<Plain>,
+}
+
+/// Ready-made request heads for a plain-http upstream: per endpoint, the request line, `host`,
+/// `content-type` and the key; what stream requests add.
+struct Plain {
+    origin: h1::Origin,
+    chat: Vec<u8>,
+    completions: Vec<u8>,
+    embeddings: Vec<u8>,
+    stream_extra: Vec<u8>,
 }
 
 type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -163,30 +178,46 @@ impl HttpUpstream {
             }
             None => None,
         };
+        let stream_headers: Vec<(HeaderName, HeaderValue)> = spec
+            .stream_headers
+            .iter()
+            .map(|(name, value)| {
+                match (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    (Ok(name), Ok(value)) => Ok((name, value)),
+                    _ => Err(format!("invalid stream header {name:?}")),
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let chat_uri = uri(spec.chat_path)?;
+        let completions_uri = uri(spec.completions_path)?;
+        let embeddings_uri = uri(spec.embeddings_path)?;
+        let plain = match chat_uri.scheme_str() {
+            Some("http") => Some(Plain::new(
+                &[&chat_uri, &completions_uri, &embeddings_uri],
+                authorization.as_ref(),
+                &stream_headers,
+            )?),
+            _ => None,
+        };
         Ok(Self {
             provider: provider.to_owned(),
-            stream_headers: spec
-                .stream_headers
-                .iter()
-                .map(|(name, value)| {
-                    match (
-                        HeaderName::from_bytes(name.as_bytes()),
-                        HeaderValue::from_str(value),
-                    ) {
-                        (Ok(name), Ok(value)) => Ok((name, value)),
-                        _ => Err(format!("invalid stream header {name:?}")),
-                    }
-                })
-                .collect::<Result<_, _>>()?,
-            chat_uri: uri(spec.chat_path)?,
-            completions_uri: uri(spec.completions_path)?,
-            embeddings_uri: uri(spec.embeddings_path)?,
+            stream_headers,
+            chat_uri,
+            completions_uri,
+            embeddings_uri,
             authorization,
             key,
+            plain,
         })
     }
 
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, GatewayError> {
+        if let Some(plain) = &self.plain {
+            return self.send_plain(plain, req).await;
+        }
         let uri = match req.endpoint {
             Endpoint::Chat => &self.chat_uri,
             Endpoint::Completions => &self.completions_uri,
@@ -216,12 +247,7 @@ impl HttpUpstream {
         let body = response
             .into_body()
             .into_data_stream()
-            .map_err(move |e| {
-                GatewayError::new(
-                    ErrorKind::UpstreamFailed,
-                    format!("provider {provider:?} connection failed: {e}"),
-                )
-            })
+            .map_err(move |e| connection_failed(&provider, &e))
             .boxed();
         Ok(UpstreamResponse {
             status,
@@ -230,10 +256,44 @@ impl HttpUpstream {
         })
     }
 
+    async fn send_plain(
+        &self,
+        plain: &Plain,
+        req: UpstreamRequest,
+    ) -> Result<UpstreamResponse, GatewayError> {
+        let head = match req.endpoint {
+            Endpoint::Chat => &plain.chat,
+            Endpoint::Completions => &plain.completions,
+            Endpoint::Embeddings => &plain.embeddings,
+        };
+        let extra: &[u8] = if req.stream { &plain.stream_extra } else { &[] };
+        let response = match plain.origin.send(head, extra, Some(&req.body)).await {
+            Ok(response) => response,
+            Err(h1::Failure::Connect(_)) => return Err(cannot_connect(&self.provider)),
+            Err(h1::Failure::Exchange(e)) => return Err(connection_failed(&self.provider, &e)),
+        };
+        let provider = self.provider.clone();
+        let body = response
+            .body
+            .into_stream()
+            .map_err(move |e| connection_failed(&provider, &e))
+            .boxed();
+        Ok(UpstreamResponse {
+            status: response.status,
+            retry_after: response.retry_after,
+            body,
+        })
+    }
+
     async fn probe(&self, url: &str, timeout: Duration) -> bool {
         let Ok(uri) = url.parse::<Uri>() else {
             return false;
         };
+        if let Ok(origin) = h1::Origin::of(&uri) {
+            return tokio::time::timeout(timeout, self.probe_plain(&origin, &uri))
+                .await
+                .unwrap_or(false);
+        }
         let client = thread_client();
         let mut request = Request::new(Full::new(Bytes::new()));
         *request.uri_mut() = uri;
@@ -249,6 +309,82 @@ impl HttpUpstream {
         };
         matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
     }
+}
+
+impl HttpUpstream {
+    async fn probe_plain(&self, origin: &h1::Origin, uri: &Uri) -> bool {
+        let target = uri.path_and_query().map_or("/", |p| p.as_str());
+        let auth = self.authorization.as_ref().map(authorization_line);
+        let fields: Vec<&[u8]> = auth.iter().map(Vec::as_slice).collect();
+        let head = origin.head("GET", target, &fields);
+        let Ok(response) = origin.send(&head, b"", None).await else {
+            return false;
+        };
+        // Read the (small) body so the connection goes back to the pool; a large one is cut.
+        let mut body = response.body;
+        let mut read = 0;
+        while let Some(Ok(piece)) = body.next().await {
+            read += piece.len();
+            if read > MAX_PROBE_BODY {
+                break;
+            }
+        }
+        response.status.is_success()
+    }
+}
+
+/// More than a models list should ever be; a probe stops reading there.
+const MAX_PROBE_BODY: usize = 1 << 20;
+
+// === impl Plain ===
+
+impl Plain {
+    fn new(
+        [chat, completions, embeddings]: &[&Uri; 3],
+        authorization: Option<&HeaderValue>,
+        stream_headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<Self, String> {
+        let origin = h1::Origin::of(chat)?;
+        let auth = authorization.map(authorization_line);
+        let mut fields: Vec<&[u8]> = vec![b"content-type: application/json"];
+        fields.extend(auth.as_deref());
+        let head = |uri: &Uri| {
+            let target = uri.path_and_query().map_or("/", |p| p.as_str());
+            origin.head("POST", target, &fields)
+        };
+        let mut stream_extra = b"accept: text/event-stream\r\n".to_vec();
+        for (name, value) in stream_headers {
+            stream_extra.extend_from_slice(name.as_str().as_bytes());
+            stream_extra.extend_from_slice(b": ");
+            stream_extra.extend_from_slice(value.as_bytes());
+            stream_extra.extend_from_slice(b"\r\n");
+        }
+        Ok(Self {
+            chat: head(chat),
+            completions: head(completions),
+            embeddings: head(embeddings),
+            stream_extra,
+            origin,
+        })
+    }
+}
+
+fn authorization_line(value: &HeaderValue) -> Vec<u8> {
+    [b"authorization: ", value.as_bytes()].concat()
+}
+
+fn cannot_connect(provider: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamUnreachable,
+        format!("cannot connect to provider {provider:?}"),
+    )
+}
+
+fn connection_failed(provider: &str, detail: &dyn std::fmt::Display) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamFailed,
+        format!("provider {provider:?} connection failed: {detail}"),
+    )
 }
 
 thread_local! {
@@ -282,18 +418,12 @@ fn http_client() -> Client {
 
 fn classify(provider: &str, e: &hyper_util::client::legacy::Error) -> GatewayError {
     if e.is_connect() {
-        GatewayError::new(
-            ErrorKind::UpstreamUnreachable,
-            format!("cannot connect to provider {provider:?}"),
-        )
+        cannot_connect(provider)
     } else {
         let detail = std::error::Error::source(e)
             .map(ToString::to_string)
             .unwrap_or_else(|| e.to_string());
-        GatewayError::new(
-            ErrorKind::UpstreamFailed,
-            format!("provider {provider:?} connection failed: {detail}"),
-        )
+        connection_failed(provider, &detail)
     }
 }
 

@@ -1,0 +1,269 @@
+//! The client against a raw TCP upstream whose every byte the test writes.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+use super::*;
+
+/// What the upstream does after answering a request.
+#[derive(Clone, Copy)]
+enum Then {
+    KeepOpen,
+    Close,
+}
+
+/// Answers each request, on whatever connection it comes, with the next scripted response;
+/// counts connections and requests.
+struct Upstream {
+    origin: Origin,
+    accepted: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    async fn start(script: Vec<(&'static [u8], Then)>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let script = Arc::new(script);
+        let (a, r) = (accepted.clone(), requests.clone());
+        tokio::spawn(async move {
+            while let Ok((mut io, _)) = listener.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                let (r, script) = (r.clone(), script.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let Some(len) = read_request(&mut io, &mut buf).await else {
+                            return;
+                        };
+                        buf.drain(..len);
+                        let n = r.fetch_add(1, Ordering::SeqCst);
+                        let Some((answer, then)) = script.get(n).copied() else {
+                            return;
+                        };
+                        if io.write_all(answer).await.is_err() {
+                            return;
+                        }
+                        if let Then::Close = then {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let uri: Uri = format!("http://127.0.0.1:{port}/v1").parse().expect("uri");
+        Self {
+            origin: Origin::of(&uri).expect("origin"),
+            accepted,
+            requests,
+        }
+    }
+
+    async fn post(&self, body: &'static str) -> Result<Response, Failure> {
+        let head = self.origin.head(
+            "POST",
+            "/v1/chat/completions",
+            &[b"content-type: application/json"],
+        );
+        self.origin
+            .send(&head, b"", Some(&Bytes::from_static(body.as_bytes())))
+            .await
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// One whole request (head and content-length body) from `io`; its length in `buf`.
+async fn read_request(io: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().unwrap_or(0));
+            if buf.len() >= end + 4 + length {
+                return Some(end + 4 + length);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        match io.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+async fn read_all(mut body: Body) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(piece) = body.next().await {
+        out.extend_from_slice(&piece?);
+    }
+    Ok(out)
+}
+
+const OK: &[u8] =
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
+const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: a\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
+
+#[tokio::test]
+async fn a_connection_is_reused_once_its_answer_is_read() {
+    let up = Upstream::start(vec![
+        (OK, Then::KeepOpen),
+        (CHUNKED, Then::KeepOpen),
+        (OK, Then::KeepOpen),
+    ])
+    .await;
+    for expected in [
+        &b"{\"ok\":true}"[..],
+        b"data: a\n\ndata: [DONE]\n\n",
+        b"{\"ok\":true}",
+    ] {
+        let response = up.post("{}").await.expect("answered");
+        assert_eq!(response.status, StatusCode::OK);
+        assert_eq!(read_all(response.body).await.expect("body"), expected);
+    }
+    assert_eq!(up.requests(), 3);
+    assert_eq!(up.accepted(), 1, "one connection carried all three");
+    assert_eq!(pool::idle_count(&up.origin.addr), 1);
+}
+
+#[tokio::test]
+async fn the_last_piece_returns_the_connection_even_if_the_reader_stops_there() {
+    let up = Upstream::start(vec![(CHUNKED, Then::KeepOpen), (OK, Then::KeepOpen)]).await;
+    let mut body = up.post("{}").await.expect("answered").body;
+    // Read up to the [DONE] event and stop, as a relay that has seen the end would.
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"[DONE]\n\n") {
+        seen.extend_from_slice(&body.next().await.expect("piece").expect("data"));
+    }
+    drop(body);
+    read_all(up.post("{}").await.expect("answered").body)
+        .await
+        .expect("body");
+    assert_eq!(up.accepted(), 1);
+}
+
+#[tokio::test]
+async fn a_body_dropped_midway_closes_its_connection() {
+    const SLOW: &[u8] =
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: a\n\n\r\n";
+    let up = Upstream::start(vec![(SLOW, Then::KeepOpen), (OK, Then::KeepOpen)]).await;
+    let mut body = up.post("{}").await.expect("answered").body;
+    assert_eq!(
+        body.next().await.expect("piece").expect("data"),
+        &b"data: a\n\n"[..]
+    );
+    drop(body);
+    assert_eq!(pool::idle_count(&up.origin.addr), 0);
+    read_all(up.post("{}").await.expect("answered").body)
+        .await
+        .expect("body");
+    assert_eq!(up.accepted(), 2);
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_while_idle_is_not_used() {
+    let up = Upstream::start(vec![(OK, Then::Close), (OK, Then::KeepOpen)]).await;
+    read_all(up.post("{}").await.expect("answered").body)
+        .await
+        .expect("body");
+    // The upstream's FIN reaches the reactor while the connection sits idle.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let response = up.post("{}").await.expect("answered on a new connection");
+    assert_eq!(
+        read_all(response.body).await.expect("body"),
+        b"{\"ok\":true}"
+    );
+    assert_eq!(up.accepted(), 2);
+}
+
+#[tokio::test]
+async fn connection_close_and_close_delimited_bodies_are_not_reused() {
+    const CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nhi";
+    const UNTIL_CLOSE: &[u8] =
+        b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n\r\nupstream down";
+    let up = Upstream::start(vec![
+        (CLOSE, Then::Close),
+        (UNTIL_CLOSE, Then::Close),
+        (OK, Then::KeepOpen),
+    ])
+    .await;
+    assert_eq!(
+        read_all(up.post("{}").await.expect("answered").body)
+            .await
+            .expect("body"),
+        b"hi"
+    );
+    let response = up.post("{}").await.expect("answered");
+    assert_eq!(response.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        read_all(response.body).await.expect("body"),
+        b"upstream down"
+    );
+    read_all(up.post("{}").await.expect("answered").body)
+        .await
+        .expect("body");
+    assert_eq!(up.accepted(), 3);
+}
+
+#[tokio::test]
+async fn interim_answers_are_skipped_and_hints_read() {
+    const LIMITED: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 429 Too Many Requests\r\nretry-after-ms: 1500\r\ncontent-length: 2\r\n\r\n{}";
+    let up = Upstream::start(vec![(LIMITED, Then::KeepOpen)]).await;
+    let response = up.post("{}").await.expect("answered");
+    assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.retry_after, Some(Duration::from_millis(1500)));
+    assert_eq!(read_all(response.body).await.expect("body"), b"{}");
+}
+
+#[tokio::test]
+async fn failures_say_whether_a_connection_was_made() {
+    const CUT: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"partial";
+    let up = Upstream::start(vec![(b"", Then::Close), (CUT, Then::Close)]).await;
+    assert!(matches!(up.post("{}").await, Err(Failure::Exchange(_))));
+    let body = up.post("{}").await.expect("head arrived").body;
+    let e = read_all(body).await.expect_err("cut short");
+    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+
+    // A port nothing listens on.
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let uri: Uri = format!("http://{}/v1", closed.local_addr().expect("addr"))
+        .parse()
+        .expect("uri");
+    drop(closed);
+    let origin = Origin::of(&uri).expect("origin");
+    let head = origin.head("GET", "/v1/models", &[]);
+    assert!(matches!(
+        origin.send(&head, b"", None).await,
+        Err(Failure::Connect(_))
+    ));
+}
+
+#[test]
+fn origins_are_plain_http_with_a_port() {
+    let origin = Origin::of(&"http://vllm.internal/v1".parse().expect("uri")).expect("origin");
+    assert_eq!(&*origin.addr, "vllm.internal:80");
+    assert_eq!(origin.port, 80);
+    let origin = Origin::of(&"http://[::1]:8000/v1".parse().expect("uri")).expect("origin");
+    assert_eq!(
+        (&*origin.addr, origin.host.as_str(), origin.port),
+        ("[::1]:8000", "::1", 8000)
+    );
+    assert!(Origin::of(&"https://api.openai.com/v1".parse().expect("uri")).is_err());
+    let head = origin.head("POST", "/v1/embeddings", &[b"authorization: Bearer k"]);
+    assert_eq!(
+        head,
+        b"POST /v1/embeddings HTTP/1.1\r\nhost: [::1]:8000\r\nauthorization: Bearer k\r\n"
+    );
+}
