@@ -55,7 +55,9 @@ pub async fn limits(
                 }
                 None => 0,
             };
-            ctx.app.limits.admit(k, tokens).await
+            // Boxed: the shared store's future is ~10 KB, and every request's future would
+            // carry (and move) that space whether or not its key has limits.
+            Box::pin(ctx.app.limits.admit(k, tokens)).await
         }
         _ => Ok(Admission::default()),
     }

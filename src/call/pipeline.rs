@@ -132,3 +132,7 @@ pub async fn embeddings(
         session: None,
     })
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

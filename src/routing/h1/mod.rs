@@ -15,7 +15,7 @@ use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::Stream;
 use http::{StatusCode, Uri};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -179,8 +179,22 @@ impl Origin {
         }
         let mut buf = BytesMut::with_capacity(READ_SIZE);
         loop {
+            // parse_head refuses a head past MAX_HEAD, so this grows by at most that much.
+            if buf.capacity() - buf.len() < READ_SIZE / 4 {
+                buf.reserve(READ_SIZE);
+            }
+            match io.read_buf(&mut buf).await {
+                Ok(0) => {
+                    return Err(Attempt::Failed(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed before a response",
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(Attempt::Failed(e)),
+            }
             while let Some(head) = parse_head(&buf).map_err(Attempt::Failed)? {
-                let _ = buf.split_to(head.len);
+                buf.advance(head.len);
                 // 100 Continue and 103 Early Hints come before the answer.
                 if head.status.is_informational() {
                     continue;
@@ -199,20 +213,6 @@ impl Origin {
                     retry_after: head.retry_after,
                     body,
                 });
-            }
-            // parse_head refuses a head past MAX_HEAD, so this grows by at most that much.
-            if buf.capacity() - buf.len() < READ_SIZE / 4 {
-                buf.reserve(READ_SIZE);
-            }
-            match io.read_buf(&mut buf).await {
-                Ok(0) => {
-                    return Err(Attempt::Failed(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "connection closed before a response",
-                    )));
-                }
-                Ok(_) => {}
-                Err(e) => return Err(Attempt::Failed(e)),
             }
         }
     }
