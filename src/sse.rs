@@ -69,10 +69,7 @@ impl SseDecoder {
     /// The next complete frame, if the bytes pushed so far hold one.
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, FrameTooLarge> {
         loop {
-            let Some(offset) = self.buf[self.scan..]
-                .iter()
-                .position(|&b| b == b'\n' || b == b'\r')
-            else {
+            let Some(offset) = memchr::memchr2(b'\n', b'\r', &self.buf[self.scan..]) else {
                 self.scan = self.buf.len();
                 return self.check_size();
             };
@@ -136,10 +133,7 @@ impl<'a> SseEvent<'a> {
         let mut event = SseEvent::default();
         let mut rest = frame;
         while !rest.is_empty() {
-            let end = rest
-                .iter()
-                .position(|&b| b == b'\n' || b == b'\r')
-                .unwrap_or(rest.len());
+            let end = memchr::memchr2(b'\n', b'\r', rest).unwrap_or(rest.len());
             let line = &rest[..end];
             let skip = match (rest.get(end), rest.get(end + 1)) {
                 (None, _) => 0,
@@ -160,7 +154,7 @@ impl<'a> SseEvent<'a> {
             self.comments.push(&line[1..]);
             return;
         }
-        let (name, value) = match line.iter().position(|&b| b == b':') {
+        let (name, value) = match memchr::memchr(b':', line) {
             Some(i) => {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(b" ").unwrap_or(v))

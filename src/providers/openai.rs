@@ -3,6 +3,7 @@
 //! Pure functions; no I/O.
 
 use std::ops::Range;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -131,12 +132,24 @@ pub fn parse_response(body: Bytes) -> Result<(Bytes, Option<Usage>), GatewayErro
     Ok((body, usage))
 }
 
-/// The `usage` object of an OpenAI response body, read without parsing the rest.
+/// Finders built once: building one per search cost more than the search of a chunk.
+static USAGE_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"usage\""));
+static ERROR_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"error\""));
+
+/// The `usage` object of an OpenAI response body, read without parsing the rest: the value of
+/// the last `"usage"` that is a key (followed by `:`). Inside a JSON string a quote is escaped,
+/// so the only other raw `"usage"` is a string value, which no `:` follows.
 pub fn find_usage(body: &[u8]) -> Option<Usage> {
-    let key = memmem::rfind(body, b"\"usage\"")?;
-    let rest = body[key + b"\"usage\"".len()..]
-        .trim_ascii_start()
-        .strip_prefix(b":")?;
+    let rest = USAGE_KEY
+        .find_iter(body)
+        .filter_map(|at| {
+            body[at + b"\"usage\"".len()..]
+                .trim_ascii_start()
+                .strip_prefix(b":")
+        })
+        .last()?;
     let mut de = serde_json::Deserializer::from_slice(rest);
     let usage: Option<OpenAiUsage> = serde::Deserialize::deserialize(&mut de).ok()?;
     usage.map(Usage::from)
@@ -280,7 +293,7 @@ impl StreamRelay {
         if data.trim_ascii() == b"[DONE]" {
             return Ok(Relayed::Done(frame));
         }
-        if memmem::find(data, b"\"error\"").is_some()
+        if ERROR_KEY.find(data).is_some()
             && let Ok(ErrorPeek { error: Some(e) }) = serde_json::from_slice::<ErrorPeek>(data)
         {
             return Err(stream_error(e));
@@ -370,6 +383,16 @@ mod tests {
             Some(Usage {
                 input_tokens: 19,
                 output_tokens: 10
+            })
+        );
+        // A string value "usage" after the key is not mistaken for it.
+        assert_eq!(
+            find_usage(
+                br#"{"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"note":"usage"}"#
+            ),
+            Some(Usage {
+                input_tokens: 3,
+                output_tokens: 1
             })
         );
         assert_eq!(find_usage(br#"{"id":"x","usage":null}"#), None);
