@@ -10,6 +10,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::line::write_line;
 use super::record::UsageRecord;
 
 /// The journal: the segment rows are appended to, and how many each open or closed segment
@@ -65,10 +66,7 @@ impl Journal {
     /// goes to the writer (it is then only as safe as before the journal existed).
     pub fn append(&self, record: &UsageRecord) -> u64 {
         let mut line = Vec::with_capacity(384);
-        if serde_json::to_writer(&mut line, record).is_err() {
-            return 0;
-        }
-        line.push(b'\n');
+        write_line(record, &mut line);
         let mut current = self.lock();
         if let Err(e) = current.file.write_all(&line) {
             tracing::error!(error = %e, "usage journal write failed");

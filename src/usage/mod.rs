@@ -4,6 +4,7 @@
 
 pub mod estimate;
 pub mod journal;
+pub mod line;
 pub mod migrations;
 pub mod partitions;
 pub mod price;

@@ -34,7 +34,16 @@ impl Price {
 
 /// Dollars in units of 1e-10 (the ledger's `numeric(20,10)`) as a decimal string.
 pub fn format_cost(units: u128) -> String {
-    format!("{}.{:010}", units / 10_000_000_000, units % 10_000_000_000)
+    let mut whole = itoa::Buffer::new();
+    let mut frac = itoa::Buffer::new();
+    let frac = frac.format(units % 10_000_000_000);
+    let mut out = String::with_capacity(24);
+    out.push_str(whole.format(units / 10_000_000_000));
+    out.push('.');
+    // Ten places: the fraction's zeros before its digits.
+    out.extend(std::iter::repeat_n('0', 10 - frac.len()));
+    out.push_str(frac);
+    out
 }
 
 /// A cost string of the ledger (up to 10 decimals) in units of 1e-10 dollars, exactly.
@@ -61,6 +70,20 @@ mod tests {
         assert_eq!(parse_cost("0.0005172000"), Some(5_172_000));
         assert_eq!(parse_cost("12.5"), Some(125_000_000_000));
         assert_eq!(format_cost(125_000_000_000), "12.5000000000");
+        assert_eq!(format_cost(0), "0.0000000000");
+        assert_eq!(format_cost(1), "0.0000000001");
+        assert_eq!(format_cost(9_999_999_999), "0.9999999999");
+        assert_eq!(format_cost(10_000_000_000), "1.0000000000");
+        for units in [
+            0,
+            1,
+            99,
+            5_172_000,
+            10_000_000_001,
+            u128::from(u64::MAX) * 7,
+        ] {
+            assert_eq!(parse_cost(&format_cost(units)), Some(units), "{units}");
+        }
         for bad in ["", ".5", "1.00000000001", "-1", "1e3"] {
             assert_eq!(parse_cost(bad), None, "{bad:?}");
         }

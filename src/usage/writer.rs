@@ -23,6 +23,7 @@ use tokio_postgres::{Client, NoTls};
 use super::UsageError;
 use super::estimate::Estimate;
 use super::journal::Journal;
+use super::line::write_line;
 use super::migrations::migrate;
 use super::partitions::{Month, maintain};
 use super::record::UsageRecord;
@@ -577,8 +578,7 @@ async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError
 async fn append(path: PathBuf, batch: &[UsageRecord]) -> Result<(), UsageError> {
     let mut lines = Vec::with_capacity(batch.len() * 320);
     for record in batch {
-        serde_json::to_writer(&mut lines, record).map_err(|e| UsageError(e.to_string()))?;
-        lines.push(b'\n');
+        write_line(record, &mut lines);
     }
     tokio::task::spawn_blocking(move || {
         use std::io::Write as _;
