@@ -26,6 +26,7 @@ use crate::limits::rate::Limiter;
 use crate::metrics::RouteMetrics;
 use crate::providers::Adapter;
 use crate::responses::store::ResponseStore;
+use crate::routing::ceiling::Ceiling;
 use crate::routing::health::{HealthPolicy, RouteHealth};
 use crate::routing::probe::Probes;
 use crate::routing::provider::{ProbeSpec, Provider};
@@ -264,6 +265,7 @@ impl Runtime {
                     metrics: RouteMetrics::new(&r.provider, &m.name),
                     encoding: Encoding::for_route(m.tokenizer, &r.model, &m.name),
                     label: format!("{}/{}", r.provider, r.model),
+                    ceiling: Ceiling::new(r.max_rps),
                 });
                 next_route_id += 1;
                 slot.1.push(route.clone());
@@ -389,25 +391,8 @@ fn ledger(usage: &crate::config::UsageConfig) -> Result<Option<Ledger>, String> 
         }
         _ => return Ok(None),
     };
-    // A dead or blackholed database must fail `/v1/usage` in seconds, never hang it: bounded
-    // waits for a pooled connection, for making one, and for every statement.
-    let mut config = deadpool_postgres::Config::new();
-    config.url = Some(url.clone());
-    config.connect_timeout = Some(Duration::from_secs(3));
-    config.options = Some("-c statement_timeout=10000".into());
-    let mut pool = deadpool_postgres::PoolConfig::new(4);
-    pool.timeouts = deadpool_postgres::Timeouts {
-        wait: Some(Duration::from_secs(3)),
-        create: Some(Duration::from_secs(3)),
-        recycle: Some(Duration::from_secs(3)),
-    };
-    config.pool = Some(pool);
-    config
-        .create_pool(
-            Some(deadpool_postgres::Runtime::Tokio1),
-            tokio_postgres::NoTls,
-        )
-        .map(|pool| Some(Ledger::Postgres(pool)))
+    Ledger::postgres(url)
+        .map(Some)
         .map_err(|e| format!("usage.database_url: {e}"))
 }
 

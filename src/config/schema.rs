@@ -164,6 +164,9 @@ pub struct RouteConfig {
     pub weight: u32,
     #[serde(default = "defaults::one")]
     pub priority: u32,
+    /// This route's ceiling in requests per second (its provider's `max_rps` applies too).
+    #[serde(default)]
+    pub max_rps: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -209,6 +209,12 @@ fn check_models(
             if r.model.is_empty() {
                 return Err(ConfigError::new(at("model"), "must not be empty"));
             }
+            if r.max_rps == Some(0) {
+                return Err(ConfigError::new(
+                    at("max_rps"),
+                    "must be greater than 0 (omit it for no ceiling)",
+                ));
+            }
             if r.weight == 0 {
                 return Err(ConfigError::new(
                     at("weight"),

@@ -36,31 +36,28 @@ where
     F: FnMut(Arc<Route>) -> Fut,
     Fut: Future<Output = Result<T, GatewayError>>,
 {
-    let mut tried: Vec<usize> = Vec::with_capacity(max_attempts as usize);
+    // Routes tried or skipped, never picked again for this request.
+    let mut passed: Vec<usize> = Vec::with_capacity(max_attempts as usize);
+    let mut attempts = 0u32;
     let mut last: Option<(GatewayError, Arc<Route>)> = None;
-    while tried.len() < max_attempts as usize {
+    let mut at_ceiling: Option<Arc<Route>> = None;
+    while attempts < max_attempts {
         let now = Instant::now();
         let pick = match affinity {
-            Some(key) if tried.is_empty() => model.pick_pinned(key, &tried, now),
-            _ => model.pick(&tried, now),
+            Some(key) if passed.is_empty() => model.pick_pinned(key, &passed, now),
+            _ => model.pick(&passed, now),
         };
         let Some(pick) = pick else {
             break;
         };
         let route = pick.route.clone();
-        tried.push(route.id);
-        if !route.provider.admit() {
-            let e = GatewayError::new(
-                ErrorKind::RateLimited,
-                format!(
-                    "provider {:?} is at its max_rps ceiling",
-                    &*route.provider.id
-                ),
-            )
-            .with_retry_after(Some(std::time::Duration::from_secs(1)));
-            last = Some((e, route));
+        passed.push(route.id);
+        // A route at its max_rps ceiling is skipped like an unhealthy one: it costs no attempt.
+        if !route.admit() {
+            at_ceiling = Some(route);
             continue;
         }
+        attempts += 1;
         // Every attempt's error passes the one scrubbing point before anything can show it
         // (only on failure: the answered path pays nothing).
         let outcome = attempt(route.clone())
@@ -73,7 +70,7 @@ where
                 return Ok(Served {
                     value,
                     route,
-                    attempts: tried.len() as u32,
+                    attempts,
                 });
             }
             Err(e) if e.is_retryable() => {
@@ -92,20 +89,32 @@ where
                 pick.succeeded();
                 return Err(Failure {
                     error: e,
-                    attempts: tried.len() as u32,
+                    attempts,
                     route: Some(route),
                 });
             }
         }
     }
-    let attempts = tried.len() as u32;
-    match last {
-        Some((error, route)) => Err(Failure {
+    // A real failure says more than a ceiling; a ceiling (every route tried was at one) is a 429.
+    match (last, at_ceiling) {
+        (Some((error, route)), _) => Err(Failure {
             error,
             attempts,
             route: Some(route),
         }),
-        None => Err(Failure {
+        (None, Some(route)) => Err(Failure {
+            error: GatewayError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "every route of model {:?} is at its max_rps ceiling",
+                    model.name
+                ),
+            )
+            .with_retry_after(Some(std::time::Duration::from_secs(1))),
+            attempts,
+            route: Some(route),
+        }),
+        (None, None) => Err(Failure {
             error: no_route(model),
             attempts,
             route: None,

@@ -4,6 +4,7 @@
 //! knows a wire format: that is `providers/`, composed with this by `call/`.
 
 pub mod affinity;
+pub mod ceiling;
 pub mod dispatch;
 pub mod h1;
 pub mod health;
@@ -40,6 +41,8 @@ pub struct Route {
     pub encoding: Encoding,
     /// `provider/upstream_model`: stable across reloads and replicas (logs, session affinity).
     pub label: String,
+    /// The route's own `max_rps` (its provider may have one too).
+    pub ceiling: ceiling::Ceiling,
 }
 
 /// A model clients can ask for, with its routes grouped into priority tiers (best first).
@@ -77,6 +80,11 @@ impl Route {
 
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Whether the route's ceiling and its provider's let one more request through now.
+    pub fn admit(&self) -> bool {
+        self.ceiling.admit() && self.provider.admit()
     }
 }
 

@@ -2,14 +2,13 @@
 //! shared by its routes. What it speaks is its adapter's business (`providers/`); this side only
 //! moves bytes and keeps score.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
+use super::ceiling::Ceiling;
 use super::transport::Transport;
 use crate::config::ProviderKind;
 
@@ -23,7 +22,7 @@ pub struct Provider {
     pub transport: Transport,
     pub timeout: Duration,
     pub probe: Option<ProbeSpec>,
-    limiter: Option<DefaultDirectRateLimiter>,
+    ceiling: Ceiling,
     up: AtomicBool,
     probe_failures: AtomicU32,
     /// Milliseconds since `epoch` of the last request this provider answered (any answer).
@@ -50,9 +49,6 @@ impl Provider {
         probe: Option<ProbeSpec>,
         max_rps: Option<u32>,
     ) -> Self {
-        let limiter = max_rps
-            .and_then(NonZeroU32::new)
-            .map(|rps| RateLimiter::direct(Quota::per_second(rps)));
         Self {
             id_header: http::HeaderValue::from_str(&id).ok(),
             id,
@@ -60,7 +56,7 @@ impl Provider {
             transport,
             timeout,
             probe,
-            limiter,
+            ceiling: Ceiling::new(max_rps),
             up: AtomicBool::new(true),
             probe_failures: AtomicU32::new(0),
             last_answer_ms: AtomicU64::new(0),
@@ -70,7 +66,7 @@ impl Provider {
 
     /// Whether the provider's `max_rps` ceiling lets one more request through now.
     pub fn admit(&self) -> bool {
-        self.limiter.as_ref().is_none_or(|l| l.check().is_ok())
+        self.ceiling.admit()
     }
 
     /// False once active probes have failed `unhealthy_after` times in a row.

@@ -19,6 +19,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "leaner_indexes",
         include_str!("../../migrations/0002_leaner_indexes.sql"),
     ),
+    (
+        3,
+        "usage_hourly",
+        include_str!("../../migrations/0003_usage_hourly.sql"),
+    ),
 ];
 
 /// The advisory lock key shared by every replica's migrations and partition maintenance.

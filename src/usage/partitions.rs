@@ -1,7 +1,8 @@
-//! Monthly partitions of `request_logs`, named `request_logs_YYYY_MM`, bounded at UTC month
-//! starts. [`maintain`] premakes the current month and `ahead` more, and drops partitions older
-//! than `retention_months` full months before the current one (12 keeps the current month and the
-//! 12 before it). It runs under the migrations' advisory lock, so replicas never race on DDL.
+//! Monthly partitions of `request_logs` and of its hourly totals `usage_hourly`, named
+//! `request_logs_YYYY_MM` and `usage_hourly_YYYY_MM`, bounded at UTC month starts. [`maintain`]
+//! premakes the current month and `ahead` more, and drops partitions older than
+//! `retention_months` full months before the current one (12 keeps the current month and the 12
+//! before it). It runs under the migrations' advisory lock, so replicas never race on DDL.
 
 use tokio_postgres::Client;
 
@@ -62,12 +63,22 @@ impl Month {
     }
 
     pub fn table(self) -> String {
-        format!("request_logs_{:04}_{:02}", self.year, self.month)
+        self.table_of("request_logs")
+    }
+
+    /// The month's partition of `parent`: `usage_hourly_2026_11`.
+    pub fn table_of(self, parent: &str) -> String {
+        format!("{parent}_{:04}_{:02}", self.year, self.month)
     }
 
     /// `request_logs_2026_11` → November 2026.
     pub fn from_table(name: &str) -> Option<Self> {
-        let rest = name.strip_prefix("request_logs_")?;
+        Self::from_table_of("request_logs", name)
+    }
+
+    /// `usage_hourly_2026_11` → November 2026 (for `parent` `usage_hourly`).
+    pub fn from_table_of(parent: &str, name: &str) -> Option<Self> {
+        let rest = name.strip_prefix(parent)?.strip_prefix('_')?;
         let (year, month) = rest.split_once('_')?;
         let (year, month) = (year.parse().ok()?, month.parse().ok()?);
         (rest.len() == 7 && (1..=12).contains(&month)).then_some(Self { year, month })
@@ -104,42 +115,53 @@ async fn maintain_locked(
     ahead: u32,
     retention_months: u32,
 ) -> Result<Maintenance, UsageError> {
-    let existing = partitions(client).await?;
     let mut done = Maintenance::default();
-    let mut month = now;
-    for _ in 0..=ahead {
-        let table = month.table();
-        if !existing.contains(&table) {
-            // Names and bounds are generated from numbers above: nothing user-supplied reaches the DDL.
-            let ddl = format!(
-                "CREATE TABLE IF NOT EXISTS {table} PARTITION OF request_logs FOR VALUES FROM ('{}') TO ('{}')",
-                month.start(),
-                month.next().start()
-            );
-            client.batch_execute(&ddl).await?;
-            done.created.push(table);
+    for parent in PARENTS {
+        let existing = partitions_of(client, parent).await?;
+        let mut month = now;
+        for _ in 0..=ahead {
+            let table = month.table_of(parent);
+            if !existing.contains(&table) {
+                // Names and bounds are generated from numbers above: nothing user-supplied
+                // reaches the DDL.
+                let ddl = format!(
+                    "CREATE TABLE IF NOT EXISTS {table} PARTITION OF {parent} FOR VALUES FROM ('{}') TO ('{}')",
+                    month.start(),
+                    month.next().start()
+                );
+                client.batch_execute(&ddl).await?;
+                done.created.push(table);
+            }
+            month = month.next();
         }
-        month = month.next();
-    }
-    let oldest_kept = now.minus(retention_months);
-    for table in existing {
-        if Month::from_table(&table).is_some_and(|m| m < oldest_kept) {
-            client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
-                .await?;
-            done.dropped.push(table);
+        let oldest_kept = now.minus(retention_months);
+        for table in existing {
+            if Month::from_table_of(parent, &table).is_some_and(|m| m < oldest_kept) {
+                client
+                    .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+                    .await?;
+                done.dropped.push(table);
+            }
         }
     }
     Ok(done)
 }
 
+/// The partitioned tables kept month by month: the ledger and its hourly totals.
+const PARENTS: [&str; 2] = ["request_logs", "usage_hourly"];
+
 /// The partitions of `request_logs` in the current schema.
 pub async fn partitions(client: &Client) -> Result<Vec<String>, UsageError> {
+    partitions_of(client, "request_logs").await
+}
+
+/// The partitions of `parent` (one of [`PARENTS`]) in the current schema.
+pub async fn partitions_of(client: &Client, parent: &str) -> Result<Vec<String>, UsageError> {
     let rows = client
         .query(
             "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-             WHERE i.inhparent = 'request_logs'::regclass ORDER BY 1",
-            &[],
+             WHERE i.inhparent = $1::text::regclass ORDER BY 1",
+            &[&parent],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -222,6 +244,15 @@ mod tests {
         assert_eq!(Month::from_table("request_logs_2026_11"), Some(nov));
         assert_eq!(Month::from_table("request_logs_2026_13"), None);
         assert_eq!(Month::from_table("request_logs_default"), None);
+        assert_eq!(nov.table_of("usage_hourly"), "usage_hourly_2026_11");
+        assert_eq!(
+            Month::from_table_of("usage_hourly", "usage_hourly_2026_11"),
+            Some(nov)
+        );
+        assert_eq!(
+            Month::from_table_of("usage_hourly", "request_logs_2026_11"),
+            None
+        );
         assert_eq!(nov.start(), "2026-11-01 00:00:00+00");
     }
 }

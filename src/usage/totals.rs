@@ -1,11 +1,16 @@
-//! Usage totals over a time window, grouped by key, model, provider or day: from PostgreSQL
-//! (one `GROUP BY`) or, for the file sink, by reading its JSON lines. Both give the same rows,
-//! with exact costs.
+//! Usage totals over a time window, grouped by key, model, provider or day: from PostgreSQL or,
+//! for the file sink, by reading its JSON lines. Both give the same rows, with exact costs.
+//!
+//! PostgreSQL answers from `usage_hourly`, the hourly totals the writer keeps with the rows, so
+//! the answer's cost grows with the hours in the window, not with the requests in it. An edge of
+//! the window that is not on an hour is read from `request_logs` (under an hour of rows at each
+//! end); an end at or after now needs no rows, since its hour's totals hold everything written
+//! so far. Dates (`2026-11-01`) and the defaults (this month, until now) never read a row.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::UsageError;
 use super::price::{format_cost, parse_cost};
@@ -74,14 +79,26 @@ impl Group {
         }
     }
 
-    /// The SQL expression of the group: one of these constants, never built from input.
-    fn sql(self) -> &'static str {
+    /// The SQL expression of the group over `request_logs`: one of these constants, never built
+    /// from input.
+    fn row_sql(self) -> &'static str {
         match self {
             Self::All => "'all'",
             Self::Key => "coalesce(key_name, '')",
             Self::Model => "model_name",
             Self::Provider => "coalesce(provider_id, '')",
             Self::Day => "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        }
+    }
+
+    /// The same over `usage_hourly` (where no key or provider is already '').
+    fn hourly_sql(self) -> &'static str {
+        match self {
+            Self::All => "'all'",
+            Self::Key => "key_name",
+            Self::Model => "model_name",
+            Self::Provider => "provider_id",
+            Self::Day => "to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
         }
     }
 
@@ -99,6 +116,30 @@ impl Group {
 // === impl Ledger ===
 
 impl Ledger {
+    /// The Postgres ledger at `url`. A dead or blackholed database must fail `/v1/usage` in
+    /// seconds, never hang it: bounded waits for a pooled connection, for making one, and for
+    /// every statement.
+    pub fn postgres(url: &str) -> Result<Self, String> {
+        let mut config = deadpool_postgres::Config::new();
+        config.url = Some(url.to_owned());
+        config.connect_timeout = Some(Duration::from_secs(3));
+        config.options = Some("-c statement_timeout=10000".into());
+        let mut pool = deadpool_postgres::PoolConfig::new(4);
+        pool.timeouts = deadpool_postgres::Timeouts {
+            wait: Some(Duration::from_secs(3)),
+            create: Some(Duration::from_secs(3)),
+            recycle: Some(Duration::from_secs(3)),
+        };
+        config.pool = Some(pool);
+        config
+            .create_pool(
+                Some(deadpool_postgres::Runtime::Tokio1),
+                tokio_postgres::NoTls,
+            )
+            .map(Ledger::Postgres)
+            .map_err(|e| e.to_string())
+    }
+
     pub async fn totals(&self, query: Query) -> Result<Vec<Totals>, UsageError> {
         match self {
             // The statement timeout bounds the query on the server; this bounds the client side
@@ -127,16 +168,31 @@ async fn from_postgres(
         .await
         .map_err(|e| UsageError(format!("usage database unavailable: {e}")))?;
     let at = |us: i64| UNIX_EPOCH + Duration::from_micros(us.max(0) as u64);
-    let (from, to): (SystemTime, SystemTime) = (at(q.from_us), at(q.to_us));
+    let split = Split::of(q.from_us, q.to_us, crate::clock::unix_micros());
+    let [(h0, h1), (a0, a1), (b0, b1)] =
+        [split.hours, split.before, split.after].map(|(x, y)| (at(x), at(y)));
     let sql = format!(
-        "SELECT {}, count(*)::int8, coalesce(sum(input_tokens), 0)::int8, coalesce(sum(output_tokens), 0)::int8,
-                coalesce(sum(cost), 0)::numeric(30,10)::text
-         FROM request_logs
-         WHERE created_at >= $1 AND created_at < $2 AND ($3::text IS NULL OR key_name = $3)
+        "SELECT g, sum(n)::int8, sum(i)::int8, sum(o)::int8, coalesce(sum(c), 0)::numeric(30,10)::text
+         FROM (
+             SELECT {hourly} AS g, requests AS n, input_tokens AS i, output_tokens AS o, cost AS c
+             FROM usage_hourly
+             WHERE hour >= $1 AND hour < $2 AND ($7::text IS NULL OR key_name = $7)
+             UNION ALL
+             SELECT {row}, 1, input_tokens, output_tokens, cost
+             FROM request_logs
+             WHERE created_at >= $3 AND created_at < $4 AND ($7::text IS NULL OR key_name = $7)
+             UNION ALL
+             SELECT {row}, 1, input_tokens, output_tokens, cost
+             FROM request_logs
+             WHERE created_at >= $5 AND created_at < $6 AND ($7::text IS NULL OR key_name = $7)
+         ) t
          GROUP BY 1 ORDER BY 1",
-        q.group.sql()
+        hourly = q.group.hourly_sql(),
+        row = q.group.row_sql(),
     );
-    let rows = client.query(&sql, &[&from, &to, &q.key]).await?;
+    let rows = client
+        .query(&sql, &[&h0, &h1, &a0, &a1, &b0, &b1, &q.key])
+        .await?;
     rows.iter()
         .map(|r| {
             let cost: String = r.get(4);
@@ -210,6 +266,52 @@ impl Totals {
     }
 }
 
+/// A window `[from, to)` cut into whole hours (read from `usage_hourly`) and the edges before
+/// and after them (read from `request_logs`). Empty ranges have equal ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Split {
+    hours: (i64, i64),
+    before: (i64, i64),
+    after: (i64, i64),
+}
+
+const HOUR_US: i64 = 3_600_000_000;
+
+// === impl Split ===
+
+impl Split {
+    fn of(from: i64, to: i64, now: i64) -> Self {
+        let start = ceil_hour(from);
+        // Nothing was written after now: the hour holding `to` can be taken whole.
+        let end = if to >= now {
+            ceil_hour(to)
+        } else {
+            to.div_euclid(HOUR_US) * HOUR_US
+        };
+        if start >= end {
+            return Self {
+                hours: (0, 0),
+                before: (from, to.max(from)),
+                after: (0, 0),
+            };
+        }
+        Self {
+            hours: (start, end),
+            before: (from, start),
+            after: (end, to.max(end)),
+        }
+    }
+}
+
+fn ceil_hour(us: i64) -> i64 {
+    us.div_euclid(HOUR_US) * HOUR_US
+        + if us.rem_euclid(HOUR_US) == 0 {
+            0
+        } else {
+            HOUR_US
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +378,58 @@ mod tests {
             from_files(std::slice::from_ref(&path), &query(Group::All, None)).unwrap(),
             []
         );
+    }
+
+    #[test]
+    fn windows_are_read_from_whole_hours_and_only_their_unaligned_edges_from_rows() {
+        let h = HOUR_US;
+        let day = 24 * h;
+        let now = 10 * day + 5 * h + 17;
+        // The defaults: a month start until now. No row is read.
+        assert_eq!(
+            Split::of(0, now, now),
+            Split {
+                hours: (0, 10 * day + 6 * h),
+                before: (0, 0),
+                after: (10 * day + 6 * h, 10 * day + 6 * h),
+            }
+        );
+        // A past window on dates: whole hours only.
+        assert_eq!(
+            Split::of(day, 3 * day, now),
+            Split {
+                hours: (day, 3 * day),
+                before: (day, day),
+                after: (3 * day, 3 * day),
+            }
+        );
+        // Unaligned past edges: under an hour of rows at each end.
+        assert_eq!(
+            Split::of(day + 7, 3 * day + 2 * h + 9, now),
+            Split {
+                hours: (day + h, 3 * day + 2 * h),
+                before: (day + 7, day + h),
+                after: (3 * day + 2 * h, 3 * day + 2 * h + 9),
+            }
+        );
+        // Inside one past hour: rows only, exactly the window.
+        assert_eq!(
+            Split::of(day + 7, day + 99, now),
+            Split {
+                hours: (0, 0),
+                before: (day + 7, day + 99),
+                after: (0, 0),
+            }
+        );
+        // An empty or reversed window reads nothing.
+        for (from, to) in [(day, day), (2 * day, day), (now + h, now)] {
+            let split = Split::of(from, to, now);
+            assert_eq!(split.hours.0, split.hours.1, "{from} {to}");
+            assert_eq!(split.before.0, split.before.1, "{from} {to}");
+            assert_eq!(split.after.0, split.after.1, "{from} {to}");
+        }
+        assert_eq!(ceil_hour(-1), 0);
+        assert_eq!(ceil_hour(h), h);
+        assert_eq!(ceil_hour(h + 1), 2 * h);
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! - The queue is bounded and drained on a timer, never awaited per record: a request thread
 //!   sending a record never wakes the writer (no cross-thread wakeup per request).
-//! - Postgres: one `INSERT … SELECT FROM UNNEST(…) ON CONFLICT DO NOTHING` per batch (one round
-//!   trip, idempotent on `(request_id, created_at)`).
+//! - Postgres: one statement per batch (one round trip): `INSERT … SELECT FROM UNNEST(…) ON
+//!   CONFLICT DO NOTHING RETURNING …`, idempotent on `(request_id, created_at)`, and the hourly
+//!   totals (`usage_hourly`) of exactly the rows it returned, upserted in the same statement.
 //! - Any failed batch is appended to the spill file (JSON lines, fsync'd) and the writer keeps
 //!   going; after the next successful write (or every `RETRY` while idle) the spill is replayed
 //!   and removed. Replays are idempotent, so a crash mid-replay duplicates nothing.
@@ -167,6 +168,18 @@ impl UsageSink {
             crate::metrics::usage_queue_full();
             self.overflow.push(record);
         }
+    }
+
+    /// Records waiting for the writer (queue and overflow): what a producer that must not
+    /// outrun it (the ledger benchmark) watches.
+    pub fn backlog(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+            + self
+                .overflow
+                .rows
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len()
     }
 
     /// Writes everything queued, then stops the writer.
@@ -540,14 +553,32 @@ async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError
         .collect();
     client
         .execute(
-            "INSERT INTO request_logs (request_id, created_at, key_name, session_id, model_name, provider_id, upstream_model, stream,
-                 input_tokens, output_tokens, usage_source, cost, latency_ms, ttft_ms, attempts, status, http_status, error_message, purpose)
-             SELECT r, c, k, s, m, p, u, st, i, o, us, co::numeric, l, t, a, sta, h, e, pu
-             FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[],
-                         $9::int8[], $10::int8[], $11::text[], $12::text[], $13::int4[], $14::int4[], $15::int2[], $16::text[],
-                         $17::int2[], $18::text[], $19::text[])
-                  AS x(r, c, k, s, m, p, u, st, i, o, us, co, l, t, a, sta, h, e, pu)
-             ON CONFLICT DO NOTHING",
+            // One statement, so one transaction: the rows, and the hourly totals of exactly the
+            // rows it inserted (a replayed or retried row conflicts, is not returned, and is not
+            // counted again). Totals are upserted in key order so concurrent writers (replicas)
+            // lock them in the same order and never deadlock.
+            "WITH inserted AS (
+                 INSERT INTO request_logs (request_id, created_at, key_name, session_id, model_name, provider_id, upstream_model, stream,
+                     input_tokens, output_tokens, usage_source, cost, latency_ms, ttft_ms, attempts, status, http_status, error_message, purpose)
+                 SELECT r, c, k, s, m, p, u, st, i, o, us, co::numeric, l, t, a, sta, h, e, pu
+                 FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[],
+                             $9::int8[], $10::int8[], $11::text[], $12::text[], $13::int4[], $14::int4[], $15::int2[], $16::text[],
+                             $17::int2[], $18::text[], $19::text[])
+                      AS x(r, c, k, s, m, p, u, st, i, o, us, co, l, t, a, sta, h, e, pu)
+                 ON CONFLICT DO NOTHING
+                 RETURNING created_at, key_name, model_name, provider_id, purpose, input_tokens, output_tokens, cost
+             )
+             INSERT INTO usage_hourly AS h (hour, key_name, model_name, provider_id, purpose, requests, input_tokens, output_tokens, cost)
+             SELECT date_trunc('hour', created_at, 'UTC'), coalesce(key_name, ''), model_name, coalesce(provider_id, ''), purpose,
+                    count(*), sum(input_tokens), sum(output_tokens), sum(cost)
+             FROM inserted
+             GROUP BY 1, 2, 3, 4, 5
+             ORDER BY 1, 2, 3, 4, 5
+             ON CONFLICT (hour, key_name, model_name, provider_id, purpose) DO UPDATE SET
+                 requests = h.requests + EXCLUDED.requests,
+                 input_tokens = h.input_tokens + EXCLUDED.input_tokens,
+                 output_tokens = h.output_tokens + EXCLUDED.output_tokens,
+                 cost = h.cost + EXCLUDED.cost",
             &[
                 &col(|r| r.request_id.clone()),
                 &created,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::harness::{Gateway, config_for, eventually, get_text, post};
 use crate::mock_openai::{Behavior, MockOpenAi};
 use crate::tcp_proxy::TcpProxy;
-use crate::usage_schema::TestDb;
+use crate::usage_schema::{TestDb, assert_hourly_totals_match_the_rows};
 
 fn ledger_config(a: &MockOpenAi, usage: &str) -> String {
     config_for(&[("a", &a.base_url(), 1, 1)], "").replace(
@@ -265,6 +265,10 @@ async fn rows_written_while_the_database_is_away_arrive_once_it_is_back() {
         "30 replayed + 10 written directly, none lost, none twice"
     );
     assert_eq!(input, 15 * 19 + 15 * 44 + 5 * 19 + 5 * 44);
+    assert_eq!(
+        assert_hourly_totals_match_the_rows(&db.connect().await).await,
+        40
+    );
     db.drop_db().await;
 }
 
@@ -303,6 +307,10 @@ async fn the_database_cut_mid_burst_loses_nothing_and_duplicates_nothing() {
     let (rows, input, output, _) = count(&db).await;
     assert_eq!(rows, 240, "every request once");
     assert_eq!((input, output), (120 * 19 + 120 * 44, 120 * 10 + 120 * 16));
+    assert_eq!(
+        assert_hourly_totals_match_the_rows(&db.connect().await).await,
+        240
+    );
     db.drop_db().await;
 }
 
@@ -356,6 +364,7 @@ async fn a_replayed_spill_creates_no_duplicate() {
         6,
         "replaying rows already written adds nothing"
     );
+    assert_eq!(assert_hourly_totals_match_the_rows(&client).await, 6);
     drop(client);
     db.drop_db().await;
 }

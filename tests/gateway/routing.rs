@@ -430,3 +430,70 @@ async fn a_model_whose_routes_all_cool_down_after_429s_answers_429_not_503() {
     assert_eq!(provider_of(&gw, false).await.0, 502);
     assert_eq!(provider_of(&gw, false).await.0, 503);
 }
+
+/// `gpt-4o-mini` over mocks `a` and `b` (equal weights), with `a_extra` / `b_extra` added to
+/// each route and `provider_b` to provider `b`.
+fn ceiling_config(
+    a: &MockOpenAi,
+    b: &MockOpenAi,
+    a_extra: &str,
+    b_extra: &str,
+    provider_b: &str,
+) -> String {
+    format!(
+        "providers:
+  - {{ id: a, kind: openai, base_url: \"{}\", api_key: sk-a, timeout: 1s, health_check: {{ enabled: false }} }}
+  - {{ id: b, kind: openai, base_url: \"{}\", api_key: sk-b, timeout: 1s, health_check: {{ enabled: false }}{provider_b} }}
+models:
+  - name: gpt-4o-mini
+    routes:
+      - {{ provider: a, model: upstream-a{a_extra} }}
+      - {{ provider: b, model: upstream-b{b_extra} }}
+routing:
+  max_attempts: 1
+",
+        a.base_url(),
+        b.base_url()
+    )
+}
+
+#[tokio::test]
+async fn a_route_at_its_max_rps_ceiling_is_skipped_without_costing_an_attempt() {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let gw = Gateway::start(&ceiling_config(&a, &b, ", max_rps: 2", "", "")).await;
+    // One attempt per request: a route at its ceiling must not use it up.
+    for _ in 0..12 {
+        let (status, _, _) = provider_of(&gw, false).await;
+        assert_eq!(status, 200);
+    }
+    assert!(a.count() <= 3, "a keeps to its ceiling: {}", a.count());
+    assert_eq!(a.count() + b.count(), 12, "b serves the rest");
+}
+
+#[tokio::test]
+async fn every_route_at_its_ceiling_is_a_429_with_retry_after_and_no_upstream_call() {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    // a's ceiling is its route's, b's its provider's.
+    let gw = Gateway::start(&ceiling_config(&a, &b, ", max_rps: 1", "", ", max_rps: 1")).await;
+    let served: Vec<String> = [provider_of(&gw, false).await, provider_of(&gw, false).await]
+        .into_iter()
+        .map(|(status, provider, _)| {
+            assert_eq!(status, 200);
+            provider
+        })
+        .collect();
+    assert!(
+        served.contains(&"a".to_owned()) && served.contains(&"b".to_owned()),
+        "{served:?}"
+    );
+    let r = post(&gw, "/v1/chat/completions", &chat(false)).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
+    assert_eq!(
+        a.count() + b.count(),
+        2,
+        "no upstream was called past its ceiling"
+    );
+}

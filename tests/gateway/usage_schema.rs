@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use switchyard::usage::migrations::migrate;
-use switchyard::usage::partitions::{Month, maintain, partitions};
+use switchyard::usage::partitions::{Month, maintain, partitions, partitions_of};
 use tokio_postgres::{Client, NoTls};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -123,7 +123,7 @@ async fn migrations_apply_exactly_once_when_replicas_race() {
     }
     assert_eq!(
         applied,
-        [1, 2],
+        [1, 2, 3],
         "one replica applies, the others find it done"
     );
     let client = db.connect().await;
@@ -131,7 +131,7 @@ async fn migrations_apply_exactly_once_when_replicas_race() {
         .query("SELECT version, name FROM schema_migrations", &[])
         .await
         .unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     let indexes: Vec<String> = client
         .query(
             "SELECT indexdef FROM pg_indexes WHERE tablename = 'request_logs' ORDER BY indexname",
@@ -189,7 +189,10 @@ async fn partitions_are_premade_and_rows_land_in_their_utc_month() {
         [
             "request_logs_2026_11",
             "request_logs_2026_12",
-            "request_logs_2027_01"
+            "request_logs_2027_01",
+            "usage_hourly_2026_11",
+            "usage_hourly_2026_12",
+            "usage_hourly_2027_01"
         ]
     );
     assert_eq!(
@@ -266,7 +269,7 @@ async fn retention_drops_partitions_past_it() {
     .unwrap();
     assert_eq!(
         done.dropped,
-        ["request_logs_2025_01"],
+        ["request_logs_2025_01", "usage_hourly_2025_01"],
         "older than the current month and the 12 before it"
     );
     assert_eq!(
@@ -275,6 +278,14 @@ async fn retention_drops_partitions_past_it() {
             "request_logs_2025_11",
             "request_logs_2026_11",
             "request_logs_2026_12"
+        ]
+    );
+    assert_eq!(
+        partitions_of(&client, "usage_hourly").await.unwrap(),
+        [
+            "usage_hourly_2025_11",
+            "usage_hourly_2026_11",
+            "usage_hourly_2026_12"
         ]
     );
     drop(client);
@@ -318,6 +329,206 @@ async fn migrate_command_prepares_the_database() {
         partitions(&client).await.unwrap().contains(&current),
         "this month's partition exists"
     );
+    drop(client);
+    db.drop_db().await;
+}
+
+/// `usage_hourly` holds exactly the totals of `request_logs`, hour by hour: nothing missing, no
+/// row counted twice (replays and retries included). Returns the number of rows counted.
+pub async fn assert_hourly_totals_match_the_rows(client: &Client) -> i64 {
+    let recount = "SELECT date_trunc('hour', created_at, 'UTC') AS hour, coalesce(key_name, '') AS key_name,
+                          model_name, coalesce(provider_id, '') AS provider_id, purpose, count(*)::int8 AS requests,
+                          sum(input_tokens)::int8 AS input_tokens, sum(output_tokens)::int8 AS output_tokens,
+                          sum(cost)::numeric(30,10) AS cost
+                   FROM request_logs GROUP BY 1, 2, 3, 4, 5";
+    let hourly = "SELECT hour, key_name, model_name, provider_id, purpose, requests, input_tokens,
+                         output_tokens, cost FROM usage_hourly";
+    let differences: i64 = client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM (({hourly} EXCEPT ALL {recount}) UNION ALL ({recount} EXCEPT ALL {hourly})) d"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        differences, 0,
+        "usage_hourly differs from a recount of request_logs"
+    );
+    client
+        .query_one(
+            "SELECT coalesce(sum(requests), 0)::int8 FROM usage_hourly",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The writer keeps hourly totals of the rows it really inserts, and `/v1/usage`'s totals read
+/// from them equal a recount of the rows for any window: on hours, with unaligned edges, inside
+/// one hour, grouped every way.
+#[tokio::test]
+async fn hourly_totals_answer_usage_exactly_whatever_the_window() {
+    use switchyard::usage::record::{Purpose, Status, UsageRecord, UsageSource};
+    use switchyard::usage::totals::{Group, Ledger, Query};
+    use switchyard::usage::writer::UsageSink;
+
+    let db = TestDb::create("hourly").await;
+    let mut client = db.connect().await;
+    migrate(&mut client).await.unwrap();
+    // Rows reach five hours back: last month's partitions too, near a month's start.
+    maintain(&client, Month::now().minus(1), 2, 12)
+        .await
+        .unwrap();
+    let spill =
+        std::env::temp_dir().join(format!("switchyard-hourly-{}.jsonl", std::process::id()));
+    let yaml = format!(
+        "usage:\n  sink: postgres\n  database_url: {}\n  spill_path: {}\n",
+        db.url(),
+        spill.display()
+    );
+    let (config, _) = switchyard::config::parse(&yaml, &|_: &str| None).unwrap();
+    let sink = UsageSink::start(&config.usage).unwrap();
+
+    const HOUR: i64 = 3_600_000_000;
+    let now = switchyard::clock::unix_micros();
+    let record = |i: i64| UsageRecord {
+        request_id: format!("req_hourly_{i:05}"),
+        // 400 rows over the last five hours, some on the very start of an hour.
+        created_at_us: now - 5 * HOUR + i * (5 * HOUR / 400) - (now % HOUR) * i64::from(i % 7 == 0),
+        key_name: [Some("team-a"), Some("team-b"), None][i as usize % 3].map(str::to_owned),
+        session_id: None,
+        model_name: ["gpt-4o-mini", "qwen-plus"][i as usize % 2].into(),
+        provider_id: [Some("openai"), Some("dashscope"), None][i as usize % 3].map(str::to_owned),
+        upstream_model: None,
+        stream: false,
+        input_tokens: 10 + i,
+        output_tokens: i % 13,
+        usage_source: UsageSource::Upstream,
+        cost: format!("0.{:010}", 1_000 + i * 37),
+        latency_ms: 5,
+        ttft_ms: None,
+        attempts: 1,
+        status: Status::Ok,
+        http_status: 200,
+        error_message: None,
+        purpose: [Purpose::Chat, Purpose::Embedding, Purpose::Responses]
+            [i as usize % 3 / 2 * 2 % 3],
+        estimate: None,
+        journal: 0,
+    };
+    for i in 0..400 {
+        sink.record(record(i));
+        // A row written twice (a replay after a lost acknowledgement) is one row.
+        if i % 10 == 0 {
+            sink.record(record(i));
+        }
+    }
+    sink.shutdown().await;
+    assert_eq!(assert_hourly_totals_match_the_rows(&client).await, 400);
+
+    let ledger = Ledger::postgres(&db.url()).unwrap();
+    let windows = [
+        (now - 6 * HOUR, now + 1),
+        (now - 6 * HOUR - now % HOUR, now - HOUR - now % HOUR),
+        (now - 4 * HOUR + 123_456, now - HOUR - 77_000_000),
+        (now - 3 * HOUR + 5, now - 3 * HOUR + HOUR / 3),
+        (now - 2 * HOUR, now - 2 * HOUR),
+    ];
+    for (from_us, to_us) in windows {
+        for group in [
+            Group::All,
+            Group::Key,
+            Group::Model,
+            Group::Provider,
+            Group::Day,
+        ] {
+            for key in [None, Some("team-b".to_owned())] {
+                let query = Query {
+                    group,
+                    from_us,
+                    to_us,
+                    key: key.clone(),
+                };
+                let answered = ledger.totals(query.clone()).await.unwrap();
+                let recounted = recount(&client, &query).await;
+                assert_eq!(answered, recounted, "{query:?}");
+            }
+        }
+    }
+    drop(client);
+    db.drop_db().await;
+}
+
+/// The totals of `query` counted from the rows themselves.
+async fn recount(
+    client: &Client,
+    q: &switchyard::usage::totals::Query,
+) -> Vec<switchyard::usage::totals::Totals> {
+    use switchyard::usage::totals::{Group, Totals};
+    let group = match q.group {
+        Group::All => "'all'",
+        Group::Key => "coalesce(key_name, '')",
+        Group::Model => "model_name",
+        Group::Provider => "coalesce(provider_id, '')",
+        Group::Day => "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    };
+    let at = |us: i64| UNIX_EPOCH + std::time::Duration::from_micros(us as u64);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {group}, count(*)::int8, sum(input_tokens)::int8, sum(output_tokens)::int8,
+                        (sum(cost) * 10000000000)::numeric(40,0)::text
+                 FROM request_logs WHERE created_at >= $1 AND created_at < $2 AND ($3::text IS NULL OR key_name = $3)
+                 GROUP BY 1 ORDER BY 1"
+            ),
+            &[&at(q.from_us), &at(q.to_us), &q.key],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| Totals {
+            group: r.get(0),
+            requests: r.get(1),
+            input_tokens: r.get(2),
+            output_tokens: r.get(3),
+            cost: r.get::<_, String>(4).parse().unwrap(),
+        })
+        .collect()
+}
+
+/// A ledger that predates `usage_hourly` gets its totals when it is upgraded: migration 0003
+/// makes a partition for each of request_logs' and fills them from the rows already there.
+#[tokio::test]
+async fn upgrading_an_existing_ledger_fills_its_hourly_totals() {
+    let db = TestDb::create("upgrade").await;
+    let mut client = db.connect().await;
+    migrate(&mut client).await.unwrap();
+    let nov = Month {
+        year: 2026,
+        month: 11,
+    };
+    maintain(&client, nov, 1, 12).await.unwrap();
+    // Back to the schema before 0003, with rows in two months.
+    client
+        .batch_execute(
+            "DROP TABLE usage_hourly; DELETE FROM schema_migrations WHERE version = 3;
+             INSERT INTO request_logs (request_id, created_at, key_name, model_name, provider_id, input_tokens, output_tokens, cost, status)
+             SELECT 'req-' || n, '2026-11-29 22:00:00+00'::timestamptz + n * interval '7 minutes',
+                    CASE WHEN n % 2 = 0 THEN 'team-a' END, 'm', 'p', n, 1, n * 0.0000000001, 'ok'
+             FROM generate_series(1, 500) n;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(migrate(&mut client).await.unwrap(), [3]);
+    assert_eq!(
+        partitions_of(&client, "usage_hourly").await.unwrap(),
+        ["usage_hourly_2026_11", "usage_hourly_2026_12"]
+    );
+    assert_eq!(assert_hourly_totals_match_the_rows(&client).await, 500);
     drop(client);
     db.drop_db().await;
 }
