@@ -218,6 +218,24 @@ async fn connection_close_and_close_delimited_bodies_are_not_reused() {
 }
 
 #[tokio::test]
+async fn an_upstream_that_sends_more_than_its_answer_is_not_reused() {
+    const TOO_MUCH: &[u8] =
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\n";
+    let up = Upstream::start(vec![(TOO_MUCH, Then::KeepOpen), (OK, Then::KeepOpen)]).await;
+    assert_eq!(
+        read_all(up.post("{}").await.expect("answered").body)
+            .await
+            .expect("body"),
+        b"ok"
+    );
+    assert_eq!(pool::idle_count(&up.origin.addr), 0, "out of step: closed");
+    read_all(up.post("{}").await.expect("answered").body)
+        .await
+        .expect("body");
+    assert_eq!(up.accepted(), 2);
+}
+
+#[tokio::test]
 async fn interim_answers_are_skipped_and_hints_read() {
     const LIMITED: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 429 Too Many Requests\r\nretry-after-ms: 1500\r\ncontent-length: 2\r\n\r\n{}";
     let up = Upstream::start(vec![(LIMITED, Then::KeepOpen)]).await;
@@ -261,6 +279,16 @@ fn origins_are_plain_http_with_a_port() {
         ("[::1]:8000", "::1", 8000)
     );
     assert!(Origin::of(&"https://api.openai.com/v1".parse().expect("uri")).is_err());
+    let with_userinfo = Origin::of(
+        &"http://user:secret@llm.internal:8080/v1"
+            .parse()
+            .expect("uri"),
+    )
+    .expect("origin");
+    assert_eq!(
+        &*with_userinfo.addr, "llm.internal:8080",
+        "no userinfo in the host header"
+    );
     let head = origin.head("POST", "/v1/embeddings", &[b"authorization: Bearer k"]);
     assert_eq!(
         head,

@@ -84,10 +84,11 @@ impl Origin {
             .trim_end_matches(']')
             .to_owned();
         let port = uri.port_u16().unwrap_or(80);
-        let addr = match uri.authority() {
-            Some(a) if a.port().is_some() => a.as_str().to_owned(),
-            Some(a) => format!("{}:80", a.host()),
-            None => return Err(format!("{uri} has no host")),
+        // From host and port, never the authority as written: userinfo (`user:pass@`) must not
+        // reach the `host` header.
+        let addr = match host.contains(':') {
+            true => format!("[{host}]:{port}"),
+            false => format!("{host}:{port}"),
         };
         Ok(Self {
             addr: addr.into(),
