@@ -1,7 +1,10 @@
-//! Gateway API keys. Only SHA-256 digests are kept after load; a presented key is hashed and
-//! compared with every stored digest in constant time, so neither timing nor a memory dump
-//! gives a key away.
+//! Gateway API keys. Only SHA-256 digests are kept after load. A presented key is hashed and
+//! looked up by its digest, then compared in constant time: the lookup's timing depends only on
+//! the digest of what the caller sent (learning about a stored key from it would take a SHA-256
+//! preimage), and the cost is the same for 10 keys or 100,000 (a control plane's worth). Neither
+//! timing nor a memory dump gives a key away.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::HeaderMap;
@@ -25,14 +28,14 @@ pub struct ApiKey {
 
 #[derive(Debug, Default)]
 pub struct KeyStore {
-    keys: Vec<Arc<ApiKey>>,
+    by_digest: HashMap<[u8; 32], Arc<ApiKey>>,
 }
 
 // === impl KeyStore ===
 
 impl KeyStore {
     pub fn build(configs: &[KeyConfig]) -> Result<Self, String> {
-        let mut keys = Vec::with_capacity(configs.len());
+        let mut by_digest = HashMap::with_capacity(configs.len());
         for (i, k) in configs.iter().enumerate() {
             let digest = match (&k.key, &k.key_sha256) {
                 (Some(key), _) => Sha256::digest(key.expose().as_bytes()).into(),
@@ -40,27 +43,24 @@ impl KeyStore {
                     .ok_or_else(|| format!("auth.keys[{i}].key_sha256: not 64 hex characters"))?,
                 (None, None) => return Err(format!("auth.keys[{i}]: no key")),
             };
-            if keys
-                .iter()
-                .any(|other: &Arc<ApiKey>| other.digest == digest)
-            {
-                return Err(format!("auth.keys[{i}]: the same key is configured twice"));
-            }
-            keys.push(Arc::new(ApiKey {
+            let key = Arc::new(ApiKey {
                 name: k.name.as_str().into(),
                 admin: k.admin,
                 rpm: k.rpm,
                 tpm: k.tpm,
                 models: k.models.clone(),
                 digest,
-            }));
+            });
+            if by_digest.insert(digest, key).is_some() {
+                return Err(format!("auth.keys[{i}]: the same key is configured twice"));
+            }
         }
-        Ok(Self { keys })
+        Ok(Self { by_digest })
     }
 
     /// True when no key is configured: the gateway is open.
     pub fn is_open(&self) -> bool {
-        self.keys.is_empty()
+        self.by_digest.is_empty()
     }
 
     /// The key a request presents as `Authorization: Bearer <key>`. `Ok(None)` on an open gateway.
@@ -82,16 +82,13 @@ impl KeyStore {
                 )
             })?;
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        // Compare against every key without stopping early.
-        let mut found = None;
-        for key in &self.keys {
-            if bool::from(key.digest.ct_eq(&digest)) {
-                found = Some(key.clone());
-            }
-        }
-        found.map(Some).ok_or_else(|| {
-            GatewayError::new(ErrorKind::Unauthorized, "Incorrect API key provided.")
-        })
+        self.by_digest
+            .get(&digest)
+            .filter(|key| bool::from(key.digest.ct_eq(&digest)))
+            .map(|key| Some(key.clone()))
+            .ok_or_else(|| {
+                GatewayError::new(ErrorKind::Unauthorized, "Incorrect API key provided.")
+            })
     }
 }
 
@@ -224,6 +221,33 @@ mod tests {
         let k = store.authenticate(&headers("Bearer k")).unwrap().unwrap();
         assert!(k.allows("gpt-4o-mini") && k.allows("demo"));
         assert!(!k.allows("demo-embedding") && !k.allows("qwen-plus"));
+    }
+
+    #[test]
+    fn a_hundred_thousand_keys_are_found_by_digest_and_duplicates_refused() {
+        let configs: Vec<KeyConfig> = (0..100_000)
+            .map(|i| KeyConfig {
+                name: format!("team-{i}"),
+                key: Some(Secret::new(format!("sk-sy-{i:040}"))),
+                key_sha256: None,
+                rpm: None,
+                tpm: None,
+                admin: false,
+                models: None,
+            })
+            .collect();
+        let store = KeyStore::build(&configs).unwrap();
+        let found = store
+            .authenticate(&headers(&format!("Bearer sk-sy-{:040}", 99_999)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(&*found.name, "team-99999");
+        assert!(store.authenticate(&headers("Bearer sk-sy-nope")).is_err());
+        let twice = [key("a", Some("same"), None, None), key("b", Some("same"), None, None)];
+        assert_eq!(
+            KeyStore::build(&twice).unwrap_err(),
+            "auth.keys[1]: the same key is configured twice"
+        );
     }
 
     #[test]
