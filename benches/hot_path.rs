@@ -18,7 +18,6 @@ use switchyard::responses::request::{ResponsesRequest, to_messages};
 use switchyard::responses::response::Head;
 use switchyard::responses::stream::EventStream;
 use switchyard::routing::wrr::SmoothWrr;
-use switchyard::secret::Secret;
 use switchyard::sse::SseDecoder;
 
 const CHAT: &[u8] = br#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Hello! Please reply with a short greeting."}],"max_tokens":16,"temperature":0}"#;
@@ -112,15 +111,7 @@ fn routing_and_auth(c: &mut Criterion) {
     // Keys are found by the digest of what the caller sent: the same cost for 10 or 100,000.
     for count in [10, 100_000] {
         let keys: Vec<KeyConfig> = (0..count)
-            .map(|i| KeyConfig {
-                name: format!("team-{i}"),
-                key: Some(Secret::new(format!("sk-team-{i}-0123456789abcdef"))),
-                key_sha256: None,
-                rpm: None,
-                tpm: None,
-                admin: false,
-                models: None,
-            })
+            .map(|i| KeyConfig::plain(format!("team-{i}"), format!("sk-team-{i}-0123456789abcdef")))
             .collect();
         let store = KeyStore::build(&keys).unwrap();
         let mut headers = HeaderMap::new();

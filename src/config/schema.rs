@@ -294,6 +294,23 @@ mod defaults {
     }
 }
 
+// === impl KeyConfig ===
+
+impl KeyConfig {
+    /// A key with no limits, no allow-list and no admin rights (tests, benchmarks).
+    pub fn plain(name: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            key: Some(Secret::new(key)),
+            key_sha256: None,
+            rpm: None,
+            tpm: None,
+            admin: false,
+            models: None,
+        }
+    }
+}
+
 // === impl Defaults ===
 
 impl Default for ServerConfig {

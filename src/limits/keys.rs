@@ -226,15 +226,7 @@ mod tests {
     #[test]
     fn a_hundred_thousand_keys_are_found_by_digest_and_duplicates_refused() {
         let configs: Vec<KeyConfig> = (0..100_000)
-            .map(|i| KeyConfig {
-                name: format!("team-{i}"),
-                key: Some(Secret::new(format!("sk-sy-{i:040}"))),
-                key_sha256: None,
-                rpm: None,
-                tpm: None,
-                admin: false,
-                models: None,
-            })
+            .map(|i| KeyConfig::plain(format!("team-{i}"), format!("sk-sy-{i:040}")))
             .collect();
         let store = KeyStore::build(&configs).unwrap();
         let found = store
@@ -243,7 +235,10 @@ mod tests {
             .unwrap();
         assert_eq!(&*found.name, "team-99999");
         assert!(store.authenticate(&headers("Bearer sk-sy-nope")).is_err());
-        let twice = [key("a", Some("same"), None, None), key("b", Some("same"), None, None)];
+        let twice = [
+            key("a", Some("same"), None, None),
+            key("b", Some("same"), None, None),
+        ];
         assert_eq!(
             KeyStore::build(&twice).unwrap_err(),
             "auth.keys[1]: the same key is configured twice"
