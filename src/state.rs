@@ -126,7 +126,7 @@ impl App {
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
-            usage: UsageSink::start(&config.usage),
+            usage: UsageSink::start(&config.usage)?,
             ledger: ledger(&config.usage)?,
             sessions: Sessions::new(&config.sessions)?,
             responses: ResponseStore::new(&config.responses, &config.sessions)?,

@@ -54,6 +54,8 @@ pub struct UsageSink {
     started: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The Postgres sink's claim on its spill path, held until shutdown has drained the queue.
+    spill_claim: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 /// Rows that found the queue full, waiting for the writer (who drains them first) instead of in
@@ -90,10 +92,13 @@ struct Postgres {
 // === impl UsageSink ===
 
 impl UsageSink {
-    /// Starts the writer task on the current runtime; `None` for `sink: none`.
-    pub fn start(config: &UsageConfig) -> Option<Arc<Self>> {
+    /// Starts the writer task on the current runtime; `None` for `sink: none`. Fails when
+    /// another running gateway holds the same spill path: two writers replaying one spill file
+    /// (one removing it while the other appends) or recovering each other's live journal would
+    /// lose rows, so each gateway must have its own.
+    pub fn start(config: &UsageConfig) -> Result<Option<Arc<Self>>, String> {
         let mut destination = match config.sink {
-            UsageSinkKind::None => return None,
+            UsageSinkKind::None => return Ok(None),
             UsageSinkKind::File => Destination::File(FileSink {
                 path: PathBuf::from(&config.path),
                 max_bytes: config.max_file_bytes,
@@ -112,6 +117,10 @@ impl UsageSink {
                     last_maintenance: None,
                 }))
             }
+        };
+        let spill_claim = match &destination {
+            Destination::Postgres(pg) => claim(&pg.spill)?,
+            Destination::File(_) => None,
         };
         let journal = match &destination {
             Destination::Postgres(pg) => match Journal::open(&pg.spill) {
@@ -141,14 +150,15 @@ impl UsageSink {
             stopped,
             started.clone(),
         ));
-        Some(Arc::new(Self {
+        Ok(Some(Arc::new(Self {
             tx,
             overflow,
             journal,
             started,
             stop,
             task: std::sync::Mutex::new(Some(task)),
-        }))
+            spill_claim: std::sync::Mutex::new(spill_claim),
+        })))
     }
 
     /// Whether the writer made its first attempt to reach the database (and migrate it), so
@@ -189,6 +199,11 @@ impl UsageSink {
         if let Some(task) = task {
             let _ = task.await;
         }
+        // Everything is written or spilled: another gateway may take the path over now.
+        self.spill_claim
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 }
 
@@ -322,6 +337,40 @@ impl Segments {
             journal.release(n);
             self.closed.remove(&n);
             self.safe.remove(&n);
+        }
+    }
+}
+
+/// Claims `spill` for this process with an exclusive lock on `<spill>.lock` (released when the
+/// file is closed, by shutdown or by the process ending, `kill -9` included). A path another
+/// gateway holds is an error; a lock file that cannot be made (a read-only directory) only
+/// costs the claim, and the spill's own writes will report that directory.
+fn claim(spill: &std::path::Path) -> Result<Option<std::fs::File>, String> {
+    let path = PathBuf::from(format!("{}.lock", spill.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = match std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+    {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::error!(error = %e, lock = %path.display(), "usage spill path not claimed");
+            return Ok(None);
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "usage.spill_path {}: in use by another running gateway (each needs its own spill path)",
+            spill.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::error!(error = %e, lock = %path.display(), "usage spill path not claimed");
+            Ok(None)
         }
     }
 }

@@ -590,3 +590,32 @@ async fn usage_totals_from_a_hanging_database_fail_fast() {
         started.elapsed()
     );
 }
+
+/// Two gateways on one spill path would lose rows (one replaying and removing the file while the
+/// other appends, or recovering the other's live journal): the second refuses to start, and
+/// starts once the first has stopped.
+#[tokio::test]
+async fn a_spill_path_in_use_by_another_gateway_is_refused() {
+    let db = TestDb::create("ledger_claim").await;
+    let a = MockOpenAi::start("a").await;
+    let (usage, spill) = postgres_usage(&db, "claim");
+    let yaml = ledger_config(&a, &usage);
+    let first = Gateway::start(&yaml).await;
+    let (config, _) = switchyard::config::parse(&yaml, &|_: &str| None).unwrap();
+    let refused = match switchyard::state::App::new(&config) {
+        Ok(_) => panic!("a second gateway on the same spill path must not start"),
+        Err(e) => e,
+    };
+    assert!(
+        refused.contains("in use by another running gateway")
+            && refused.contains(&spill.display().to_string()),
+        "{refused}"
+    );
+    burst(&first, 3).await;
+    first.shutdown().await;
+    let second = Gateway::start(&yaml).await;
+    burst(&second, 2).await;
+    second.shutdown().await;
+    assert_eq!(count(&db).await.0, 5);
+    db.drop_db().await;
+}
