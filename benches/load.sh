@@ -41,7 +41,10 @@ auth:
   keys: [ { name: bench, key: "$BENCH_KEY" } ]
 ${SWITCHYARD_EXTRA_YAML:-}
 YAML
-"$BASELINE_BIN" serve --config "$dir/switchyard.yaml" > "$dir/baseline.log" 2>&1 &
+# From its own directory, so relative paths (the default usage file, spill and journal) are its
+# own: a gateway refuses a spill path another one holds. An absolute usage.spill_path in
+# SWITCHYARD_EXTRA_YAML would be shared, and the baseline would not start.
+(cd "$dir" && exec "$BASELINE_BIN" serve --config "$dir/switchyard.yaml") > "$dir/baseline.log" 2>&1 &
 baseline=$!
 trap 'kill $baseline 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18097/health >/dev/null && break; sleep 0.1; done
