@@ -6,16 +6,7 @@
 use bytes::Bytes;
 
 use super::*;
-use crate::config::Lookup;
 use crate::state::App;
-
-struct NoEnv;
-
-impl Lookup for NoEnv {
-    fn get(&self, _: &str) -> Option<String> {
-        None
-    }
-}
 
 /// Far above the ~2.8 KB measured, far below the ~11.5 KB of an inline limits store.
 const MAX_FUTURE: usize = 4096;
@@ -30,7 +21,7 @@ models:
   - { name: e, type: embedding, routes: [ { provider: up, model: e } ] }
 usage: { sink: none }
 "#;
-    let (config, _) = crate::config::parse(yaml, &NoEnv).expect("config");
+    let (config, _) = crate::config::parse(yaml, &|_: &str| None).expect("config");
     let ctx = RequestCtx::internal(App::new(&config).expect("app"));
     let request = ChatRequest::parse(Bytes::from_static(
         br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,

@@ -92,14 +92,25 @@ pub enum Transport {
 
 pub struct HttpUpstream {
     provider: String,
-    stream_headers: Vec<(HeaderName, HeaderValue)>,
+    authorization: Option<HeaderValue>,
+    key: Option<Secret>,
+    via: Via,
+}
+
+/// Which client carries the requests: the gateway's own for an http:// base_url, hyper-util's
+/// for https:// (TLS, HTTP/2 by ALPN).
+enum Via {
+    Plain(Plain),
+    Hyper(Hyper),
+}
+
+/// hyper-util's requests for an upstream: its endpoints and what stream requests add besides
+/// `accept`.
+struct Hyper {
     chat_uri: Uri,
     completions_uri: Uri,
     embeddings_uri: Uri,
-    authorization: Option<HeaderValue>,
-    key: Option<Secret>,
-    /// Set for an http:// base_url: requests go through the gateway's own client.
-    plain: Option<Plain>,
+    stream_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// Ready-made request heads for a plain-http upstream: per endpoint, the request line, `host`,
@@ -191,37 +202,40 @@ impl HttpUpstream {
                 }
             })
             .collect::<Result<_, _>>()?;
-        let chat_uri = uri(spec.chat_path)?;
-        let completions_uri = uri(spec.completions_path)?;
-        let embeddings_uri = uri(spec.embeddings_path)?;
-        let plain = match chat_uri.scheme_str() {
-            Some("http") => Some(Plain::new(
-                &[&chat_uri, &completions_uri, &embeddings_uri],
-                authorization.as_ref(),
-                &stream_headers,
-            )?),
-            _ => None,
+        let hyper = Hyper {
+            chat_uri: uri(spec.chat_path)?,
+            completions_uri: uri(spec.completions_path)?,
+            embeddings_uri: uri(spec.embeddings_path)?,
+            stream_headers,
+        };
+        let via = match hyper.chat_uri.scheme_str() {
+            Some("http") => Via::Plain(Plain::new(&hyper, authorization.as_ref())?),
+            _ => Via::Hyper(hyper),
         };
         Ok(Self {
             provider: provider.to_owned(),
-            stream_headers,
-            chat_uri,
-            completions_uri,
-            embeddings_uri,
             authorization,
             key,
-            plain,
+            via,
         })
     }
 
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, GatewayError> {
-        if let Some(plain) = &self.plain {
-            return self.send_plain(plain, req).await;
+        match &self.via {
+            Via::Plain(plain) => self.send_plain(plain, req).await,
+            Via::Hyper(hyper) => self.send_hyper(hyper, req).await,
         }
+    }
+
+    async fn send_hyper(
+        &self,
+        hyper: &Hyper,
+        req: UpstreamRequest,
+    ) -> Result<UpstreamResponse, GatewayError> {
         let uri = match req.endpoint {
-            Endpoint::Chat => &self.chat_uri,
-            Endpoint::Completions => &self.completions_uri,
-            Endpoint::Embeddings => &self.embeddings_uri,
+            Endpoint::Chat => &hyper.chat_uri,
+            Endpoint::Completions => &hyper.completions_uri,
+            Endpoint::Embeddings => &hyper.embeddings_uri,
         };
         let mut request = Request::new(Full::new(req.body));
         *request.method_mut() = Method::POST;
@@ -233,7 +247,7 @@ impl HttpUpstream {
         }
         if req.stream {
             headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
-            for (name, value) in &self.stream_headers {
+            for (name, value) in &hyper.stream_headers {
                 headers.insert(name.clone(), value.clone());
             }
         }
@@ -339,12 +353,9 @@ const MAX_PROBE_BODY: usize = 1 << 20;
 // === impl Plain ===
 
 impl Plain {
-    fn new(
-        [chat, completions, embeddings]: &[&Uri; 3],
-        authorization: Option<&HeaderValue>,
-        stream_headers: &[(HeaderName, HeaderValue)],
-    ) -> Result<Self, String> {
-        let origin = h1::Origin::of(chat)?;
+    /// The same endpoints and headers as `hyper` would send, as ready-made heads.
+    fn new(hyper: &Hyper, authorization: Option<&HeaderValue>) -> Result<Self, String> {
+        let origin = h1::Origin::of(&hyper.chat_uri)?;
         let auth = authorization.map(authorization_line);
         let mut fields: Vec<&[u8]> = vec![b"content-type: application/json"];
         fields.extend(auth.as_deref());
@@ -353,16 +364,16 @@ impl Plain {
             origin.head("POST", target, &fields)
         };
         let mut stream_extra = b"accept: text/event-stream\r\n".to_vec();
-        for (name, value) in stream_headers {
+        for (name, value) in &hyper.stream_headers {
             stream_extra.extend_from_slice(name.as_str().as_bytes());
             stream_extra.extend_from_slice(b": ");
             stream_extra.extend_from_slice(value.as_bytes());
             stream_extra.extend_from_slice(b"\r\n");
         }
         Ok(Self {
-            chat: head(chat),
-            completions: head(completions),
-            embeddings: head(embeddings),
+            chat: head(&hyper.chat_uri),
+            completions: head(&hyper.completions_uri),
+            embeddings: head(&hyper.embeddings_uri),
             stream_extra,
             origin,
         })
@@ -427,21 +438,10 @@ fn classify(provider: &str, e: &hyper_util::client::legacy::Error) -> GatewayErr
     }
 }
 
-/// `retry-after-ms` (what openai-python reads first), else `retry-after` in seconds.
+/// The retry hint of a hyper-util response (the same reading as the gateway's own client).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let read = |name: &str| {
-        headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-    };
-    read("retry-after-ms")
-        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
-        .or_else(|| read("retry-after").map(Duration::from_secs_f64))
+    let value = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
+    h1::retry_hint(value("retry-after-ms"), value("retry-after"))
 }
 
 async fn send_local(local: &dyn LocalUpstream, req: &UpstreamRequest) -> UpstreamResponse {

@@ -150,11 +150,6 @@ async fn maintain_locked(
 /// The partitioned tables kept month by month: the ledger and its hourly totals.
 const PARENTS: [&str; 2] = ["request_logs", "usage_hourly"];
 
-/// The partitions of `request_logs` in the current schema.
-pub async fn partitions(client: &Client) -> Result<Vec<String>, UsageError> {
-    partitions_of(client, "request_logs").await
-}
-
 /// The partitions of `parent` (one of [`PARENTS`]) in the current schema.
 pub async fn partitions_of(client: &Client, parent: &str) -> Result<Vec<String>, UsageError> {
     let rows = client

@@ -22,6 +22,15 @@ async fn stream(gw: &Gateway, body: &Value) -> Vec<String> {
     sse_data(&r.text().await.unwrap())
 }
 
+/// A stream's chunks as JSON; it must end with `[DONE]`.
+fn chunks_before_done(data: &[String]) -> Vec<Value> {
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn openai_kind_routes_get_the_clients_body_with_only_model_rewritten() {
     let a = MockOpenAi::start("a").await;
@@ -49,11 +58,7 @@ async fn openai_kind_routes_get_the_clients_body_with_only_model_rewritten() {
         &json!({"model": "gpt-4o-mini", "prompt": "Say", "stream": true}),
     )
     .await;
-    assert_eq!(data.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = chunks_before_done(&data);
     assert_eq!(chunks.len(), 4);
     let text: String = chunks
         .iter()
@@ -126,11 +131,7 @@ async fn dashscope_routes_use_the_native_prompt_and_answer_text_completions() {
         &json!({"model": "gpt-4o-mini", "prompt": "1+1=", "stream": true, "stream_options": {"include_usage": true}}),
     )
     .await;
-    assert_eq!(data.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = chunks_before_done(&data);
     let text: String = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["text"].as_str())

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use switchyard::usage::migrations::migrate;
-use switchyard::usage::partitions::{Month, maintain, partitions, partitions_of};
+use switchyard::usage::partitions::{Month, maintain, partitions_of};
 use tokio_postgres::{Client, NoTls};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -273,7 +273,7 @@ async fn retention_drops_partitions_past_it() {
         "older than the current month and the 12 before it"
     );
     assert_eq!(
-        partitions(&client).await.unwrap(),
+        partitions_of(&client, "request_logs").await.unwrap(),
         [
             "request_logs_2025_11",
             "request_logs_2026_11",
@@ -326,7 +326,10 @@ async fn migrate_command_prepares_the_database() {
     let client = db.connect().await;
     let current = Month::now().table();
     assert!(
-        partitions(&client).await.unwrap().contains(&current),
+        partitions_of(&client, "request_logs")
+            .await
+            .unwrap()
+            .contains(&current),
         "this month's partition exists"
     );
     drop(client);

@@ -93,8 +93,8 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<ResponseHead>> {
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut close = http10;
-    let mut retry_after_ms = None;
-    let mut retry_after_s = None;
+    let mut retry_after_ms: Option<&[u8]> = None;
+    let mut retry_after_s: Option<&[u8]> = None;
     for field in response.headers.iter() {
         let name = field.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -117,9 +117,9 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<ResponseHead>> {
                 }
             }
         } else if name.eq_ignore_ascii_case("retry-after-ms") {
-            retry_after_ms = seconds(field.value).map(|ms| ms / 1000.0);
+            retry_after_ms = Some(field.value);
         } else if name.eq_ignore_ascii_case("retry-after") {
-            retry_after_s = seconds(field.value);
+            retry_after_s = Some(field.value);
         }
     }
 
@@ -149,9 +149,7 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<ResponseHead>> {
         status,
         framing,
         keep_alive: !close && framing != Framing::UntilClose,
-        retry_after: retry_after_ms
-            .or(retry_after_s)
-            .map(Duration::from_secs_f64),
+        retry_after: retry_hint(retry_after_ms, retry_after_s),
         len,
     }))
 }
@@ -174,7 +172,18 @@ fn last_token(value: &[u8]) -> &[u8] {
         .trim_ascii()
 }
 
-/// A non-negative finite number of seconds (or milliseconds), as `retry-after` carries it.
+/// An upstream's retry hint from its `retry-after-ms` value (what openai-python reads first),
+/// else its `retry-after` in seconds. Both every HTTP client's: untrusted text, so a value that is
+/// not a plain non-negative number below a billion seconds is no hint (and never a panic in
+/// `Duration::from_secs_f64`).
+pub fn retry_hint(ms: Option<&[u8]>, s: Option<&[u8]>) -> Option<Duration> {
+    ms.and_then(seconds)
+        .map(|ms| ms / 1000.0)
+        .or_else(|| s.and_then(seconds))
+        .map(Duration::from_secs_f64)
+}
+
+/// A non-negative finite number below 1e9, as a retry hint carries it.
 fn seconds(value: &[u8]) -> Option<f64> {
     std::str::from_utf8(value)
         .ok()?

@@ -21,6 +21,7 @@ use http::{StatusCode, Uri};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub use framing::retry_hint;
 use framing::{Decoder, parse_head};
 
 /// First read buffer of a response; it grows only for a large head or body.
