@@ -26,6 +26,15 @@ pub enum ErrorKind {
     SessionForbidden,
     /// A browser origin (or a header it asks to send) that `server.cors` does not allow: 403.
     CorsForbidden,
+    /// The admin API with a key that is not an admin key: 403.
+    AdminOnly,
+    /// A control-plane name already taken: 409.
+    Conflict,
+    /// The control plane's database did not answer: 503 (admin calls only; requests are served
+    /// from the last table read).
+    ControlUnavailable,
+    /// The key's budget for this period is spent: 429 `insufficient_quota`.
+    BudgetExhausted,
     /// The session store (Redis) did not answer in time: 503, for session requests only.
     SessionStoreUnavailable,
     /// The model is not configured: 404 `model_not_found`.
@@ -104,10 +113,15 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorKind::ModelNotAllowed | ErrorKind::SessionForbidden | ErrorKind::CorsForbidden => {
-                StatusCode::FORBIDDEN
+            ErrorKind::ModelNotAllowed
+            | ErrorKind::SessionForbidden
+            | ErrorKind::CorsForbidden
+            | ErrorKind::AdminOnly => StatusCode::FORBIDDEN,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::BudgetExhausted => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::SessionStoreUnavailable | ErrorKind::ControlUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
             }
-            ErrorKind::SessionStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -135,10 +149,13 @@ impl ErrorKind {
             | ErrorKind::MethodNotAllowed
             | ErrorKind::PayloadTooLarge
             | ErrorKind::BodyTimeout
+            | ErrorKind::Conflict
             | ErrorKind::UpstreamRejected => "invalid_request_error",
-            ErrorKind::ModelNotAllowed | ErrorKind::SessionForbidden | ErrorKind::CorsForbidden => {
-                "permission_error"
-            }
+            ErrorKind::ModelNotAllowed
+            | ErrorKind::SessionForbidden
+            | ErrorKind::CorsForbidden
+            | ErrorKind::AdminOnly => "permission_error",
+            ErrorKind::BudgetExhausted => "insufficient_quota",
             ErrorKind::RateLimited | ErrorKind::UpstreamRateLimited => "rate_limit_error",
             ErrorKind::UpstreamTimeout | ErrorKind::RequestTimeout => "timeout_error",
             ErrorKind::UpstreamAuth
@@ -146,6 +163,7 @@ impl ErrorKind {
             | ErrorKind::UpstreamUnreachable
             | ErrorKind::NoHealthyRoute
             | ErrorKind::SessionStoreUnavailable
+            | ErrorKind::ControlUnavailable
             | ErrorKind::ShuttingDown
             | ErrorKind::Internal => "server_error",
         }
@@ -158,6 +176,10 @@ impl ErrorKind {
             ErrorKind::ModelNotAllowed => "model_not_allowed",
             ErrorKind::SessionForbidden => "session_forbidden",
             ErrorKind::CorsForbidden => "cors_forbidden",
+            ErrorKind::AdminOnly => "admin_key_required",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::ControlUnavailable => "control_plane_unavailable",
+            ErrorKind::BudgetExhausted => "insufficient_quota",
             ErrorKind::SessionStoreUnavailable => "session_store_unavailable",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::NotFound => "not_found",
@@ -185,6 +207,10 @@ impl ErrorKind {
             ErrorKind::ModelNotAllowed => "model_not_allowed",
             ErrorKind::SessionForbidden => "session_forbidden",
             ErrorKind::CorsForbidden => "cors_forbidden",
+            ErrorKind::AdminOnly => "admin_only",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::ControlUnavailable => "control_unavailable",
+            ErrorKind::BudgetExhausted => "budget_exhausted",
             ErrorKind::SessionStoreUnavailable => "session_store_unavailable",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::NotFound => "not_found",

@@ -15,6 +15,7 @@ pub mod body;
 pub mod call;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod limits;
 pub mod logs;

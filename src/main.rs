@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard::config::{self, Config, ConfigSource, LoadedConfig, UsageSinkKind};
+use switchyard::control::store::{self, ControlError, KeyPatch, NewKey, Seed};
 use switchyard::server::{self, ServerOptions};
 use switchyard::state::App;
 use switchyard::usage::{UsageError, migrations, partitions};
@@ -17,10 +18,14 @@ use tokio::sync::{Semaphore, watch};
 
 const USAGE: &str = "\
 usage: switchyard [serve|check-config|migrate] [--config PATH]
+       switchyard keys create --name NAME [--admin] [--config PATH]
+       switchyard keys list | keys revoke NAME [--config PATH]
 
   serve          run the gateway (default)
   check-config   validate the config, print the routing table, exit 0 or 1
-  migrate        apply pending usage-ledger migrations and create partitions, then exit
+  migrate        apply pending migrations (usage ledger, control plane) and create partitions
+  keys           manage gateway keys in the control plane (control.database_url): create prints
+                 the new key once; list shows names and prefixes; revoke refuses a key everywhere
 
 The config path defaults to $SWITCHYARD_CONFIG, else config/switchyard.yaml, else the embedded
 default. Logs: SWITCHYARD_LOG (e.g. info, debug), SWITCHYARD_LOG_FORMAT=json for JSON lines.";
@@ -33,6 +38,13 @@ enum Command {
     Serve,
     CheckConfig,
     Migrate,
+    Keys(KeysCommand),
+}
+
+enum KeysCommand {
+    Create { name: String, admin: bool },
+    List,
+    Revoke { name: String },
 }
 
 fn main() -> ExitCode {
@@ -59,6 +71,7 @@ fn main() -> ExitCode {
         }
         Command::Serve => serve(loaded),
         Command::Migrate => migrate(&loaded.config),
+        Command::Keys(keys) => manage_keys(&loaded.config, keys),
     }
 }
 
@@ -67,8 +80,36 @@ fn parse_args(
 ) -> Result<(Command, Option<PathBuf>), String> {
     let mut command = None;
     let mut config = None;
+    // `keys` arguments: its subcommand, then a name and flags.
+    let mut keys: Option<(Option<String>, Option<String>, bool)> = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "keys" if command.is_none() && keys.is_none() => keys = Some((None, None, false)),
+            "create" | "list" | "revoke" if keys.as_ref().is_some_and(|k| k.0.is_none()) => {
+                if let Some(k) = keys.as_mut() {
+                    k.0 = Some(arg.clone());
+                }
+            }
+            "--name" if keys.is_some() => {
+                let name = args.next().ok_or("--name needs a value")?;
+                if let Some(k) = keys.as_mut() {
+                    k.1 = Some(name);
+                }
+            }
+            "--admin" if keys.is_some() => {
+                if let Some(k) = keys.as_mut() {
+                    k.2 = true;
+                }
+            }
+            s if keys
+                .as_ref()
+                .is_some_and(|k| k.0.as_deref() == Some("revoke") && k.1.is_none())
+                && !s.starts_with('-') =>
+            {
+                if let Some(k) = keys.as_mut() {
+                    k.1 = Some(s.to_owned());
+                }
+            }
             "serve" if command.is_none() => command = Some(Command::Serve),
             "check-config" if command.is_none() => command = Some(Command::CheckConfig),
             "migrate" if command.is_none() => command = Some(Command::Migrate),
@@ -85,6 +126,17 @@ fn parse_args(
             }
             other => return Err(format!("unexpected argument {other:?}")),
         }
+    }
+    if let Some((sub, name, admin)) = keys {
+        let command = match (sub.as_deref(), name) {
+            (Some("create"), Some(name)) => KeysCommand::Create { name, admin },
+            (Some("create"), None) => return Err("keys create needs --name NAME".into()),
+            (Some("list"), None) if !admin => KeysCommand::List,
+            (Some("revoke"), Some(name)) if !admin => KeysCommand::Revoke { name },
+            (Some("revoke"), None) => return Err("keys revoke needs a NAME".into()),
+            _ => return Err("keys: use create --name NAME [--admin], list, or revoke NAME".into()),
+        };
+        return Ok((Command::Keys(command), config));
     }
     Ok((command.unwrap_or(Command::Serve), config))
 }
@@ -307,55 +359,164 @@ const PREMADE_MONTHS: u32 = 2;
 /// retention. Several replicas may run it at once (advisory lock).
 fn migrate(config: &Config) -> ExitCode {
     let usage = &config.usage;
-    let Some(url) = usage
+    let ledger = usage
         .database_url
         .as_deref()
-        .filter(|_| usage.sink == UsageSinkKind::Postgres)
-    else {
-        println!("usage.sink is not postgres: nothing to migrate");
+        .filter(|_| usage.sink == UsageSinkKind::Postgres);
+    let control = config.control.as_ref().map(|c| c.database_url.as_str());
+    if ledger.is_none() && control.is_none() {
+        println!(
+            "neither usage.sink: postgres nor control.database_url is configured: nothing to migrate"
+        );
         return ExitCode::SUCCESS;
+    }
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(1);
+    };
+    let result = runtime.block_on(async {
+        // The control plane's database gets the same numbered migrations (one schema history
+        // per database), unless it is the ledger's own.
+        if let Some(url) = control.filter(|c| Some(*c) != ledger) {
+            let (mut client, connection) = connect(url).await?;
+            let applied = migrations::migrate(&mut client).await?;
+            print_applied("control plane", &applied);
+            drop(client);
+            let _ = connection.await;
+        }
+        if let Some(url) = ledger {
+            let (mut client, connection) = connect(url).await?;
+            let applied = migrations::migrate(&mut client).await?;
+            let maintenance = partitions::maintain(
+                &client,
+                partitions::Month::now(),
+                PREMADE_MONTHS,
+                usage.retention_months,
+            )
+            .await?;
+            print_applied("usage ledger", &applied);
+            println!(
+                "partitions: created {:?}, dropped {:?}",
+                maintenance.created, maintenance.dropped
+            );
+            drop(client);
+            let _ = connection.await;
+        }
+        Ok::<_, UsageError>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchyard: migrate failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn connect(
+    url: &str,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), UsageError> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(UsageError::from)?;
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((client, connection))
+}
+
+fn print_applied(what: &str, applied: &[i32]) {
+    match applied.is_empty() {
+        true => println!("migrations ({what}): up to date"),
+        false => println!(
+            "migrations ({what}): applied {}",
+            applied
+                .iter()
+                .map(|v| format!("{v:04}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `switchyard keys …`: the control plane's keys from the command line, for the first admin key
+/// of a fresh deployment (no config edit, no running gateway needed) and for scripts. The
+/// database is migrated and seeded first, as a gateway would.
+fn manage_keys(config: &Config, command: KeysCommand) -> ExitCode {
+    let Some(control) = &config.control else {
+        eprintln!(
+            "switchyard: keys needs the control plane: set control.database_url in the config"
+        );
+        return ExitCode::from(1);
+    };
+    let seed = match Seed::from_config(config) {
+        Ok(seed) => seed,
+        Err(e) => {
+            eprintln!("switchyard: {e}");
+            return ExitCode::from(1);
+        }
     };
     let Some(runtime) = runtime() else {
         return ExitCode::from(1);
     };
     let result = runtime.block_on(async {
-        let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        let (mut client, connection) = connect(&control.database_url)
             .await
-            .map_err(UsageError::from)?;
-        let connection = tokio::spawn(connection);
-        let applied = migrations::migrate(&mut client).await?;
-        let maintenance = partitions::maintain(
-            &client,
-            partitions::Month::now(),
-            PREMADE_MONTHS,
-            usage.retention_months,
-        )
-        .await?;
+            .map_err(|e| ControlError::Unavailable(e.to_string()))?;
+        migrations::migrate(&mut client)
+            .await
+            .map_err(|e| ControlError::Unavailable(e.to_string()))?;
+        store::seed(&mut client, &seed).await?;
+        match command {
+            KeysCommand::Create { name, admin } => {
+                let fields = NewKey {
+                    name,
+                    admin,
+                    ..NewKey::default()
+                };
+                let (key, plaintext, _) = store::create_key(&mut client, &fields).await?;
+                println!("{plaintext}");
+                eprintln!(
+                    "created key {:?}{} (prefix {}): the key above is shown only now",
+                    key.name,
+                    if key.admin { ", admin" } else { "" },
+                    key.prefix
+                );
+            }
+            KeysCommand::List => {
+                println!(
+                    "{:<32} {:<12} {:<6} {:<8} models",
+                    "name", "prefix", "admin", "state"
+                );
+                for k in store::list_keys(&client).await? {
+                    let state = match (k.revoked, k.expires_at) {
+                        (true, _) => "revoked",
+                        (false, Some(t)) if t <= switchyard::clock::unix_now() as i64 => "expired",
+                        _ => "active",
+                    };
+                    let models = k.models.map_or("*".to_owned(), |m| m.join(","));
+                    println!(
+                        "{:<32} {:<12} {:<6} {:<8} {models}",
+                        k.name, k.prefix, k.admin, state
+                    );
+                }
+            }
+            KeysCommand::Revoke { name } => {
+                let patch = KeyPatch {
+                    revoked: Some(true),
+                    ..KeyPatch::default()
+                };
+                store::update_key(&mut client, &name, &patch).await?;
+                println!("revoked key {name:?}: refused by every replica from now on");
+            }
+        }
         drop(client);
         let _ = connection.await;
-        Ok::<_, UsageError>((applied, maintenance))
+        Ok::<_, ControlError>(())
     });
     match result {
-        Ok((applied, maintenance)) => {
-            match applied.is_empty() {
-                true => println!("migrations: up to date"),
-                false => println!(
-                    "migrations: applied {}",
-                    applied
-                        .iter()
-                        .map(|v| format!("{v:04}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
-            println!(
-                "partitions: created {:?}, dropped {:?}",
-                maintenance.created, maintenance.dropped
-            );
-            ExitCode::SUCCESS
-        }
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("switchyard: migrate failed: {e}");
+            eprintln!("switchyard: keys: {e}");
             ExitCode::from(1)
         }
     }

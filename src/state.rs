@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::BuildHasher;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ModelType, ProviderConfig};
+use crate::control::catalog::Catalog;
+use crate::control::store::Seed;
+use crate::control::{Control, follower};
 use crate::error::{ErrorKind, GatewayError};
 use crate::limits::keys::KeyStore;
 use crate::limits::rate::Limiter;
@@ -55,8 +58,15 @@ pub struct App {
     pub limits: Limiter,
     /// Where work that outlives its request runs (session compressions, limit settlements).
     pub background: Background,
-    /// Drains the metrics recorder's histogram samples; stopped at shutdown.
+    /// The control plane, when models, routes and keys live in PostgreSQL.
+    pub control: Option<Arc<Control>>,
+    /// Serialises runtime swaps (config reloads, control-plane changes): each builds on the
+    /// runtime it replaces.
+    swapping: Mutex<()>,
+    /// Drains the metrics recorder's histogram samples, and follows the control plane; both
+    /// stopped at shutdown.
     upkeep: AbortHandle,
+    follower: Mutex<Option<AbortHandle>>,
     /// Cancelled when the shutdown grace runs out: open streams end with an error event instead
     /// of being cut mid-body.
     pub closing: CancellationToken,
@@ -83,16 +93,23 @@ pub struct Runtime {
     pub request_timeout: Duration,
     pub max_attempts: u32,
     pub unhealthy_after: u32,
-    pub keys: KeyStore,
+    policy: HealthPolicy,
     pub providers: Vec<Arc<Provider>>,
-    /// Configured order, for listings.
+    /// The catalog's models and keys, built.
+    pub table: Table,
+    probes: Probes,
+}
+
+/// A catalog built on a runtime's providers: what a control-plane change replaces.
+pub struct Table {
+    pub keys: KeyStore,
+    /// Catalog order, for listings.
     pub models: Vec<Arc<ModelEntry>>,
     by_name: HashMap<String, Arc<ModelEntry>>,
     /// `GET /v1/models` and each `GET /v1/models/{id}`, rendered once.
     models_json: Bytes,
     model_json: HashMap<String, Bytes>,
     routes_by_provider: Vec<(Arc<Provider>, Vec<Arc<Route>>)>,
-    probes: Probes,
 }
 
 /// Request ids: a random per-process prefix and a counter; unique without a syscall.
@@ -121,10 +138,19 @@ impl App {
         // Name the TLS backend explicitly: rustls refuses to guess when more than one is linked.
         // An error means one is already installed for the process, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut runtime = Runtime::build(config)?;
+        // Until the control tables are read (and whenever they cannot be), the config file's
+        // own models and keys serve; `/ready` waits for the tables.
+        let mut runtime = Runtime::build(config, &Catalog::from_config(config)?)?;
         runtime.start_probes();
-        Ok(Arc::new(Self {
+        let control = match &config.control {
+            Some(c) => Some(Control::new(c, config.usage.migrate_on_start)?),
+            None => None,
+        };
+        let app = Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
+            control,
+            swapping: Mutex::new(()),
+            follower: Mutex::new(None),
             metrics,
             usage: UsageSink::start(&config.usage)?,
             ledger: ledger(&config.usage)?,
@@ -142,7 +168,17 @@ impl App {
                 prefix: RandomState::new().hash_one(std::process::id()),
                 next: AtomicU64::new(1),
             },
-        }))
+        });
+        if let Some(control) = &app.control {
+            let seed = Seed::from_config(config)?;
+            let weak = Arc::downgrade(&app);
+            let follower = tokio::spawn(follower::follow(control.clone(), seed, move |catalog| {
+                weak.upgrade()
+                    .map_or(Ok(()), |app| app.apply_catalog(catalog))
+            }));
+            *app.follower.lock().unwrap_or_else(|p| p.into_inner()) = Some(follower.abort_handle());
+        }
+        Ok(app)
     }
 
     pub fn runtime(&self) -> Arc<Runtime> {
@@ -152,9 +188,40 @@ impl App {
     /// Builds a runtime from a new config and swaps it in; the old one keeps serving the
     /// requests that hold it.
     pub fn reload(&self, config: &Config) -> Result<(), String> {
-        let mut runtime = Runtime::build(config)?;
+        // With a control plane the tables keep deciding models and keys; the file still decides
+        // everything else (providers, settings).
+        let catalog = match self.control.as_ref().and_then(|c| c.latest()) {
+            Some(catalog) => catalog,
+            None => Arc::new(Catalog::from_config(config)?),
+        };
+        let _swapping = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
+        let mut runtime = Runtime::build(config, &catalog)?;
         runtime.start_probes();
         self.runtime.store(Arc::new(runtime));
+        Ok(())
+    }
+
+    /// Serves a catalog read from the control tables, on the running providers and settings.
+    /// Requests in flight finish on the table they started with.
+    pub fn apply_catalog(&self, catalog: Arc<Catalog>) -> Result<(), String> {
+        let Some(control) = &self.control else {
+            return Ok(());
+        };
+        let _swapping = self.swapping.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.runtime.load();
+        let unchanged = control.latest().is_some_and(|l| *l == *catalog);
+        if unchanged {
+            return Ok(());
+        }
+        let mut runtime = current.with_catalog(&catalog)?;
+        runtime.start_probes();
+        self.runtime.store(Arc::new(runtime));
+        control.replace_latest(&catalog);
+        tracing::info!(
+            models = catalog.models.len(),
+            keys = catalog.keys.len(),
+            "control-plane table applied"
+        );
         Ok(())
     }
 
@@ -178,6 +245,14 @@ impl App {
             sink.shutdown().await;
         }
         self.upkeep.abort();
+        if let Some(follower) = self
+            .follower
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            follower.abort();
+        }
     }
 
     /// Readiness fails from now on; the accept loop is told separately.
@@ -227,8 +302,9 @@ impl Background {
 // === impl Runtime ===
 
 impl Runtime {
-    pub fn build(config: &Config) -> Result<Self, String> {
-        let keys = KeyStore::build(&config.auth.keys)?;
+    /// The runtime of a config, serving `catalog`'s models and keys (the config's own, or the
+    /// control plane's).
+    pub fn build(config: &Config, catalog: &Catalog) -> Result<Self, String> {
         let providers: Vec<Arc<Provider>> = config
             .providers
             .iter()
@@ -239,45 +315,155 @@ impl Runtime {
             ejection: config.routing.ejection.0,
             max_ejection: config.routing.max_ejection.0,
         };
+        let table = Table::build(&providers, policy, catalog, None)?;
+        Ok(Self {
+            max_body_bytes: config.server.max_body_bytes,
+            body_read_timeout: config.server.body_read_timeout.0,
+            max_n: u64::from(config.limits.max_n),
+            cors_origins: config
+                .server
+                .cors
+                .as_ref()
+                .map(|c| c.allowed_origins.clone()),
+            request_timeout: config.server.request_timeout.0,
+            max_attempts: config.routing.max_attempts,
+            unhealthy_after: config.routing.unhealthy_after,
+            policy,
+            providers,
+            table,
+            probes: Probes::default(),
+        })
+    }
+
+    /// The same settings and providers serving another catalog. A route that did not change is
+    /// the same route, its health and smooth-WRR position included; a new one starts healthy.
+    pub fn with_catalog(&self, catalog: &Catalog) -> Result<Self, String> {
+        Ok(Self {
+            max_body_bytes: self.max_body_bytes,
+            body_read_timeout: self.body_read_timeout,
+            max_n: self.max_n,
+            cors_origins: self.cors_origins.clone(),
+            request_timeout: self.request_timeout,
+            max_attempts: self.max_attempts,
+            unhealthy_after: self.unhealthy_after,
+            policy: self.policy,
+            table: Table::build(&self.providers, self.policy, catalog, Some(&self.table))?,
+            providers: self.providers.clone(),
+            probes: Probes::default(),
+        })
+    }
+
+    fn start_probes(&mut self) {
+        for (provider, routes) in &self.table.routes_by_provider {
+            self.probes
+                .spawn(provider.clone(), routes.clone(), self.unhealthy_after);
+        }
+    }
+
+    /// The model a client asked for, if it is configured with the right type.
+    pub fn model(&self, name: &str, kind: ModelType) -> Result<&Arc<ModelEntry>, GatewayError> {
+        self.table.model(name, kind)
+    }
+
+    pub fn keys(&self) -> &KeyStore {
+        &self.table.keys
+    }
+
+    pub fn models(&self) -> &[Arc<ModelEntry>] {
+        &self.table.models
+    }
+
+    pub fn models_json(&self) -> &Bytes {
+        &self.table.models_json
+    }
+
+    pub fn model_json(&self, name: &str) -> Option<&Bytes> {
+        self.table.model_json.get(name)
+    }
+
+    /// Providers with their routes, for health gauges and readiness.
+    pub fn provider_routes(&self) -> &[(Arc<Provider>, Vec<Arc<Route>>)] {
+        &self.table.routes_by_provider
+    }
+}
+
+// === impl Table ===
+
+impl Table {
+    fn build(
+        providers: &[Arc<Provider>],
+        policy: HealthPolicy,
+        catalog: &Catalog,
+        previous: Option<&Table>,
+    ) -> Result<Self, String> {
+        let keys = KeyStore::from_specs(&catalog.keys)
+            .map_err(|i| format!("key {:?}: the same key twice", catalog.keys[i].name))?;
         let mut routes_by_provider: Vec<(Arc<Provider>, Vec<Arc<Route>>)> =
             providers.iter().map(|p| (p.clone(), Vec::new())).collect();
-        let mut models = Vec::with_capacity(config.models.len());
-        let mut next_route_id = 0;
-        for m in &config.models {
+        let mut models = Vec::with_capacity(catalog.models.len());
+        for m in &catalog.models {
+            let kept = previous.and_then(|t| t.by_name.get(&m.name));
+            let mut reused: Vec<usize> = Vec::new();
             let mut routes = Vec::with_capacity(m.routes.len());
             for r in &m.routes {
-                let slot = routes_by_provider
+                let Some(slot) = routes_by_provider
                     .iter_mut()
                     .find(|(p, _)| *p.id == *r.provider)
-                    .ok_or_else(|| {
-                        format!("model {:?}: unknown provider {:?}", m.name, r.provider)
-                    })?;
-                let route = Arc::new(Route {
-                    id: next_route_id,
-                    provider: slot.0.clone(),
-                    upstream_model: r.model.clone(),
-                    upstream_model_json: Bytes::from(
-                        serde_json::to_vec(&r.model).map_err(|e| e.to_string())?,
-                    ),
-                    weight: r.weight,
-                    priority: r.priority,
-                    health: RouteHealth::new(policy),
-                    metrics: RouteMetrics::new(&r.provider, &m.name),
-                    encoding: Encoding::for_route(m.tokenizer, &r.model, &m.name),
-                    label: format!("{}/{}", r.provider, r.model),
-                    ceiling: Ceiling::new(r.max_rps),
+                else {
+                    // The config validates its own routes; a control-plane row may name a
+                    // provider this replica's config does not have (or has disabled).
+                    tracing::warn!(model = %m.name, provider = %r.provider, "route skipped: no such provider in this gateway's config");
+                    continue;
+                };
+                let encoding = Encoding::for_route(m.tokenizer, &r.upstream_model, &m.name);
+                let same = kept.and_then(|k| {
+                    k.routes().find(|old| {
+                        !reused.contains(&old.id)
+                            && Arc::ptr_eq(&old.provider, &slot.0)
+                            && old.upstream_model == r.upstream_model
+                            && old.weight == r.weight
+                            && old.priority == r.priority
+                            && old.max_rps == r.max_rps
+                            && old.encoding == encoding
+                    })
                 });
-                next_route_id += 1;
+                let route = match same {
+                    Some(old) => old.clone(),
+                    None => Arc::new(Route {
+                        id: Route::next_id(),
+                        provider: slot.0.clone(),
+                        upstream_model: r.upstream_model.clone(),
+                        upstream_model_json: Bytes::from(
+                            serde_json::to_vec(&r.upstream_model).map_err(|e| e.to_string())?,
+                        ),
+                        weight: r.weight,
+                        priority: r.priority,
+                        health: RouteHealth::new(policy),
+                        metrics: RouteMetrics::new(&r.provider, &m.name),
+                        encoding,
+                        label: format!("{}/{}", r.provider, r.upstream_model),
+                        max_rps: r.max_rps,
+                        ceiling: Ceiling::new(r.max_rps),
+                    }),
+                };
+                reused.push(route.id);
                 slot.1.push(route.clone());
                 routes.push(route);
             }
-            models.push(Arc::new(ModelEntry::new(
-                m.name.clone(),
-                m.kind,
-                m.context_window,
-                m.price.clone(),
-                routes,
-            )));
+            let entry = match kept {
+                // Nothing changed: the same entry, so its smooth-WRR state carries on.
+                Some(k) if k.same_as(m.kind, m.context_window, m.price.as_ref(), &routes) => {
+                    k.clone()
+                }
+                _ => Arc::new(ModelEntry::new(
+                    m.name.clone(),
+                    m.kind,
+                    m.context_window,
+                    m.price.clone(),
+                    routes,
+                )),
+            };
+            models.push(entry);
         }
         let created = crate::clock::unix_now();
         let model_json: HashMap<String, Bytes> = models
@@ -291,37 +477,16 @@ impl Runtime {
             .collect();
         let models_json = Bytes::from(json!({"object": "list", "data": models.iter().map(|m| model_object(m, created)).collect::<Vec<_>>()}).to_string());
         Ok(Self {
-            max_body_bytes: config.server.max_body_bytes,
-            body_read_timeout: config.server.body_read_timeout.0,
-            max_n: u64::from(config.limits.max_n),
-            cors_origins: config
-                .server
-                .cors
-                .as_ref()
-                .map(|c| c.allowed_origins.clone()),
-            request_timeout: config.server.request_timeout.0,
-            max_attempts: config.routing.max_attempts,
-            unhealthy_after: config.routing.unhealthy_after,
             keys,
-            providers,
             by_name: models.iter().map(|m| (m.name.clone(), m.clone())).collect(),
             models,
             models_json,
             model_json,
             routes_by_provider,
-            probes: Probes::default(),
         })
     }
 
-    fn start_probes(&mut self) {
-        for (provider, routes) in &self.routes_by_provider {
-            self.probes
-                .spawn(provider.clone(), routes.clone(), self.unhealthy_after);
-        }
-    }
-
-    /// The model a client asked for, if it is configured with the right type.
-    pub fn model(&self, name: &str, kind: ModelType) -> Result<&Arc<ModelEntry>, GatewayError> {
+    fn model(&self, name: &str, kind: ModelType) -> Result<&Arc<ModelEntry>, GatewayError> {
         let model = self.by_name.get(name).ok_or_else(|| {
             GatewayError::new(
                 ErrorKind::ModelNotFound,
@@ -340,19 +505,6 @@ impl Runtime {
             .with_param("model"));
         }
         Ok(model)
-    }
-
-    pub fn models_json(&self) -> &Bytes {
-        &self.models_json
-    }
-
-    pub fn model_json(&self, name: &str) -> Option<&Bytes> {
-        self.model_json.get(name)
-    }
-
-    /// Providers with their routes, for health gauges and readiness.
-    pub fn provider_routes(&self) -> &[(Arc<Provider>, Vec<Arc<Route>>)] {
-        &self.routes_by_provider
     }
 }
 

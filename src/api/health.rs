@@ -1,5 +1,5 @@
 //! `GET /health` (the process answers), `GET /ready` (config loaded, the usage database tried
-//! and migrated, not draining, a route available for every model) and `GET /metrics` (Prometheus text).
+//! and migrated, the control tables read once, not draining, a route available for every model) and `GET /metrics` (Prometheus text).
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Response, StatusCode};
@@ -32,18 +32,25 @@ pub fn ready(ctx: &RequestCtx) -> Response<Body> {
             json!({"status": "starting", "waiting_for": "usage database"}).to_string(),
         );
     }
+    if ctx.app.control.as_ref().is_some_and(|c| !c.is_loaded()) {
+        return super::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "starting", "waiting_for": "control plane"}).to_string(),
+        );
+    }
     let now = Instant::now();
     let unserved: Vec<&str> = ctx
         .runtime
-        .models
+        .models()
         .iter()
-        .filter(|m| !m.has_available_route(now))
+        // A model without routes (just added through the control plane) has nothing to wait for.
+        .filter(|m| m.routes().next().is_some() && !m.has_available_route(now))
         .map(|m| m.name.as_str())
         .collect();
     match unserved.is_empty() {
         true => super::json(
             StatusCode::OK,
-            json!({"status": "ready", "models": ctx.runtime.models.len()}).to_string(),
+            json!({"status": "ready", "models": ctx.runtime.models().len()}).to_string(),
         ),
         false => super::json(
             StatusCode::SERVICE_UNAVAILABLE,

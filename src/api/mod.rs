@@ -2,6 +2,7 @@
 //! Handlers return `Result<Response, Rejection>`; the router renders rejections, so no handler
 //! formats an error body itself.
 
+pub mod admin;
 pub mod chat;
 pub mod completions;
 pub mod embeddings;

@@ -13,7 +13,7 @@ use crate::error::{ErrorKind, GatewayError};
 pub fn list(ctx: &RequestCtx, req: &Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = admit::authenticate(ctx, req.headers())?;
     let all = ctx.runtime.models_json();
-    let Some(key) = key.filter(|k| ctx.runtime.models.iter().any(|m| !k.allows(&m.name))) else {
+    let Some(key) = key.filter(|k| ctx.runtime.models().iter().any(|m| !k.allows(&m.name))) else {
         return Ok(super::json(StatusCode::OK, all.clone()));
     };
     // This key sees only part of the list: filter the rendered one.

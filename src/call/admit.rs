@@ -19,7 +19,7 @@ pub fn authenticate(
     ctx: &RequestCtx,
     headers: &HeaderMap,
 ) -> Result<Option<Arc<ApiKey>>, GatewayError> {
-    ctx.runtime.keys.authenticate(headers)
+    ctx.runtime.keys().authenticate(headers)
 }
 
 /// The model a client asked for, if it is configured with the right type and the key may use

@@ -44,6 +44,7 @@ fn route() -> Arc<Route> {
         metrics: RouteMetrics::new("up", "m"),
         encoding: Encoding::O200kBase,
         label: "up/m".into(),
+        max_rps: None,
         ceiling: crate::routing::ceiling::Ceiling::new(None),
     })
 }

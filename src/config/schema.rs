@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::duration::ConfigDuration;
 use crate::secret::Secret;
@@ -30,6 +30,19 @@ pub struct Config {
     pub responses: ResponsesConfig,
     #[serde(default)]
     pub usage: UsageConfig,
+    /// Models, routes and keys held in PostgreSQL and shared live by every replica; absent =
+    /// this file is the source of truth.
+    #[serde(default)]
+    pub control: Option<ControlConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    pub database_url: String,
+    /// A full re-read this often, for notifications missed while disconnected.
+    #[serde(default = "defaults::resync")]
+    pub resync: ConfigDuration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,7 +128,7 @@ pub struct MockConfig {
     pub embedding_dimensions: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelType {
     Chat,
@@ -140,7 +153,7 @@ pub struct ModelConfig {
     pub routes: Vec<RouteConfig>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tokenizer {
     O200kBase,
@@ -148,7 +161,7 @@ pub enum Tokenizer {
     O200kHarmony,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriceConfig {
     pub input_per_1m: f64,
@@ -202,6 +215,23 @@ pub struct KeyConfig {
     /// Allow-list of model names (`*` and trailing-`*` prefixes allowed); absent = all.
     #[serde(default)]
     pub models: Option<Vec<String>>,
+    /// A spend ceiling per UTC day or month.
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    pub usd: f64,
+    pub period: BudgetPeriod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetPeriod {
+    Day,
+    Month,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -292,6 +322,9 @@ mod defaults {
     pub fn one() -> u32 {
         1
     }
+    pub fn resync() -> ConfigDuration {
+        ConfigDuration::secs(30)
+    }
 }
 
 // === impl KeyConfig ===
@@ -307,6 +340,7 @@ impl KeyConfig {
             tpm: None,
             admin: false,
             models: None,
+            budget: None,
         }
     }
 }

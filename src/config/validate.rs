@@ -257,6 +257,14 @@ fn check_keys(auth: &AuthConfig) -> Result<(), ConfigError> {
             }
             _ => {}
         }
+        if let Some(b) = &k.budget
+            && !(b.usd.is_finite() && b.usd >= 0.0)
+        {
+            return Err(ConfigError::new(
+                at("budget.usd"),
+                "must be a number of dollars, 0 or more",
+            ));
+        }
         if k.rpm == Some(0) || k.tpm == Some(0) {
             return Err(ConfigError::new(
                 format!("auth.keys[{i}]"),
@@ -333,6 +341,17 @@ fn check_sections(config: &Config) -> Result<(), ConfigError> {
             "usage.database_url",
             "is required when usage.sink is postgres",
         ));
+    }
+    if let Some(control) = &config.control {
+        if control.database_url.is_empty() {
+            return Err(ConfigError::new(
+                "control.database_url",
+                "is required (or leave out the control section)",
+            ));
+        }
+        if control.resync.0 < std::time::Duration::from_millis(100) {
+            return Err(ConfigError::new("control.resync", "must be at least 100ms"));
+        }
     }
     if config.usage.retention_months == 0 {
         return Err(ConfigError::new(

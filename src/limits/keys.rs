@@ -2,7 +2,8 @@
 //! looked up by its digest: what the lookup's timing can tell is how a stored digest compares
 //! with the digest of what the caller sent, and turning that into a key would take a SHA-256
 //! preimage; the cost is the same for 10 keys or 100,000 (a control plane's worth). Neither
-//! timing nor a memory dump gives a key away.
+//! timing nor a memory dump gives a key away. A key may carry an expiry, and a rotated key its
+//! old digest until the rotation's grace ends: those are checked against the clock per request.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
 
+use super::budget::Budget;
 use crate::config::KeyConfig;
 use crate::error::{ErrorKind, GatewayError};
 
@@ -21,35 +23,102 @@ pub struct ApiKey {
     pub admin: bool,
     pub rpm: Option<u32>,
     pub tpm: Option<u32>,
+    pub budget: Option<Budget>,
     models: Option<Vec<String>>,
+}
+
+/// A key as the store takes it, from the config file or the control plane's table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeySpec {
+    pub name: String,
+    pub digest: [u8; 32],
+    /// A rotated-out digest that still works until this Unix second (the rotation's grace).
+    pub previous: Option<([u8; 32], u64)>,
+    /// After this Unix second the key is refused.
+    pub expires_at: Option<u64>,
+    pub admin: bool,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u32>,
+    pub models: Option<Vec<String>>,
+    pub budget: Option<Budget>,
 }
 
 #[derive(Debug, Default)]
 pub struct KeyStore {
-    by_digest: HashMap<[u8; 32], Arc<ApiKey>>,
+    by_digest: HashMap<[u8; 32], Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: Arc<ApiKey>,
+    /// The Unix second from which this digest is refused (expiry, or a rotation's grace end).
+    until: Option<u64>,
+}
+
+// === impl KeySpec ===
+
+impl KeySpec {
+    /// `auth.keys[i]` of the config file.
+    pub fn from_config(i: usize, k: &KeyConfig) -> Result<Self, String> {
+        let digest = match (&k.key, &k.key_sha256) {
+            (Some(key), _) => digest(key.expose()),
+            (None, Some(hex)) => decode_hex(hex)
+                .ok_or_else(|| format!("auth.keys[{i}].key_sha256: not 64 hex characters"))?,
+            (None, None) => return Err(format!("auth.keys[{i}]: no key")),
+        };
+        Ok(Self {
+            name: k.name.clone(),
+            digest,
+            previous: None,
+            expires_at: None,
+            admin: k.admin,
+            rpm: k.rpm,
+            tpm: k.tpm,
+            models: k.models.clone(),
+            budget: k.budget.as_ref().map(Budget::from_config),
+        })
+    }
 }
 
 // === impl KeyStore ===
 
 impl KeyStore {
     pub fn build(configs: &[KeyConfig]) -> Result<Self, String> {
-        let mut by_digest = HashMap::with_capacity(configs.len());
-        for (i, k) in configs.iter().enumerate() {
-            let digest = match (&k.key, &k.key_sha256) {
-                (Some(key), _) => Sha256::digest(key.expose().as_bytes()).into(),
-                (None, Some(hex)) => decode_hex(hex)
-                    .ok_or_else(|| format!("auth.keys[{i}].key_sha256: not 64 hex characters"))?,
-                (None, None) => return Err(format!("auth.keys[{i}]: no key")),
-            };
+        let specs = configs
+            .iter()
+            .enumerate()
+            .map(|(i, k)| KeySpec::from_config(i, k))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_specs(&specs)
+            .map_err(|i| format!("auth.keys[{i}]: the same key is configured twice"))
+    }
+
+    /// The store of these keys; `Err(i)` when `specs[i]` repeats an earlier key's digest.
+    pub fn from_specs(specs: &[KeySpec]) -> Result<Self, usize> {
+        let mut by_digest = HashMap::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
             let key = Arc::new(ApiKey {
-                name: k.name.as_str().into(),
-                admin: k.admin,
-                rpm: k.rpm,
-                tpm: k.tpm,
-                models: k.models.clone(),
+                name: spec.name.as_str().into(),
+                admin: spec.admin,
+                rpm: spec.rpm,
+                tpm: spec.tpm,
+                budget: spec.budget,
+                models: spec.models.clone(),
             });
-            if by_digest.insert(digest, key).is_some() {
-                return Err(format!("auth.keys[{i}]: the same key is configured twice"));
+            let entry = Entry {
+                key: key.clone(),
+                until: spec.expires_at,
+            };
+            if by_digest.insert(spec.digest, entry).is_some() {
+                return Err(i);
+            }
+            if let Some((previous, grace_ends)) = spec.previous {
+                let until = spec.expires_at.map_or(grace_ends, |e| e.min(grace_ends));
+                // A previous digest never displaces a current key.
+                by_digest.entry(previous).or_insert(Entry {
+                    key,
+                    until: Some(until),
+                });
             }
         }
         Ok(Self { by_digest })
@@ -78,13 +147,23 @@ impl KeyStore {
                     "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
                 )
             })?;
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.by_digest
-            .get(&digest)
-            .map(|key| Some(key.clone()))
-            .ok_or_else(|| {
-                GatewayError::new(ErrorKind::Unauthorized, "Incorrect API key provided.")
-            })
+        match self.by_digest.get(&digest(presented)) {
+            Some(entry)
+                if entry
+                    .until
+                    .is_none_or(|until| crate::clock::unix_now() < until) =>
+            {
+                Ok(Some(entry.key.clone()))
+            }
+            Some(_) => Err(GatewayError::new(
+                ErrorKind::Unauthorized,
+                "This API key has expired.",
+            )),
+            None => Err(GatewayError::new(
+                ErrorKind::Unauthorized,
+                "Incorrect API key provided.",
+            )),
+        }
     }
 }
 
@@ -112,7 +191,12 @@ pub fn not_allowed(model: &str) -> GatewayError {
     .with_param("model")
 }
 
-fn decode_hex(hex: &str) -> Option<[u8; 32]> {
+/// The SHA-256 of a key: all that is ever stored of it.
+pub fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+pub fn decode_hex(hex: &str) -> Option<[u8; 32]> {
     let bytes = hex.as_bytes();
     if bytes.len() != 64 {
         return None;
@@ -144,6 +228,7 @@ mod tests {
             tpm: None,
             admin: false,
             models: models.map(|m| m.into_iter().map(str::to_owned).collect()),
+            budget: None,
         }
     }
 

@@ -2,5 +2,6 @@
 //! and token limits.
 
 pub mod bucket;
+pub mod budget;
 pub mod keys;
 pub mod rate;

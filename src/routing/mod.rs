@@ -13,6 +13,7 @@ pub mod provider;
 pub mod transport;
 pub mod wrr;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -27,7 +28,7 @@ use wrr::SmoothWrr;
 
 /// One way to serve a model: a provider and the upstream's name for the model.
 pub struct Route {
-    /// Index in the runtime's route list; identifies the route within one config generation.
+    /// Unique in the process ([`Route::next_id`]): a route kept across a reload keeps its id.
     pub id: usize,
     pub provider: Arc<Provider>,
     pub upstream_model: String,
@@ -42,6 +43,7 @@ pub struct Route {
     /// `provider/upstream_model`: stable across reloads and replicas (logs, session affinity).
     pub label: String,
     /// The route's own `max_rps` (its provider may have one too).
+    pub max_rps: Option<u32>,
     pub ceiling: ceiling::Ceiling,
 }
 
@@ -71,6 +73,12 @@ pub struct Pick {
 // === impl Route ===
 
 impl Route {
+    /// A fresh route id.
+    pub fn next_id() -> usize {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
     pub fn availability(&self, now: Instant) -> Availability {
         match self.provider.is_up() {
             true => self.health.availability(now),
@@ -124,6 +132,23 @@ impl ModelEntry {
             price,
             tiers,
         }
+    }
+
+    /// Whether this entry already is what these fields and routes (compared by identity) make.
+    pub fn same_as(
+        &self,
+        kind: ModelType,
+        context_window: Option<u32>,
+        price: Option<&PriceConfig>,
+        routes: &[Arc<Route>],
+    ) -> bool {
+        self.kind == kind
+            && self.context_window == context_window
+            && self.price.as_ref() == price
+            && self.routes().count() == routes.len()
+            && routes
+                .iter()
+                .all(|r| self.routes().any(|old| Arc::ptr_eq(old, r)))
     }
 
     /// How this model's tokens are counted for session budgets and limits: as its first route

@@ -75,6 +75,7 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
             let id = api::percent_decode(&p["/v1/sessions/".len()..]);
             Box::pin(api::sessions::handle(ctx, &req, &id)).await
         }
+        (_, p) if p.starts_with("/admin/v1/") => Box::pin(api::admin::handle(ctx, req)).await,
         (&Method::OPTIONS, _) => Ok(cors::preflight(
             ctx.runtime.cors_origins.as_deref(),
             req.headers(),

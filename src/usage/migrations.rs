@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "usage_hourly",
         include_str!("../../migrations/0003_usage_hourly.sql"),
     ),
+    (
+        4,
+        "control_plane",
+        include_str!("../../migrations/0004_control_plane.sql"),
+    ),
 ];
 
 /// The advisory lock key shared by every replica's migrations and partition maintenance.

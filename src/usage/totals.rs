@@ -120,24 +120,7 @@ impl Ledger {
     /// seconds, never hang it: bounded waits for a pooled connection, for making one, and for
     /// every statement.
     pub fn postgres(url: &str) -> Result<Self, String> {
-        let mut config = deadpool_postgres::Config::new();
-        config.url = Some(url.to_owned());
-        config.connect_timeout = Some(Duration::from_secs(3));
-        config.options = Some("-c statement_timeout=10000".into());
-        let mut pool = deadpool_postgres::PoolConfig::new(4);
-        pool.timeouts = deadpool_postgres::Timeouts {
-            wait: Some(Duration::from_secs(3)),
-            create: Some(Duration::from_secs(3)),
-            recycle: Some(Duration::from_secs(3)),
-        };
-        config.pool = Some(pool);
-        config
-            .create_pool(
-                Some(deadpool_postgres::Runtime::Tokio1),
-                tokio_postgres::NoTls,
-            )
-            .map(Ledger::Postgres)
-            .map_err(|e| e.to_string())
+        super::pool(url, 4).map(Ledger::Postgres)
     }
 
     pub async fn totals(&self, query: Query) -> Result<Vec<Totals>, UsageError> {

@@ -55,6 +55,14 @@ impl Gateway {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // …and the control plane's tables read once.
+        while app.control.as_ref().is_some_and(|c| !c.is_loaded()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "control plane loads"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         Self {
             addr,
             app,

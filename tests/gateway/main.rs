@@ -11,6 +11,7 @@ mod architecture;
 mod chat;
 mod cli;
 mod completions;
+mod control;
 mod cors;
 mod dashscope;
 mod dropin;
