@@ -368,6 +368,10 @@ impl GatewayError {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
+        if self.0.kind == ErrorKind::BudgetExhausted {
+            // Retrying cannot help before the period turns; openai-python honours this.
+            headers.insert("x-should-retry", HeaderValue::from_static("false"));
+        }
         if self.0.kind == ErrorKind::MethodNotAllowed {
             headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
         }

@@ -12,11 +12,12 @@ use serde_json::{Value, json};
 use crate::body::Body;
 use crate::call::admit;
 use crate::call::context::{Rejection, RequestCtx};
-use crate::clock::parse_timestamp;
+use crate::clock::{parse_timestamp, unix_now};
 use crate::config::{BudgetConfig, ConfigDuration, ModelType, PriceConfig, Tokenizer};
 use crate::control::Control;
 use crate::control::store::{self, ControlError, KeyPatch, ModelRow, NewKey, RouteFields};
 use crate::error::{ErrorKind, GatewayError};
+use crate::limits::budget::{format_usd, period_start};
 
 pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
     match admit::authenticate(ctx, req.headers())? {
@@ -323,13 +324,40 @@ impl Admin<'_> {
     async fn list_keys(&self) -> Answer {
         let conn = self.conn().await?;
         let keys = store::list_keys(&conn).await.map_err(refused)?;
-        Ok(list(&keys))
+        let mut shown = Vec::with_capacity(keys.len());
+        for key in keys {
+            shown.push(self.with_spend(&key).await);
+        }
+        Ok(list(&shown))
     }
 
     async fn get_key(&self, name: &str) -> Answer {
         let conn = self.conn().await?;
         let key = store::get_key(&conn, name).await.map_err(refused)?;
-        Ok(ok(StatusCode::OK, &key))
+        Ok(ok(StatusCode::OK, &self.with_spend(&key).await))
+    }
+
+    /// A key as shown, with what it spent this budget period (`null` without a budget): the
+    /// budget store's count (reservations in flight included), else the ledger's.
+    async fn with_spend(&self, key: &store::KeyRow) -> Value {
+        let mut value = serde_json::to_value(key).unwrap_or(Value::Null);
+        let spend = match &key.budget {
+            None => Value::Null,
+            Some(b) => {
+                let start = period_start(b.period, unix_now());
+                let units = match self.ctx.app.limits.budgets.spent(&key.name, b.period).await {
+                    Some(units) => units,
+                    None => admit::spent_before(self.ctx, key.name.clone())(start)
+                        .await
+                        .unwrap_or(0),
+                };
+                json!({"period_start": start, "usd": format_usd(units)})
+            }
+        };
+        if let Value::Object(map) = &mut value {
+            map.insert("spend".into(), spend);
+        }
+        value
     }
 
     async fn create_key(&self, body: &[u8]) -> Answer {
@@ -355,7 +383,11 @@ impl Admin<'_> {
             .await
             .map_err(refused)?;
         self.control.written(generation).await;
-        Ok(with_plaintext(StatusCode::CREATED, &key, &plaintext))
+        Ok(with_plaintext(
+            StatusCode::CREATED,
+            self.with_spend(&key).await,
+            &plaintext,
+        ))
     }
 
     async fn patch_key(&self, name: &str, body: &[u8]) -> Answer {
@@ -384,7 +416,7 @@ impl Admin<'_> {
             .await
             .map_err(refused)?;
         self.control.written(generation).await;
-        Ok(ok(StatusCode::OK, &key))
+        Ok(ok(StatusCode::OK, &self.with_spend(&key).await))
     }
 
     async fn delete_key(&self, name: &str) -> Answer {
@@ -405,7 +437,11 @@ impl Admin<'_> {
             .await
             .map_err(refused)?;
         self.control.written(generation).await;
-        Ok(with_plaintext(StatusCode::OK, &key, &plaintext))
+        Ok(with_plaintext(
+            StatusCode::OK,
+            self.with_spend(&key).await,
+            &plaintext,
+        ))
     }
 
     /// A connection for one call; none within the pool's timeouts is a 503.
@@ -517,9 +553,12 @@ fn check_key_fields(
         }
     }
     if let Some(b) = budget
-        && !(b.usd.is_finite() && (0.0..1e12).contains(&b.usd))
+        && !(b.usd.is_finite() && (0.0..=1e8).contains(&b.usd))
     {
-        return Err(invalid("budget.usd", "must be dollars, 0 or more"));
+        return Err(invalid(
+            "budget.usd",
+            "must be dollars, from 0 to 100000000",
+        ));
     }
     Ok(())
 }
@@ -587,8 +626,7 @@ fn list(items: &[impl serde::Serialize]) -> Response<Body> {
 }
 
 /// A key's answer with its plaintext: the only time it is ever shown.
-fn with_plaintext(status: StatusCode, key: &store::KeyRow, plaintext: &str) -> Response<Body> {
-    let mut value = serde_json::to_value(key).unwrap_or(Value::Null);
+fn with_plaintext(status: StatusCode, mut value: Value, plaintext: &str) -> Response<Body> {
     if let Value::Object(map) = &mut value {
         map.insert("key".into(), Value::String(plaintext.to_owned()));
     }

@@ -1,11 +1,13 @@
 //! Admission: who is asking (the gateway key), whether the key may use the model, and whether
-//! its rpm/tpm limits let the request through now. Budgets will join here.
+//! its rpm/tpm limits and its budget let the request through now.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use http::HeaderMap;
 
 use super::context::RequestCtx;
+use crate::clock::unix_micros;
 use crate::config::ModelType;
 use crate::error::GatewayError;
 use crate::limits::keys::{ApiKey, not_allowed};
@@ -13,6 +15,8 @@ use crate::limits::rate::Admission;
 use crate::request::ChatRequest;
 use crate::routing::ModelEntry;
 use crate::tokens::Encoding;
+use crate::usage::price::Price;
+use crate::usage::totals::{Group, Query};
 
 /// The caller's key (`None` on an open gateway); a missing or unknown key is a 401.
 pub fn authenticate(
@@ -37,29 +41,86 @@ pub fn model<'a>(
     Ok(model)
 }
 
-/// Admits a request under its key's rpm/tpm limits. `tokens` (the reservation: prompt plus
-/// `max_tokens`, counted with `encoding`) is only computed for a key with a tpm limit: counting
-/// costs CPU, and the encoding's table is made ready first, off the runtime thread.
+/// Admits a request under its key's rpm/tpm limits and budget. `tokens` gives the request's
+/// reservation as (prompt tokens, most completion tokens), counted with `encoding`; it is only
+/// computed for a key with a tpm limit or a budget: counting costs CPU, and the encoding's table
+/// is made ready first, off the runtime thread.
 pub async fn limits(
     ctx: &RequestCtx,
     key: Option<&ApiKey>,
+    model: &ModelEntry,
     encoding: Encoding,
-    tokens: impl FnOnce(Encoding) -> u64,
+    tokens: impl FnOnce(Encoding) -> (u64, u64),
 ) -> Result<Admission, GatewayError> {
-    match key {
-        Some(k) if k.rpm.is_some() || k.tpm.is_some() => {
-            let tokens = match k.tpm {
-                Some(_) => {
-                    encoding.ready().await;
-                    tokens(encoding)
-                }
-                None => 0,
-            };
-            // Boxed: the shared store's future is ~10 KB, and every request's future would
-            // carry (and move) that space whether or not its key has limits.
-            Box::pin(ctx.app.limits.admit(k, tokens)).await
+    let Some(k) = key.filter(|k| k.rpm.is_some() || k.tpm.is_some() || k.budget.is_some()) else {
+        return Ok(Admission::default());
+    };
+    let (prompt, completion) = match k.tpm.is_some() || k.budget.is_some() {
+        true => {
+            encoding.ready().await;
+            tokens(encoding)
         }
-        _ => Ok(Admission::default()),
+        false => (0, 0),
+    };
+    // Boxed (both): the shared store's futures are ~10 KB, and every request's future would
+    // carry (and move) that space whether or not its key has limits.
+    let spend = match k.budget {
+        Some(budget) => {
+            let price = Price::from_config(model.price.as_ref());
+            let units = i64::try_from(price.cost_units(prompt, completion)).unwrap_or(i64::MAX);
+            let rebuild = spent_before(ctx, k.name.to_string());
+            Some(Box::pin(ctx.app.limits.budgets.reserve(k, budget, units, rebuild)).await?)
+        }
+        None => None,
+    };
+    let mut admission = match k.rpm.is_some() || k.tpm.is_some() {
+        true => match Box::pin(ctx.app.limits.admit(k, prompt + completion)).await {
+            Ok(admission) => admission,
+            Err(e) => {
+                if let Some(spend) = spend {
+                    let app = ctx.app.clone();
+                    ctx.app
+                        .background
+                        .spawn(async move { app.limits.budgets.settle(&spend, 0).await });
+                }
+                return Err(e);
+            }
+        },
+        false => Admission::default(),
+    };
+    admission.spend = spend;
+    Ok(admission)
+}
+
+/// What rebuilds a key's missing budget counter: the ledger's total for the key since the
+/// period's start (from the hourly totals), `None` if the ledger cannot answer now. Without a
+/// ledger there is nothing to rebuild from: the spend counts from this process's start.
+pub fn spent_before(
+    ctx: &RequestCtx,
+    name: String,
+) -> impl FnOnce(u64) -> std::pin::Pin<Box<dyn Future<Output = Option<i64>> + Send>> {
+    let app = ctx.app.clone();
+    move |since| {
+        Box::pin(async move {
+            let Some(ledger) = app.ledger.as_ref() else {
+                return Some(0);
+            };
+            let query = Query {
+                group: Group::All,
+                from_us: since as i64 * 1_000_000,
+                to_us: unix_micros(),
+                key: Some(name),
+            };
+            match ledger.totals(query).await {
+                Ok(totals) => Some(
+                    i64::try_from(totals.iter().map(|t| t.cost).sum::<u128>()).unwrap_or(i64::MAX),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "budgets: the ledger cannot say what a key spent; counting from 0 for now");
+                    None
+                }
+            }
+        })
     }
 }
 
@@ -81,15 +142,20 @@ pub fn choices(ctx: &RequestCtx, chat: &ChatRequest) -> Result<(), GatewayError>
 pub async fn generation_limits(
     ctx: &RequestCtx,
     key: Option<&ApiKey>,
+    model: &ModelEntry,
     encoding: Encoding,
     chat: &ChatRequest,
 ) -> Result<Admission, GatewayError> {
-    limits(ctx, key, encoding, |encoding| {
+    limits(ctx, key, model, encoding, |encoding| {
         let prompt = encoding.count_chat_prompt(&chat.body).unwrap_or(0);
         let completion = chat
             .max_tokens
             .unwrap_or(u64::from(ctx.app.limits.default_max_tokens));
-        prompt + completion
+        // Each of `n` choices may run to max_tokens.
+        (
+            prompt,
+            completion.saturating_mul(chat.n.unwrap_or(1).max(1)),
+        )
     })
     .await
 }

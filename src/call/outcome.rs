@@ -13,13 +13,14 @@ use super::relay::{StreamEnd, StreamObserver};
 use crate::error::GatewayError;
 use crate::limits::keys::ApiKey;
 use crate::limits::rate::Admission;
+use crate::limits::spend::Spend;
 use crate::providers::Usage;
 use crate::routing::dispatch::Failure;
 use crate::routing::{ModelEntry, Route};
 use crate::state::App;
 use crate::tokens::Encoding;
 use crate::usage::estimate::{Estimate, Reply, Transcript};
-use crate::usage::price::Price;
+use crate::usage::price::{Price, parse_cost};
 use crate::usage::record::{Purpose, Status, UsageRecord, UsageSource};
 
 /// How a request ended, as its ledger row records it.
@@ -75,7 +76,8 @@ impl Draft {
         purpose: Purpose,
         request: Bytes,
     ) -> Self {
-        if ctx.app.usage.is_none() {
+        // Without a ledger the row is only needed for a budget's exact cost.
+        if ctx.app.usage.is_none() && key.is_none_or(|k| k.budget.is_none()) {
             return Self(None);
         }
         let elapsed_us = ctx.started.elapsed().as_micros() as i64;
@@ -265,8 +267,39 @@ impl Recorder {
     }
 
     fn write(self, outcome: Outcome<'_>) {
-        self.app.record_usage(self.draft.finish(outcome));
+        let record = self.draft.finish(outcome);
+        if let Some(spend) = self.admission.spend.clone() {
+            settle_budget(&self.app, spend, record.as_ref());
+        }
+        self.app.record_usage(record);
     }
+}
+
+/// Settles a budget reservation to the row's exact cost, off the request path. A row whose
+/// tokens the writer will count (no upstream usage) is counted here too, the same way, so the
+/// budget is charged what the ledger will say.
+fn settle_budget(app: &Arc<App>, spend: Spend, record: Option<&UsageRecord>) {
+    let cost = match record {
+        None => Err(0),
+        Some(r) => match &r.estimate {
+            Some(estimate) => Ok(estimate.clone()),
+            None => Err(parse_cost(&r.cost).map_or(0, |c| i64::try_from(c).unwrap_or(i64::MAX))),
+        },
+    };
+    let app2 = app.clone();
+    app.background.spawn(async move {
+        let units = match cost {
+            Err(units) => units,
+            Ok(estimate) => {
+                let counted = tokio::task::spawn_blocking(move || estimate.count().cost).await;
+                counted
+                    .ok()
+                    .and_then(|c| parse_cost(&c))
+                    .map_or(0, |c| i64::try_from(c).unwrap_or(i64::MAX))
+            }
+        };
+        app2.limits.budgets.settle(&spend, units).await;
+    });
 }
 
 // === impl StreamRecorder ===

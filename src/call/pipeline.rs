@@ -60,7 +60,7 @@ pub async fn chat(
         }
     };
     // Reserved: the prompt as sent upstream (session history included) plus the completion.
-    let admission = admit::generation_limits(ctx, key, model.encoding(), &chat).await?;
+    let admission = admit::generation_limits(ctx, key, model, model.encoding(), &chat).await?;
     let session = turn.as_ref().map(|t| t.id.clone());
     let purpose = match chat.form {
         Form::Chat => Purpose::Chat,
@@ -111,8 +111,8 @@ pub async fn embeddings(
 ) -> Result<Answer<Bytes>, Rejection> {
     let key = key.as_deref();
     let model = admit::model(ctx, key, &req.model, ModelType::Embedding)?;
-    let admission = admit::limits(ctx, key, model.encoding(), |encoding| {
-        encoding.count_embedding_input(&req.body)
+    let admission = admit::limits(ctx, key, model, model.encoding(), |encoding| {
+        (encoding.count_embedding_input(&req.body), 0)
     })
     .await?;
     let recorder = Recorder::new(

@@ -47,7 +47,7 @@ pub async fn responses(
     let encoding = model.encoding();
     let expanded = Box::pin(Chain::expand(&ctx.app, &req, owner, encoding)).await?;
     let chat = ChatRequest::parse(Bytes::from(req.chat_body(expanded.messages)))?;
-    let admission = admit::generation_limits(ctx, key, encoding, &chat).await?;
+    let admission = admit::generation_limits(ctx, key, model, encoding, &chat).await?;
     let recorder = Recorder::new(
         ctx,
         key,

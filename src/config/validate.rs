@@ -258,11 +258,11 @@ fn check_keys(auth: &AuthConfig) -> Result<(), ConfigError> {
             _ => {}
         }
         if let Some(b) = &k.budget
-            && !(b.usd.is_finite() && b.usd >= 0.0)
+            && !(b.usd.is_finite() && (0.0..=1e8).contains(&b.usd))
         {
             return Err(ConfigError::new(
                 at("budget.usd"),
-                "must be a number of dollars, 0 or more",
+                "must be a number of dollars, from 0 to 100000000",
             ));
         }
         if k.rpm == Some(0) || k.tpm == Some(0) {

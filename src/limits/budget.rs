@@ -1,5 +1,6 @@
-//! Spend ceilings per key: a budget in dollars per UTC day or month, in the ledger's exact unit
-//! (1e-10 dollar) so a budget compares with summed costs without float error.
+//! Spend ceilings per key (DESIGN.md §5 "Budgets"): dollars per UTC day or month, counted in
+//! the ledger's exact unit (1e-10 dollar) so a budget compares with summed costs without float
+//! error. `spend` holds what keys spent against them.
 
 use crate::clock::{civil_from_days, days_from_civil};
 use crate::config::{BudgetConfig, BudgetPeriod};
@@ -27,6 +28,19 @@ impl Budget {
     /// The ceiling in dollars, as the API shows it.
     pub fn usd(&self) -> f64 {
         self.units as f64 / UNITS_PER_USD as f64
+    }
+}
+
+/// Units as dollars with up to 10 decimals, trailing zeros dropped.
+pub fn format_usd(units: i64) -> String {
+    let sign = if units < 0 { "-" } else { "" };
+    let units = units.unsigned_abs();
+    let per = UNITS_PER_USD as u64;
+    let frac = format!("{:010}", units % per);
+    let frac = frac.trim_end_matches('0');
+    match frac.is_empty() {
+        true => format!("{sign}{}", units / per),
+        false => format!("{sign}{}.{frac}", units / per),
     }
 }
 
@@ -81,6 +95,14 @@ mod tests {
             period_end(BudgetPeriod::Month, 1_797_292_800),
             1_798_761_600
         );
+    }
+
+    #[test]
+    fn units_print_as_dollars() {
+        assert_eq!(format_usd(500_000_000_000), "50");
+        assert_eq!(format_usd(1), "0.0000000001");
+        assert_eq!(format_usd(12_345_000_000), "1.2345");
+        assert_eq!(format_usd(-5_000_000_000), "-0.5");
     }
 
     #[test]

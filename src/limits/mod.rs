@@ -5,3 +5,5 @@ pub mod bucket;
 pub mod budget;
 pub mod keys;
 pub mod rate;
+pub mod shared;
+pub mod spend;

@@ -7,7 +7,6 @@
 //! (`fail_closed`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,9 +15,10 @@ use tokio::time::Instant;
 
 use super::bucket::Bucket;
 use super::keys::ApiKey;
+use super::shared::SharedRedis;
+use super::spend::{Budgets, Spend};
 use crate::config::{LimitsConfig, OnRedisError};
 use crate::error::{ErrorKind, GatewayError};
-use crate::redis::Redis;
 
 /// Both buckets of a key, in Redis: refill, check, take, in one step on the server's clock.
 /// ARGV: rpm (0 = none), tpm (0 = none), tokens. Returns {admitted, wait_ms, requests_left,
@@ -64,24 +64,15 @@ return 1
 pub struct Limiter {
     local: Mutex<HashMap<Arc<str>, Buckets>>,
     redis: Option<Shared>,
+    /// Spend against budgets (held with the limits: the same Redis, or this process).
+    pub budgets: Budgets,
     pub default_max_tokens: u32,
 }
 
 struct Shared {
-    redis: Arc<Redis>,
-    on_error: OnRedisError,
+    store: Arc<SharedRedis>,
     admit: Script,
     settle: Script,
-    breaker: Arc<Breaker>,
-}
-
-/// Trips on a Redis failure so later requests skip Redis at once (this replica's buckets, or
-/// `fail_closed`'s 429) instead of each waiting out the Redis timeout; a background probe closes
-/// it when Redis answers again.
-#[derive(Default)]
-struct Breaker {
-    open: AtomicBool,
-    probing: AtomicBool,
 }
 
 #[derive(Default)]
@@ -98,6 +89,8 @@ pub struct Admission {
     reserved: u64,
     /// Taken from Redis's buckets (else this process's).
     shared: bool,
+    /// The key's budget reservation, settled to the request's exact cost.
+    pub spend: Option<Spend>,
     /// For `x-ratelimit-*` headers: (limit, remaining) of requests and of tokens.
     pub requests: Option<(u64, u64)>,
     pub tokens: Option<(u64, u64)>,
@@ -127,19 +120,14 @@ impl Limiter {
         let redis = match &config.redis_url {
             None => None,
             Some(url) => Some(Shared {
-                redis: Arc::new(Redis::connect(
-                    url,
-                    Duration::from_millis(500),
-                    "limits.redis_url",
-                )?),
-                on_error: config.on_redis_error,
+                store: Arc::new(SharedRedis::connect(url, config.on_redis_error)?),
                 admit: Script::from_lua(ADMIT),
                 settle: Script::from_lua(SETTLE),
-                breaker: Arc::new(Breaker::default()),
             }),
         };
         Ok(Self {
             local: Mutex::new(HashMap::new()),
+            budgets: Budgets::new(redis.as_ref().map(|s| s.store.clone())),
             redis,
             default_max_tokens: config.default_max_tokens,
         })
@@ -166,7 +154,7 @@ impl Limiter {
             None => (self.admit_local(key, rpm, tpm, tokens), false),
             Some(shared) => match shared.admit(key, rpm, tpm, tokens).await {
                 Ok(decision) => (decision, true),
-                Err(_) => match shared.on_error {
+                Err(_) => match shared.store.on_error {
                     OnRedisError::FailOpen => (self.admit_local(key, rpm, tpm, tokens), false),
                     OnRedisError::FailClosed => {
                         return Err(GatewayError::new(
@@ -188,6 +176,7 @@ impl Limiter {
                 tpm,
                 reserved: tokens,
                 shared,
+                spend: None,
                 requests: (rpm > 0).then_some((u64::from(rpm), requests_left)),
                 tokens: (tpm > 0).then_some((u64::from(tpm), tokens_left)),
             }),
@@ -224,6 +213,7 @@ impl Limiter {
         if let (true, Some(shared)) = (admission.shared, &self.redis) {
             let args = vec![admission.tpm.to_string(), delta.to_string()];
             let settled: Result<i64, _> = shared
+                .store
                 .redis
                 .script(&shared.settle, vec![redis_key(name)], args)
                 .await;
@@ -289,36 +279,6 @@ fn redis_key(name: &str) -> String {
     format!("switchyard:limit:{{{name}}}")
 }
 
-// === impl Shared: the breaker ===
-
-impl Shared {
-    /// Opens the breaker and starts the one probe that closes it when Redis answers again.
-    fn trip(&self, error: &crate::redis::RedisError) {
-        crate::metrics::limiter_redis_error();
-        if self.breaker.open.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        tracing::warn!(error = %error, "rate limits: redis unavailable; not asking it again until a background probe gets an answer");
-        if self.breaker.probing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (redis, breaker) = (self.redis.clone(), self.breaker.clone());
-        // The probe ends when Redis answers; it holds nothing that needs flushing at shutdown.
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                every.tick().await;
-                if redis.ping().await.is_ok() {
-                    breaker.open.store(false, Ordering::Release);
-                    breaker.probing.store(false, Ordering::Release);
-                    tracing::info!("rate limits: redis answers again; limits are shared again");
-                    return;
-                }
-            }
-        });
-    }
-}
-
 // === impl Shared ===
 
 impl Shared {
@@ -331,20 +291,21 @@ impl Shared {
         tpm: u32,
         tokens: u64,
     ) -> Result<Decision, crate::redis::RedisError> {
-        if self.breaker.open.load(Ordering::Acquire) {
+        if self.store.is_down() {
             return Err(crate::redis::RedisError(
                 "redis is down (waiting for the background probe)".into(),
             ));
         }
         let args = vec![rpm.to_string(), tpm.to_string(), tokens.to_string()];
         let reply = self
+            .store
             .redis
             .script::<Vec<i64>>(&self.admit, vec![redis_key(&key.name)], args)
             .await;
         let reply = match reply {
             Ok(reply) => reply,
             Err(e) => {
-                self.trip(&e);
+                self.store.trip(&e);
                 return Err(e);
             }
         };

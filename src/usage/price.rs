@@ -25,10 +25,15 @@ impl Price {
 
     /// The cost of these tokens in dollars, exact to 10 decimals (rounded half up below that).
     pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> String {
+        format_cost(self.cost_units(input_tokens, output_tokens))
+    }
+
+    /// The same cost in the ledger's units of 1e-10 dollars.
+    pub fn cost_units(&self, input_tokens: u64, output_tokens: u64) -> u128 {
         // tokens × nano$/1M tokens = 1e-15 $ units; u128 cannot overflow for any real count.
         let femto = u128::from(input_tokens) * u128::from(self.input_nanos_per_1m)
             + u128::from(output_tokens) * u128::from(self.output_nanos_per_1m);
-        format_cost((femto + 50_000) / 100_000)
+        (femto + 50_000) / 100_000
     }
 }
 

@@ -12,12 +12,12 @@ use crate::mock_openai::{Behavior, MockOpenAi};
 use crate::tcp_proxy::TcpProxy;
 use crate::usage_schema::TestDb;
 
-const OPS: &str = "sk-ops-admin-000000000000";
-const TEAM: &str = "sk-team-0000000000000000";
+pub const OPS: &str = "sk-ops-admin-000000000000";
+pub const TEAM: &str = "sk-team-0000000000000000";
 
 /// Two OpenAI-kind providers (`a`, `b`), model `chat` routed to `a` only, an admin key and a
 /// plain one, and the control plane on `database_url`.
-fn config(a: &MockOpenAi, b: &MockOpenAi, database_url: &str) -> String {
+pub fn config(a: &MockOpenAi, b: &MockOpenAi, database_url: &str) -> String {
     format!(
         "providers:
   - {{ id: a, kind: openai, base_url: \"{}\", api_key: sk-upstream-a, timeout: 2s, health_check: {{ enabled: false }} }}
@@ -40,7 +40,7 @@ control:
     )
 }
 
-async fn admin(
+pub async fn admin(
     gw: &Gateway,
     method: reqwest::Method,
     path: &str,
@@ -59,7 +59,7 @@ async fn admin(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn chat(gw: &Gateway, key: &str, model: &str) -> (u16, Value) {
+pub async fn chat(gw: &Gateway, key: &str, model: &str) -> (u16, Value) {
     let response = client()
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(key)

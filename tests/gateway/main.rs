@@ -8,6 +8,7 @@ mod mock_server;
 mod tcp_proxy;
 
 mod architecture;
+mod budgets;
 mod chat;
 mod cli;
 mod completions;
