@@ -6,21 +6,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
-fn write_config(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+pub fn write_config(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
 }
 
-fn scratch_dir(test: &str) -> std::path::PathBuf {
+pub fn scratch_dir(test: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("switchyard-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -28,7 +28,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn signal(pid: u32, sig: &str) {
+pub fn signal(pid: u32, sig: &str) {
     assert!(
         Command::new("kill")
             .arg(format!("-{sig}"))
@@ -40,7 +40,7 @@ fn signal(pid: u32, sig: &str) {
 }
 
 /// `switchyard serve` on `port`, once `/ready` answers 200; the process dies with the handle.
-async fn serve_until_ready(
+pub async fn serve_until_ready(
     config: &std::path::Path,
     port: u16,
 ) -> (tokio::process::Child, reqwest::Client, String) {

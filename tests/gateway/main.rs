@@ -18,6 +18,7 @@ mod dashscope;
 mod dropin;
 mod embeddings_models;
 mod errors;
+mod fleet;
 mod hostile;
 mod ledger;
 mod limits;
