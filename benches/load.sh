@@ -7,9 +7,13 @@
 #   benches/load.sh                                             # all scenarios, c=1/32/128
 #   SCENARIOS=chat CONNS=32 benches/load.sh                     # any rig variable passes through
 #   BASELINE_BIN=/tmp/switchyard-old benches/load.sh             # also an older build, same run
+#   BASELINE_BIN=$SWITCHYARD_BIN BASELINE_EXTRA_YAML= \
+#     SWITCHYARD_EXTRA_YAML="control: { database_url: postgres://… }" benches/load.sh
+#                                          # one build with and without a feature, same run
 #
 # With BASELINE_BIN, that binary runs as the extra target `baseline` (127.0.0.1:18097, the same
-# config as the rig's `switchyard` target), so a before/after pair is measured in one run.
+# config as the rig's `switchyard` target, with BASELINE_EXTRA_YAML instead of
+# SWITCHYARD_EXTRA_YAML when set), so a before/after pair is measured in one run.
 #
 # BENCH_RIG points at the rig (default ../shared/bench next to this checkout).
 set -euo pipefail
@@ -39,7 +43,7 @@ models:
   - { name: text-embedding-3-small, type: embedding, routes: [ { provider: mock, model: text-embedding-3-small, weight: 1 } ] }
 auth:
   keys: [ { name: bench, key: "$BENCH_KEY" } ]
-${SWITCHYARD_EXTRA_YAML:-}
+${BASELINE_EXTRA_YAML-${SWITCHYARD_EXTRA_YAML:-}}
 YAML
 # From its own directory, so relative paths (the default usage file, spill and journal) are its
 # own: a gateway refuses a spill path another one holds. An absolute usage.spill_path in

@@ -559,4 +559,9 @@ fn print_routing_table(loaded: &LoadedConfig) {
             ""
         }
     );
+    if config.control.is_some() {
+        println!(
+            "control: models, routes and keys come from the control database; the ones above seed its empty tables once"
+        );
+    }
 }
