@@ -4,7 +4,7 @@
 # sits in front of the rig's nginx mock; after a warm-up, instrumentation is switched on for
 # REQUESTS keep-alive requests only (start-up and shutdown are not counted).
 #
-#   cargo build --release
+#   cargo build --release          # or --profile profiling: line tables for annotated sources
 #   benches/callgrind.sh                          # the release build
 #   benches/callgrind.sh /tmp/before target/...   # several binaries: a before/after pair, one run
 #

@@ -29,6 +29,7 @@ pub mod secret;
 pub mod server;
 pub mod sessions;
 pub mod sse;
+pub mod startup;
 pub mod state;
 pub mod tokens;
 pub mod usage;

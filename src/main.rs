@@ -10,6 +10,7 @@ use std::time::Duration;
 use switchyard::config::{self, Config, ConfigSource, LoadedConfig, UsageSinkKind};
 use switchyard::control::store::{self, ControlError, KeyPatch, NewKey, Seed};
 use switchyard::server::{self, ServerOptions};
+use switchyard::startup;
 use switchyard::state::App;
 use switchyard::usage::{UsageError, migrations, partitions};
 use tokio::net::TcpSocket;
@@ -231,12 +232,17 @@ async fn run(loaded: LoadedConfig) -> ExitCode {
             }
         }
     }
-    let models: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
-    tracing::info!(listen = %addr, workers, config = %loaded.source, providers = config.providers.len(), ?models, "switchyard is serving");
+    tracing::info!(listen = %addr, workers, config = %loaded.source, "switchyard is serving");
+    print!(
+        "{}",
+        startup::status(&app, config, &loaded.source, &addr, workers)
+    );
     let reloads = tokio::spawn(reload_on_sighup(app.clone(), loaded.source.clone()));
+    let watch = tokio::spawn(reload_on_change(app.clone(), loaded.source.clone()));
     shutdown_signal().await;
     // No reload may swap the config under a draining server.
     reloads.abort();
+    watch.abort();
     let grace_ends = tokio::time::Instant::now() + options.shutdown_grace;
     // Readiness fails at once; the workers close their listeners and drain.
     app.start_draining();
@@ -328,27 +334,56 @@ async fn shutdown_signal() {
 }
 
 /// SIGHUP re-reads the config; a bad one is refused and the running one stays.
-async fn reload_on_sighup(app: std::sync::Arc<App>, source: ConfigSource) {
+async fn reload_on_sighup(app: Arc<App>, source: ConfigSource) {
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {
-        let result = config::load(source.clone())
-            .map_err(|e| e.to_string())
-            .and_then(|loaded| {
-                for warning in &loaded.warnings {
-                    tracing::warn!("{warning}");
-                }
-                app.reload(&loaded.config)
-            });
-        match result {
-            Ok(()) => tracing::info!(config = %source, "config reloaded"),
-            Err(e) => {
-                tracing::error!(error = %e, "config reload refused; keeping the running config")
-            }
-        }
+        reload(&app, &source, "SIGHUP");
         // Coalesce a burst of signals.
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How often the config file is checked for a change.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// A change to the config file reloads it, as SIGHUP does. The file is polled (its bytes
+/// compared) rather than watched through inotify: a Kubernetes ConfigMap is updated by swapping a
+/// symlink, which a watch on the file misses, and reading a small file every 2 s costs nothing.
+async fn reload_on_change(app: Arc<App>, source: ConfigSource) {
+    let ConfigSource::File(path) = &source else {
+        return;
+    };
+    let mut seen = tokio::fs::read(path).await.ok();
+    let mut every = tokio::time::interval(WATCH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let now = tokio::fs::read(path).await.ok();
+        // A file that is gone for a moment (an editor's save, a swap) is not a change.
+        if now.is_none() || now == seen {
+            continue;
+        }
+        seen = now;
+        reload(&app, &source, "the config file changed");
+    }
+}
+
+fn reload(app: &App, source: &ConfigSource, why: &str) {
+    let result = config::load(source.clone())
+        .map_err(|e| e.to_string())
+        .and_then(|loaded| {
+            for warning in &loaded.warnings {
+                tracing::warn!("{warning}");
+            }
+            app.reload(&loaded.config)
+        });
+    match result {
+        Ok(()) => tracing::info!(config = %source, why, "config reloaded"),
+        Err(e) => {
+            tracing::error!(error = %e, why, "config reload refused; keeping the running config")
+        }
     }
 }
 

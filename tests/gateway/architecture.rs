@@ -8,6 +8,7 @@ use std::path::Path;
 /// Top-level modules from the request's edge down to plain data. A module may import only
 /// modules below it (or its own submodules). `config` is pure data every layer reads.
 const ORDER: &[&str] = &[
+    "startup",
     "server",
     "api",
     "call",

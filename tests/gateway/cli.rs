@@ -185,6 +185,88 @@ async fn sighup_reloads_and_sigterm_drains_then_exits_zero() {
     assert!(status.success(), "SIGTERM exits 0: {status:?}");
 }
 
+/// A config file that changes is reloaded without a signal; the start-up status block says what
+/// the gateway serves, with nothing secret in it.
+#[tokio::test]
+async fn a_changed_config_file_reloads_itself_and_start_up_prints_a_status_block() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = scratch_dir("watch");
+    let port = free_port();
+    let text = mock_config(port, "first")
+        + "auth:\n  keys: [ { name: ops, key: sk-very-secret-key, admin: true } ]\nlimits:\n  redis_url: redis://user:hunter2@127.0.0.1:6379\n";
+    let config = write_config(&dir, "switchyard.yaml", &text);
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut block = String::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
+    {
+        block += &line;
+        block.push('\n');
+        if line.trim_start().starts_with("tracing") {
+            break;
+        }
+    }
+    for expected in [
+        &format!("serving on 127.0.0.1:{port} with 2 workers"),
+        "config     ",
+        "providers  m (mock, in-process): probes off",
+        "models     first (chat, 1 route)",
+        "sessions   memory",
+        "limits     redis redis://user:*****@127.0.0.1:6379",
+        "control    off",
+        "auth       1 key (1 admin)",
+        "tracing    off",
+    ] {
+        assert!(block.contains(expected), "{expected:?} in:\n{block}");
+    }
+    assert!(
+        !block.contains("hunter2") && !block.contains("sk-very-secret-key"),
+        "{block}"
+    );
+
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let models = async || -> Value {
+        client
+            .get(format!("{base}/v1/models"))
+            .bearer_auth("sk-very-secret-key")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    assert_eq!(models().await["data"][0]["id"], "first");
+    std::fs::write(&config, text.replace("first", "second")).unwrap();
+    let started = Instant::now();
+    while models().await["data"][0]["id"] != "second" {
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "the changed file was not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A broken edit is refused; the running config stays.
+    std::fs::write(&config, "models: [ this is not valid").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(models().await["data"][0]["id"], "second");
+    signal(child.id().unwrap(), "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// A fresh database, a clean scratch folder and a config for the mock model `m` on a free port
 /// with the Postgres ledger (its spill in the folder).
 async fn postgres_ledger(
