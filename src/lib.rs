@@ -31,5 +31,6 @@ pub mod sessions;
 pub mod sse;
 pub mod startup;
 pub mod state;
+pub mod stats;
 pub mod tokens;
 pub mod usage;

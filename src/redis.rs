@@ -14,6 +14,22 @@ use fred::types::scripts::Script;
 
 const POOL_SIZE: usize = 4;
 
+/// ARGV: a MATCH pattern, a suffix to leave out ('' for none), the most keys to visit.
+const COUNT_KEYS: &str = r"
+local cursor, n, seen = '0', 0, 0
+local except = ARGV[2]
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do
+    seen = seen + 1
+    if except == '' or string.sub(k, -#except) ~= except then n = n + 1 end
+  end
+until cursor == '0' or seen >= tonumber(ARGV[3])
+if cursor == '0' then return {n, 1} end
+return {n, 0}
+";
+
 pub struct Redis {
     pool: Pool,
     timeout: Duration,
@@ -64,6 +80,25 @@ impl Redis {
             }
             other => other,
         }
+    }
+
+    /// How many keys match `pattern` (leaving out those ending in `except`), visiting at most
+    /// `cap` keys: `(count, complete)`. For the dashboard, cached by its caller; SCAN in steps
+    /// of 1,000 keys, so Redis is never blocked for long.
+    pub async fn count_keys(
+        &self,
+        pattern: &str,
+        except: &str,
+        cap: u64,
+    ) -> Result<(u64, bool), RedisError> {
+        static COUNT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+        let script = COUNT.get_or_init(|| Script::from_lua(COUNT_KEYS));
+        let args = vec![pattern.to_owned(), except.to_owned(), cap.to_string()];
+        let reply: Vec<i64> = self.script(script, vec![], args).await?;
+        Ok((
+            reply.first().copied().unwrap_or(0).max(0) as u64,
+            reply.get(1) == Some(&1),
+        ))
     }
 
     /// One round trip that changes nothing (a health probe).

@@ -72,7 +72,15 @@ pub struct App {
     pub closing: CancellationToken,
     draining: AtomicBool,
     ids: RequestIds,
+    /// For uptime.
+    pub started: tokio::time::Instant,
+    /// The dashboard's slow figures (ledger totals, store counts), reused for a few seconds.
+    pub figures: Figures,
 }
+
+/// A value reused while it is fresh.
+#[derive(Default)]
+pub struct Figures(Mutex<Option<(tokio::time::Instant, serde_json::Value)>>);
 
 /// Work that outlives its request, run on the runtime that built the app (which outlives the
 /// workers) and tracked, so shutdown can wait for it.
@@ -168,6 +176,8 @@ impl App {
                 prefix: RandomState::new().hash_one(std::process::id()),
                 next: AtomicU64::new(1),
             },
+            started: tokio::time::Instant::now(),
+            figures: Figures::default(),
         });
         if let Some(control) = &app.control {
             let seed = Seed::from_config(config)?;
@@ -282,6 +292,23 @@ fn write_hex(out: &mut [u8], mut value: u64) {
     for slot in out.iter_mut().rev() {
         *slot = DIGITS[(value & 0xf) as usize];
         value >>= 4;
+    }
+}
+
+// === impl Figures ===
+
+impl Figures {
+    pub fn fresh(&self, within: Duration) -> Option<serde_json::Value> {
+        let cached = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cached
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < within)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub fn store(&self, value: serde_json::Value) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((tokio::time::Instant::now(), value));
     }
 }
 

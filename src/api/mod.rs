@@ -5,11 +5,13 @@
 pub mod admin;
 pub mod chat;
 pub mod completions;
+pub mod dashboard;
 pub mod embeddings;
 pub mod health;
 pub mod models;
 pub mod responses;
 pub mod sessions;
+pub mod stats;
 pub mod usage;
 
 use bytes::{Bytes, BytesMut};

@@ -170,6 +170,26 @@ impl ResponseStore {
 
     /// Whether it existed. Its items' index entries expire with their TTL; a lookup through
     /// them finds nothing once the response is gone.
+    /// Stored responses, for the dashboard: `(count, complete)` (a Redis count stops after
+    /// 200,000 keys).
+    pub async fn count(&self) -> Option<(u64, bool)> {
+        match self {
+            ResponseStore::Memory(m) => {
+                let now = Instant::now();
+                let inner = m.inner.lock().unwrap_or_else(|p| p.into_inner());
+                Some((
+                    inner.responses.values().filter(|(_, t)| *t > now).count() as u64,
+                    true,
+                ))
+            }
+            ResponseStore::Redis(r) => r
+                .redis
+                .count_keys("switchyard:response:*", "", 200_000)
+                .await
+                .ok(),
+        }
+    }
+
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         match self {
             ResponseStore::Memory(m) => Ok(m.delete(id)),

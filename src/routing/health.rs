@@ -131,6 +131,15 @@ impl RouteHealth {
         self.lock().cooling = true;
     }
 
+    /// When the route's current ejection ends (a cool-down included), if it is ejected: for the
+    /// dashboard.
+    pub fn ejected_until(&self, now: Instant) -> Option<Instant> {
+        if self.clean.load(Ordering::Acquire) {
+            return None;
+        }
+        self.lock().ejected_until.filter(|until| *until > now)
+    }
+
     /// When a cool-down after upstream 429s ends, if the route is in one.
     pub fn cooling_until(&self, now: Instant) -> Option<Instant> {
         if self.clean.load(Ordering::Acquire) {

@@ -26,6 +26,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         true => req.headers().get(http::header::ORIGIN).cloned(),
         false => None,
     };
+    // The dashboard's figures are the API's traffic, not probes, scrapes or its own polling.
+    let api = req.uri().path().starts_with("/v1/");
     crate::metrics::in_flight(1.0);
     let result = match tokio::time::timeout(ctx.runtime.request_timeout, route(&ctx, req)).await {
         Ok(result) => result,
@@ -40,6 +42,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         Ok(response) => response,
         Err(rejection) => reject(&ctx, rejection),
     };
+    if api {
+        crate::stats::record(response.status().as_u16(), ctx.started.elapsed());
+    }
     response.headers_mut().insert(X_REQUEST_ID, request_id);
     if let Some(origin) = origin {
         cors::answer(ctx.runtime.cors_origins.as_deref(), &origin, &mut response);
@@ -75,7 +80,11 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
             let id = api::percent_decode(&p["/v1/sessions/".len()..]);
             Box::pin(api::sessions::handle(ctx, &req, &id)).await
         }
+        (&Method::GET, "/admin/v1/stats") => Box::pin(api::stats::handle(ctx, &req)).await,
         (_, p) if p.starts_with("/admin/v1/") => Box::pin(api::admin::handle(ctx, req)).await,
+        (&Method::GET, p) if p == "/dashboard" || p.starts_with("/dashboard/") => {
+            Ok(api::dashboard::asset(p))
+        }
         (&Method::OPTIONS, _) => Ok(cors::preflight(
             ctx.runtime.cors_origins.as_deref(),
             req.headers(),

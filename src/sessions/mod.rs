@@ -184,6 +184,11 @@ impl Sessions {
     }
 
     /// The session as its owner (or an admin, `owner: None` with `any_owner`) may see it.
+    /// Live sessions, for the dashboard: `(count, complete)`.
+    pub async fn count(&self) -> Option<(u64, bool)> {
+        self.store.count().await.ok()
+    }
+
     pub async fn get(
         &self,
         id: &str,

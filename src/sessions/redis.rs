@@ -68,6 +68,14 @@ impl RedisStore {
         })
     }
 
+    /// Live sessions (each has a state key and a `:messages` list; the state keys are counted).
+    pub async fn count(&self) -> Result<(u64, bool), StoreError> {
+        self.redis
+            .count_keys("switchyard:session:*", ":messages", COUNT_CAP)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.0))
+    }
+
     pub async fn load(&self, id: &str) -> Result<Option<Session>, StoreError> {
         let value: Value = self.run(&self.load, id, Vec::new()).await?;
         let mut parts: Vec<Value> = value.convert().map_err(unavailable)?;
@@ -162,6 +170,9 @@ fn store_error(e: RedisError) -> StoreError {
         false => StoreError::Unavailable(e.to_string()),
     }
 }
+
+/// Most keys a count visits (the dashboard's; a larger store shows "at least").
+const COUNT_CAP: u64 = 200_000;
 
 fn keys(id: &str) -> (String, String) {
     (

@@ -56,6 +56,20 @@ impl Store {
         }
     }
 
+    /// Live sessions: `(count, complete)` (a Redis count stops after `COUNT_CAP` keys).
+    pub async fn count(&self) -> Result<(u64, bool), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                let now = Instant::now();
+                Ok((
+                    m.lock().values().filter(|e| e.expires > now).count() as u64,
+                    true,
+                ))
+            }
+            Store::Redis(r) => r.count().await,
+        }
+    }
+
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.delete(id)),

@@ -27,6 +27,7 @@ const ORDER: &[&str] = &[
     "error",
     "body",
     "metrics",
+    "stats",
     "logs",
     "config",
     "secret",

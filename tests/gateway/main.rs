@@ -14,6 +14,7 @@ mod cli;
 mod completions;
 mod control;
 mod cors;
+mod dashboard;
 mod dashscope;
 mod dropin;
 mod embeddings_models;
