@@ -126,19 +126,31 @@ fn series_at(unix_secs: u64) -> Vec<Point> {
         .collect()
 }
 
-fn bucket(took: Duration) -> usize {
-    let us = took.as_micros() as f64;
-    if us <= 100.0 {
-        return 0;
+/// Bucket upper bounds in microseconds: 100 × √2^i (√2 as 1414/1000, rounded up).
+const BOUNDS_US: [u64; BUCKETS] = {
+    let mut bounds = [0u64; BUCKETS];
+    let mut i = 0;
+    while i < BUCKETS {
+        let octave = 100u64 << (i / 2);
+        bounds[i] = if i % 2 == 0 {
+            octave
+        } else {
+            (octave * 1414).div_ceil(1000)
+        };
+        i += 1;
     }
-    // log base √2 of us/100, rounded up: the first bucket whose bound holds it.
-    let i = (2.0 * (us / 100.0).log2()).ceil() as usize;
-    i.min(BUCKETS - 1)
+    bounds
+};
+
+/// The first bucket whose bound holds `took` (a binary search: no float math per request).
+fn bucket(took: Duration) -> usize {
+    let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
+    BOUNDS_US.partition_point(|b| *b < us).min(BUCKETS - 1)
 }
 
 /// The upper bound of bucket `i`, in milliseconds.
 fn bound_ms(i: usize) -> f64 {
-    0.1 * 2f64.powf(i as f64 / 2.0)
+    BOUNDS_US[i] as f64 / 1000.0
 }
 
 fn quantile(counts: &[u64], q: f64) -> Option<f64> {
