@@ -22,6 +22,8 @@ pub const UPSTREAM_HEALTHY: &str = "gateway_upstream_healthy";
 pub const UPSTREAM_FAILURES: &str = "gateway_upstream_failures_total";
 pub const REQUESTS_IN_FLIGHT: &str = "gateway_requests_in_flight";
 pub const STREAMS_ENDED: &str = "gateway_streams_ended_total";
+pub const COST: &str = "gateway_cost_nanodollars_total";
+pub const EJECTIONS: &str = "gateway_route_ejections_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -40,9 +42,29 @@ pub fn install() -> Result<PrometheusHandle, String> {
                 .install_recorder()
                 .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
             describe();
+            zero();
             Ok(handle)
         })
         .clone()
+}
+
+/// Series without labels exist from the start at 0, so a dashboard or an alert sees "none yet"
+/// rather than "no data" (and `rate()` has a starting point).
+fn zero() {
+    for name in [
+        USAGE_ROWS_SPILLED,
+        USAGE_ROWS_REPLAYED,
+        USAGE_QUEUE_FULL,
+        USAGE_ROWS_DROPPED,
+        SESSION_TURNS,
+        SESSION_STORE_ERRORS,
+        SESSIONS_EVICTED,
+        LIMITER_REDIS_ERRORS,
+    ] {
+        counter!(name).increment(0);
+    }
+    gauge!(USAGE_QUEUE_DEPTH).set(0.0);
+    gauge!(REQUESTS_IN_FLIGHT).set(0.0);
 }
 
 fn describe() {
@@ -73,6 +95,14 @@ fn describe() {
         "Failed upstream attempts (each counts toward ejection), by reason."
     );
     describe_gauge!(REQUESTS_IN_FLIGHT, "Requests being handled right now.");
+    describe_counter!(
+        COST,
+        "Cost of the tokens upstreams reported, at the model's prices, in nano-dollars (1e-9 USD)."
+    );
+    describe_counter!(
+        EJECTIONS,
+        "Routes ejected after consecutive failures (passive health)."
+    );
     describe_gauge!(USAGE_QUEUE_DEPTH, "Usage records waiting for the writer.");
     describe_counter!(USAGE_ROWS_WRITTEN, "Usage rows written, by sink.");
     describe_counter!(
@@ -242,12 +272,17 @@ pub struct RouteMetrics {
     ttft: Histogram,
     input_tokens: Counter,
     output_tokens: Counter,
+    cost: Counter,
+    ejections: Counter,
+    /// The model's prices in nano-dollars per million tokens (input, output).
+    prices: (u64, u64),
 }
 
 // === impl RouteMetrics ===
 
 impl RouteMetrics {
-    pub fn new(provider: &str, model: &str) -> Self {
+    /// `prices`: the model's (input, output) prices in nano-dollars per million tokens.
+    pub fn new(provider: &str, model: &str, prices: (u64, u64)) -> Self {
         let labels = |status: &'static str| counter!(REQUESTS_TOTAL, "provider" => provider.to_owned(), "model" => model.to_owned(), "status" => status);
         let tokens = |kind: &'static str| counter!(TOKENS_USED, "provider" => provider.to_owned(), "model" => model.to_owned(), "type" => kind);
         Self {
@@ -258,7 +293,14 @@ impl RouteMetrics {
             ttft: histogram!(TTFT, "provider" => provider.to_owned(), "model" => model.to_owned()),
             input_tokens: tokens("input"),
             output_tokens: tokens("output"),
+            cost: counter!(COST, "provider" => provider.to_owned(), "model" => model.to_owned()),
+            ejections: counter!(EJECTIONS, "provider" => provider.to_owned(), "model" => model.to_owned()),
+            prices,
         }
+    }
+
+    pub fn ejected(&self) {
+        self.ejections.increment(1);
     }
 
     pub fn request(&self, status: u16, duration: Duration) {
@@ -274,8 +316,14 @@ impl RouteMetrics {
         self.ttft.record(elapsed.as_secs_f64());
     }
 
+    /// Tokens the upstream reported, and their cost: tokens × nano-dollars per million tokens
+    /// / 1e6 is exact in nano-dollars for any price with up to 3 decimals per million tokens.
     pub fn tokens(&self, input: u64, output: u64) {
         self.input_tokens.increment(input);
         self.output_tokens.increment(output);
+        let femto = u128::from(input) * u128::from(self.prices.0)
+            + u128::from(output) * u128::from(self.prices.1);
+        self.cost
+            .increment(((femto + 500_000) / 1_000_000).min(u128::from(u64::MAX)) as u64);
     }
 }

@@ -37,6 +37,7 @@ use crate::routing::transport::Transport;
 use crate::routing::{ModelEntry, Route};
 use crate::sessions::Sessions;
 use crate::tokens::Encoding;
+use crate::usage::price::Price;
 use crate::usage::record::UsageRecord;
 use crate::usage::totals::Ledger;
 use crate::usage::writer::UsageSink;
@@ -466,7 +467,11 @@ impl Table {
                         weight: r.weight,
                         priority: r.priority,
                         health: RouteHealth::new(policy),
-                        metrics: RouteMetrics::new(&r.provider, &m.name),
+                        metrics: RouteMetrics::new(
+                            &r.provider,
+                            &m.name,
+                            Price::from_config(m.price.as_ref()).nanos_per_1m(),
+                        ),
                         encoding,
                         label: format!("{}/{}", r.provider, r.upstream_model),
                         max_rps: r.max_rps,

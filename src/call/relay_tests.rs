@@ -41,7 +41,7 @@ fn route() -> Arc<Route> {
             ejection: Duration::from_secs(30),
             max_ejection: Duration::from_secs(300),
         }),
-        metrics: RouteMetrics::new("up", "m"),
+        metrics: RouteMetrics::new("up", "m", (0, 0)),
         encoding: Encoding::O200kBase,
         label: "up/m".into(),
         max_rps: None,

@@ -75,6 +75,7 @@ where
             }
             Err(e) if e.is_retryable() => {
                 if let Some(length) = pick.failed(Instant::now()) {
+                    route.metrics.ejected();
                     tracing::warn!(route = %route.label(), ejected_for = ?length, error = %e, "route ejected");
                     if e.kind() == ErrorKind::UpstreamRateLimited {
                         route.health.cooling();

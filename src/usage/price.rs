@@ -23,6 +23,11 @@ impl Price {
         .unwrap_or_default()
     }
 
+    /// (input, output) in nano-dollars per million tokens.
+    pub fn nanos_per_1m(&self) -> (u64, u64) {
+        (self.input_nanos_per_1m, self.output_nanos_per_1m)
+    }
+
     /// The cost of these tokens in dollars, exact to 10 decimals (rounded half up below that).
     pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> String {
         format_cost(self.cost_units(input_tokens, output_tokens))

@@ -20,6 +20,7 @@ mod dropin;
 mod embeddings_models;
 mod errors;
 mod fleet;
+mod grafana;
 mod hostile;
 mod ledger;
 mod limits;
