@@ -32,7 +32,7 @@ async fn main() {
     );
     let (config, _) = switchyard::config::parse(&yaml, &|_: &str| None).unwrap();
 
-    let sink = UsageSink::start(&config.usage).unwrap().unwrap();
+    let sink = UsageSink::start(&config.usage, None).unwrap().unwrap();
     // Let the writer connect, migrate and make partitions before the clock starts.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let now_us = switchyard::clock::unix_micros();

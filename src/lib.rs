@@ -33,4 +33,5 @@ pub mod startup;
 pub mod state;
 pub mod stats;
 pub mod tokens;
+pub mod trace;
 pub mod usage;

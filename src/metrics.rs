@@ -23,6 +23,8 @@ pub const UPSTREAM_FAILURES: &str = "gateway_upstream_failures_total";
 pub const REQUESTS_IN_FLIGHT: &str = "gateway_requests_in_flight";
 pub const STREAMS_ENDED: &str = "gateway_streams_ended_total";
 pub const COST: &str = "gateway_cost_nanodollars_total";
+pub const SPANS_EXPORTED: &str = "gateway_trace_spans_exported_total";
+pub const SPANS_DROPPED: &str = "gateway_trace_spans_dropped_total";
 pub const EJECTIONS: &str = "gateway_route_ejections_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -98,6 +100,11 @@ fn describe() {
     describe_counter!(
         COST,
         "Cost of the tokens upstreams reported, at the model's prices, in nano-dollars (1e-9 USD)."
+    );
+    describe_counter!(SPANS_EXPORTED, "Trace spans the OTLP collector accepted.");
+    describe_counter!(
+        SPANS_DROPPED,
+        "Trace spans dropped: the export queue was full (reason=queue_full) or the collector failed (reason=export_failed)."
     );
     describe_counter!(
         EJECTIONS,
@@ -213,6 +220,18 @@ pub const LIMITER_REDIS_ERRORS: &str = "gateway_limiter_redis_errors_total";
 
 pub fn rate_limited(key: &str) {
     counter!(RATE_LIMITED, "key" => key.to_owned()).increment(1);
+}
+
+pub fn span_dropped() {
+    counter!(SPANS_DROPPED, "reason" => "queue_full").increment(1);
+}
+
+pub fn spans_failed(n: usize) {
+    counter!(SPANS_DROPPED, "reason" => "export_failed").increment(n as u64);
+}
+
+pub fn spans_exported(n: usize) {
+    counter!(SPANS_EXPORTED).increment(n as u64);
 }
 
 pub fn limiter_redis_error() {

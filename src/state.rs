@@ -19,7 +19,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ModelType, ProviderConfig};
+use crate::config::{Config, ModelType, ProviderConfig, TracingConfig};
 use crate::control::catalog::Catalog;
 use crate::control::store::Seed;
 use crate::control::{Control, follower};
@@ -37,6 +37,8 @@ use crate::routing::transport::Transport;
 use crate::routing::{ModelEntry, Route};
 use crate::sessions::Sessions;
 use crate::tokens::Encoding;
+use crate::trace::otlp::Resource;
+use crate::trace::{Tracer, export};
 use crate::usage::price::Price;
 use crate::usage::record::UsageRecord;
 use crate::usage::totals::Ledger;
@@ -61,6 +63,8 @@ pub struct App {
     pub background: Background,
     /// The control plane, when models, routes and keys live in PostgreSQL.
     pub control: Option<Arc<Control>>,
+    /// OpenTelemetry traces (`tracing.otlp_endpoint`); the exporter runs beside the app.
+    pub tracer: Option<Arc<Tracer>>,
     /// Serialises runtime swaps (config reloads, control-plane changes): each builds on the
     /// runtime it replaces.
     swapping: Mutex<()>,
@@ -155,13 +159,18 @@ impl App {
             Some(c) => Some(Control::new(c, config.usage.migrate_on_start)?),
             None => None,
         };
+        let tracer = match &config.tracing {
+            Some(t) => Some(start_tracing(t)?),
+            None => None,
+        };
         let app = Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             control,
+            tracer: tracer.clone(),
             swapping: Mutex::new(()),
             follower: Mutex::new(None),
             metrics,
-            usage: UsageSink::start(&config.usage)?,
+            usage: UsageSink::start(&config.usage, tracer.clone())?,
             ledger: ledger(&config.usage)?,
             sessions: Sessions::new(&config.sessions)?,
             responses: ResponseStore::new(&config.responses, &config.sessions)?,
@@ -561,6 +570,30 @@ fn build_provider(p: &ProviderConfig) -> Result<Provider, String> {
         probe,
         p.max_rps,
     ))
+}
+
+/// The tracer, and its exporter task posting batches to `{otlp_endpoint}/v1/traces` with the
+/// gateway's own hyper-util client (the one https upstreams use: no second HTTP stack).
+fn start_tracing(config: &TracingConfig) -> Result<Arc<Tracer>, String> {
+    let endpoint = format!("{}/v1/traces", config.otlp_endpoint.trim_end_matches('/'));
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|e| format!("tracing.otlp_endpoint: {e}"))?;
+    let (tracer, spans) = Tracer::new(config.sample_ratio, config.max_queue);
+    let post: export::Post = Arc::new(move |body| {
+        let uri = uri.clone();
+        Box::pin(crate::routing::transport::post(
+            uri,
+            "application/x-protobuf",
+            body,
+        ))
+    });
+    let resource = Resource {
+        service_name: config.service_name.clone(),
+        service_version: env!("CARGO_PKG_VERSION"),
+    };
+    tokio::spawn(export::run(spans, resource, post));
+    Ok(tracer)
 }
 
 /// The ledger `/v1/usage` reads. For Postgres, a small pool whose connections are made on first

@@ -234,7 +234,8 @@ async fn compact(app: &Arc<App>, id: &str, encoding: Encoding) -> Result<(), Gat
     if stored.context_tokens() <= budget.threshold {
         return Ok(());
     }
-    let summarize = |request| summarize(app.clone(), id.to_owned(), request);
+    // A chain is compressed after its response was stored, outside any request: untraced.
+    let summarize = |request| summarize(app.clone(), id.to_owned(), request, None);
     let plan = compaction::plan(
         id,
         stored.summary.as_ref(),

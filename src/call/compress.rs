@@ -18,6 +18,7 @@ use crate::limits::rate::Admission;
 use crate::request::ChatRequest;
 use crate::state::App;
 use crate::tokens::Encoding;
+use crate::trace::{Active, Kind};
 use crate::usage::record::Purpose;
 
 /// Longest a turn waits for another compression of its session to finish.
@@ -25,15 +26,30 @@ const COMPRESSION_WAIT: Duration = Duration::from_secs(60);
 
 /// Compresses one session. In the background (after a reply) it gives way to a compression
 /// already running; before a turn (`wait`) it waits for that one to end, then checks again.
-pub async fn compress(app: Arc<App>, id: String, encoding: Encoding, wait: bool) {
+/// `parent`: the span of the request that led to it, when its trace is recorded.
+pub async fn compress(
+    app: Arc<App>,
+    id: String,
+    encoding: Encoding,
+    wait: bool,
+    parent: Option<Arc<Active>>,
+) {
     let claim = match wait {
         true => app.sessions.claim_within(&id, COMPRESSION_WAIT).await,
         false => app.sessions.claim(&id),
     };
     let Some(claim) = claim else { return };
-    let summarize = |messages| summarize(app.clone(), id.clone(), messages);
-    if let Err(e) = app.sessions.compress(&id, encoding, summarize).await {
+    let span = parent.map(|p| Arc::new(p.child("session.compress", Kind::Internal)));
+    if let Some(span) = &span {
+        span.set_str("switchyard.session_id", &id);
+    }
+    let summarize = |messages| summarize(app.clone(), id.clone(), messages, span.clone());
+    let result = app.sessions.compress(&id, encoding, summarize).await;
+    if let Err(e) = &result {
         tracing::warn!(session = %id, error = %e, "session compression failed");
+    }
+    if let Some(span) = &span {
+        span.finish(result.as_ref().err().map(|e| e.message()));
     }
     drop(claim);
 }
@@ -44,11 +60,14 @@ pub async fn summarize(
     app: Arc<App>,
     session: String,
     messages: Vec<Value>,
+    trace: Option<Arc<Active>>,
 ) -> Result<String, GatewayError> {
     let name = app.sessions.summary_model.clone().ok_or_else(|| {
         GatewayError::new(ErrorKind::Internal, "no sessions.summary_model configured")
     })?;
-    let ctx = RequestCtx::internal(app);
+    let mut ctx = RequestCtx::internal(app);
+    // The summary call's attempts nest under the compression's span.
+    ctx.trace = trace;
     let model = ctx.runtime.model(&name, ModelType::Chat)?;
     let body = json!({"model": name, "messages": messages}).to_string();
     let chat = ChatRequest::parse(Bytes::from(body))?;

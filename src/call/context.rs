@@ -9,6 +9,7 @@ use crate::error::GatewayError;
 use crate::routing::Route;
 use crate::routing::dispatch::Failure;
 use crate::state::{App, Runtime};
+use crate::trace::{Active, Kind};
 
 /// One request: the app, the config generation it started on, its clock and its id.
 pub struct RequestCtx {
@@ -18,6 +19,8 @@ pub struct RequestCtx {
     pub started: Instant,
     pub deadline: Instant,
     pub request_id: HeaderValue,
+    /// The request's span when its trace is recorded: attempts and internal steps nest under it.
+    pub trace: Option<Arc<Active>>,
 }
 
 /// A failed request: the error, the route and attempt count when a route was involved, and
@@ -41,6 +44,7 @@ impl RequestCtx {
             runtime,
             started,
             request_id,
+            trace: None,
         }
     }
 
@@ -49,6 +53,11 @@ impl RequestCtx {
     pub fn internal(app: Arc<App>) -> Self {
         let request_id = app.next_request_id();
         Self::new(app, request_id, Instant::now())
+    }
+
+    /// A span under this request's, if its trace is recorded.
+    pub fn span(&self, name: &'static str, kind: Kind) -> Option<Active> {
+        self.trace.as_ref().map(|t| t.child(name, kind))
     }
 }
 

@@ -18,6 +18,7 @@ use crate::request::{ChatRequest, EmbeddingsRequest};
 use crate::routing::dispatch::{Served, dispatch};
 use crate::routing::transport::{ByteStream, UpstreamRequest, collect};
 use crate::routing::{ModelEntry, Route};
+use crate::trace::{Kind, UPSTREAM_TRACEPARENT, Value};
 use crate::usage::estimate::Reply;
 
 /// Largest non-stream upstream chat answer accepted.
@@ -126,7 +127,45 @@ where
     F: FnMut(Arc<Route>) -> Fut,
     Fut: Future<Output = Result<T, GatewayError>>,
 {
-    match dispatch(model, ctx.runtime.max_attempts, affinity, attempt).await {
+    let Some(server) = &ctx.trace else {
+        return match dispatch(model, ctx.runtime.max_attempts, affinity, attempt).await {
+            Ok(served) => Ok((served, recorder)),
+            Err(failure) => Err(recorder.failed(failure)),
+        };
+    };
+    // A traced request: each attempt is a client span under the request's, and its upstream
+    // request carries that span as its `traceparent`.
+    let mut attempt = attempt;
+    let mut tried = 0i64;
+    let traced = |route: Arc<Route>| {
+        tried += 1;
+        let span = server.child(
+            format!("{} {}", model.kind_operation(), route.upstream_model),
+            Kind::Client,
+        );
+        span.set("gen_ai.system", Value::Static(route.provider.kind.name()));
+        span.set(
+            "gen_ai.operation.name",
+            Value::Static(model.kind_operation()),
+        );
+        span.set_str("gen_ai.request.model", &route.upstream_model);
+        span.set_str("switchyard.provider", &route.provider.id);
+        span.set_int("switchyard.attempt", tried);
+        let work = UPSTREAM_TRACEPARENT.scope(span.traceparent(), attempt(route));
+        async move {
+            let result = work.await;
+            match &result {
+                Ok(_) => span.finish(None),
+                Err(e) => {
+                    span.set("error.type", Value::Static(e.metric_label()));
+                    span.set_int("http.response.status_code", i64::from(e.status().as_u16()));
+                    span.finish(Some(e.message()));
+                }
+            }
+            result
+        }
+    };
+    match dispatch(model, ctx.runtime.max_attempts, affinity, traced).await {
         Ok(served) => Ok((served, recorder)),
         Err(failure) => Err(recorder.failed(failure)),
     }

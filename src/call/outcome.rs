@@ -19,6 +19,7 @@ use crate::routing::dispatch::Failure;
 use crate::routing::{ModelEntry, Route};
 use crate::state::App;
 use crate::tokens::Encoding;
+use crate::trace::{Active, Value};
 use crate::usage::estimate::{Estimate, Reply, Transcript};
 use crate::usage::price::{Price, parse_cost};
 use crate::usage::record::{Purpose, Status, UsageRecord, UsageSource};
@@ -57,6 +58,8 @@ pub struct Recorder {
     /// Settled to the tokens really used.
     admission: Admission,
     started: Instant,
+    /// The request's server span, given the GenAI attributes as they become known.
+    trace: Option<Arc<Active>>,
 }
 
 /// Records a stream's outcome when it ends, however it ends.
@@ -173,16 +176,30 @@ impl Recorder {
         request: Bytes,
         admission: Admission,
     ) -> Self {
+        if let Some(span) = &ctx.trace {
+            span.set(
+                "gen_ai.operation.name",
+                Value::Static(model.kind_operation()),
+            );
+            span.set_str("gen_ai.request.model", &model.name);
+            if let Some(key) = key {
+                span.set_str("switchyard.key", &key.name);
+            }
+        }
         Self {
             app: ctx.app.clone(),
             draft: Draft::new(ctx, key, model, stream, purpose, request),
             admission,
             started: ctx.started,
+            trace: ctx.trace.clone(),
         }
     }
 
     /// The session the request belongs to.
     pub fn in_session(mut self, id: Option<&str>) -> Self {
+        if let (Some(span), Some(id)) = (&self.trace, id) {
+            span.set_str("switchyard.session_id", id);
+        }
         if let Some(known) = &mut self.draft.0 {
             known.record.session_id = id.map(str::to_owned);
         }
@@ -196,6 +213,7 @@ impl Recorder {
     /// A route answered (a whole answer, not a stream).
     pub fn served(mut self, route: &Route, attempts: u32, usage: Option<Usage>, reply: Reply) {
         self.draft.routed(Some(route), attempts, None);
+        self.traced(Some(route), Some(attempts), usage);
         let latency = self.started.elapsed();
         self.settle(usage.map(|u| u.input_tokens + u.output_tokens));
         if let Some(u) = usage {
@@ -219,6 +237,10 @@ impl Recorder {
         let latency = self.started.elapsed();
         self.draft
             .routed(failure.route.as_deref(), failure.attempts, None);
+        self.traced(failure.route.as_deref(), Some(failure.attempts), None);
+        if let Some(span) = &self.trace {
+            span.set("error.type", Value::Static(failure.error.metric_label()));
+        }
         self.settle(Some(0));
         match &failure.route {
             Some(route) => route.metrics.request(status, latency),
@@ -247,10 +269,28 @@ impl Recorder {
     ) -> Box<dyn StreamObserver> {
         route.metrics.ttft(ttft);
         self.draft.routed(Some(route), attempts, Some(ttft));
+        self.traced(Some(route), Some(attempts), None);
         Box::new(StreamRecorder {
             route: route.clone(),
             recorder: self,
         })
+    }
+
+    /// The server span's GenAI attributes: who served, after how many attempts, with what usage.
+    fn traced(&self, route: Option<&Route>, attempts: Option<u32>, usage: Option<Usage>) {
+        let Some(span) = &self.trace else { return };
+        if let Some(attempts) = attempts {
+            span.set_int("switchyard.attempts", i64::from(attempts));
+        }
+        if let Some(route) = route {
+            span.set("gen_ai.system", Value::Static(route.provider.kind.name()));
+            span.set_str("gen_ai.response.model", &route.upstream_model);
+            span.set_str("switchyard.provider", &route.provider.id);
+        }
+        if let Some(u) = usage {
+            span.set_int("gen_ai.usage.input_tokens", u.input_tokens as i64);
+            span.set_int("gen_ai.usage.output_tokens", u.output_tokens as i64);
+        }
     }
 
     /// Settles the reservation to the tokens really used (`None`: unknown, it stands), on the
@@ -308,6 +348,18 @@ impl StreamObserver for StreamRecorder {
     fn finished(self: Box<Self>, end: StreamEnd, usage: Option<Usage>, seen: Transcript) {
         let Self { route, recorder } = *self;
         let latency = recorder.started.elapsed();
+        if let Some(span) = &recorder.trace {
+            recorder.traced(Some(&route), None, usage);
+            let error = match &end {
+                StreamEnd::Completed => None,
+                StreamEnd::Failed(e) => Some(e.message().to_owned()),
+                StreamEnd::Cancelled => {
+                    span.set("switchyard.stream.cancelled", Value::Bool(true));
+                    None
+                }
+            };
+            span.finish(error.as_deref());
+        }
         // An estimate is only known later, in the writer: until then the reservation stands.
         recorder.settle(usage.map(|u| u.input_tokens + u.output_tokens));
         // Committed streams answered 200; a client that left is recorded as 499 (nginx's

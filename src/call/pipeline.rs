@@ -81,7 +81,7 @@ pub async fn chat(
         let served = dispatch::stream(ctx, model, &chat, recorder, affinity).await?;
         let mut relay = served.value;
         if let Some(turn) = turn {
-            relay.finish_with(turn::stream_finisher(&ctx.app, turn));
+            relay.finish_with(turn::stream_finisher(ctx, turn));
         }
         return Ok(Answered::Stream(Answer {
             body: relay.boxed_unsync(),
@@ -93,7 +93,7 @@ pub async fn chat(
     let served = dispatch::complete(ctx, model, &chat, recorder, affinity).await?;
     let (body, _) = served.value;
     if let Some(turn) = turn {
-        Box::pin(turn::store_reply(&ctx.app, turn, &body)).await?;
+        Box::pin(turn::store_reply(ctx, turn, &body)).await?;
     }
     Ok(Answered::Whole(Answer {
         body,

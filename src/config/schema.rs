@@ -34,6 +34,24 @@ pub struct Config {
     /// this file is the source of truth.
     #[serde(default)]
     pub control: Option<ControlConfig>,
+    /// OpenTelemetry traces over OTLP/HTTP; absent = no traces.
+    #[serde(default)]
+    pub tracing: Option<TracingConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// The collector's OTLP/HTTP root (`/v1/traces` is appended).
+    pub otlp_endpoint: String,
+    #[serde(default = "defaults::service_name")]
+    pub service_name: String,
+    /// Share of new traces recorded (a client's sampled `traceparent` is always followed).
+    #[serde(default = "defaults::sample_ratio")]
+    pub sample_ratio: f64,
+    /// Finished spans waiting for export; beyond it spans are dropped (and counted).
+    #[serde(default = "defaults::trace_queue")]
+    pub max_queue: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -324,6 +342,28 @@ mod defaults {
     }
     pub fn resync() -> ConfigDuration {
         ConfigDuration::secs(30)
+    }
+    pub fn service_name() -> String {
+        "switchyard".into()
+    }
+    pub fn sample_ratio() -> f64 {
+        1.0
+    }
+    pub fn trace_queue() -> usize {
+        4096
+    }
+}
+
+// === impl ProviderKind ===
+
+impl ProviderKind {
+    /// As the config writes it (and traces' `gen_ai.system`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Dashscope => "dashscope",
+            ProviderKind::Mock => "mock",
+        }
     }
 }
 

@@ -342,6 +342,21 @@ fn check_sections(config: &Config) -> Result<(), ConfigError> {
             "is required when usage.sink is postgres",
         ));
     }
+    if let Some(t) = &config.tracing {
+        check_url(&t.otlp_endpoint).map_err(|m| ConfigError::new("tracing.otlp_endpoint", m))?;
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            return Err(ConfigError::new(
+                "tracing.sample_ratio",
+                "must be between 0 and 1",
+            ));
+        }
+        if t.max_queue == 0 || t.service_name.is_empty() {
+            return Err(ConfigError::new(
+                "tracing",
+                "max_queue must be > 0 and service_name non-empty",
+            ));
+        }
+    }
     if let Some(control) = &config.control {
         if control.database_url.is_empty() {
             return Err(ConfigError::new(

@@ -151,6 +151,14 @@ impl ModelEntry {
                 .all(|r| self.routes().any(|old| Arc::ptr_eq(old, r)))
     }
 
+    /// The GenAI semantic conventions' `gen_ai.operation.name` for this model's requests.
+    pub fn kind_operation(&self) -> &'static str {
+        match self.kind {
+            ModelType::Chat => "chat",
+            ModelType::Embedding => "embeddings",
+        }
+    }
+
     /// How this model's tokens are counted for session budgets and limits: as its first route
     /// counts them.
     pub fn encoding(&self) -> Encoding {

@@ -251,6 +251,9 @@ impl HttpUpstream {
                 headers.insert(name.clone(), value.clone());
             }
         }
+        if let Ok(traceparent) = crate::trace::UPSTREAM_TRACEPARENT.try_with(Clone::clone) {
+            headers.insert(TRACEPARENT, traceparent);
+        }
         let response = thread_client()
             .request(request)
             .await
@@ -280,7 +283,13 @@ impl HttpUpstream {
             Endpoint::Completions => &plain.completions,
             Endpoint::Embeddings => &plain.embeddings,
         };
-        let extra: &[u8] = if req.stream { &plain.stream_extra } else { &[] };
+        let mut extra: &[u8] = if req.stream { &plain.stream_extra } else { &[] };
+        // A sampled attempt's `traceparent` (only then is a head line allocated).
+        let traced = crate::trace::UPSTREAM_TRACEPARENT
+            .try_with(|t| [extra, b"traceparent: ", t.as_bytes(), b"\r\n"].concat());
+        if let Ok(traced) = &traced {
+            extra = traced;
+        }
         let response = match plain.origin.send(head, extra, Some(&req.body)).await {
             Ok(response) => response,
             Err(h1::Failure::Connect(_)) => return Err(cannot_connect(&self.provider)),
@@ -396,6 +405,30 @@ fn connection_failed(provider: &str, detail: &dyn std::fmt::Display) -> GatewayE
         ErrorKind::UpstreamFailed,
         format!("provider {provider:?} connection failed: {detail}"),
     )
+}
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// POSTs `body` to `uri` with this thread's client (the OTLP exporter's batches); `Ok` for a
+/// 2xx, else why not.
+pub async fn post(uri: Uri, content_type: &'static str, body: Bytes) -> Result<(), String> {
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri;
+    request
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let response = thread_client()
+        .request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    // Read the (small) answer so the connection goes back to the pool.
+    let _ = response.into_body().collect().await;
+    match status.is_success() {
+        true => Ok(()),
+        false => Err(format!("the collector answered {status}")),
+    }
 }
 
 thread_local! {

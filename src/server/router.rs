@@ -14,13 +14,17 @@ use crate::body::Body;
 use crate::call::context::{Rejection, RequestCtx};
 use crate::error::{ErrorKind, GatewayError};
 use crate::state::App;
+use crate::trace::{Active, Tracer, Value};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let request_id = client_request_id(&req).unwrap_or_else(|| app.next_request_id());
-    let ctx = RequestCtx::new(app, request_id.clone(), started);
+    let mut ctx = RequestCtx::new(app, request_id.clone(), started);
+    if let Some(tracer) = &ctx.app.tracer {
+        ctx.trace = server_span(tracer, &req);
+    }
     // Only a request from an allowed browser origin needs its headers after routing.
     let origin = match ctx.runtime.cors_origins.is_some() {
         true => req.headers().get(http::header::ORIGIN).cloned(),
@@ -44,6 +48,19 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     };
     if api {
         crate::stats::record(response.status().as_u16(), ctx.started.elapsed());
+    }
+    if let Some(span) = &ctx.trace {
+        let status = response.status();
+        span.set_int("http.response.status_code", i64::from(status.as_u16()));
+        // A stream's span is finished by its outcome recorder when the stream ends.
+        let streaming = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        if !streaming || status != http::StatusCode::OK {
+            let failed = status.is_server_error().then(|| status.as_str().to_owned());
+            span.finish(failed.as_deref());
+        }
     }
     response.headers_mut().insert(X_REQUEST_ID, request_id);
     if let Some(origin) = origin {
@@ -117,6 +134,33 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
         )
         .into()),
     }
+}
+
+/// The request's server span (HTTP semantic conventions), continuing the client's trace.
+fn server_span(tracer: &Arc<Tracer>, req: &Request<Incoming>) -> Option<Arc<Active>> {
+    let method = req.method().as_str();
+    let path = req.uri().path();
+    // Named by the route, not the path: ids would make every span name unique.
+    let route = [
+        "/v1/responses/",
+        "/v1/sessions/",
+        "/v1/models/",
+        "/admin/v1/keys/",
+        "/admin/v1/models/",
+        "/admin/v1/routes/",
+    ]
+    .iter()
+    .find(|p| path.starts_with(**p) && path.len() > p.len())
+    .map_or(path.to_owned(), |p| format!("{p}{{id}}"));
+    let span = Active::server(
+        tracer,
+        req.headers().get("traceparent"),
+        format!("{method} {route}"),
+    )?;
+    span.set("http.route", Value::Str(route));
+    span.set("http.request.method", Value::Str(method.to_owned()));
+    span.set("url.path", Value::Str(path.to_owned()));
+    Some(span)
 }
 
 fn not_allowed(req: &Request<Incoming>) -> Rejection {

@@ -29,6 +29,7 @@ use super::migrations::migrate;
 use super::partitions::{Month, maintain};
 use super::record::UsageRecord;
 use crate::config::{UsageConfig, UsageSinkKind};
+use crate::trace::{Active, Tracer, Value};
 
 const QUEUE: usize = 65_536;
 /// Rows that find the queue full wait in an overflow of this size for the writer; past both,
@@ -96,7 +97,11 @@ impl UsageSink {
     /// another running gateway holds the same spill path: two writers replaying one spill file
     /// (one removing it while the other appends) or recovering each other's live journal would
     /// lose rows, so each gateway must have its own.
-    pub fn start(config: &UsageConfig) -> Result<Option<Arc<Self>>, String> {
+    /// `tracer`: each batch write becomes a span of its own trace (`usage.batch`).
+    pub fn start(
+        config: &UsageConfig,
+        tracer: Option<Arc<Tracer>>,
+    ) -> Result<Option<Arc<Self>>, String> {
         let mut destination = match config.sink {
             UsageSinkKind::None => return Ok(None),
             UsageSinkKind::File => Destination::File(FileSink {
@@ -149,6 +154,7 @@ impl UsageSink {
             destination,
             stopped,
             started.clone(),
+            tracer,
         ));
         Ok(Some(Arc::new(Self {
             tx,
@@ -214,6 +220,7 @@ async fn run(
     mut destination: Destination,
     mut stopped: watch::Receiver<bool>,
     started: Arc<AtomicBool>,
+    tracer: Option<Arc<Tracer>>,
 ) {
     destination.idle().await; // the first connection, and the migrations
     started.store(true, Ordering::Release);
@@ -234,8 +241,14 @@ async fn run(
         crate::metrics::usage_queue_depth(rx.len());
         let full = batch.len() == BATCH;
         if !batch.is_empty() {
+            let span = tracer.as_ref().and_then(|t| Active::root(t, "usage.batch"));
             count_estimated(&mut batch).await;
             let persisted = destination.write(&batch).await;
+            if let Some(span) = span {
+                span.set_int("switchyard.usage.rows", batch.len() as i64);
+                span.set("switchyard.usage.sink", Value::Static(destination.name()));
+                span.finish((!persisted).then_some("the batch was neither written nor spilled"));
+            }
             if let Some(journal) = &journal
                 && persisted
             {
@@ -429,6 +442,13 @@ impl Destination {
         };
         crate::metrics::usage_write_seconds(started.elapsed());
         persisted
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Destination::File(_) => "file",
+            Destination::Postgres(_) => "postgres",
+        }
     }
 
     async fn idle(&mut self) {

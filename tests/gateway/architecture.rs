@@ -26,6 +26,7 @@ const ORDER: &[&str] = &[
     "request",
     "error",
     "body",
+    "trace",
     "metrics",
     "stats",
     "logs",

@@ -28,4 +28,5 @@ mod responses;
 mod routing;
 mod server;
 mod sessions;
+mod traces;
 mod usage_schema;

@@ -395,7 +395,7 @@ async fn hourly_totals_answer_usage_exactly_whatever_the_window() {
         spill.display()
     );
     let (config, _) = switchyard::config::parse(&yaml, &|_: &str| None).unwrap();
-    let sink = UsageSink::start(&config.usage).unwrap().unwrap();
+    let sink = UsageSink::start(&config.usage, None).unwrap().unwrap();
 
     const HOUR: i64 = 3_600_000_000;
     let now = switchyard::clock::unix_micros();

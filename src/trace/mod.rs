@@ -1,0 +1,386 @@
+//! OpenTelemetry traces (DESIGN.md §5 "Observability"): a server span per request, a client span
+//! per upstream attempt, internal spans for session expansion and compression and for ledger
+//! batches, exported over OTLP/HTTP (protobuf). A span is finished on the request path into a
+//! bounded queue (`try_send`: never a wait; a full queue drops the span and counts it) and
+//! encoded and sent by one exporter task off the request path, so a collector that is slow or
+//! down costs dropped spans, never a slower request. W3C `traceparent` in, `traceparent` out.
+//!
+//! Written here rather than with `tracing-opentelemetry` (README, "Differences from the design"):
+//! the gateway's logs are events, not spans, and a span is a few fields recorded at two points,
+//! so the bridge, the SDK and its runtime glue were all cost and no help.
+
+pub mod export;
+pub mod otlp;
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http::HeaderValue;
+use tokio::sync::mpsc;
+
+pub type TraceId = [u8; 16];
+pub type SpanId = [u8; 8];
+
+tokio::task_local! {
+    /// The `traceparent` an upstream request of the current attempt carries (set around each
+    /// sampled attempt; the transport adds it as a header).
+    pub static UPSTREAM_TRACEPARENT: HeaderValue;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Internal = 1,
+    Server = 2,
+    Client = 3,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String),
+    Static(&'static str),
+    Int(i64),
+    Bool(bool),
+}
+
+/// A finished span, as exported.
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent: Option<SpanId>,
+    pub name: Cow<'static, str>,
+    pub kind: Kind,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub attributes: Vec<(&'static str, Value)>,
+    /// The span failed, with this message.
+    pub error: Option<String>,
+}
+
+/// Where finished spans go, and the sampling decision for new traces.
+pub struct Tracer {
+    queue: mpsc::Sender<Span>,
+    sample_ratio: f64,
+}
+
+/// A span being recorded: attributes are added as the request goes, and it is finished once
+/// (later calls do nothing), by whoever knows the outcome.
+pub struct Active {
+    tracer: Arc<Tracer>,
+    span: Mutex<Span>,
+    done: AtomicBool,
+}
+
+// === impl Tracer ===
+
+impl Tracer {
+    /// A tracer whose spans wait in a queue of `max_queue` for `export::run` (spawn it on
+    /// the receiver this returns).
+    pub fn new(sample_ratio: f64, max_queue: usize) -> (Arc<Self>, mpsc::Receiver<Span>) {
+        let (queue, spans) = mpsc::channel(max_queue);
+        (
+            Arc::new(Self {
+                queue,
+                sample_ratio,
+            }),
+            spans,
+        )
+    }
+
+    fn emit(&self, span: Span) {
+        if self.queue.try_send(span).is_err() {
+            crate::metrics::span_dropped();
+        }
+    }
+
+    /// Whether a new trace is recorded: decided from the trace id (the W3C "trace id ratio"),
+    /// so every replica decides alike for one trace.
+    fn samples(&self, trace_id: &TraceId) -> bool {
+        if self.sample_ratio >= 1.0 {
+            return true;
+        }
+        let low = u64::from_be_bytes(trace_id[8..].try_into().unwrap_or([0; 8]));
+        (low >> 11) as f64 / (1u64 << 53) as f64 <= self.sample_ratio
+    }
+}
+
+// === impl Active ===
+
+impl Active {
+    /// A request's server span: continuing the client's trace when it sent a valid
+    /// `traceparent` (and follows its sampled flag), else a new trace sampled by ratio. `None`
+    /// when the trace is not recorded.
+    pub fn server(
+        tracer: &Arc<Tracer>,
+        traceparent: Option<&HeaderValue>,
+        name: String,
+    ) -> Option<Arc<Self>> {
+        let (trace_id, parent) = match traceparent.and_then(|v| parse_traceparent(v.as_bytes())) {
+            Some((trace_id, parent, sampled)) => {
+                if !sampled {
+                    return None;
+                }
+                (trace_id, Some(parent))
+            }
+            None => {
+                let trace_id = new_trace_id();
+                if !tracer.samples(&trace_id) {
+                    return None;
+                }
+                (trace_id, None)
+            }
+        };
+        Some(Arc::new(Self::new(
+            tracer.clone(),
+            trace_id,
+            parent,
+            Cow::Owned(name),
+            Kind::Server,
+        )))
+    }
+
+    /// A root span of its own trace (a ledger batch), if sampled.
+    pub fn root(tracer: &Arc<Tracer>, name: &'static str) -> Option<Self> {
+        let trace_id = new_trace_id();
+        tracer.samples(&trace_id).then(|| {
+            Self::new(
+                tracer.clone(),
+                trace_id,
+                None,
+                Cow::Borrowed(name),
+                Kind::Internal,
+            )
+        })
+    }
+
+    /// A span under this one.
+    pub fn child(&self, name: impl Into<Cow<'static, str>>, kind: Kind) -> Self {
+        let (trace_id, parent) = {
+            let span = self.lock();
+            (span.trace_id, span.span_id)
+        };
+        Self::new(
+            self.tracer.clone(),
+            trace_id,
+            Some(parent),
+            name.into(),
+            kind,
+        )
+    }
+
+    fn new(
+        tracer: Arc<Tracer>,
+        trace_id: TraceId,
+        parent: Option<SpanId>,
+        name: Cow<'static, str>,
+        kind: Kind,
+    ) -> Self {
+        Self {
+            tracer,
+            span: Mutex::new(Span {
+                trace_id,
+                span_id: new_span_id(),
+                parent,
+                name,
+                kind,
+                start_ns: unix_nanos(),
+                end_ns: 0,
+                attributes: Vec::with_capacity(12),
+                error: None,
+            }),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Span> {
+        self.span.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set(&self, key: &'static str, value: Value) {
+        let mut span = self.lock();
+        match span.attributes.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => span.attributes.push((key, value)),
+        }
+    }
+
+    pub fn set_str(&self, key: &'static str, value: &str) {
+        self.set(key, Value::Str(value.to_owned()));
+    }
+
+    pub fn set_int(&self, key: &'static str, value: i64) {
+        self.set(key, Value::Int(value));
+    }
+
+    /// The `traceparent` naming this span as the parent (sampled).
+    pub fn traceparent(&self) -> HeaderValue {
+        let span = self.lock();
+        traceparent(&span.trace_id, &span.span_id)
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Ends the span (with an error message if it failed) and queues it for export; only the
+    /// first call counts.
+    pub fn finish(&self, error: Option<&str>) {
+        if self.done.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let span = {
+            let mut span = self.lock();
+            span.end_ns = unix_nanos().max(span.start_ns);
+            span.error = error.map(str::to_owned);
+            span.clone()
+        };
+        self.tracer.emit(span);
+    }
+}
+
+/// `traceparent: 00-<trace id>-<parent id>-<flags>`; `None` unless well-formed with non-zero
+/// ids (W3C Trace Context §3.2).
+pub fn parse_traceparent(value: &[u8]) -> Option<(TraceId, SpanId, bool)> {
+    if value.len() < 55 || value[2] != b'-' || value[35] != b'-' || value[52] != b'-' {
+        return None;
+    }
+    let version = hex_byte(&value[0..2])?;
+    // Version ff is invalid; a future version may be longer but starts the same way.
+    if version == 0xff || (version == 0 && value.len() != 55) {
+        return None;
+    }
+    let mut trace_id = [0u8; 16];
+    for (i, b) in trace_id.iter_mut().enumerate() {
+        *b = hex_byte(&value[3 + 2 * i..5 + 2 * i])?;
+    }
+    let mut parent = [0u8; 8];
+    for (i, b) in parent.iter_mut().enumerate() {
+        *b = hex_byte(&value[36 + 2 * i..38 + 2 * i])?;
+    }
+    let flags = hex_byte(&value[53..55])?;
+    if trace_id == [0; 16] || parent == [0; 8] {
+        return None;
+    }
+    Some((trace_id, parent, flags & 1 == 1))
+}
+
+/// A sampled `traceparent` for a span.
+pub fn traceparent(trace_id: &TraceId, span_id: &SpanId) -> HeaderValue {
+    let mut out = Vec::with_capacity(55);
+    out.extend_from_slice(b"00-");
+    push_hex(&mut out, trace_id);
+    out.push(b'-');
+    push_hex(&mut out, span_id);
+    out.extend_from_slice(b"-01");
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("00-0-0-00"))
+}
+
+fn hex_byte(pair: &[u8]) -> Option<u8> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    Some(digit(pair[0])? << 4 | digit(pair[1])?)
+}
+
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
+    }
+}
+
+pub fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+thread_local! {
+    /// xorshift64* state, seeded once per thread from the OS: ids must be unique, not secret.
+    static RNG: Cell<u64> = Cell::new({
+        let mut seed = [0u8; 8];
+        let _ = getrandom::getrandom(&mut seed);
+        u64::from_le_bytes(seed) | 1
+    });
+}
+
+fn next_u64() -> u64 {
+    RNG.with(|state| {
+        let mut x = state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    })
+}
+
+fn new_trace_id() -> TraceId {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&next_u64().to_be_bytes());
+    id[8..].copy_from_slice(&next_u64().to_be_bytes());
+    id
+}
+
+fn new_span_id() -> SpanId {
+    loop {
+        let id = next_u64();
+        if id != 0 {
+            return id.to_be_bytes();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_round_trips_and_bad_ones_are_ignored() {
+        let good = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let (trace, parent, sampled) = parse_traceparent(good).unwrap();
+        assert!(sampled);
+        assert_eq!(traceparent(&trace, &parent).as_bytes(), good);
+        let unsampled = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        assert!(!parse_traceparent(unsampled).unwrap().2);
+        for bad in [
+            &b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"[..],
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            b"garbage",
+        ] {
+            assert!(
+                parse_traceparent(bad).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn ids_are_distinct_and_never_zero() {
+        let ids: std::collections::HashSet<SpanId> = (0..10_000).map(|_| new_span_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(!ids.contains(&[0; 8]));
+    }
+
+    #[test]
+    fn sampling_follows_the_ratio() {
+        let (none, _rx) = Tracer::new(0.0, 1);
+        let (half, _rx2) = Tracer::new(0.5, 1);
+        let sampled = (0..10_000)
+            .filter(|_| half.samples(&new_trace_id()))
+            .count();
+        assert!((4_500..5_500).contains(&sampled), "{sampled}");
+        let zero = (0..1_000).filter(|_| none.samples(&new_trace_id())).count();
+        assert!(zero <= 1, "{zero}");
+    }
+}

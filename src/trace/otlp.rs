@@ -1,0 +1,142 @@
+//! Spans as an OTLP `ExportTraceServiceRequest` in protobuf (opentelemetry-proto,
+//! `collector/trace/v1` and `trace/v1`), written by hand: a handful of messages, so a protobuf
+//! toolchain would be all cost. Field numbers are the proto files'; the test suite decodes the
+//! output with the official generated types.
+
+use super::{Kind, Span, Value};
+
+/// What every span of this process shares: its resource attributes.
+pub struct Resource {
+    pub service_name: String,
+    pub service_version: &'static str,
+}
+
+/// `ExportTraceServiceRequest { resource_spans = 1 }` with one `ResourceSpans { resource = 1,
+/// scope_spans = 2 }` and one `ScopeSpans { scope = 1, spans = 2 }`.
+pub fn encode(resource: &Resource, spans: &[Span]) -> Vec<u8> {
+    let mut resource_msg = Vec::new();
+    key_value(
+        &mut resource_msg,
+        1,
+        "service.name",
+        &Value::Str(resource.service_name.clone()),
+    );
+    key_value(
+        &mut resource_msg,
+        1,
+        "service.version",
+        &Value::Static(resource.service_version),
+    );
+    let mut scope = Vec::new();
+    string(&mut scope, 1, "switchyard");
+    string(&mut scope, 2, resource.service_version);
+    let mut scope_spans = Vec::new();
+    message(&mut scope_spans, 1, &scope);
+    let mut one = Vec::with_capacity(256);
+    for span in spans {
+        one.clear();
+        encode_span(&mut one, span);
+        message(&mut scope_spans, 2, &one);
+    }
+    let mut resource_spans = Vec::with_capacity(scope_spans.len() + 64);
+    message(&mut resource_spans, 1, &resource_msg);
+    message(&mut resource_spans, 2, &scope_spans);
+    let mut request = Vec::with_capacity(resource_spans.len() + 8);
+    message(&mut request, 1, &resource_spans);
+    request
+}
+
+/// `Span`: trace_id 1, span_id 2, parent_span_id 4, name 5, kind 6, start 7 and end 8
+/// (fixed64), attributes 9, status 15 (`message` 2, `code` 3: 1 ok, 2 error).
+fn encode_span(out: &mut Vec<u8>, span: &Span) {
+    bytes(out, 1, &span.trace_id);
+    bytes(out, 2, &span.span_id);
+    if let Some(parent) = &span.parent {
+        bytes(out, 4, parent);
+    }
+    string(out, 5, &span.name);
+    varint_field(out, 6, span.kind as u64);
+    fixed64(out, 7, span.start_ns);
+    fixed64(out, 8, span.end_ns);
+    for (key, value) in &span.attributes {
+        key_value(out, 9, key, value);
+    }
+    let mut status = Vec::new();
+    match &span.error {
+        Some(message) => {
+            string(&mut status, 2, message);
+            varint_field(&mut status, 3, 2);
+        }
+        None if span.kind == Kind::Server => varint_field(&mut status, 3, 1),
+        None => {}
+    }
+    if !status.is_empty() {
+        message(out, 15, &status);
+    }
+}
+
+/// `KeyValue { key = 1, value = 2 }`, `AnyValue { string 1, bool 2, int 3 }`.
+fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
+    let mut any = Vec::new();
+    match value {
+        Value::Str(s) => string(&mut any, 1, s),
+        Value::Static(s) => string(&mut any, 1, s),
+        Value::Bool(b) => varint_field(&mut any, 2, u64::from(*b)),
+        Value::Int(i) => varint_field(&mut any, 3, *i as u64),
+    }
+    let mut kv = Vec::with_capacity(key.len() + any.len() + 4);
+    string(&mut kv, 1, key);
+    message(&mut kv, 2, &any);
+    message(out, field, &kv);
+}
+
+fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
+    varint(out, (u64::from(field) << 3) | u64::from(wire));
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_field(out: &mut Vec<u8>, field: u32, v: u64) {
+    tag(out, field, 0);
+    varint(out, v);
+}
+
+fn fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
+    tag(out, field, 1);
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
+    tag(out, field, 2);
+    varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn string(out: &mut Vec<u8>, field: u32, s: &str) {
+    bytes(out, field, s.as_bytes());
+}
+
+fn message(out: &mut Vec<u8>, field: u32, m: &[u8]) {
+    bytes(out, field, m);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_are_little_endian_base_128() {
+        let mut out = Vec::new();
+        varint(&mut out, 300);
+        assert_eq!(out, [0xac, 0x02]);
+        out.clear();
+        varint(&mut out, (-1i64) as u64);
+        assert_eq!(out.len(), 10, "a negative int64 takes ten bytes");
+    }
+}
