@@ -132,7 +132,18 @@ pub fn status(
             ),
         },
     );
-    line("tracing", "off");
+    line(
+        "tracing",
+        &match &config.tracing {
+            Some(t) => format!(
+                "otlp {}/v1/traces (service {}, sample ratio {})",
+                masked(t.otlp_endpoint.trim_end_matches('/')),
+                t.service_name,
+                t.sample_ratio
+            ),
+            None => "off".to_owned(),
+        },
+    );
     head + &out
 }
 

@@ -296,7 +296,7 @@ impl Admin<'_> {
     async fn patch_route(&self, id: i64, body: &[u8]) -> Answer {
         let patch: RoutePatch = parse(body)?;
         let mut conn = self.conn().await?;
-        let current = store::get_route(&conn, id).await.map_err(refused)?;
+        let current = store::get_route(&conn, id).await.map_err(refused)?.fields;
         let fields = RouteFields {
             model: patch.model.unwrap_or(current.model),
             provider: patch.provider.unwrap_or(current.provider),

@@ -336,6 +336,9 @@ async fn a_collector_that_hangs_slows_nothing_and_drops_are_counted() {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    assert!(dropped >= 800.0 - 512.0 - 8.0, "dropped spans are counted: {dropped}");
+    assert!(
+        dropped >= 800.0 - 512.0 - 8.0,
+        "dropped spans are counted: {dropped}"
+    );
     gw.shutdown().await;
 }

@@ -1,0 +1,185 @@
+//! The `models` table.
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, GenericClient, Row};
+
+use super::common::{ControlError, commit, delete, named, positive};
+use crate::config::{ModelType, PriceConfig, Tokenizer};
+
+/// A model as the admin API shows and takes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRow {
+    pub name: String,
+    #[serde(rename = "type", default = "chat")]
+    pub kind: ModelType,
+    #[serde(default)]
+    pub context_window: Option<u32>,
+    #[serde(default)]
+    pub price: Option<PriceConfig>,
+    #[serde(default)]
+    pub tokenizer: Option<Tokenizer>,
+}
+
+pub async fn list_models(client: &impl GenericClient) -> Result<Vec<ModelRow>, ControlError> {
+    let rows = client
+        .query(
+            "SELECT name, type, context_window, input_per_1m::text, output_per_1m::text, tokenizer
+             FROM models ORDER BY created_at, name",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(model_row).collect())
+}
+
+pub async fn create_model(client: &mut Client, m: &ModelRow) -> Result<i64, ControlError> {
+    let tx = client.transaction().await?;
+    insert_model(&tx, m).await?;
+    commit(tx).await
+}
+
+/// Replaces a model's fields (its name stays).
+pub async fn update_model(client: &mut Client, m: &ModelRow) -> Result<i64, ControlError> {
+    let tx = client.transaction().await?;
+    let changed = tx
+        .execute(
+            "UPDATE models SET type = $2, context_window = $3, input_per_1m = $4::text::numeric,
+                    output_per_1m = $5::text::numeric, tokenizer = $6, updated_at = clock_timestamp()
+             WHERE name = $1",
+            &Columns::of(m).params(),
+        )
+        .await?;
+    if changed == 0 {
+        return Err(ControlError::NotFound(format!(
+            "no model named {:?}",
+            m.name
+        )));
+    }
+    commit(tx).await
+}
+
+pub async fn get_model(client: &Client, name: &str) -> Result<ModelRow, ControlError> {
+    client
+        .query_opt(
+            "SELECT name, type, context_window, input_per_1m::text, output_per_1m::text, tokenizer
+             FROM models WHERE name = $1",
+            &[&name],
+        )
+        .await?
+        .map(|r| model_row(&r))
+        .ok_or_else(|| ControlError::NotFound(format!("no model named {name:?}")))
+}
+
+/// Deletes a model and its routes.
+pub async fn delete_model(client: &mut Client, name: &str) -> Result<i64, ControlError> {
+    delete(client, "DELETE FROM models WHERE name = $1", &name, || {
+        format!("no model named {name:?}")
+    })
+    .await
+}
+
+pub(super) async fn insert_model(
+    client: &impl GenericClient,
+    m: &ModelRow,
+) -> Result<(), ControlError> {
+    client
+        .execute(
+            "INSERT INTO models (name, type, context_window, input_per_1m, output_per_1m, tokenizer)
+             VALUES ($1, $2, $3, $4::text::numeric, $5::text::numeric, $6)",
+            &Columns::of(m).params(),
+        )
+        .await
+        .map_err(|e| named(e, "model", &m.name))?;
+    Ok(())
+}
+
+pub(super) fn model_row(row: &Row) -> ModelRow {
+    let price = match (
+        row.get::<_, Option<String>>(3),
+        row.get::<_, Option<String>>(4),
+    ) {
+        (Some(i), Some(o)) => Some(PriceConfig {
+            input_per_1m: i.parse().unwrap_or(0.0),
+            output_per_1m: o.parse().unwrap_or(0.0),
+        }),
+        _ => None,
+    };
+    ModelRow {
+        name: row.get(0),
+        kind: match row.get::<_, &str>(1) {
+            "embedding" => ModelType::Embedding,
+            _ => ModelType::Chat,
+        },
+        context_window: positive(row.get(2)),
+        price,
+        tokenizer: row
+            .get::<_, Option<&str>>(5)
+            .and_then(|t| serde_json::from_value(serde_json::Value::String(t.into())).ok()),
+    }
+}
+
+/// A model's fields as the table's columns, in the order both statements bind them: name, type,
+/// context_window, input_per_1m, output_per_1m (decimal text, cast by the statement), tokenizer.
+struct Columns<'a> {
+    name: &'a str,
+    kind: &'static str,
+    context_window: Option<i32>,
+    input: Option<String>,
+    output: Option<String>,
+    tokenizer: Option<&'static str>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(m: &'a ModelRow) -> Self {
+        let (input, output) = prices(m.price.as_ref());
+        Self {
+            name: &m.name,
+            kind: kind_name(m.kind),
+            context_window: m.context_window.map(|c| c.min(i32::MAX as u32) as i32),
+            input,
+            output,
+            tokenizer: m.tokenizer.map(tokenizer_name),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
+            &self.name,
+            &self.kind,
+            &self.context_window,
+            &self.input,
+            &self.output,
+            &self.tokenizer,
+        ]
+    }
+}
+
+fn prices(p: Option<&PriceConfig>) -> (Option<String>, Option<String>) {
+    match p {
+        None => (None, None),
+        Some(p) => (
+            Some(p.input_per_1m.to_string()),
+            Some(p.output_per_1m.to_string()),
+        ),
+    }
+}
+
+fn kind_name(kind: ModelType) -> &'static str {
+    match kind {
+        ModelType::Chat => "chat",
+        ModelType::Embedding => "embedding",
+    }
+}
+
+fn tokenizer_name(t: Tokenizer) -> &'static str {
+    match t {
+        Tokenizer::O200kBase => "o200k_base",
+        Tokenizer::Cl100kBase => "cl100k_base",
+        Tokenizer::O200kHarmony => "o200k_harmony",
+    }
+}
+
+fn chat() -> ModelType {
+    ModelType::Chat
+}
