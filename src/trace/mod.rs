@@ -232,9 +232,18 @@ impl Active {
         }
         let span = {
             let mut span = self.lock();
-            span.end_ns = unix_nanos().max(span.start_ns);
-            span.error = error.map(str::to_owned);
-            span.clone()
+            // Taken, not cloned: nothing reads a finished span's attributes again.
+            Span {
+                trace_id: span.trace_id,
+                span_id: span.span_id,
+                parent: span.parent,
+                name: std::mem::take(&mut span.name),
+                kind: span.kind,
+                start_ns: span.start_ns,
+                end_ns: unix_nanos().max(span.start_ns),
+                attributes: std::mem::take(&mut span.attributes),
+                error: error.map(str::to_owned),
+            }
         };
         self.tracer.emit(span);
     }

@@ -75,19 +75,32 @@ fn encode_span(out: &mut Vec<u8>, span: &Span) {
     }
 }
 
-/// `KeyValue { key = 1, value = 2 }`, `AnyValue { string 1, bool 2, int 3 }`.
+/// `KeyValue { key = 1, value = 2 }`, `AnyValue { string 1, bool 2, int 3 }`, written in place:
+/// every length is known before its bytes, so no message is built apart and copied.
 fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
-    let mut any = Vec::new();
+    let any_len = match value {
+        Value::Str(s) => 1 + varint_len(s.len() as u64) + s.len(),
+        Value::Static(s) => 1 + varint_len(s.len() as u64) + s.len(),
+        Value::Bool(_) => 2,
+        Value::Int(i) => 1 + varint_len(*i as u64),
+    };
+    let kv_len =
+        1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(any_len as u64) + any_len;
+    tag(out, field, 2);
+    varint(out, kv_len as u64);
+    string(out, 1, key);
+    tag(out, 2, 2);
+    varint(out, any_len as u64);
     match value {
-        Value::Str(s) => string(&mut any, 1, s),
-        Value::Static(s) => string(&mut any, 1, s),
-        Value::Bool(b) => varint_field(&mut any, 2, u64::from(*b)),
-        Value::Int(i) => varint_field(&mut any, 3, *i as u64),
+        Value::Str(s) => string(out, 1, s),
+        Value::Static(s) => string(out, 1, s),
+        Value::Bool(b) => varint_field(out, 2, u64::from(*b)),
+        Value::Int(i) => varint_field(out, 3, *i as u64),
     }
-    let mut kv = Vec::with_capacity(key.len() + any.len() + 4);
-    string(&mut kv, 1, key);
-    message(&mut kv, 2, &any);
-    message(out, field, &kv);
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - v.max(1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
@@ -129,6 +142,25 @@ fn message(out: &mut Vec<u8>, field: u32, m: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn varint_lengths_match_the_encoding() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            varint(&mut out, v);
+            assert_eq!(varint_len(v), out.len(), "{v}");
+        }
+    }
 
     #[test]
     fn varints_are_little_endian_base_128() {
