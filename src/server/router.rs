@@ -22,7 +22,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let request_id = client_request_id(&req).unwrap_or_else(|| app.next_request_id());
     let mut ctx = RequestCtx::new(app, request_id.clone(), started);
-    if let Some(tracer) = &ctx.app.tracer {
+    // The dashboard's figures and traces are the API's traffic, not probes, scrapes or polling.
+    let api = req.uri().path().starts_with("/v1/");
+    if let Some(tracer) = ctx.app.tracer.as_ref().filter(|_| api) {
         ctx.trace = server_span(tracer, &req);
     }
     // Only a request from an allowed browser origin needs its headers after routing.
@@ -30,8 +32,6 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         true => req.headers().get(http::header::ORIGIN).cloned(),
         false => None,
     };
-    // The dashboard's figures are the API's traffic, not probes, scrapes or its own polling.
-    let api = req.uri().path().starts_with("/v1/");
     crate::metrics::in_flight(1.0);
     let result = match tokio::time::timeout(ctx.runtime.request_timeout, route(&ctx, req)).await {
         Ok(result) => result,
