@@ -165,7 +165,9 @@ where
             result
         }
     };
-    match dispatch(model, ctx.runtime.max_attempts, affinity, traced).await {
+    // Boxed: the traced attempts' futures are larger, and only a traced request should carry
+    // them (every request's future holds the space of its largest branch).
+    match Box::pin(dispatch(model, ctx.runtime.max_attempts, affinity, traced)).await {
         Ok(served) => Ok((served, recorder)),
         Err(failure) => Err(recorder.failed(failure)),
     }
