@@ -264,6 +264,10 @@ impl App {
         if let Some(sink) = &self.usage {
             sink.shutdown().await;
         }
+        // The last spans (the ledger's last batches' included), within a bounded wait.
+        if let Some(tracer) = &self.tracer {
+            tracer.flush(Duration::from_secs(2)).await;
+        }
         self.upkeep.abort();
         if let Some(follower) = self
             .follower
@@ -592,7 +596,7 @@ fn start_tracing(config: &TracingConfig) -> Result<Arc<Tracer>, String> {
         service_name: config.service_name.clone(),
         service_version: env!("CARGO_PKG_VERSION"),
     };
-    tokio::spawn(export::run(spans, resource, post));
+    tokio::spawn(export::run(spans, resource, post, tracer.clone()));
     Ok(tracer)
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::Span;
 use super::otlp::{Resource, encode};
+use super::{Span, Tracer};
 
 const MAX_BATCH: usize = 512;
 const LINGER: Duration = Duration::from_secs(1);
@@ -22,44 +22,72 @@ const POST_TIMEOUT: Duration = Duration::from_secs(10);
 pub type Post =
     Arc<dyn Fn(Bytes) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
-/// Runs until every sender (the tracer) is gone, sending what is left first.
-pub async fn run(mut spans: mpsc::Receiver<Span>, resource: Resource, post: Post) {
+/// Runs until the tracer asks for a flush (shutdown): then sends what is queued and ends.
+pub async fn run(
+    mut spans: mpsc::Receiver<Span>,
+    resource: Resource,
+    post: Post,
+    tracer: Arc<Tracer>,
+) {
     let mut batch: Vec<Span> = Vec::with_capacity(MAX_BATCH);
     let mut failing = false;
-    while let Some(first) = spans.recv().await {
-        batch.push(first);
+    loop {
+        let mut flushing = false;
+        tokio::select! {
+            first = spans.recv() => match first {
+                Some(span) => batch.push(span),
+                None => return,
+            },
+            () = tracer.flush.notified() => flushing = true,
+        }
         let linger = tokio::time::sleep(LINGER);
         tokio::pin!(linger);
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MAX_BATCH && !flushing {
             tokio::select! {
                 next = spans.recv() => match next {
                     Some(span) => batch.push(span),
                     None => break,
                 },
                 () = &mut linger => break,
+                () = tracer.flush.notified() => flushing = true,
             }
         }
-        let body = Bytes::from(encode(&resource, &batch));
-        let sent = tokio::time::timeout(POST_TIMEOUT, post(body))
-            .await
-            .unwrap_or_else(|_| Err("the collector did not answer in time".into()));
-        match sent {
-            Ok(()) => {
-                if failing {
-                    tracing::info!("traces: the collector takes spans again");
-                }
-                failing = false;
-                crate::metrics::spans_exported(batch.len());
+        if flushing {
+            // Shutdown: everything queued goes now, then the exporter ends.
+            while let Ok(span) = spans.try_recv() {
+                batch.push(span);
             }
-            Err(e) => {
-                // Said once per outage, not once per batch.
-                if !failing {
-                    tracing::warn!(error = %e, "traces: the collector refused a batch; dropping spans until it answers");
-                }
-                failing = true;
-                crate::metrics::spans_failed(batch.len());
+            for chunk in batch.chunks(MAX_BATCH) {
+                send(&resource, &post, chunk, &mut failing).await;
             }
+            tracer.flushed.notify_one();
+            return;
         }
+        send(&resource, &post, &batch, &mut failing).await;
         batch.clear();
+    }
+}
+
+async fn send(resource: &Resource, post: &Post, batch: &[Span], failing: &mut bool) {
+    let body = Bytes::from(encode(resource, batch));
+    let sent = tokio::time::timeout(POST_TIMEOUT, post(body))
+        .await
+        .unwrap_or_else(|_| Err("the collector did not answer in time".into()));
+    match sent {
+        Ok(()) => {
+            if *failing {
+                tracing::info!("traces: the collector takes spans again");
+            }
+            *failing = false;
+            crate::metrics::spans_exported(batch.len());
+        }
+        Err(e) => {
+            // Said once per outage, not once per batch.
+            if !*failing {
+                tracing::warn!(error = %e, "traces: the collector refused a batch; dropping spans until it answers");
+            }
+            *failing = true;
+            crate::metrics::spans_failed(batch.len());
+        }
     }
 }

@@ -63,6 +63,9 @@ pub struct Span {
 pub struct Tracer {
     queue: mpsc::Sender<Span>,
     sample_ratio: f64,
+    /// Shutdown asks the exporter for a last batch, and waits (a bounded time) for it.
+    pub(crate) flush: tokio::sync::Notify,
+    pub(crate) flushed: tokio::sync::Notify,
 }
 
 /// A span being recorded: attributes are added as the request goes, and it is finished once
@@ -84,9 +87,17 @@ impl Tracer {
             Arc::new(Self {
                 queue,
                 sample_ratio,
+                flush: tokio::sync::Notify::new(),
+                flushed: tokio::sync::Notify::new(),
             }),
             spans,
         )
+    }
+
+    /// At shutdown: the spans still queued go out in a last batch, within `within`.
+    pub async fn flush(&self, within: std::time::Duration) {
+        self.flush.notify_one();
+        let _ = tokio::time::timeout(within, self.flushed.notified()).await;
     }
 
     fn emit(&self, span: Span) {

@@ -342,3 +342,37 @@ async fn a_collector_that_hangs_slows_nothing_and_drops_are_counted() {
     );
     gw.shutdown().await;
 }
+
+/// Shutdown sends the spans still queued instead of losing them with the process.
+#[tokio::test]
+async fn shutdown_flushes_the_last_spans() {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let collector = Collector::default();
+    let addr = collector.start().await;
+    let gw = Gateway::start(&config(&a, &b, &format!("http://{addr}"))).await;
+    let response = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-team")
+        .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let stopping = Instant::now();
+    gw.shutdown().await;
+    // Well inside the exporter's 1 s linger: only the flush can have sent them.
+    assert!(
+        stopping.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        stopping.elapsed()
+    );
+    let spans = collector.spans();
+    assert!(
+        spans.iter().any(|s| s.kind == 2),
+        "the server span was flushed: {spans:#?}"
+    );
+    assert!(
+        spans.iter().any(|s| s.kind == 3),
+        "the attempt span was flushed"
+    );
+}
