@@ -38,12 +38,20 @@ pub fn encode(resource: &Resource, spans: &[Span]) -> Vec<u8> {
         encode_span(&mut one, span);
         message(&mut scope_spans, 2, &one);
     }
-    let mut resource_spans = Vec::with_capacity(scope_spans.len() + 64);
-    message(&mut resource_spans, 1, &resource_msg);
-    message(&mut resource_spans, 2, &scope_spans);
-    let mut request = Vec::with_capacity(resource_spans.len() + 8);
-    message(&mut request, 1, &resource_spans);
+    // The two outer messages' lengths are known now: their headers go straight into the
+    // request, and the spans' bytes are copied once more, not twice.
+    let resource_spans_len = field_len(resource_msg.len()) + field_len(scope_spans.len());
+    let mut request = Vec::with_capacity(field_len(resource_spans_len));
+    tag(&mut request, 1, 2);
+    varint(&mut request, resource_spans_len as u64);
+    message(&mut request, 1, &resource_msg);
+    message(&mut request, 2, &scope_spans);
     request
+}
+
+/// The bytes a length-delimited field with a one-byte tag takes for a body of `len` bytes.
+fn field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
 }
 
 /// `Span`: trace_id 1, span_id 2, parent_span_id 4, name 5, kind 6, start 7 and end 8
