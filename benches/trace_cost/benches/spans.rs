@@ -55,9 +55,15 @@ fn gateway(c: &mut Criterion) {
 }
 
 fn opentelemetry_bridge(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let _guard = runtime.enter();
-    let provider = SdkTracerProvider::builder().with_batch_exporter(Discard).build();
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(Discard)
+        .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
     let _default = tracing::subscriber::set_default(subscriber);
