@@ -21,6 +21,9 @@ use crate::usage::partitions::Month;
 use crate::usage::price::format_cost;
 use crate::usage::totals::{Group, Query};
 
+/// Most rows per usage table.
+const TOP: usize = 50;
+
 /// How long ledger totals and store counts are reused.
 const CACHE_FOR: Duration = Duration::from_secs(5);
 
@@ -135,8 +138,13 @@ async fn usage(ctx: &RequestCtx) -> Value {
                     return Value::Null;
                 }
             };
+            // The costliest first, and at most TOP of them: a fleet with thousands of keys gets
+            // a readable table and a bounded answer.
+            let mut rows = rows;
+            rows.sort_by(|a, b| b.cost.cmp(&a.cost).then(b.requests.cmp(&a.requests)));
             let rows: Vec<Value> = rows
                 .iter()
+                .take(TOP)
                 .map(|t| {
                     json!({
                         "name": t.group, "requests": t.requests, "input_tokens": t.input_tokens,
