@@ -17,6 +17,7 @@ use crate::sessions::compaction;
 use crate::sessions::session::StoredMessage;
 use crate::state::App;
 use crate::tokens::{Encoding, PER_MESSAGE};
+use crate::trace::{Active, Kind};
 
 /// Longest a request waits for a compression of its chain already running.
 const COMPRESSION_WAIT: Duration = Duration::from_secs(60);
@@ -35,6 +36,8 @@ pub struct Chain {
     compressions: u32,
     /// The chat messages of this request's input.
     new_messages: Vec<Value>,
+    /// The request's span, for the chain's compression.
+    trace: Option<Arc<Active>>,
 }
 
 /// The chat messages to send and the chain to store the answer in.
@@ -53,11 +56,20 @@ impl Chain {
         req: &ResponsesRequest,
         owner: Option<&str>,
         encoding: Encoding,
+        trace: Option<Arc<Active>>,
     ) -> Result<Expanded, GatewayError> {
         let (context, summary, compressions) = match &req.previous_response_id {
             None => (Vec::new(), None, 0),
             Some(id) => {
-                let previous = previous(app, id, owner, encoding).await?;
+                let span = trace
+                    .as_ref()
+                    .map(|t| Arc::new(t.child("responses.chain.expand", Kind::Internal)));
+                let previous = previous(app, id, owner, encoding, span.clone()).await;
+                if let Some(span) = &span {
+                    span.set_str("switchyard.previous_response_id", id);
+                    span.finish(previous.as_ref().err().map(|e| e.message()));
+                }
+                let previous = previous?;
                 (previous.context, previous.summary, previous.compressions)
             }
         };
@@ -90,6 +102,7 @@ impl Chain {
                 summary,
                 compressions,
                 new_messages,
+                trace,
             },
         })
     }
@@ -127,9 +140,10 @@ impl Chain {
         self.app.responses.put(stored).await.map_err(store_error)?;
         if long {
             let app = self.app.clone();
+            let trace = self.trace;
             self.app
                 .background
-                .spawn(async move { compress(app, id, encoding, false).await });
+                .spawn(async move { compress(app, id, encoding, false, trace).await });
         }
         Ok(())
     }
@@ -159,6 +173,7 @@ async fn previous(
     id: &str,
     owner: Option<&str>,
     encoding: Encoding,
+    trace: Option<Arc<Active>>,
 ) -> Result<StoredResponse, GatewayError> {
     let not_found = || {
         GatewayError::invalid_request(format!("Previous response with id '{id}' not found."))
@@ -168,7 +183,7 @@ async fn previous(
     let mut previous = stored(app, id, owner).await?.ok_or_else(not_found)?;
     let budget = app.sessions.budget();
     if previous.context_tokens() > budget.max_tokens {
-        Box::pin(compress(app.clone(), id.to_owned(), encoding, true)).await;
+        Box::pin(compress(app.clone(), id.to_owned(), encoding, true, trace)).await;
         previous = stored(app, id, owner).await?.ok_or_else(not_found)?;
     }
     // Still over (the recent turns alone exceed it): the oldest are left out of this request.
@@ -201,20 +216,40 @@ async fn resolve(app: &App, item: &Value, owner: Option<&str>) -> Result<Value, 
 /// `keep_recent` most recent messages (a tool call never parted from its output) folded into a
 /// summary, or, if that fails, the oldest dropped. One compression per chain at a time in this
 /// process; `wait` waits for one already running.
-async fn compress(app: Arc<App>, id: String, encoding: Encoding, wait: bool) {
+/// `parent`: the span of the request that led to it, when its trace is recorded.
+async fn compress(
+    app: Arc<App>,
+    id: String,
+    encoding: Encoding,
+    wait: bool,
+    parent: Option<Arc<Active>>,
+) {
     let claim_id = format!("response:{id}");
     let claim = match wait {
         true => app.sessions.claim_within(&claim_id, COMPRESSION_WAIT).await,
         false => app.sessions.claim(&claim_id),
     };
     let Some(claim) = claim else { return };
-    if let Err(e) = compact(&app, &id, encoding).await {
+    let span = parent.map(|p| Arc::new(p.child("responses.chain.compress", Kind::Internal)));
+    if let Some(span) = &span {
+        span.set_str("switchyard.response_id", &id);
+    }
+    let result = compact(&app, &id, encoding, span.clone()).await;
+    if let Err(e) = &result {
         tracing::warn!(response = %id, error = %e, "response chain compression failed");
+    }
+    if let Some(span) = &span {
+        span.finish(result.as_ref().err().map(|e| e.message()));
     }
     drop(claim);
 }
 
-async fn compact(app: &Arc<App>, id: &str, encoding: Encoding) -> Result<(), GatewayError> {
+async fn compact(
+    app: &Arc<App>,
+    id: &str,
+    encoding: Encoding,
+    trace: Option<Arc<Active>>,
+) -> Result<(), GatewayError> {
     let Some(mut stored) = app.responses.get(id).await.map_err(store_error)? else {
         return Ok(());
     };
@@ -234,8 +269,8 @@ async fn compact(app: &Arc<App>, id: &str, encoding: Encoding) -> Result<(), Gat
     if stored.context_tokens() <= budget.threshold {
         return Ok(());
     }
-    // A chain is compressed after its response was stored, outside any request: untraced.
-    let summarize = |request| summarize(app.clone(), id.to_owned(), request, None);
+    // The summary call's attempts nest under the compression's span.
+    let summarize = |request| summarize(app.clone(), id.to_owned(), request, trace.clone());
     let plan = compaction::plan(
         id,
         stored.summary.as_ref(),

@@ -45,7 +45,14 @@ pub async fn responses(
     let model = admit::model(ctx, key, &req.model, ModelType::Chat)?;
     let owner = key.map(|k| &*k.name);
     let encoding = model.encoding();
-    let expanded = Box::pin(Chain::expand(&ctx.app, &req, owner, encoding)).await?;
+    let expanded = Box::pin(Chain::expand(
+        &ctx.app,
+        &req,
+        owner,
+        encoding,
+        ctx.trace.clone(),
+    ))
+    .await?;
     let chat = ChatRequest::parse(Bytes::from(req.chat_body(expanded.messages)))?;
     let admission = admit::generation_limits(ctx, key, model, encoding, &chat).await?;
     let recorder = Recorder::new(

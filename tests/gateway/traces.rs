@@ -376,3 +376,98 @@ async fn shutdown_flushes_the_last_spans() {
         "the attempt span was flushed"
     );
 }
+
+/// Session turns and Responses chains: their expansion is a span under the request's, and a
+/// compression after the reply is a span in the same trace with the summary call's attempt
+/// under it.
+#[tokio::test]
+async fn session_and_chain_steps_are_spans_in_the_requests_trace() {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let collector = Collector::default();
+    let addr = collector.start().await;
+    let yaml = config(&a, &b, &format!("http://{addr}"))
+        + "sessions:\n  compression_threshold: 40\n  max_tokens: 6000\n  keep_recent: 2\n  summary_model: chat\n";
+    let gw = Gateway::start(&yaml).await;
+    let session = crate::harness::unique("traced-session");
+    for turn in 0..3 {
+        let response = client()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth("sk-team")
+            .json(&json!({"model": "chat", "session_id": session, "messages": [{"role": "user", "content": format!("turn {turn}: tell me something long enough to count")}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let first: serde_json::Value = client()
+        .post(gw.url("/v1/responses"))
+        .bearer_auth("sk-team")
+        .json(&json!({"model": "chat", "input": "hello"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let next = client()
+        .post(gw.url("/v1/responses"))
+        .bearer_auth("sk-team")
+        .json(&json!({"model": "chat", "input": "and then?", "previous_response_id": first["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 200);
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let named = |spans: &[Span], name: &str| {
+        spans
+            .iter()
+            .filter(|s| s.name == name)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    loop {
+        let spans = collector.spans();
+        let ready = !named(&spans, "session.expand").is_empty()
+            && !named(&spans, "session.compress").is_empty()
+            && !named(&spans, "responses.chain.expand").is_empty();
+        if ready {
+            let expand = &named(&spans, "session.expand")[0];
+            let server = spans
+                .iter()
+                .find(|s| s.span_id == expand.parent_span_id)
+                .expect("under a server span");
+            assert_eq!(server.kind, 2);
+            assert_eq!(
+                attr(expand, "switchyard.session_id").as_deref(),
+                Some(session.as_str())
+            );
+            let compress = &named(&spans, "session.compress")[0];
+            assert!(
+                spans
+                    .iter()
+                    .any(|s| s.span_id == compress.parent_span_id && s.kind == 2),
+                "the compression belongs to the trace of the turn that led to it"
+            );
+            assert!(
+                spans
+                    .iter()
+                    .any(|s| s.parent_span_id == compress.span_id && s.kind == 3),
+                "the summary call's attempt is under the compression"
+            );
+            let chain = &named(&spans, "responses.chain.expand")[0];
+            assert_eq!(
+                attr(chain, "switchyard.previous_response_id").as_deref(),
+                first["id"].as_str()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{:#?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.shutdown().await;
+}
