@@ -108,7 +108,7 @@ pub fn status(
             Some(c) => format!(
                 "postgres {} (resync {}; models, routes and keys from the database)",
                 masked(&c.database_url),
-                human(c.resync.0)
+                c.resync
             ),
             None => "off (models, routes and keys from the config file)".to_owned(),
         },
@@ -147,17 +147,6 @@ pub fn status(
     head + &out
 }
 
-/// A duration as the config writes it: `720h`, `30s`, `1500ms`.
-fn human(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    match ms {
-        _ if ms.is_multiple_of(3_600_000) && ms > 0 => format!("{}h", ms / 3_600_000),
-        _ if ms.is_multiple_of(60_000) && ms > 0 => format!("{}m", ms / 60_000),
-        _ if ms.is_multiple_of(1_000) => format!("{}s", ms / 1_000),
-        _ => format!("{ms}ms"),
-    }
-}
-
 fn list(items: &[String]) -> String {
     match items.is_empty() {
         true => "none".to_owned(),
@@ -185,16 +174,6 @@ pub fn masked(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_as_the_config_writes_them() {
-        use std::time::Duration;
-        assert_eq!(human(Duration::from_secs(720 * 3600)), "720h");
-        assert_eq!(human(Duration::from_secs(90)), "90s");
-        assert_eq!(human(Duration::from_secs(120)), "2m");
-        assert_eq!(human(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(human(Duration::ZERO), "0s");
-    }
 
     #[test]
     fn passwords_in_urls_are_masked() {

@@ -19,24 +19,32 @@ use crate::control::store::{self, ControlError, KeyPatch, ModelRow, NewKey, Rout
 use crate::error::{ErrorKind, GatewayError};
 use crate::limits::budget::{format_usd, period_start};
 
-pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
-    match admit::authenticate(ctx, req.headers())? {
-        Some(key) if key.admin => {}
-        Some(_) => {
-            return Err(GatewayError::new(
-                ErrorKind::AdminOnly,
-                "The admin API needs an admin key.",
-            )
-            .into());
-        }
-        None => {
-            return Err(GatewayError::new(
-                ErrorKind::Unauthorized,
-                "The admin API needs an admin key, and this gateway has none: create one with `switchyard keys create --name NAME --admin`.",
-            )
-            .into());
-        }
+/// Lets an admin key through: another key is a 403; an open gateway (no keys) passes only
+/// where `open_passes` (the dashboard's figures), else it is a 401 saying how to make one.
+pub fn authorize(
+    ctx: &RequestCtx,
+    headers: &http::HeaderMap,
+    open_passes: bool,
+    refusal: &'static str,
+) -> Result<(), GatewayError> {
+    match admit::authenticate(ctx, headers)? {
+        Some(key) if key.admin => Ok(()),
+        Some(_) => Err(GatewayError::new(ErrorKind::AdminOnly, refusal)),
+        None if open_passes => Ok(()),
+        None => Err(GatewayError::new(
+            ErrorKind::Unauthorized,
+            "The admin API needs an admin key, and this gateway has none: create one with `switchyard keys create --name NAME --admin`.",
+        )),
     }
+}
+
+pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
+    authorize(
+        ctx,
+        req.headers(),
+        false,
+        "The admin API needs an admin key.",
+    )?;
     let Some(control) = ctx.app.control.clone() else {
         return Err(GatewayError::new(
             ErrorKind::NotFound,
@@ -552,9 +560,7 @@ fn check_key_fields(
             return Err(invalid(field, "must be at least 1 (or null for no limit)"));
         }
     }
-    if let Some(b) = budget
-        && !(b.usd.is_finite() && (0.0..=1e8).contains(&b.usd))
-    {
+    if budget.is_some_and(|b| !b.is_valid()) {
         return Err(invalid(
             "budget.usd",
             "must be dollars, from 0 to 100000000",
@@ -585,18 +591,15 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
             (Some(f), p) if p != f && !p.ends_with(&format!(".{f}")) => format!("{p}.{f}"),
             (_, p) => p.to_owned(),
         };
-        invalid(field.clone(), format!("invalid '{field}': {message}"))
+        invalid(field, message)
     })
 }
 
+/// A 400 naming the field: `invalid '<field>': <what is wrong>`, with `param` set to it.
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> GatewayError {
     let field = field.into();
-    let message = message.into();
-    let message = match message.starts_with("invalid '") {
-        true => message,
-        false => format!("invalid '{field}': {message}"),
-    };
-    GatewayError::invalid_request(message).with_param(field)
+    GatewayError::invalid_request(format!("invalid '{field}': {}", message.into()))
+        .with_param(field)
 }
 
 fn refused(e: ControlError) -> GatewayError {

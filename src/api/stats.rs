@@ -11,11 +11,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::body::Body;
-use crate::call::admit;
 use crate::call::context::{Rejection, RequestCtx};
 use crate::clock::{unix_micros, unix_now};
 use crate::config::ModelType;
-use crate::error::{ErrorKind, GatewayError};
 use crate::routing::health::Availability;
 use crate::usage::partitions::Month;
 use crate::usage::price::format_cost;
@@ -31,13 +29,12 @@ pub async fn handle(
     ctx: &RequestCtx,
     req: &Request<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
-    if admit::authenticate(ctx, req.headers())?.is_some_and(|k| !k.admin) {
-        return Err(GatewayError::new(
-            ErrorKind::AdminOnly,
-            "The dashboard's figures need an admin key.",
-        )
-        .into());
-    }
+    super::admin::authorize(
+        ctx,
+        req.headers(),
+        true,
+        "The dashboard's figures need an admin key.",
+    )?;
     let now = Instant::now();
     let models: Vec<Value> = ctx
         .runtime

@@ -367,6 +367,18 @@ impl ProviderKind {
     }
 }
 
+// === impl BudgetConfig ===
+
+impl BudgetConfig {
+    /// The largest budget: its 1e-10 dollar units still fit the budget counters' i64.
+    pub const MAX_USD: f64 = 1e8;
+
+    /// Whether `usd` is a budget the gateway can count: finite, 0 to `MAX_USD`.
+    pub fn is_valid(&self) -> bool {
+        self.usd.is_finite() && (0.0..=Self::MAX_USD).contains(&self.usd)
+    }
+}
+
 // === impl KeyConfig ===
 
 impl KeyConfig {

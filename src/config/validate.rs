@@ -257,9 +257,7 @@ fn check_keys(auth: &AuthConfig) -> Result<(), ConfigError> {
             }
             _ => {}
         }
-        if let Some(b) = &k.budget
-            && !(b.usd.is_finite() && (0.0..=1e8).contains(&b.usd))
-        {
+        if k.budget.as_ref().is_some_and(|b| !b.is_valid()) {
             return Err(ConfigError::new(
                 at("budget.usd"),
                 "must be a number of dollars, from 0 to 100000000",

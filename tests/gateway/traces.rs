@@ -101,27 +101,48 @@ tracing:
     )
 }
 
+/// A gateway exporting to a fresh collector (`extra`: more config lines).
+async fn traced_gateway(a: &MockOpenAi, b: &MockOpenAi, extra: &str) -> (Gateway, Collector) {
+    let collector = Collector::default();
+    let addr = collector.start().await;
+    let gw = Gateway::start(&(config(a, b, &format!("http://{addr}")) + extra)).await;
+    (gw, collector)
+}
+
+/// A chat request as key `team`, with a client `traceparent` if given.
+async fn ask(
+    gw: &Gateway,
+    body: serde_json::Value,
+    traceparent: Option<String>,
+) -> reqwest::Response {
+    let mut req = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("sk-team")
+        .json(&body);
+    if let Some(tp) = traceparent {
+        req = req.header("traceparent", tp);
+    }
+    req.send().await.unwrap()
+}
+
+fn hi() -> serde_json::Value {
+    json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]})
+}
+
 const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_PARENT: &str = "00f067aa0ba902b7";
 
 #[tokio::test]
 async fn a_fallback_shows_two_attempt_spans_under_the_server_span_in_the_clients_trace() {
     let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
-    let collector = Collector::default();
-    let addr = collector.start().await;
-    let gw = Gateway::start(&config(&a, &b, &format!("http://{addr}"))).await;
+    let (gw, collector) = traced_gateway(&a, &b, "").await;
     a.next(1, Behavior::Status(500, vec![]));
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth("sk-team")
-        .header(
-            "traceparent",
-            format!("00-{CLIENT_TRACE}-{CLIENT_PARENT}-01"),
-        )
-        .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let response = ask(
+        &gw,
+        hi(),
+        Some(format!("00-{CLIENT_TRACE}-{CLIENT_PARENT}-01")),
+    )
+    .await;
     assert_eq!(response.status(), 200);
 
     // Exported within the exporter's linger (1 s).
@@ -219,32 +240,21 @@ async fn a_fallback_shows_two_attempt_spans_under_the_server_span_in_the_clients
 #[tokio::test]
 async fn a_stream_span_ends_with_the_stream_and_an_unsampled_parent_is_followed() {
     let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
-    let collector = Collector::default();
-    let addr = collector.start().await;
-    let gw = Gateway::start(&config(&a, &b, &format!("http://{addr}"))).await;
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth("sk-team")
-        .json(&json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let (gw, collector) = traced_gateway(&a, &b, "").await;
+    let mut stream = hi();
+    stream["stream"] = json!(true);
+    let response = ask(&gw, stream, None).await;
     let opened = Instant::now();
     let text = response.text().await.unwrap();
     let streamed_for = opened.elapsed();
     assert!(text.contains("[DONE]"));
     // An unsampled client trace is not recorded (nor is anything sent upstream for it).
-    client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth("sk-team")
-        .header(
-            "traceparent",
-            format!("00-{CLIENT_TRACE}-{CLIENT_PARENT}-00"),
-        )
-        .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    ask(
+        &gw,
+        hi(),
+        Some(format!("00-{CLIENT_TRACE}-{CLIENT_PARENT}-00")),
+    )
+    .await;
     assert!(
         a.requests()
             .last()
@@ -306,16 +316,9 @@ async fn a_collector_that_hangs_slows_nothing_and_drops_are_counted() {
     // 8, the rest is dropped.
     let started = Instant::now();
     for _ in 0..400 {
-        let response = client()
-            .post(gw.url("/v1/chat/completions"))
-            .bearer_auth("sk-team")
-            .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(ask(&gw, hi(), None).await.status(), 200);
     }
-    // 200 requests through a mock: well under a second unless something waited on the collector
+    // 400 requests through a mock: a second or so unless something waited on the collector
     // (its POST hangs for 10 s).
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -347,17 +350,8 @@ async fn a_collector_that_hangs_slows_nothing_and_drops_are_counted() {
 #[tokio::test]
 async fn shutdown_flushes_the_last_spans() {
     let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
-    let collector = Collector::default();
-    let addr = collector.start().await;
-    let gw = Gateway::start(&config(&a, &b, &format!("http://{addr}"))).await;
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth("sk-team")
-        .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let (gw, collector) = traced_gateway(&a, &b, "").await;
+    assert_eq!(ask(&gw, hi(), None).await.status(), 200);
     let stopping = Instant::now();
     gw.shutdown().await;
     // Well inside the exporter's 1 s linger: only the flush can have sent them.
@@ -383,21 +377,12 @@ async fn shutdown_flushes_the_last_spans() {
 #[tokio::test]
 async fn session_and_chain_steps_are_spans_in_the_requests_trace() {
     let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
-    let collector = Collector::default();
-    let addr = collector.start().await;
-    let yaml = config(&a, &b, &format!("http://{addr}"))
-        + "sessions:\n  compression_threshold: 40\n  max_tokens: 6000\n  keep_recent: 2\n  summary_model: chat\n";
-    let gw = Gateway::start(&yaml).await;
+    let sessions = "sessions:\n  compression_threshold: 40\n  max_tokens: 6000\n  keep_recent: 2\n  summary_model: chat\n";
+    let (gw, collector) = traced_gateway(&a, &b, sessions).await;
     let session = crate::harness::unique("traced-session");
     for turn in 0..3 {
-        let response = client()
-            .post(gw.url("/v1/chat/completions"))
-            .bearer_auth("sk-team")
-            .json(&json!({"model": "chat", "session_id": session, "messages": [{"role": "user", "content": format!("turn {turn}: tell me something long enough to count")}]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        let body = json!({"model": "chat", "session_id": session, "messages": [{"role": "user", "content": format!("turn {turn}: tell me something long enough to count")}]});
+        assert_eq!(ask(&gw, body, None).await.status(), 200);
     }
     let first: serde_json::Value = client()
         .post(gw.url("/v1/responses"))
