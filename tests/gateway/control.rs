@@ -529,28 +529,38 @@ async fn changes_reach_every_replica_and_unchanged_routes_keep_their_health() {
 async fn requests_in_flight_finish_on_their_table() {
     let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
     let db = TestDb::create("control_inflight").await;
-    let gw = Arc::new(Gateway::start(&config(&a, &b, &db.url())).await);
-    let slow = {
-        let gw = gw.clone();
-        tokio::spawn(async move {
-            client()
-                .post(gw.url("/v1/chat/completions"))
-                .bearer_auth(TEAM)
-                .json(&json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
-                .send()
-                .await
-                .unwrap()
-        })
-    };
-    // The stream is answered (committed), then the model is deleted under it.
-    let response = slow.await.unwrap();
+    // A paced in-process upstream: six words, 100 ms apart.
+    let yaml = config(&a, &b, &db.url()).replace(
+        "models:\n",
+        "  - { id: slow, kind: mock, mock: { reply: \"one two three four five six\", chunk_interval: 100ms } }\nmodels:\n  - { name: paced, routes: [{ provider: slow, model: paced }] }\n",
+    );
+    let gw = Gateway::start(&yaml).await;
+    let mut response = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(TEAM)
+        .json(&json!({"model": "paced", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    let (status, _) = admin(&gw, M::DELETE, "/admin/v1/models/chat", Some(OPS), None).await;
+    let mut text = String::from_utf8(response.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    // Mid-stream the model is deleted, and this replica already refuses new requests for it…
+    let (status, _) = admin(&gw, M::DELETE, "/admin/v1/models/paced", Some(OPS), None).await;
     assert_eq!(status, 200);
-    let text = response.text().await.unwrap();
-    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
-    assert_eq!(chat(&gw, TEAM, "chat").await.0, 404);
-    Arc::into_inner(gw).unwrap().shutdown().await;
+    assert_eq!(chat(&gw, TEAM, "paced").await.0, 404);
+    assert!(
+        !text.contains("[DONE]"),
+        "the stream was still open: {text}"
+    );
+    // …while the stream that started on the old table runs to its end.
+    while let Some(piece) = response.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&piece));
+    }
+    assert!(
+        text.contains("six") && text.trim_end().ends_with("data: [DONE]"),
+        "{text}"
+    );
+    gw.shutdown().await;
     db.drop_db().await;
 }
 
