@@ -151,9 +151,14 @@ where
         span.set_str("gen_ai.request.model", &route.upstream_model);
         span.set_str("switchyard.provider", &route.provider.id);
         span.set_int("switchyard.attempt", tried);
+        let provider = route.provider.clone();
         let work = UPSTREAM_TRACEPARENT.scope(span.traceparent(), attempt(route));
         async move {
-            let result = work.await;
+            // Scrubbed before the span sees it, as routing::dispatch does before anything else
+            // does: an upstream's error text may quote the provider's key.
+            let result = work
+                .await
+                .map_err(|e| e.scrubbed(provider.transport.secret()));
             match &result {
                 Ok(_) => span.finish(None),
                 Err(e) => {

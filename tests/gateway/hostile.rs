@@ -15,10 +15,10 @@ use serde_json::{Value, json};
 use crate::mock_server::{Body, json_response, spawn, sse_response};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
-const KEY: &str = "sk-upstream-SECRET-0123456789abcdef";
+pub const KEY: &str = "sk-upstream-SECRET-0123456789abcdef";
 
 /// The upstream's answer, chosen by the request's last message.
-async fn hostile(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn hostile(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let auth = req
         .headers()
         .get("authorization")

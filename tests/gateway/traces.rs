@@ -456,3 +456,67 @@ async fn session_and_chain_steps_are_spans_in_the_requests_trace() {
     }
     gw.shutdown().await;
 }
+
+/// An upstream that echoes the provider's key into its errors: the failed attempt's span says
+/// what failed, and the key appears in no exported byte.
+#[tokio::test]
+async fn an_upstream_echoing_its_key_leaks_it_into_no_span() {
+    let (hostile, _task) = mock_server::spawn(crate::hostile::hostile).await;
+    let b = MockOpenAi::start("b").await;
+    let collector = Collector::default();
+    let addr = collector.start().await;
+    let yaml = format!(
+        "providers:
+  - {{ id: a, kind: openai, base_url: \"http://{hostile}/v1\", api_key: {}, health_check: {{ enabled: false }} }}
+  - {{ id: b, kind: openai, base_url: \"{}\", api_key: sk-b, health_check: {{ enabled: false }} }}
+models:
+  - name: chat
+    routes: [{{ provider: a, model: up-a, priority: 1 }}, {{ provider: b, model: up-b, priority: 2 }}]
+routing:
+  unhealthy_after: 100
+auth:
+  keys: [ {{ name: team, key: sk-team }} ]
+tracing:
+  otlp_endpoint: http://{addr}
+",
+        crate::hostile::KEY,
+        b.base_url()
+    );
+    let gw = Gateway::start(&yaml).await;
+    for mode in ["json500", "json429", "json400", "plain400"] {
+        let body = json!({"model": "chat", "messages": [{"role": "user", "content": mode}]});
+        ask(&gw, body, None).await;
+    }
+    // A stream whose error event (echoing the key) comes after the commit point: the server
+    // span ends with that error.
+    let mid =
+        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "mid"}]});
+    ask(&gw, mid, None).await.text().await.unwrap();
+    gw.shutdown().await;
+    let spans = collector.spans();
+    let failed: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.kind == 3 && s.status.as_ref().is_some_and(|st| st.code == 2))
+        .collect();
+    assert!(failed.len() >= 4, "{spans:#?}");
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.kind == 2 && s.status.as_ref().is_some_and(|st| st.code == 2)),
+        "the broken stream's server span is an error"
+    );
+    assert!(
+        failed
+            .iter()
+            .all(|s| !s.status.as_ref().unwrap().message.is_empty())
+    );
+    let exported = format!("{spans:?}");
+    assert!(
+        !exported.contains(crate::hostile::KEY),
+        "the key reached a span: {exported}"
+    );
+    assert!(
+        !exported.contains("SECRET"),
+        "part of the key reached a span"
+    );
+}
