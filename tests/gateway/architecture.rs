@@ -288,3 +288,26 @@ fn is_ident(t: &str) -> bool {
 fn top(module: &str) -> &str {
     module.split("::").next().unwrap_or(module)
 }
+
+/// The binary users run carries no debug info (it was 78 MB with line tables; 24 MB without).
+/// Profiling builds get line tables from their own profile.
+#[test]
+fn the_release_binary_carries_no_debug_info() {
+    let manifest = include_str!("../../Cargo.toml");
+    let section = |name: &str| -> String {
+        let start = manifest
+            .find(&format!("[{name}]\n"))
+            .unwrap_or_else(|| panic!("no [{name}] in Cargo.toml"));
+        let body = &manifest[start + name.len() + 3..];
+        body[..body.find("\n[").unwrap_or(body.len())].to_owned()
+    };
+    let release = section("profile.release");
+    assert!(release.contains("debug = false"), "{release}");
+    assert!(release.contains("strip = \"debuginfo\""), "{release}");
+    let profiling = section("profile.profiling");
+    assert!(profiling.contains("inherits = \"release\""), "{profiling}");
+    assert!(
+        profiling.contains("debug = \"line-tables-only\""),
+        "{profiling}"
+    );
+}
