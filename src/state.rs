@@ -510,17 +510,16 @@ impl Table {
             };
             models.push(entry);
         }
-        let created = crate::clock::unix_now();
-        let model_json: HashMap<String, Bytes> = models
-            .iter()
-            .map(|m| {
-                (
-                    m.name.clone(),
-                    Bytes::from(model_object(m, created).to_string()),
-                )
-            })
+        // `created` stays put across reloads and table changes: clients cache model lists.
+        static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let started = *STARTED.get_or_init(crate::clock::unix_now);
+        let objects: Vec<serde_json::Value> = (catalog.models.iter().zip(&models))
+            .map(|(spec, m)| model_object(m, spec.created.unwrap_or(started)))
             .collect();
-        let models_json = Bytes::from(json!({"object": "list", "data": models.iter().map(|m| model_object(m, created)).collect::<Vec<_>>()}).to_string());
+        let model_json: HashMap<String, Bytes> = (models.iter().zip(&objects))
+            .map(|(m, object)| (m.name.clone(), Bytes::from(object.to_string())))
+            .collect();
+        let models_json = Bytes::from(json!({"object": "list", "data": objects}).to_string());
         Ok(Self {
             keys,
             by_name: models.iter().map(|m| (m.name.clone(), m.clone())).collect(),

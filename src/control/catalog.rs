@@ -18,6 +18,9 @@ pub struct ModelSpec {
     pub context_window: Option<u32>,
     pub price: Option<PriceConfig>,
     pub tokenizer: Option<Tokenizer>,
+    /// When its control-plane row was created (Unix seconds); `None` for a model of the config
+    /// file, which lists as created when the gateway started.
+    pub created: Option<u64>,
     pub routes: Vec<RouteSpec>,
 }
 
@@ -60,6 +63,7 @@ impl ModelSpec {
             context_window: m.context_window,
             price: m.price.clone(),
             tokenizer: m.tokenizer,
+            created: None,
             routes: m
                 .routes
                 .iter()

@@ -11,12 +11,14 @@
 //! probed every interval; a busy healthy one is not probed at all.
 //!
 //! Probe tasks belong to the runtime generation that spawned them: dropping [`Probes`] (on
-//! reload or shutdown) aborts them.
+//! reload, a control-plane change or shutdown) aborts them. The schedule belongs to the
+//! provider, so the next generation's task ticks where the last one would have: a change to the
+//! route table probes nothing by itself.
 
 use std::sync::Arc;
 
 use tokio::task::AbortHandle;
-use tokio::time::{Instant, MissedTickBehavior, interval};
+use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use super::Route;
 use super::health::Availability;
@@ -56,10 +58,11 @@ async fn probe_loop(provider: Arc<Provider>, routes: Vec<Arc<Route>>, unhealthy_
     let Some(spec) = provider.probe.clone() else {
         return;
     };
-    let mut ticker = interval(spec.interval);
+    let mut ticker = interval_at(provider.next_probe_tick(spec.interval), spec.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        provider.note_probe_tick();
         let now = Instant::now();
         let ejected = routes
             .iter()

@@ -28,6 +28,10 @@ pub struct Provider {
     probe_failures: AtomicU32,
     /// Milliseconds since `epoch` of the last request this provider answered (any answer).
     last_answer_ms: AtomicU64,
+    /// Milliseconds since `epoch` of the last probe tick (0: none yet). Kept here, not in the
+    /// probe task, so a task respawned for a new route table (every control-plane change)
+    /// continues the schedule instead of probing at once.
+    last_probe_tick_ms: AtomicU64,
     epoch: Instant,
 }
 
@@ -62,6 +66,7 @@ impl Provider {
             up: AtomicBool::new(true),
             probe_failures: AtomicU32::new(0),
             last_answer_ms: AtomicU64::new(0),
+            last_probe_tick_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -88,6 +93,21 @@ impl Provider {
         last != 0
             && (self.epoch.elapsed().as_millis() as u64 + 1).saturating_sub(last)
                 <= window.as_millis() as u64
+    }
+
+    /// When the next probe tick is due: now for a provider never probed, else one `interval`
+    /// after the last tick.
+    pub fn next_probe_tick(&self, interval: Duration) -> Instant {
+        match self.last_probe_tick_ms.load(Ordering::Relaxed) {
+            0 => Instant::now(),
+            ms => self.epoch + Duration::from_millis(ms - 1) + interval,
+        }
+    }
+
+    /// A probe tick happened (whether it probed or found traffic vouching for the provider).
+    pub fn note_probe_tick(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.last_probe_tick_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Records a probe result; returns true when the provider changed state.

@@ -96,8 +96,18 @@ async fn the_admin_api_is_for_admin_keys_and_names_bad_fields() {
     );
 
     // Seeded from the config, once.
-    let (status, models) = admin(&gw, M::GET, "/admin/v1/models", Some(OPS), None).await;
+    let (status, mut models) = admin(&gw, M::GET, "/admin/v1/models", Some(OPS), None).await;
     assert_eq!(status, 200);
+    let created = models["data"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("created")
+        .unwrap();
+    let now = switchyard::clock::unix_now();
+    assert!(
+        (now - 60..=now).contains(&created.as_u64().unwrap()),
+        "created when seeded: {created}"
+    );
     assert_eq!(
         models["data"],
         json!([{"name": "chat", "type": "chat", "context_window": null, "price": {"input_per_1m": 1.0, "output_per_1m": 2.0}, "tokenizer": null}])
@@ -521,6 +531,66 @@ async fn changes_reach_every_replica_and_unchanged_routes_keep_their_health() {
 
     one.shutdown().await;
     two.shutdown().await;
+    db.drop_db().await;
+}
+
+/// A change to the tables swaps the route table, and the probe tasks with it: the new tasks
+/// carry on the providers' schedules instead of probing every provider at once. The model
+/// listing keeps each model's `created` (clients cache it): the row's creation time.
+#[tokio::test]
+async fn a_change_sets_off_no_probes_and_moves_no_model_listing() {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let db = TestDb::create("control_probes").await;
+    let yaml = config(&a, &b, &db.url()).replace(
+        "health_check: { enabled: false }",
+        "health_check: { enabled: true, interval: 1h }",
+    );
+    let gw = Gateway::start(&yaml).await;
+    eventually(
+        Duration::from_secs(2),
+        "each provider's first probe",
+        || async { a.probes() == 1 && b.probes() == 1 },
+    )
+    .await;
+    let listing = || async {
+        let r = client()
+            .get(gw.url("/v1/models"))
+            .bearer_auth(TEAM)
+            .send()
+            .await;
+        r.unwrap().json::<Value>().await.unwrap()["data"].clone()
+    };
+    let first = listing().await;
+    assert_eq!(first[0]["id"], "chat");
+    for n in 0..5 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let before = gw.app.runtime();
+        let (status, _) = admin(
+            &gw,
+            M::POST,
+            "/admin/v1/models",
+            Some(OPS),
+            Some(json!({"name": format!("m{n}")})),
+        )
+        .await;
+        assert_eq!(status, 201);
+        assert!(!Arc::ptr_eq(&gw.app.runtime(), &before), "a new table");
+    }
+    // Give a wrongly scheduled probe task time to run.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((a.probes(), b.probes()), (1, 1), "five changes, no probe");
+    let last = listing().await;
+    assert_eq!(last[0], first[0], "an unchanged model lists the same");
+    let (_, row) = admin(&gw, M::GET, "/admin/v1/models/m4", Some(OPS), None).await;
+    let m4 = last
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "m4")
+        .unwrap();
+    assert_eq!(m4["created"], row["created"], "created is the row's");
+    assert!(m4["created"].as_u64().unwrap() > first[0]["created"].as_u64().unwrap());
+    gw.shutdown().await;
     db.drop_db().await;
 }
 

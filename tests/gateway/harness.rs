@@ -118,6 +118,17 @@ pub async fn get_text(gw: &Gateway, path: &str) -> String {
         .unwrap()
 }
 
+/// The value of one series in the gateway's /metrics (`name{labels}` exactly as exported), 0 when
+/// it is not exported yet.
+pub async fn metric(gw: &Gateway, series: &str) -> f64 {
+    get_text(gw, "/metrics")
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// POSTs JSON to the gateway without a key.
 pub async fn post(gw: &Gateway, path: &str, body: &serde_json::Value) -> reqwest::Response {
     client().post(gw.url(path)).json(body).send().await.unwrap()

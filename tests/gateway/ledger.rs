@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, config_for, eventually, get_text, post};
+use crate::harness::{Gateway, config_for, eventually, metric, post};
 use crate::mock_openai::{Behavior, MockOpenAi};
 use crate::tcp_proxy::TcpProxy;
 use crate::usage_schema::{TestDb, assert_hourly_totals_match_the_rows};
@@ -153,14 +153,11 @@ async fn streams_cut_or_abandoned_and_answers_without_usage_are_counted_by_the_g
     stream_ends_in_an_error_event(&gw).await;
     // The upstream stalls after three chunks; the client reads the first and leaves.
     a.next(1, Behavior::StallAfter(3));
-    let cancelled = || async {
-        let metrics = get_text(&gw, "/metrics").await;
-        let line = "gateway_streams_ended_total{provider=\"a\",outcome=\"cancelled\"} ";
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(line))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or(0)
+    let cancelled = || {
+        metric(
+            &gw,
+            "gateway_streams_ended_total{provider=\"a\",outcome=\"cancelled\"}",
+        )
     };
     let cancelled_before = cancelled().await;
     let mut abandoned = post(&gw, "/v1/chat/completions", &chat(true)).await;
@@ -532,35 +529,68 @@ async fn the_file_sink_rotates_by_size_and_keeps_a_bounded_number_of_files() {
         path.display()
     );
     let gw = Gateway::start(&ledger_config(&a, &usage)).await;
-    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    for _ in 0..8 {
-        let before = size(&path);
+    let now_us = || {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        i64::try_from(since.unwrap().as_micros()).unwrap()
+    };
+    let mut burst_started = Vec::new();
+    for round in 1..=8 {
+        burst_started.push(now_us());
         burst(&gw, 10).await;
-        // Each burst lands in its own batch, so the sink checks its size between them.
-        crate::harness::eventually(Duration::from_secs(5), "the batch is written", || async {
-            size(&path) != before
-        })
+        // Every row of a burst is written before the next burst, so no batch spans two bursts
+        // and the sink checks its size at least once per burst. (Waiting for the file's size to
+        // change is not enough: a rotation empties the path before the batch is appended.)
+        eventually(
+            Duration::from_secs(5),
+            "the burst's rows are written",
+            || async {
+                metric(&gw, "gateway_usage_rows_written_total{sink=\"file\"}").await
+                    == f64::from(round * 10)
+            },
+        )
         .await;
     }
     gw.shutdown().await;
     let numbered = |n: u32| dir.join(format!("usage.jsonl.{n}"));
-    assert!(
-        numbered(1).exists() && numbered(2).exists(),
-        "rotated files kept"
-    );
     assert!(!numbered(3).exists(), "no more than keep_files");
-    let total: u64 = [path.clone(), numbered(1), numbered(2)]
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    let row_times = |p: &std::path::Path| -> Vec<i64> {
+        let text = std::fs::read_to_string(p).unwrap();
+        let rows = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap());
+        rows.map(|row| row["created_at_us"].as_i64().unwrap())
+            .collect()
+    };
+    // A row is about 400 bytes: a file takes a burst (under 4096 bytes) and rotates during the
+    // next, so each holds at most two bursts.
+    let row_bytes = size(&path) / row_times(&path).len() as u64;
+    assert!((300..4096 / 10).contains(&row_bytes), "{row_bytes}");
+    for rotated in [numbered(1), numbered(2)] {
+        let bytes = size(&rotated);
+        assert!(
+            (4096..4096 + 10 * row_bytes).contains(&bytes),
+            "{} rotated once full, with the batch that filled it: {bytes}",
+            rotated.display()
+        );
+    }
+    let kept: Vec<i64> = [numbered(2), numbered(1), path.clone()]
         .iter()
-        .map(|p| size(p))
-        .sum();
-    assert!(total < 3 * (4096 + 10 * 1024), "bounded: {total} bytes");
-    let rows: usize = [path.clone(), numbered(1), numbered(2)]
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap().lines().count())
-        .sum();
+        .flat_map(|p| row_times(p))
+        .collect();
     assert!(
-        (10..80).contains(&rows),
-        "the oldest rows went with the oldest file: {rows}"
+        (23..=60).contains(&kept.len()),
+        "two full files and the current one, none over two bursts: {}",
+        kept.len()
+    );
+    assert!(
+        kept.iter().all(|&t| t >= burst_started[2]),
+        "the two oldest bursts went with the oldest files"
+    );
+    assert_eq!(
+        kept.iter().filter(|&&t| t >= burst_started[7]).count(),
+        10,
+        "the newest burst is all kept"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

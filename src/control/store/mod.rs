@@ -54,6 +54,7 @@ pub async fn load(client: &mut Client) -> Result<(i64, Catalog), ControlError> {
             context_window: m.context_window,
             price: m.price,
             tokenizer: m.tokenizer,
+            created: Some(m.created),
             routes: Vec::new(),
         })
         .collect();

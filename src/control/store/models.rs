@@ -20,12 +20,16 @@ pub struct ModelRow {
     pub price: Option<PriceConfig>,
     #[serde(default)]
     pub tokenizer: Option<Tokenizer>,
+    /// When the row was created (Unix seconds): `/v1/models`' `created`. Read-only.
+    #[serde(default, skip_deserializing)]
+    pub created: u64,
 }
 
 pub async fn list_models(client: &impl GenericClient) -> Result<Vec<ModelRow>, ControlError> {
     let rows = client
         .query(
-            "SELECT name, type, context_window, input_per_1m::text, output_per_1m::text, tokenizer
+            "SELECT name, type, context_window, input_per_1m::text, output_per_1m::text, tokenizer,
+                    floor(extract(epoch FROM created_at))::int8
              FROM models ORDER BY created_at, name",
             &[],
         )
@@ -62,7 +66,8 @@ pub async fn update_model(client: &mut Client, m: &ModelRow) -> Result<i64, Cont
 pub async fn get_model(client: &Client, name: &str) -> Result<ModelRow, ControlError> {
     client
         .query_opt(
-            "SELECT name, type, context_window, input_per_1m::text, output_per_1m::text, tokenizer
+            "SELECT name, type, context_window, input_per_1m::text, output_per_1m::text, tokenizer,
+                    floor(extract(epoch FROM created_at))::int8
              FROM models WHERE name = $1",
             &[&name],
         )
@@ -116,6 +121,7 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
         tokenizer: row
             .get::<_, Option<&str>>(5)
             .and_then(|t| serde_json::from_value(serde_json::Value::String(t.into())).ok()),
+        created: u64::try_from(row.get::<_, i64>(6)).unwrap_or(0),
     }
 }
 

@@ -28,6 +28,7 @@ impl Seed {
                     context_window: m.context_window,
                     price: m.price.clone(),
                     tokenizer: m.tokenizer,
+                    created: 0,
                 };
                 let routes = m
                     .routes
