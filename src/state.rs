@@ -595,7 +595,13 @@ fn start_tracing(config: &TracingConfig) -> Result<Arc<Tracer>, String> {
         service_name: config.service_name.clone(),
         service_version: env!("CARGO_PKG_VERSION"),
     };
-    tokio::spawn(export::run(spans, resource, post, tracer.clone()));
+    tokio::spawn(export::run(
+        spans,
+        resource,
+        post,
+        tracer.clone(),
+        config.batch_delay.0,
+    ));
     Ok(tracer)
 }
 

@@ -52,6 +52,9 @@ pub struct TracingConfig {
     /// Finished spans waiting for export; beyond it spans are dropped (and counted).
     #[serde(default = "defaults::trace_queue")]
     pub max_queue: usize,
+    /// How long the exporter waits for a batch to fill (512 spans) before it sends what it has.
+    #[serde(default = "defaults::trace_batch_delay")]
+    pub batch_delay: ConfigDuration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -351,6 +354,9 @@ mod defaults {
     }
     pub fn trace_queue() -> usize {
         4096
+    }
+    pub fn trace_batch_delay() -> ConfigDuration {
+        ConfigDuration::secs(1)
     }
 }
 

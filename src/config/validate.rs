@@ -348,10 +348,10 @@ fn check_sections(config: &Config) -> Result<(), ConfigError> {
                 "must be between 0 and 1",
             ));
         }
-        if t.max_queue == 0 || t.service_name.is_empty() {
+        if t.max_queue == 0 || t.service_name.is_empty() || t.batch_delay.0.is_zero() {
             return Err(ConfigError::new(
                 "tracing",
-                "max_queue must be > 0 and service_name non-empty",
+                "max_queue and batch_delay must be > 0 and service_name non-empty",
             ));
         }
     }

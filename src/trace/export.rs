@@ -1,5 +1,5 @@
 //! The exporter: one task that takes finished spans from the tracer's queue, batches them (up
-//! to 512, or what arrived within a second of the first) and POSTs each batch to the collector
+//! to 512, or what arrived within `tracing.batch_delay` of the first) and POSTs each batch to the collector
 //! as OTLP/HTTP protobuf. A batch the collector does not take within 10 s is dropped and counted:
 //! spans are worth less than the memory a backlog would hold.
 
@@ -15,7 +15,6 @@ use super::otlp::{Resource, encode};
 use super::{Span, Tracer};
 
 const MAX_BATCH: usize = 512;
-const LINGER: Duration = Duration::from_secs(1);
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends one encoded batch; `Err` says why the collector did not take it.
@@ -23,11 +22,13 @@ pub type Post =
     Arc<dyn Fn(Bytes) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// Runs until the tracer asks for a flush (shutdown): then sends what is queued and ends.
+/// `linger`: how long a batch waits to fill after its first span.
 pub async fn run(
     mut spans: mpsc::Receiver<Span>,
     resource: Resource,
     post: Post,
     tracer: Arc<Tracer>,
+    linger: Duration,
 ) {
     let mut batch: Vec<Span> = Vec::with_capacity(MAX_BATCH);
     let mut failing = false;
@@ -40,7 +41,7 @@ pub async fn run(
             },
             () = tracer.flush.notified() => flushing = true,
         }
-        let linger = tokio::time::sleep(LINGER);
+        let linger = tokio::time::sleep(linger);
         tokio::pin!(linger);
         while batch.len() < MAX_BATCH && !flushing {
             tokio::select! {

@@ -341,16 +341,15 @@ async fn a_collector_that_hangs_slows_nothing_and_drops_are_counted() {
 #[tokio::test]
 async fn shutdown_flushes_the_last_spans() {
     let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
-    let (gw, collector) = traced_gateway(&a, &b, "").await;
+    // A batch would wait an hour to fill: only the shutdown's flush can send these spans.
+    let (gw, collector) = traced_gateway(&a, &b, "  batch_delay: 1h\n").await;
     assert_eq!(ask(&gw, hi(), None).await.status(), 200);
-    let stopping = Instant::now();
-    gw.shutdown().await;
-    // Well inside the exporter's 1 s linger: only the flush can have sent them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
-        stopping.elapsed() < Duration::from_millis(900),
-        "{:?}",
-        stopping.elapsed()
+        collector.spans().is_empty(),
+        "nothing sent before the flush"
     );
+    gw.shutdown().await;
     let spans = collector.spans();
     assert!(
         spans.iter().any(|s| s.kind == 2),
