@@ -80,20 +80,14 @@ async fn stats_show_routes_traffic_and_spend_and_chromium_draws_the_dashboard() 
 
     assert_eq!(stats(&gw, None).await.0, 401);
     assert_eq!(stats(&gw, Some(TEAM)).await.0, 403);
-    // The ledger file is written by the background writer: wait for the rows.
-    let mut figures = Value::Null;
-    for _ in 0..100 {
-        let (status, body) = stats(&gw, Some(OPS)).await;
-        assert_eq!(status, 200);
-        figures = body;
-        if figures["usage"]["today"]["by_key"]
-            .as_array()
-            .is_some_and(|k| !k.is_empty())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The ledger file is written by the background writer: wait for all twelve rows before the
+    // first figures (they are cached for 5 s, so a partial count would stick).
+    crate::harness::eventually(Duration::from_secs(10), "the ledger rows", || async {
+        crate::harness::metric(&gw, "gateway_usage_rows_written_total{sink=\"file\"}").await == 12.0
+    })
+    .await;
+    let (status, figures) = stats(&gw, Some(OPS)).await;
+    assert_eq!(status, 200);
     let models = figures["models"].as_array().unwrap();
     assert_eq!(models.len(), 2);
     let routes = models[0]["routes"].as_array().unwrap();
