@@ -288,12 +288,9 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(TraceId, SpanId, bool)> {
 
 /// A sampled `traceparent` for a span.
 pub fn traceparent(trace_id: &TraceId, span_id: &SpanId) -> HeaderValue {
-    let mut out = Vec::with_capacity(55);
-    out.extend_from_slice(b"00-");
-    push_hex(&mut out, trace_id);
-    out.push(b'-');
-    push_hex(&mut out, span_id);
-    out.extend_from_slice(b"-01");
+    let mut out = *b"00-________________________________-________________-01";
+    write_hex(&mut out[3..35], trace_id);
+    write_hex(&mut out[36..52], span_id);
     HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("00-0-0-00"))
 }
 
@@ -306,11 +303,12 @@ fn hex_byte(pair: &[u8]) -> Option<u8> {
     Some(digit(pair[0])? << 4 | digit(pair[1])?)
 }
 
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Lower-case hex of `bytes` into `out` (twice as long).
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0xf)]);
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
 }
 
