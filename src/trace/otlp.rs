@@ -192,7 +192,7 @@ mod tests {
         let span = |n: u8, kind: Kind, error: Option<String>| Span {
             trace_id: [n; 16],
             span_id: [n + 1; 8],
-            parent: (n % 2 == 0).then_some([n + 2; 8]),
+            parent: n.is_multiple_of(2).then_some([n + 2; 8]),
             name: format!("span {n}").into(),
             kind,
             start_ns: 1_000 + u64::from(n),
