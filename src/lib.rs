@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod hex;
 pub mod limits;
 pub mod logs;
 pub mod metrics;

@@ -294,18 +294,10 @@ impl App {
         let n = self.ids.next.fetch_add(1, Ordering::Relaxed);
         let mut id = [0u8; 4 + 16 + 12];
         id[..4].copy_from_slice(b"req_");
-        write_hex(&mut id[4..20], self.ids.prefix);
-        write_hex(&mut id[20..], n);
+        crate::hex::write(&mut id[4..20], &self.ids.prefix.to_be_bytes());
+        // The counter's low six bytes: twelve digits.
+        crate::hex::write(&mut id[20..], &n.to_be_bytes()[2..]);
         HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("req_unknown"))
-    }
-}
-
-/// `value`'s lowest `out.len()` hex digits, most significant first.
-fn write_hex(out: &mut [u8], mut value: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for slot in out.iter_mut().rev() {
-        *slot = DIGITS[(value & 0xf) as usize];
-        value >>= 4;
     }
 }
 
@@ -641,22 +633,4 @@ fn model_object(m: &ModelEntry, created: u64) -> serde_json::Value {
         "input_price": m.price.as_ref().map(|p| p.input_per_1m),
         "output_price": m.price.as_ref().map(|p| p.output_per_1m),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_written_as_format_would() {
-        let mut out = [0u8; 12];
-        write_hex(&mut out, 0x1234_abcd);
-        assert_eq!(&out, b"00001234abcd");
-        let mut out = [0u8; 16];
-        write_hex(&mut out, u64::MAX - 1);
-        assert_eq!(
-            std::str::from_utf8(&out).unwrap(),
-            format!("{:016x}", u64::MAX - 1)
-        );
-    }
 }

@@ -2,8 +2,6 @@
 //! digits of OS randomness, the shape OpenAI's ids have. Random rather than counted: ids are
 //! shared by every replica through the store and are handed to clients.
 
-use std::fmt::Write as _;
-
 /// A fresh id, `{prefix}_` + 48 hex digits.
 pub fn new(prefix: &str) -> String {
     let mut bytes = [0u8; 24];
@@ -21,9 +19,7 @@ pub fn new(prefix: &str) -> String {
     let mut id = String::with_capacity(prefix.len() + 1 + 48);
     id.push_str(prefix);
     id.push('_');
-    for b in bytes {
-        let _ = write!(id, "{b:02x}");
-    }
+    crate::hex::push(&mut id, &bytes);
     id
 }
 

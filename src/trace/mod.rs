@@ -266,20 +266,20 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(TraceId, SpanId, bool)> {
     if value.len() < 55 || value[2] != b'-' || value[35] != b'-' || value[52] != b'-' {
         return None;
     }
-    let version = hex_byte(&value[0..2])?;
+    let version = crate::hex::parse_byte(&value[0..2])?;
     // Version ff is invalid; a future version may be longer but starts the same way.
     if version == 0xff || (version == 0 && value.len() != 55) {
         return None;
     }
     let mut trace_id = [0u8; 16];
     for (i, b) in trace_id.iter_mut().enumerate() {
-        *b = hex_byte(&value[3 + 2 * i..5 + 2 * i])?;
+        *b = crate::hex::parse_byte(&value[3 + 2 * i..5 + 2 * i])?;
     }
     let mut parent = [0u8; 8];
     for (i, b) in parent.iter_mut().enumerate() {
-        *b = hex_byte(&value[36 + 2 * i..38 + 2 * i])?;
+        *b = crate::hex::parse_byte(&value[36 + 2 * i..38 + 2 * i])?;
     }
-    let flags = hex_byte(&value[53..55])?;
+    let flags = crate::hex::parse_byte(&value[53..55])?;
     if trace_id == [0; 16] || parent == [0; 8] {
         return None;
     }
@@ -289,27 +289,9 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(TraceId, SpanId, bool)> {
 /// A sampled `traceparent` for a span.
 pub fn traceparent(trace_id: &TraceId, span_id: &SpanId) -> HeaderValue {
     let mut out = *b"00-________________________________-________________-01";
-    write_hex(&mut out[3..35], trace_id);
-    write_hex(&mut out[36..52], span_id);
+    crate::hex::write(&mut out[3..35], trace_id);
+    crate::hex::write(&mut out[36..52], span_id);
     HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("00-0-0-00"))
-}
-
-fn hex_byte(pair: &[u8]) -> Option<u8> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    Some(digit(pair[0])? << 4 | digit(pair[1])?)
-}
-
-/// Lower-case hex of `bytes` into `out` (twice as long).
-fn write_hex(out: &mut [u8], bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0xf)];
-    }
 }
 
 pub fn unix_nanos() -> u64 {

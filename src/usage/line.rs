@@ -68,7 +68,6 @@ fn optional(out: &mut Vec<u8>, value: Option<&str>) {
 /// A JSON string as serde_json escapes it: `"` and `\`, the short forms of \b \f \n \r \t,
 /// `\u00XX` (lowercase hex) for the other control characters; everything else as is.
 fn string(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
@@ -97,8 +96,8 @@ fn string(out: &mut Vec<u8>, s: &str) {
                 b'u',
                 b'0',
                 b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
+                crate::hex::DIGITS[usize::from(b >> 4)],
+                crate::hex::DIGITS[usize::from(b & 0xf)],
             ],
             _ => continue,
         };

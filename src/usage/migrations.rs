@@ -105,9 +105,7 @@ async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, UsageError> {
 }
 
 fn checksum(sql: &str) -> String {
-    Sha256::digest(sql.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut hex = String::new();
+    crate::hex::push(&mut hex, &Sha256::digest(sql.as_bytes())[..8]);
+    hex
 }

@@ -33,6 +33,7 @@ const ORDER: &[&str] = &[
     "config",
     "secret",
     "clock",
+    "hex",
 ];
 
 #[test]

@@ -23,13 +23,21 @@ async fn health_ready_and_metrics() {
         &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}),
     )
     .await;
-    assert!(
-        r.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .starts_with("req_"),
-        "generated when the client sends none"
-    );
+    // Generated when the client sends none: `req_`, the process's 16 hex digits, a counter's 12.
+    let id = |r: &reqwest::Response| r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let first = id(&r);
+    let next = id(&post(&gw, "/v1/models", &json!({})).await);
+    for id in [&first, &next] {
+        assert!(
+            id.len() == 4 + 16 + 12
+                && id.starts_with("req_")
+                && id[4..].bytes().all(|b| b"0123456789abcdef".contains(&b)),
+            "{id}"
+        );
+    }
+    assert_eq!(first[..20], next[..20], "one prefix per process");
+    let counter = |id: &str| u64::from_str_radix(&id[20..], 16).unwrap();
+    assert_eq!(counter(&next), counter(&first) + 1);
     let r = post(&gw, "/v1/chat/completions", &json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "x"}]})).await;
     r.text().await.unwrap();
     let metrics = get_text(&gw, "/metrics").await;
