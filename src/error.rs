@@ -90,6 +90,8 @@ struct Inner {
     /// Only for `UpstreamRejected`: the upstream's status and error type, kept for the client.
     upstream: Option<(StatusCode, String)>,
     retry_after: Option<Duration>,
+    /// Only for `MethodNotAllowed`: the methods the path takes (the `Allow` header).
+    allow: &'static str,
 }
 
 #[derive(Serialize)]
@@ -243,7 +245,19 @@ impl GatewayError {
             param: None,
             upstream: None,
             retry_after: None,
+            allow: "",
         }))
+    }
+
+    /// 405 for `method` on `path`, which takes only `allow` (RFC 9110 §15.5.6: the answer names
+    /// them in `Allow`).
+    pub fn method_not_allowed(method: &http::Method, path: &str, allow: &'static str) -> Self {
+        let mut e = Self::new(
+            ErrorKind::MethodNotAllowed,
+            format!("{method} is not allowed on {path}"),
+        );
+        e.0.allow = allow;
+        e
     }
 
     pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
@@ -373,7 +387,7 @@ impl GatewayError {
             headers.insert("x-should-retry", HeaderValue::from_static("false"));
         }
         if self.0.kind == ErrorKind::MethodNotAllowed {
-            headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+            headers.insert(header::ALLOW, HeaderValue::from_static(self.0.allow));
         }
         response
     }

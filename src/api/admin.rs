@@ -84,11 +84,13 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
         (&Method::POST, ["keys", name, "rotate"]) => admin.rotate_key(name, &body).await,
         (_, ["models" | "routes" | "keys"] | ["models" | "routes" | "keys", _])
         | (_, ["keys", _, "rotate"]) => {
-            return Err(GatewayError::new(
-                ErrorKind::MethodNotAllowed,
-                format!("{method} is not allowed on /admin/v1/{path}"),
-            )
-            .into());
+            let allow = match segments.as_slice() {
+                [_] => "GET, POST",
+                [_, _] => "GET, PATCH, DELETE",
+                _ => "POST",
+            };
+            let path = format!("/admin/v1/{path}");
+            return Err(GatewayError::method_not_allowed(&method, &path, allow).into());
         }
         _ => {
             return Err(GatewayError::new(

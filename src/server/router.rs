@@ -86,7 +86,7 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
             let rest = &p["/v1/responses/".len()..];
             let (id, input_items) = match rest.strip_suffix("/input_items") {
                 Some(id) if req.method() == Method::GET => (id, true),
-                Some(_) => return Err(not_allowed(&req)),
+                Some(_) => return Err(not_allowed(&req, "GET")),
                 None => (rest, false),
             };
             let id = api::percent_decode(id);
@@ -106,27 +106,22 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
             ctx.runtime.cors_origins.as_deref(),
             req.headers(),
         )?),
-        (&Method::GET, "/health") => Ok(api::health::live()),
-        (&Method::GET, "/ready") => Ok(api::health::ready(ctx)),
-        (&Method::GET, "/metrics") => Ok(api::health::metrics(ctx)),
-        (
-            _,
-            "/v1/chat/completions"
-            | "/v1/completions"
-            | "/v1/responses"
-            | "/v1/embeddings"
-            | "/v1/models"
-            | "/v1/usage"
-            | "/health"
-            | "/ready"
-            | "/metrics",
-        ) => Err(not_allowed(&req)),
-        (_, p)
-            if p.starts_with("/v1/models/")
-                || p.starts_with("/v1/sessions/")
-                || p.starts_with("/v1/responses/") =>
-        {
-            Err(not_allowed(&req))
+        // HEAD too, as every HTTP server must (RFC 9110 §9.1): load balancers and uptime
+        // checkers probe with it. hyper sends a HEAD answer's headers without its body.
+        (&Method::GET | &Method::HEAD, "/health") => Ok(api::health::live()),
+        (&Method::GET | &Method::HEAD, "/ready") => Ok(api::health::ready(ctx)),
+        (&Method::GET | &Method::HEAD, "/metrics") => Ok(api::health::metrics(ctx)),
+        (_, "/v1/chat/completions" | "/v1/completions" | "/v1/responses" | "/v1/embeddings") => {
+            Err(not_allowed(&req, "POST"))
+        }
+        (_, "/v1/models" | "/v1/usage") => Err(not_allowed(&req, "GET")),
+        (_, "/health" | "/ready" | "/metrics") => Err(not_allowed(&req, "GET, HEAD")),
+        (_, p) if p.starts_with("/v1/models/") => Err(not_allowed(&req, "GET")),
+        (_, p) if p.starts_with("/v1/responses/") && p.ends_with("/input_items") => {
+            Err(not_allowed(&req, "GET"))
+        }
+        (_, p) if p.starts_with("/v1/sessions/") || p.starts_with("/v1/responses/") => {
+            Err(not_allowed(&req, "GET, DELETE"))
         }
         _ => Err(GatewayError::new(
             ErrorKind::NotFound,
@@ -163,12 +158,8 @@ fn server_span(tracer: &Arc<Tracer>, req: &Request<Incoming>) -> Option<Arc<Acti
     Some(span)
 }
 
-fn not_allowed(req: &Request<Incoming>) -> Rejection {
-    GatewayError::new(
-        ErrorKind::MethodNotAllowed,
-        format!("{} is not allowed on {}", req.method(), req.uri().path()),
-    )
-    .into()
+fn not_allowed(req: &Request<Incoming>, allow: &'static str) -> Rejection {
+    GatewayError::method_not_allowed(req.method(), req.uri().path(), allow).into()
 }
 
 /// Renders and logs a failed request, once, and counts it unless the outcome recorder did.

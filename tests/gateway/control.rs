@@ -197,12 +197,21 @@ async fn the_admin_api_is_for_admin_keys_and_names_bad_fields() {
         .0,
         404
     );
-    assert_eq!(
-        admin(&gw, M::PUT, "/admin/v1/models", Some(OPS), None)
+    // A 405 names what the path takes.
+    for (method, path, allow) in [
+        (M::PUT, "/admin/v1/models", "GET, POST"),
+        (M::POST, "/admin/v1/keys/team", "GET, PATCH, DELETE"),
+        (M::GET, "/admin/v1/keys/team/rotate", "POST"),
+    ] {
+        let r = client()
+            .request(method.clone(), gw.url(path))
+            .bearer_auth(OPS)
+            .send()
             .await
-            .0,
-        405
-    );
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+    }
     assert_eq!(
         admin(&gw, M::GET, "/admin/v1/nothing", Some(OPS), None)
             .await

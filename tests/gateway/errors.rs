@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use reqwest::Method;
+
 use crate::harness::{Gateway, client, config_for, post};
 use crate::mock_openai::MockOpenAi;
 
@@ -151,15 +153,30 @@ async fn unknown_paths_are_404_and_wrong_methods_405() {
         .await
         .unwrap();
     expect_error(r, 404).await;
-    let r = client()
-        .get(gw.url("/v1/chat/completions"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.headers().contains_key("allow"));
-    expect_error(r, 405).await;
-    let r = client().delete(gw.url("/v1/models")).send().await.unwrap();
-    expect_error(r, 405).await;
+    // A 405 names what the path takes (RFC 9110 §15.5.6).
+    for (method, path, allow) in [
+        (Method::GET, "/v1/chat/completions", "POST"),
+        (Method::PUT, "/v1/responses", "POST"),
+        (Method::DELETE, "/v1/models", "GET"),
+        (Method::POST, "/v1/models/demo", "GET"),
+        (Method::POST, "/v1/sessions/s1", "GET, DELETE"),
+        (Method::POST, "/v1/responses/resp_1/input_items", "GET"),
+        (Method::POST, "/health", "GET, HEAD"),
+    ] {
+        let r = client()
+            .request(method.clone(), gw.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+        expect_error(r, 405).await;
+    }
+    // HEAD is GET without the body, for the endpoints monitors probe.
+    for path in ["/health", "/ready", "/metrics"] {
+        let r = client().head(gw.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "HEAD {path}");
+        assert!(r.bytes().await.unwrap().is_empty());
+    }
 }
 
 #[tokio::test]
