@@ -120,7 +120,8 @@ impl ChatRequest {
     }
 
     fn parse_as(body: Bytes, form: Form) -> Result<Self, GatewayError> {
-        let peek: ChatPeek<'_> = serde_json::from_slice(&body).map_err(json_error)?;
+        let peek: ChatPeek<'_> =
+            serde_json::from_slice(&body).map_err(|e| json_error::<ChatPeek>(&body, e))?;
         check_depth(&body)?;
         let (model, model_span) = model_field(&body, peek.model)?;
         match form {
@@ -204,7 +205,8 @@ fn check_prompt(prompt: Option<&RawValue>) -> Result<(), GatewayError> {
 
 impl EmbeddingsRequest {
     pub fn parse(body: Bytes) -> Result<Self, GatewayError> {
-        let peek: EmbeddingsPeek<'_> = serde_json::from_slice(&body).map_err(json_error)?;
+        let peek: EmbeddingsPeek<'_> =
+            serde_json::from_slice(&body).map_err(|e| json_error::<EmbeddingsPeek>(&body, e))?;
         check_depth(&body)?;
         let (model, model_span) = model_field(&body, peek.model)?;
         let raw = peek.input.ok_or_else(|| missing("input"))?;
@@ -391,11 +393,48 @@ fn missing(field: &'static str) -> GatewayError {
         .with_param(field)
 }
 
-fn json_error(e: serde_json::Error) -> GatewayError {
+/// A body serde_json refused as `T`. Malformed JSON is `invalid_json`; a well-formed body with
+/// a field of the wrong type or range names the field, found by parsing once more with the
+/// path tracked (only on this error path: the first parse stays as fast as it was).
+fn json_error<'de, T: Deserialize<'de>>(body: &'de [u8], e: serde_json::Error) -> GatewayError {
+    if e.classify() == serde_json::error::Category::Data
+        && let Err(named) = parse_named::<T>(body)
+    {
+        return named;
+    }
     GatewayError::invalid_request(format!(
         "the request body is not valid JSON for this endpoint: {e}"
     ))
     .with_code("invalid_json")
+}
+
+/// A body as `T`; a bad one is a 400 naming the field (`param`, a dotted path such as
+/// `stream_options.include_usage` or `messages[0].role`) and saying what is wrong.
+pub fn parse_named<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, GatewayError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        // A missing field is reported at its parent: name the field itself.
+        let named = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|p| message.strip_prefix(p))
+            .and_then(|rest| rest.split('`').next());
+        let field = match (named, path.as_str()) {
+            (_, ".") => named.unwrap_or("body").to_owned(),
+            // serde_path_to_error puts an unknown field in the path itself, a missing one not.
+            (Some(f), p) if p != f && !p.ends_with(&format!(".{f}")) => format!("{p}.{f}"),
+            (_, p) => p.to_owned(),
+        };
+        invalid(field, message)
+    })
+}
+
+/// A 400 naming the field: `invalid '<field>': <what is wrong>`, with `param` set to it.
+pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> GatewayError {
+    let field = field.into();
+    GatewayError::invalid_request(format!("invalid '{field}': {}", message.into()))
+        .with_param(field)
 }
 
 #[cfg(test)]

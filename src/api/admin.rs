@@ -18,6 +18,7 @@ use crate::control::Control;
 use crate::control::store::{self, ControlError, KeyPatch, ModelRow, NewKey, RouteFields};
 use crate::error::{ErrorKind, GatewayError};
 use crate::limits::budget::{format_usd, period_start};
+use crate::request::invalid;
 
 /// Lets an admin key through: another key is a 403; an open gateway (no keys) passes only
 /// where `open_passes` (the dashboard's figures), else it is a 401 saying how to make one.
@@ -576,32 +577,9 @@ fn route_id(text: &str) -> Result<i64, GatewayError> {
         .map_err(|_| GatewayError::new(ErrorKind::NotFound, format!("no route with id {text:?}")))
 }
 
-/// A body as `T`; a bad one is a 400 naming the field (`param`) and saying what is wrong.
+/// A body as `T`; a bad one is a 400 naming the field.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.inner().to_string();
-        // A missing field is reported at its parent: name the field itself.
-        let named = ["unknown field `", "missing field `"]
-            .iter()
-            .find_map(|p| message.strip_prefix(p))
-            .and_then(|rest| rest.split('`').next());
-        let field = match (named, path.as_str()) {
-            (_, ".") => named.unwrap_or("body").to_owned(),
-            // serde_path_to_error puts an unknown field in the path itself, a missing one not.
-            (Some(f), p) if p != f && !p.ends_with(&format!(".{f}")) => format!("{p}.{f}"),
-            (_, p) => p.to_owned(),
-        };
-        invalid(field, message)
-    })
-}
-
-/// A 400 naming the field: `invalid '<field>': <what is wrong>`, with `param` set to it.
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> GatewayError {
-    let field = field.into();
-    GatewayError::invalid_request(format!("invalid '{field}': {}", message.into()))
-        .with_param(field)
+    crate::request::parse_named(body)
 }
 
 fn refused(e: ControlError) -> GatewayError {

@@ -54,10 +54,21 @@ async fn malformed_requests_are_400() {
             br#"{"model":["gpt-4o-mini"],"messages":[]}"#.to_vec(),
             Some("model"),
         ),
+        // Well-formed JSON with a field of the wrong type or range: the field is named.
         (
             br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#
                 .to_vec(),
-            None,
+            Some("stream"),
+        ),
+        (
+            br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#
+                .to_vec(),
+            Some("max_tokens"),
+        ),
+        (
+            br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":1}}"#
+                .to_vec(),
+            Some("stream_options.include_usage"),
         ),
         (deep.into_bytes(), None),
         (non_utf8, None),
@@ -73,8 +84,9 @@ async fn malformed_requests_are_400() {
             .unwrap();
         let v = expect_error(r, 400).await;
         assert_eq!(v["error"]["type"], "invalid_request_error", "{shown}");
-        if let Some(param) = param {
-            assert_eq!(v["error"]["param"], param, "{shown}");
+        match param {
+            Some(param) => assert_eq!(v["error"]["param"], param, "{shown}"),
+            None => assert_eq!(v["error"]["code"], "invalid_json", "{shown}"),
         }
     }
     assert_eq!(a.count(), 0, "nothing malformed reaches an upstream");
