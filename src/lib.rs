@@ -26,6 +26,7 @@ pub mod redis;
 pub mod request;
 pub mod responses;
 pub mod routing;
+pub mod runtime;
 pub mod secret;
 pub mod server;
 pub mod sessions;

@@ -8,7 +8,8 @@ use tokio::time::Instant;
 use crate::error::GatewayError;
 use crate::routing::Route;
 use crate::routing::dispatch::Failure;
-use crate::state::{App, Runtime};
+use crate::runtime::Runtime;
+use crate::state::App;
 use crate::trace::{Active, Kind};
 
 /// One request: the app, the config generation it started on, its clock and its id.

@@ -13,6 +13,7 @@ const ORDER: &[&str] = &[
     "api",
     "call",
     "state",
+    "runtime",
     "providers",
     "responses",
     "control",
