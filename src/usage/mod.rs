@@ -1,12 +1,15 @@
 //! The usage ledger: one row per request ([`record`]) priced exactly ([`price`]), tokens counted locally where the upstream
-//! reported none ([`estimate`]), the batched writer with its spill file ([`writer`]), the schema
+//! reported none ([`estimate`]), the batched writer ([`writer`]) into the file sink ([`file_sink`]) or PostgreSQL with a spill
+//! file ([`postgres_sink`]), the schema
 //! ([`migrations`], [`partitions`]) and the totals behind `/v1/usage` ([`totals`]).
 
 pub mod estimate;
+pub mod file_sink;
 pub mod journal;
 pub mod line;
 pub mod migrations;
 pub mod partitions;
+pub mod postgres_sink;
 pub mod price;
 pub mod record;
 pub mod rotation;

@@ -1,32 +1,26 @@
 //! The ledger's writer: records queue up off the request path, a single task batches them into
-//! the sink, and nothing is lost when the database is not there.
+//! the sink ([`super::file_sink`] or [`super::postgres_sink`]), and nothing is lost when the
+//! database is not there.
 //!
 //! - The queue is bounded and drained on a timer, never awaited per record: a request thread
 //!   sending a record never wakes the writer (no cross-thread wakeup per request).
-//! - Postgres: one statement per batch (one round trip): `INSERT … SELECT FROM UNNEST(…) ON
-//!   CONFLICT DO NOTHING RETURNING …`, idempotent on `(request_id, created_at)`, and the hourly
-//!   totals (`usage_hourly`) of exactly the rows it returned, upserted in the same statement.
-//! - Any failed batch is appended to the spill file (JSON lines, fsync'd) and the writer keeps
-//!   going; after the next successful write (or every `RETRY` while idle) the spill is replayed
-//!   and removed. Replays are idempotent, so a crash mid-replay duplicates nothing.
+//! - Postgres rows also go to a crash journal before they are queued, so a `kill -9` loses none;
+//!   a batch the database does not take is spilled and replayed (see `postgres_sink`).
 //! - `shutdown` drains the queue into the sink (or the spill) before it returns.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_postgres::{Client, NoTls};
 
-use super::UsageError;
 use super::estimate::Estimate;
+use super::file_sink::FileSink;
 use super::journal::Journal;
-use super::line::write_line;
-use super::migrations::migrate;
-use super::partitions::{Month, maintain};
+use super::postgres_sink::Postgres;
 use super::record::UsageRecord;
 use crate::config::{UsageConfig, UsageSinkKind};
 use crate::trace::{Active, Tracer, Value};
@@ -37,13 +31,6 @@ const QUEUE: usize = 65_536;
 const OVERFLOW: usize = 65_536;
 const BATCH: usize = 2_000;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// How often an unreachable database is retried, and partitions maintained.
-const RETRY: Duration = Duration::from_secs(2);
-const MAINTAIN_EVERY: Duration = Duration::from_secs(3_600);
-/// A stalled database must not stall the writer: past these, rows go to the spill.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-const PREMADE_MONTHS: u32 = 2;
 
 /// The handle request handlers record into.
 pub struct UsageSink {
@@ -67,27 +54,10 @@ struct Overflow {
     dropped: std::sync::atomic::AtomicU64,
 }
 
+/// Where batches go.
 enum Destination {
     File(FileSink),
     Postgres(Box<Postgres>),
-}
-
-/// The JSON-lines file sink, rotated by size.
-struct FileSink {
-    path: PathBuf,
-    max_bytes: u64,
-    keep: u32,
-}
-
-struct Postgres {
-    url: String,
-    spill: PathBuf,
-    migrate_on_start: bool,
-    retention_months: u32,
-    client: Option<Client>,
-    last_attempt: Option<Instant>,
-    last_maintenance: Option<Instant>,
-    spill_pending: bool,
 }
 
 // === impl UsageSink ===
@@ -104,34 +74,18 @@ impl UsageSink {
     ) -> Result<Option<Arc<Self>>, String> {
         let mut destination = match config.sink {
             UsageSinkKind::None => return Ok(None),
-            UsageSinkKind::File => Destination::File(FileSink {
-                path: PathBuf::from(&config.path),
-                max_bytes: config.max_file_bytes,
-                keep: config.keep_files,
-            }),
-            UsageSinkKind::Postgres => {
-                let spill = PathBuf::from(&config.spill_path);
-                Destination::Postgres(Box::new(Postgres {
-                    url: config.database_url.clone().unwrap_or_default(),
-                    spill_pending: spill.exists(),
-                    spill,
-                    migrate_on_start: config.migrate_on_start,
-                    retention_months: config.retention_months,
-                    client: None,
-                    last_attempt: None,
-                    last_maintenance: None,
-                }))
-            }
+            UsageSinkKind::File => Destination::File(FileSink::new(config)),
+            UsageSinkKind::Postgres => Destination::Postgres(Box::new(Postgres::new(config))),
         };
         let spill_claim = match &destination {
-            Destination::Postgres(pg) => claim(&pg.spill)?,
+            Destination::Postgres(pg) => claim(pg.spill())?,
             Destination::File(_) => None,
         };
         let journal = match &destination {
-            Destination::Postgres(pg) => match Journal::open(&pg.spill) {
+            Destination::Postgres(pg) => match Journal::open(pg.spill()) {
                 Ok(journal) => Some(Arc::new(journal)),
                 Err(e) => {
-                    tracing::error!(error = %e, spill = %pg.spill.display(), "usage journal unavailable: a crash may lose the last rows");
+                    tracing::error!(error = %e, spill = %pg.spill().display(), "usage journal unavailable: a crash may lose the last rows");
                     None
                 }
             },
@@ -140,8 +94,7 @@ impl UsageSink {
         if journal.is_some()
             && let Destination::Postgres(pg) = &mut destination
         {
-            // The journal may just have recovered a crashed run's rows into the spill.
-            pg.spill_pending = pg.spill.exists();
+            pg.recheck_spill();
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         let (stop, stopped) = watch::channel(false);
@@ -456,254 +409,4 @@ impl Destination {
             pg.idle().await;
         }
     }
-}
-
-// === impl FileSink ===
-
-impl FileSink {
-    /// Rotates the file if it is full, then appends the batch.
-    async fn write(&self, batch: &[UsageRecord]) -> Result<(), UsageError> {
-        let (path, max, keep) = (self.path.clone(), self.max_bytes, self.keep);
-        let rotated =
-            tokio::task::spawn_blocking(move || super::rotation::rotate_if_full(&path, max, keep))
-                .await
-                .map_err(|e| UsageError(e.to_string()))?
-                .map_err(|e| UsageError(format!("rotating {}: {e}", self.path.display())))?;
-        if rotated {
-            tracing::info!(path = %self.path.display(), keep = self.keep, "usage file rotated");
-        }
-        append(self.path.clone(), batch).await
-    }
-}
-
-// === impl Postgres ===
-
-impl Postgres {
-    async fn write(&mut self, batch: &[UsageRecord]) -> bool {
-        match self.insert(batch).await {
-            Ok(()) => {
-                crate::metrics::usage_written("postgres", batch.len());
-                if self.spill_pending {
-                    self.replay().await;
-                }
-                true
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, rows = batch.len(), spill = %self.spill.display(), "usage rows spilled: the database is unavailable");
-                self.client = None;
-                match append(self.spill.clone(), batch).await {
-                    Ok(()) => {
-                        self.spill_pending = true;
-                        crate::metrics::usage_spilled(batch.len());
-                        true
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, rows = batch.len(), "usage spill failed: the journal keeps them for the next start");
-                        false
-                    }
-                }
-            }
-        }
-    }
-
-    /// No new rows: keep the connection warm, replay a pending spill, maintain partitions.
-    async fn idle(&mut self) {
-        let due = self.last_attempt.is_none_or(|at| at.elapsed() >= RETRY);
-        let needed = self.spill_pending || self.client.is_none();
-        if due && needed && self.connect().await.is_ok() && self.spill_pending {
-            self.replay().await;
-        }
-    }
-
-    async fn connect(&mut self) -> Result<&Client, UsageError> {
-        if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
-            if self
-                .last_maintenance
-                .is_some_and(|at| at.elapsed() >= MAINTAIN_EVERY)
-            {
-                self.maintain().await?;
-            }
-            return self
-                .client
-                .as_ref()
-                .ok_or_else(|| UsageError("no connection".into()));
-        }
-        // While the database is away, batches go straight to the spill between attempts.
-        if self.last_attempt.is_some_and(|at| at.elapsed() < RETRY) {
-            return Err(UsageError(
-                "the usage database is unavailable; retrying".into(),
-            ));
-        }
-        self.last_attempt = Some(Instant::now());
-        let (mut client, connection) =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(&self.url, NoTls))
-                .await
-                .map_err(|_| UsageError("connecting to the usage database timed out".into()))??;
-        // The connection's task ends when `client` is dropped (or the socket closes).
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "usage database connection ended");
-            }
-        });
-        if self.migrate_on_start && self.last_maintenance.is_none() {
-            migrate(&mut client).await?;
-        }
-        self.client = Some(client);
-        self.maintain().await?;
-        self.client
-            .as_ref()
-            .ok_or_else(|| UsageError("no connection".into()))
-    }
-
-    async fn maintain(&mut self) -> Result<(), UsageError> {
-        let Some(client) = &self.client else {
-            return Ok(());
-        };
-        let done = maintain(client, Month::now(), PREMADE_MONTHS, self.retention_months).await?;
-        if !done.created.is_empty() || !done.dropped.is_empty() {
-            tracing::info!(created = ?done.created, dropped = ?done.dropped, "usage partitions maintained");
-        }
-        self.last_maintenance = Some(Instant::now());
-        Ok(())
-    }
-
-    async fn insert(&mut self, batch: &[UsageRecord]) -> Result<(), UsageError> {
-        let client = self.connect().await?;
-        tokio::time::timeout(WRITE_TIMEOUT, insert(client, batch))
-            .await
-            .map_err(|_| UsageError("writing usage rows timed out".into()))?
-    }
-
-    /// Inserts the spilled rows (duplicates are ignored) and removes the file.
-    async fn replay(&mut self) {
-        let path = self.spill.clone();
-        let records = match read_spill(path.clone()).await {
-            Ok(records) => records,
-            Err(e) => {
-                tracing::error!(error = %e, spill = %path.display(), "cannot read the usage spill file");
-                return;
-            }
-        };
-        let Ok(client) = self.connect().await else {
-            return;
-        };
-        for chunk in records.chunks(BATCH) {
-            if let Err(e) = insert(client, chunk).await {
-                tracing::warn!(error = %e, "usage spill replay interrupted; will retry");
-                self.client = None;
-                return;
-            }
-        }
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {
-                self.spill_pending = false;
-                crate::metrics::usage_replayed(records.len());
-                tracing::info!(
-                    rows = records.len(),
-                    "usage spill replayed into the database"
-                );
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "usage spill replayed but could not be removed; it will be replayed again (harmlessly)")
-            }
-        }
-    }
-}
-
-async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError> {
-    let col = |f: fn(&UsageRecord) -> String| batch.iter().map(f).collect::<Vec<String>>();
-    let word = |f: fn(&UsageRecord) -> &'static str| batch.iter().map(f).collect::<Vec<&str>>();
-    let opt = |f: fn(&UsageRecord) -> Option<String>| {
-        batch.iter().map(f).collect::<Vec<Option<String>>>()
-    };
-    let created: Vec<SystemTime> = batch
-        .iter()
-        .map(|r| UNIX_EPOCH + Duration::from_micros(r.created_at_us.max(0) as u64))
-        .collect();
-    client
-        .execute(
-            // One statement, so one transaction: the rows, and the hourly totals of exactly the
-            // rows it inserted (a replayed or retried row conflicts, is not returned, and is not
-            // counted again). Totals are upserted in key order so concurrent writers (replicas)
-            // lock them in the same order and never deadlock.
-            "WITH inserted AS (
-                 INSERT INTO request_logs (request_id, created_at, key_name, session_id, model_name, provider_id, upstream_model, stream,
-                     input_tokens, output_tokens, usage_source, cost, latency_ms, ttft_ms, attempts, status, http_status, error_message, purpose)
-                 SELECT r, c, k, s, m, p, u, st, i, o, us, co::numeric, l, t, a, sta, h, e, pu
-                 FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[],
-                             $9::int8[], $10::int8[], $11::text[], $12::text[], $13::int4[], $14::int4[], $15::int2[], $16::text[],
-                             $17::int2[], $18::text[], $19::text[])
-                      AS x(r, c, k, s, m, p, u, st, i, o, us, co, l, t, a, sta, h, e, pu)
-                 ON CONFLICT DO NOTHING
-                 RETURNING created_at, key_name, model_name, provider_id, purpose, input_tokens, output_tokens, cost
-             )
-             INSERT INTO usage_hourly AS h (hour, key_name, model_name, provider_id, purpose, requests, input_tokens, output_tokens, cost)
-             SELECT date_trunc('hour', created_at, 'UTC'), coalesce(key_name, ''), model_name, coalesce(provider_id, ''), purpose,
-                    count(*), sum(input_tokens), sum(output_tokens), sum(cost)
-             FROM inserted
-             GROUP BY 1, 2, 3, 4, 5
-             ORDER BY 1, 2, 3, 4, 5
-             ON CONFLICT (hour, key_name, model_name, provider_id, purpose) DO UPDATE SET
-                 requests = h.requests + EXCLUDED.requests,
-                 input_tokens = h.input_tokens + EXCLUDED.input_tokens,
-                 output_tokens = h.output_tokens + EXCLUDED.output_tokens,
-                 cost = h.cost + EXCLUDED.cost",
-            &[
-                &col(|r| r.request_id.clone()),
-                &created,
-                &opt(|r| r.key_name.clone()),
-                &opt(|r| r.session_id.clone()),
-                &col(|r| r.model_name.clone()),
-                &opt(|r| r.provider_id.clone()),
-                &opt(|r| r.upstream_model.clone()),
-                &batch.iter().map(|r| r.stream).collect::<Vec<bool>>(),
-                &batch.iter().map(|r| r.input_tokens).collect::<Vec<i64>>(),
-                &batch.iter().map(|r| r.output_tokens).collect::<Vec<i64>>(),
-                &word(|r| r.usage_source.as_str()),
-                &col(|r| r.cost.clone()),
-                &batch.iter().map(|r| r.latency_ms).collect::<Vec<i32>>(),
-                &batch.iter().map(|r| r.ttft_ms).collect::<Vec<Option<i32>>>(),
-                &batch.iter().map(|r| r.attempts).collect::<Vec<i16>>(),
-                &word(|r| r.status.as_str()),
-                &batch.iter().map(|r| r.http_status).collect::<Vec<i16>>(),
-                &opt(|r| r.error_message.clone()),
-                &word(|r| r.purpose.as_str()),
-            ],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Appends records as JSON lines and fsyncs: once this returns, they survive a crash.
-async fn append(path: PathBuf, batch: &[UsageRecord]) -> Result<(), UsageError> {
-    let mut lines = Vec::with_capacity(batch.len() * 320);
-    for record in batch {
-        write_line(record, &mut lines);
-    }
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write as _;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        file.write_all(&lines)?;
-        file.sync_data()
-    })
-    .await
-    .map_err(|e| UsageError(e.to_string()))?
-    .map_err(|e| UsageError(format!("{e}")))
-}
-
-async fn read_spill(path: PathBuf) -> Result<Vec<UsageRecord>, UsageError> {
-    let text = tokio::fs::read_to_string(&path)
-        .await
-        .map_err(|e| UsageError(e.to_string()))?;
-    // A torn last line (crash mid-append) is skipped; everything before it is whole.
-    Ok(text
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect())
 }
