@@ -68,22 +68,18 @@ pub fn status(
     let s = &config.sessions;
     line(
         "sessions",
-        &format!(
-            "{} (ttl {:?})",
-            store(s.store, s.redis_url.as_ref()),
-            s.ttl.0
-        ),
+        &format!("{} (ttl {})", store(s.store, s.redis_url.as_ref()), s.ttl),
     );
     let r = &config.responses;
     line(
         "responses",
         &format!(
-            "{} (ttl {:?})",
+            "{} (ttl {})",
             store(
                 r.store.unwrap_or(s.store),
                 r.redis_url.as_ref().or(s.redis_url.as_ref())
             ),
-            r.ttl.0
+            r.ttl
         ),
     );
     let u = &config.usage;
