@@ -1,5 +1,5 @@
 //! Lower-case hex, written by hand into fixed buffers: request ids, trace ids and `traceparent`,
-//! stored-response ids. `format!("{b:02x}")` per byte cost ~1,500 instructions of every request.
+//! stored-response ids. A request id through `format!` cost ~1,500 instructions of every request.
 
 /// The sixteen digits, for a caller writing one byte's digits in place (a JSON `\u00XX`).
 pub const DIGITS: &[u8; 16] = b"0123456789abcdef";
