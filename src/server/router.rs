@@ -1,6 +1,7 @@
 //! (method, path) → handler, and what every response gets on the way out: the `x-request-id`
 //! header, the request timeout, the error envelope (rendered and logged here, once) and metrics.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,8 +134,26 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
 
 /// The request's server span (HTTP semantic conventions), continuing the client's trace.
 fn server_span(tracer: &Arc<Tracer>, req: &Request<Incoming>) -> Option<Arc<Active>> {
-    let method = req.method().as_str();
+    let method = req.method();
     let path = req.uri().path();
+    let traceparent = req.headers().get("traceparent");
+    // The endpoints nearly every request takes: their names and attributes are static strings.
+    let known = match (method, path) {
+        (&Method::POST, "/v1/chat/completions") => Some("POST /v1/chat/completions"),
+        (&Method::POST, "/v1/responses") => Some("POST /v1/responses"),
+        (&Method::POST, "/v1/embeddings") => Some("POST /v1/embeddings"),
+        (&Method::POST, "/v1/completions") => Some("POST /v1/completions"),
+        (&Method::GET, "/v1/models") => Some("GET /v1/models"),
+        _ => None,
+    };
+    if let Some(name) = known {
+        let (method, route) = name.split_once(' ').unwrap_or((name, name));
+        let span = Active::server(tracer, traceparent, Cow::Borrowed(name))?;
+        span.set("http.route", Value::Static(route));
+        span.set("http.request.method", Value::Static(method));
+        span.set("url.path", Value::Static(route));
+        return Some(span);
+    }
     // Named by the route, not the path: ids would make every span name unique.
     let route = [
         "/v1/responses/",
@@ -147,11 +166,8 @@ fn server_span(tracer: &Arc<Tracer>, req: &Request<Incoming>) -> Option<Arc<Acti
     .iter()
     .find(|p| path.starts_with(**p) && path.len() > p.len())
     .map_or(path.to_owned(), |p| format!("{p}{{id}}"));
-    let span = Active::server(
-        tracer,
-        req.headers().get("traceparent"),
-        format!("{method} {route}"),
-    )?;
+    let method = method.as_str();
+    let span = Active::server(tracer, traceparent, format!("{method} {route}").into())?;
     span.set("http.route", Value::Str(route));
     span.set("http.request.method", Value::Str(method.to_owned()));
     span.set("url.path", Value::Str(path.to_owned()));

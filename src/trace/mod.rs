@@ -126,7 +126,7 @@ impl Active {
     pub fn server(
         tracer: &Arc<Tracer>,
         traceparent: Option<&HeaderValue>,
-        name: String,
+        name: Cow<'static, str>,
     ) -> Option<Arc<Self>> {
         let (trace_id, parent) = match traceparent.and_then(|v| parse_traceparent(v.as_bytes())) {
             Some((trace_id, parent, sampled)) => {
@@ -147,7 +147,7 @@ impl Active {
             tracer.clone(),
             trace_id,
             parent,
-            Cow::Owned(name),
+            name,
             Kind::Server,
         )))
     }

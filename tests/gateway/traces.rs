@@ -177,6 +177,8 @@ async fn a_fallback_shows_two_attempt_spans_under_the_server_span_in_the_clients
     assert_eq!(server.name, "POST /v1/chat/completions");
     for (key, value) in [
         ("http.request.method", "POST"),
+        ("http.route", "/v1/chat/completions"),
+        ("url.path", "/v1/chat/completions"),
         ("http.response.status_code", "200"),
         ("gen_ai.operation.name", "chat"),
         ("gen_ai.system", "openai"),
@@ -392,6 +394,14 @@ async fn session_and_chain_steps_are_spans_in_the_requests_trace() {
         .await
         .unwrap();
     assert_eq!(next.status(), 200);
+    let stored = format!("/v1/responses/{}", first["id"].as_str().unwrap());
+    let fetched = client()
+        .get(gw.url(&stored))
+        .bearer_auth("sk-team")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), 200);
 
     let deadline = Instant::now() + Duration::from_secs(5);
     let named = |spans: &[Span], name: &str| {
@@ -405,8 +415,17 @@ async fn session_and_chain_steps_are_spans_in_the_requests_trace() {
         let spans = collector.spans();
         let ready = !named(&spans, "session.expand").is_empty()
             && !named(&spans, "session.compress").is_empty()
-            && !named(&spans, "responses.chain.expand").is_empty();
+            && !named(&spans, "responses.chain.expand").is_empty()
+            && !named(&spans, "GET /v1/responses/{id}").is_empty();
         if ready {
+            // A path with an id is named by its route; the span keeps the real path.
+            let get = &named(&spans, "GET /v1/responses/{id}")[0];
+            assert_eq!(
+                attr(get, "http.route").as_deref(),
+                Some("/v1/responses/{id}")
+            );
+            assert_eq!(attr(get, "url.path").as_deref(), Some(stored.as_str()));
+            assert_eq!(attr(get, "http.request.method").as_deref(), Some("GET"));
             let expand = &named(&spans, "session.expand")[0];
             let server = spans
                 .iter()
