@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use crate::body::Body;
 use crate::error::{ErrorKind, GatewayError};
 
-const METHODS: &str = "GET, POST, DELETE, OPTIONS";
+const METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
 /// What the OpenAI SDKs and the AI SDK send, besides any `x-stainless-*` header.
 const HEADERS: &[&str] = &[
     "authorization",

@@ -98,15 +98,17 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
             let id = api::percent_decode(&p["/v1/sessions/".len()..]);
             Box::pin(api::sessions::handle(ctx, &req, &id)).await
         }
+        // Before the admin API, so a cross-origin admin tool on an allowed origin gets its
+        // preflight answered (the request itself still needs an admin key).
+        (&Method::OPTIONS, _) => Ok(cors::preflight(
+            ctx.runtime.cors_origins.as_deref(),
+            req.headers(),
+        )?),
         (&Method::GET, "/admin/v1/stats") => Box::pin(api::stats::handle(ctx, &req)).await,
         (_, p) if p.starts_with("/admin/v1/") => Box::pin(api::admin::handle(ctx, req)).await,
         (&Method::GET, p) if p == "/dashboard" || p.starts_with("/dashboard/") => {
             Ok(api::dashboard::asset(p))
         }
-        (&Method::OPTIONS, _) => Ok(cors::preflight(
-            ctx.runtime.cors_origins.as_deref(),
-            req.headers(),
-        )?),
         // HEAD too, as every HTTP server must (RFC 9110 §9.1): load balancers and uptime
         // checkers probe with it. hyper sends a HEAD answer's headers without its body.
         (&Method::GET | &Method::HEAD, "/health") => Ok(api::health::live()),

@@ -132,3 +132,45 @@ async fn other_origins_and_unknown_headers_are_refused() {
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
+
+/// An admin tool on an allowed origin: its preflight passes (PATCH and DELETE included), and the
+/// request itself still needs an admin key.
+#[tokio::test]
+async fn an_admin_tool_on_an_allowed_origin_passes_the_preflight_not_the_key_check() {
+    let gw = Gateway::start(&with_cors(&format!("\"{APP}\""))).await;
+    for method in ["PATCH", "DELETE"] {
+        let r = client()
+            .request(Method::OPTIONS, gw.url("/admin/v1/keys/team"))
+            .header("origin", APP)
+            .header("access-control-request-method", method)
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{method}");
+        let methods = r.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(methods.split(", ").any(|m| m == method), "{methods}");
+    }
+    let r = client()
+        .request(Method::OPTIONS, gw.url("/admin/v1/keys"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "another origin is refused");
+    let r = client()
+        .get(gw.url("/admin/v1/keys"))
+        .header("origin", APP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "no admin key");
+    assert_eq!(r.headers()["access-control-allow-origin"], APP);
+}
