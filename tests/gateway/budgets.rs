@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::control::{OPS, admin, config};
-use crate::harness::{Gateway, client, unique};
+use crate::harness::{Gateway, post_as, unique};
 use crate::mock_openai::MockOpenAi;
 use crate::usage_schema::TestDb;
 
@@ -21,13 +21,7 @@ fn priced(yaml: String) -> String {
 }
 
 async fn ask(gw: &Gateway, key: &str) -> (u16, Value, Option<String>) {
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&json!({"model": "chat", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let response = post_as(gw, "/v1/chat/completions", key, &json!({"model": "chat", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})).await;
     let status = response.status().as_u16();
     let retry = response
         .headers()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, eventually};
+use crate::harness::{Gateway, client, eventually, post_as};
 use crate::mock_openai::{Behavior, MockOpenAi};
 use crate::tcp_proxy::TcpProxy;
 use crate::usage_schema::TestDb;
@@ -60,13 +60,13 @@ pub async fn admin(
 }
 
 pub async fn chat(gw: &Gateway, key: &str, model: &str) -> (u16, Value) {
-    let response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let response = post_as(
+        gw,
+        "/v1/chat/completions",
+        key,
+        &json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -614,13 +614,13 @@ async fn requests_in_flight_finish_on_their_table() {
         "  - { id: slow, kind: mock, mock: { reply: \"one two three four five six\", chunk_interval: 100ms } }\nmodels:\n  - { name: paced, routes: [{ provider: slow, model: paced }] }\n",
     );
     let gw = Gateway::start(&yaml).await;
-    let mut response = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(TEAM)
-        .json(&json!({"model": "paced", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let mut response = post_as(
+        &gw,
+        "/v1/chat/completions",
+        TEAM,
+        &json!({"model": "paced", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let mut text = String::from_utf8(response.chunk().await.unwrap().unwrap().to_vec()).unwrap();
     // Mid-stream the model is deleted, and this replica already refuses new requests for it…

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, unique};
+use crate::harness::{Gateway, client, post_as, unique};
 use crate::mock_openai::{Behavior, MockOpenAi};
 
 const OPS: &str = "sk-dashboard-ops-000000";
@@ -59,14 +59,14 @@ async fn stats_show_routes_traffic_and_spend_and_chromium_draws_the_dashboard() 
     std::fs::create_dir_all(&dir).unwrap();
     let gw = Gateway::start(&config(&a, &b, &dir.join("usage.jsonl"))).await;
     let ask = async || {
-        client()
-            .post(gw.url("/v1/chat/completions"))
-            .bearer_auth(TEAM)
-            .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await
-            .unwrap()
-            .status()
+        post_as(
+            &gw,
+            "/v1/chat/completions",
+            TEAM,
+            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .status()
     };
     for _ in 0..8 {
         assert_eq!(ask().await, 200);

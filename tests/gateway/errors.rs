@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use reqwest::Method;
 
-use crate::harness::{Gateway, client, config_for, post};
+use crate::harness::{Gateway, client, config_for, post, post_as};
 use crate::mock_openai::MockOpenAi;
 
 async fn expect_error(response: reqwest::Response, status: u16) -> Value {
@@ -200,21 +200,9 @@ async fn keys_are_required_and_allow_lists_enforced() {
     let r = post(&gw, "/v1/chat/completions", &body).await;
     let v = expect_error(r, 401).await;
     assert_eq!(v["error"]["code"], "invalid_api_key");
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth("sk-wrong")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(&gw, "/v1/chat/completions", "sk-wrong", &body).await;
     expect_error(r, 401).await;
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth("sk-embed")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(&gw, "/v1/chat/completions", "sk-embed", &body).await;
     let v = expect_error(r, 403).await;
     assert_eq!(v["error"]["code"], "model_not_allowed");
     let r = client()
@@ -235,13 +223,7 @@ async fn keys_are_required_and_allow_lists_enforced() {
         ["text-embedding-3-small"],
         "a key lists only the models it may use"
     );
-    let r = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth("sk-team-a")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(&gw, "/v1/chat/completions", "sk-team-a", &body).await;
     assert_eq!(r.status(), 200);
     assert_eq!(a.count(), 1);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, unique};
+use crate::harness::{Gateway, client, post_as, unique};
 use crate::mock_openai::{Behavior, MockOpenAi};
 
 const DASHBOARD: &str = include_str!("../../k8s/grafana/switchyard-dashboard.json");
@@ -84,15 +84,8 @@ usage:
         ledger.display()
     );
     let gw = Gateway::start(&yaml).await;
-    let send = async |key: &str, body: Value| {
-        client()
-            .post(gw.url("/v1/chat/completions"))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    };
+    let send =
+        async |key: &str, body: Value| post_as(&gw, "/v1/chat/completions", key, &body).await;
     let chat = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]});
     // bad fails and is ejected; ok answers.
     assert_eq!(send("sk-team", chat.clone()).await.status(), 200);

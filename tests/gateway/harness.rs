@@ -134,6 +134,22 @@ pub async fn post(gw: &Gateway, path: &str, body: &serde_json::Value) -> reqwest
     client().post(gw.url(path)).json(body).send().await.unwrap()
 }
 
+/// POSTs JSON to the gateway with `key` as the bearer.
+pub async fn post_as(
+    gw: &Gateway,
+    path: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    client()
+        .post(gw.url(path))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The embedded default, with its file ledger turned off so tests write nothing into the checkout.
 pub fn embedded_default() -> String {
     switchyard::config::EMBEDDED_DEFAULT.replace("sink: file", "sink: none")

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, config_for, eventually, metric, post};
+use crate::harness::{Gateway, config_for, eventually, metric, post, post_as};
 use crate::mock_openai::{Behavior, MockOpenAi};
 use crate::tcp_proxy::TcpProxy;
 use crate::usage_schema::{TestDb, assert_hourly_totals_match_the_rows};
@@ -422,13 +422,7 @@ async fn usage_totals_are_scoped_to_the_callers_key(usage: &str) {
     let send = |key: &'static str| {
         let gw = &gw;
         async move {
-            let r = crate::harness::client()
-                .post(gw.url("/v1/chat/completions"))
-                .bearer_auth(key)
-                .json(&chat(false))
-                .send()
-                .await
-                .unwrap();
+            let r = post_as(gw, "/v1/chat/completions", key, &chat(false)).await;
             assert_eq!(r.status(), 200);
         }
     };

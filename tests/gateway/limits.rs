@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, config_for, unique};
+use crate::harness::{Gateway, config_for, post_as, unique};
 use crate::mock_openai::MockOpenAi;
 
 fn gateway_config(a: &MockOpenAi, keys: &str, limits: &str) -> String {
@@ -20,13 +20,7 @@ async fn chat(gw: &Gateway, key: &str, max_tokens: Option<u64>) -> reqwest::Resp
     if let Some(n) = max_tokens {
         body["max_tokens"] = json!(n);
     }
-    client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    post_as(gw, "/v1/chat/completions", key, &body).await
 }
 
 fn header(r: &reqwest::Response, name: &str) -> Option<String> {

@@ -12,7 +12,7 @@ use switchyard::routing::affinity;
 use switchyard::tokens::Encoding;
 
 use crate::dashscope::dashscope_config;
-use crate::harness::{Gateway, client, config_for, get_text, sse_data, unique};
+use crate::harness::{Gateway, client, config_for, get_text, post_as, sse_data, unique};
 use crate::mock_dashscope::MockDashScope;
 use crate::mock_openai::{Behavior, MockOpenAi};
 use crate::tcp_proxy::TcpProxy;
@@ -292,13 +292,13 @@ async fn redis_going_away_fails_session_requests_fast_and_nothing_else() {
         "no hang: {:?}",
         started.elapsed()
     );
-    let keyed = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth("sk-team-a")
-        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let keyed = post_as(
+        &gw,
+        "/v1/chat/completions",
+        "sk-team-a",
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(
         keyed.status(),
         200,

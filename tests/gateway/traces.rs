@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::json;
 
-use crate::harness::{Gateway, client};
+use crate::harness::{Gateway, client, post_as};
 use crate::mock_openai::{Behavior, MockOpenAi};
 use crate::mock_server::{self, Body};
 
@@ -376,23 +376,23 @@ async fn session_and_chain_steps_are_spans_in_the_requests_trace() {
         let body = json!({"model": "chat", "session_id": session, "messages": [{"role": "user", "content": format!("turn {turn}: tell me something long enough to count")}]});
         assert_eq!(ask(&gw, body, None).await.status(), 200);
     }
-    let first: serde_json::Value = client()
-        .post(gw.url("/v1/responses"))
-        .bearer_auth("sk-team")
-        .json(&json!({"model": "chat", "input": "hello"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let next = client()
-        .post(gw.url("/v1/responses"))
-        .bearer_auth("sk-team")
-        .json(&json!({"model": "chat", "input": "and then?", "previous_response_id": first["id"]}))
-        .send()
-        .await
-        .unwrap();
+    let first: serde_json::Value = post_as(
+        &gw,
+        "/v1/responses",
+        "sk-team",
+        &json!({"model": "chat", "input": "hello"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let next = post_as(
+        &gw,
+        "/v1/responses",
+        "sk-team",
+        &json!({"model": "chat", "input": "and then?", "previous_response_id": first["id"]}),
+    )
+    .await;
     assert_eq!(next.status(), 200);
     let stored = format!("/v1/responses/{}", first["id"].as_str().unwrap());
     let fetched = client()

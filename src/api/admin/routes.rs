@@ -12,22 +12,6 @@ use crate::request::invalid;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RouteBody {
-    model: String,
-    provider: String,
-    upstream_model: String,
-    #[serde(default = "one")]
-    priority: u32,
-    #[serde(default = "one")]
-    weight: u32,
-    #[serde(default)]
-    max_rps: Option<u32>,
-    #[serde(default = "yes")]
-    enabled: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RoutePatch {
     #[serde(default)]
     model: Option<String>,
@@ -61,16 +45,7 @@ impl Admin<'_> {
     }
 
     pub(super) async fn create_route(&self, body: &[u8]) -> Answer {
-        let b: RouteBody = parse(body)?;
-        let fields = RouteFields {
-            model: b.model,
-            provider: b.provider,
-            upstream_model: b.upstream_model,
-            priority: b.priority,
-            weight: b.weight,
-            max_rps: b.max_rps,
-            enabled: b.enabled,
-        };
+        let fields: RouteFields = parse(body)?;
         self.check_route(&fields)?;
         let mut conn = self.conn().await?;
         let (route, generation) = store::create_route(&mut conn, &fields)
@@ -143,12 +118,4 @@ impl Admin<'_> {
         }
         Ok(())
     }
-}
-
-fn one() -> u32 {
-    1
-}
-
-fn yes() -> bool {
-    true
 }

@@ -1,6 +1,6 @@
 //! The `routing_rules` table.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, Row};
@@ -15,15 +15,20 @@ pub struct RouteRow {
     pub fields: RouteFields,
 }
 
-/// A new route's fields (POST /admin/v1/routes), or a route's fields after a PATCH.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A new route's fields (the body of POST /admin/v1/routes), or a route's fields after a PATCH.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RouteFields {
     pub model: String,
     pub provider: String,
     pub upstream_model: String,
+    #[serde(default = "one")]
     pub priority: u32,
+    #[serde(default = "one")]
     pub weight: u32,
+    #[serde(default)]
     pub max_rps: Option<u32>,
+    #[serde(default = "yes")]
     pub enabled: bool,
 }
 
@@ -156,4 +161,12 @@ fn unknown_model(e: tokio_postgres::Error) -> ControlError {
         },
         _ => e.into(),
     }
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
 }
