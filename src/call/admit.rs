@@ -68,7 +68,7 @@ pub async fn limits(
         Some(budget) => {
             let price = Price::from_config(model.price.as_ref());
             let units = i64::try_from(price.cost_units(prompt, completion)).unwrap_or(i64::MAX);
-            let rebuild = spent_before(ctx, k.name.to_string());
+            let rebuild = spent_before(ctx, k.name.clone());
             Some(Box::pin(ctx.app.limits.budgets.reserve(k, budget, units, rebuild)).await?)
         }
         None => None,
@@ -95,9 +95,12 @@ pub async fn limits(
 /// What rebuilds a key's missing budget counter: the ledger's total for the key since the
 /// period's start (from the hourly totals), `None` if the ledger cannot answer now. Without a
 /// ledger there is nothing to rebuild from: the spend counts from this process's start.
+///
+/// Made for every budgeted request but called only when its counter is missing: `name` is the
+/// key's shared name, turned into the query's string only then.
 pub fn spent_before(
     ctx: &RequestCtx,
-    name: String,
+    name: Arc<str>,
 ) -> impl FnOnce(u64) -> std::pin::Pin<Box<dyn Future<Output = Option<i64>> + Send>> {
     let app = ctx.app.clone();
     move |since| {
@@ -109,7 +112,7 @@ pub fn spent_before(
                 group: Group::All,
                 from_us: since as i64 * 1_000_000,
                 to_us: unix_micros(),
-                key: Some(name),
+                key: Some(name.to_string()),
             };
             match ledger.totals(query).await {
                 Ok(totals) => Some(

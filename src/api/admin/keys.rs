@@ -96,7 +96,7 @@ impl Admin<'_> {
                 let start = period_start(b.period, unix_now());
                 let units = match self.ctx.app.limits.budgets.spent(&key.name, b.period).await {
                     Some(units) => units,
-                    None => admit::spent_before(self.ctx, key.name.clone())(start)
+                    None => admit::spent_before(self.ctx, key.name.as_str().into())(start)
                         .await
                         .unwrap_or(0),
                 };
