@@ -12,6 +12,10 @@ use super::*;
 enum Then {
     KeepOpen,
     Close,
+    /// Resets the connection (SO_LINGER 0) instead of a clean close.
+    Reset,
+    /// Sends more bytes a moment later, as a body the framing gave no room for.
+    Trail(&'static [u8]),
 }
 
 /// Answers each request, on whatever connection it comes, with the next scripted response;
@@ -48,8 +52,21 @@ impl Upstream {
                         if io.write_all(answer).await.is_err() {
                             return;
                         }
-                        if let Then::Close = then {
-                            return;
+                        match then {
+                            Then::KeepOpen => {}
+                            Then::Close => return,
+                            Then::Reset => {
+                                // Deprecated for blocking on drop; a zero linger never blocks.
+                                #[allow(deprecated)]
+                                let _ = io.set_linger(Some(Duration::ZERO));
+                                return;
+                            }
+                            Then::Trail(more) => {
+                                tokio::time::sleep(Duration::from_millis(30)).await;
+                                if io.write_all(more).await.is_err() {
+                                    return;
+                                }
+                            }
                         }
                     }
                 });
@@ -233,6 +250,103 @@ async fn an_upstream_that_sends_more_than_its_answer_is_not_reused() {
         .await
         .expect("body");
     assert_eq!(up.accepted(), 2);
+}
+
+/// Each head announces a body its status or version cannot have (or frames it two ways); the
+/// upstream sends that body a moment later. Reused, the connection would hand those bytes, here a
+/// well-formed answer of their own, to the next request as its answer.
+#[tokio::test]
+async fn a_head_whose_framing_is_suspect_is_never_reused() {
+    const STALE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nSTALE";
+    const SUSPECT: [&[u8]; 6] = [
+        b"HTTP/1.1 204 No Content\r\ncontent-length: 43\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\ntransfer-encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 103 Early Hints\r\ncontent-length: 43\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi",
+        b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+    ];
+    for suspect in SUSPECT {
+        let up = Upstream::start(vec![(suspect, Then::Trail(STALE)), (OK, Then::KeepOpen)]).await;
+        let shown = String::from_utf8_lossy(suspect).into_owned();
+        let first = up.post("{}").await.expect("answered");
+        read_all(first.body).await.expect("body");
+        assert_eq!(pool::idle_count(&up.origin.addr), 0, "{shown}");
+        // The trailing bytes arrive while the next request is under way.
+        let second = up.post("{}").await.expect("answered");
+        assert_eq!(
+            read_all(second.body).await.expect("body"),
+            b"{\"ok\":true}",
+            "{shown}"
+        );
+        assert_eq!(up.accepted(), 2, "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn a_switch_of_protocols_nobody_asked_for_is_refused() {
+    const SWITCH: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n\r\n";
+    let up = Upstream::start(vec![(SWITCH, Then::KeepOpen)]).await;
+    // Taken for an interim answer, the switch would leave the client waiting for another head.
+    let answer = tokio::time::timeout(Duration::from_secs(5), up.post("{}")).await;
+    assert!(matches!(answer, Ok(Err(Failure::Exchange(_)))));
+    assert_eq!(pool::idle_count(&up.origin.addr), 0);
+}
+
+/// An upstream closes an idle connection just as the gateway reuses it: the request goes again,
+/// once, on a new connection, whether the close was a FIN or a reset.
+#[tokio::test]
+async fn a_pooled_connection_that_ends_before_any_answer_is_retried_once_on_a_new_one() {
+    for close in [Then::Close, Then::Reset] {
+        let up = Upstream::start(vec![
+            (OK, Then::KeepOpen),
+            (b"", close),
+            (OK, Then::KeepOpen),
+        ])
+        .await;
+        for _ in 0..2 {
+            let response = up.post("{}").await.expect("answered");
+            assert_eq!(
+                read_all(response.body).await.expect("body"),
+                b"{\"ok\":true}"
+            );
+        }
+        assert_eq!((up.accepted(), up.requests()), (2, 3));
+    }
+    // Once: a new connection that fails too is the route's failure.
+    let up = Upstream::start(vec![
+        (OK, Then::KeepOpen),
+        (b"", Then::Close),
+        (b"", Then::Close),
+    ])
+    .await;
+    read_all(up.post("{}").await.expect("answered").body)
+        .await
+        .expect("body");
+    assert!(matches!(up.post("{}").await, Err(Failure::Exchange(_))));
+    assert_eq!((up.accepted(), up.requests()), (2, 3));
+    // A connection that had begun its answer is not retried.
+    const CUT: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-le";
+    let up = Upstream::start(vec![(OK, Then::KeepOpen), (CUT, Then::Close)]).await;
+    read_all(up.post("{}").await.expect("answered").body)
+        .await
+        .expect("body");
+    assert!(matches!(up.post("{}").await, Err(Failure::Exchange(_))));
+    assert_eq!((up.accepted(), up.requests()), (1, 2));
+}
+
+#[tokio::test]
+async fn a_head_past_the_bound_is_refused_even_in_one_write() {
+    static BIG: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+        while head.len() < 2 * framing::MAX_HEAD {
+            head.extend_from_slice(format!("x-filler: {}\r\n", "a".repeat(4000)).as_bytes());
+        }
+        head.extend_from_slice(b"content-length: 2\r\n\r\nhi");
+        head
+    });
+    let up = Upstream::start(vec![(BIG.as_slice(), Then::KeepOpen)]).await;
+    assert!(matches!(up.post("{}").await, Err(Failure::Exchange(_))));
 }
 
 #[tokio::test]

@@ -5,7 +5,11 @@
 //! Strict where leniency lets a hostile upstream desynchronise a pooled connection: a
 //! Content-Length that is not plain digits or differs between repeats, a chunk size that is not
 //! hex or overflows, a missing CRLF after chunk data, a head or trailer section past its bound
-//! are errors, and the connection is never reused after one.
+//! are errors, and the connection is never reused after one. A head whose framing is merely
+//! suspect (a bodiless status announcing a body, both length headers, `chunked` twice, an
+//! HTTP/1.0 answer with a transfer coding) is read as RFC 9112 says, and its connection closed
+//! after it: the bytes the upstream meant as a body would otherwise be read as the answer to the
+//! next request on that connection, which may be another client's.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -73,6 +77,10 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<ResponseHead>> {
         &mut fields,
     );
     let len = match parsed {
+        // A head that arrived in one piece is held to the same bound as one still arriving.
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+            return Err(invalid("response head too large"));
+        }
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
             return Err(invalid("response head too large"));
@@ -87,10 +95,15 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<ResponseHead>> {
         .code
         .and_then(|code| StatusCode::from_u16(code).ok())
         .ok_or_else(|| invalid("malformed status code"))?;
+    // The gateway never asks for an upgrade: after a 101 the bytes are not HTTP/1.1 any more.
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(invalid("unrequested protocol switch"));
+    }
     let http10 = response.version == Some(0);
 
     let mut length: Option<u64> = None;
     let mut chunked = false;
+    let mut chunked_codings = 0usize;
     let mut transfer_encoding = false;
     let mut close = http10;
     let mut retry_after_ms: Option<&[u8]> = None;
@@ -107,6 +120,11 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<ResponseHead>> {
             transfer_encoding = true;
             // Only the last coding says how the message ends.
             chunked = last_token(field.value).eq_ignore_ascii_case(b"chunked");
+            chunked_codings += field
+                .value
+                .split(|b| *b == b',')
+                .filter(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+                .count();
         } else if name.eq_ignore_ascii_case("connection") {
             for token in field.value.split(|b| *b == b',') {
                 let token = token.trim_ascii();
@@ -126,13 +144,16 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<ResponseHead>> {
     let bodiless = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
+    let announces_body = transfer_encoding || length.is_some_and(|n| n > 0);
+    // Suspect framing (RFC 9112 §6.1, §6.3): read as the RFC says, then never reuse.
+    if (bodiless && announces_body)
+        || (transfer_encoding && (length.is_some() || http10 || chunked_codings > 1))
+    {
+        close = true;
+    }
     let framing = if bodiless {
         Framing::Empty
     } else if transfer_encoding {
-        // Both headers: Transfer-Encoding wins, and the message is suspect (§6.3): never reuse.
-        if length.is_some() {
-            close = true;
-        }
         if chunked {
             Framing::Chunked
         } else {

@@ -119,13 +119,58 @@ fn connection_reuse_follows_the_version_and_connection_header() {
 
 #[test]
 fn bodiless_statuses_have_no_body_whatever_the_headers_say() {
-    for status in ["204 No Content", "304 Not Modified", "100 Continue"] {
-        let h = head(&format!("HTTP/1.1 {status}\r\nContent-Length: 10\r\n\r\n"));
-        assert_eq!(h.framing, Framing::Empty, "{status}");
+    for status in [
+        "204 No Content",
+        "304 Not Modified",
+        "100 Continue",
+        "103 Early Hints",
+    ] {
+        for announced in ["Content-Length: 10", "Transfer-Encoding: chunked"] {
+            let h = head(&format!("HTTP/1.1 {status}\r\n{announced}\r\n\r\n"));
+            assert_eq!(h.framing, Framing::Empty, "{status}");
+            // The upstream may send the body it announced: never reuse after such a head.
+            assert!(!h.keep_alive, "{status} with {announced}");
+        }
+        let h = head(&format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n"));
+        assert!(h.keep_alive, "{status} with no body announced");
     }
     assert_eq!(
         head("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").framing,
         Framing::Empty
+    );
+}
+
+#[test]
+fn framing_that_is_read_one_way_but_meant_another_is_not_reused() {
+    // HTTP/1.0 has no transfer codings (RFC 9112 §6.1): read as chunked, then close.
+    let h = head("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_eq!(h.framing, Framing::Chunked);
+    assert!(!h.keep_alive);
+    // chunked applied twice, in one field or two.
+    for te in [
+        "Transfer-Encoding: chunked, chunked",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+    ] {
+        let h = head(&format!("HTTP/1.1 200 OK\r\n{te}\r\n\r\n"));
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(!h.keep_alive, "{te}");
+    }
+    assert_eq!(
+        head_error("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"),
+        "unrequested protocol switch"
+    );
+}
+
+#[test]
+fn a_complete_head_past_the_bound_is_refused_too() {
+    let mut big = b"HTTP/1.1 200 OK\r\n".to_vec();
+    while big.len() <= 2 * MAX_HEAD {
+        big.extend_from_slice(format!("x-filler: {}\r\n", "a".repeat(4000)).as_bytes());
+    }
+    big.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    assert_eq!(
+        head_error(&String::from_utf8(big).expect("ascii")),
+        "response head too large"
     );
 }
 

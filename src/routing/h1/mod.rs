@@ -64,7 +64,8 @@ pub struct Body {
     failed: Option<io::Error>,
 }
 
-/// Why a pooled connection could not be used: the request may be sent again on a new one.
+/// Why an exchange failed; `Stale`: a pooled connection ended before any byte of an answer, so
+/// the request may be sent again on a new one.
 enum Attempt {
     Stale,
     Failed(io::Error),
@@ -121,7 +122,7 @@ impl Origin {
 
     /// Sends a request whose head starts with `head` (then `extra`, lines as made by
     /// [`Origin::head`]) on an idle connection or a new one, and reads the response head.
-    /// A request is sent again only when it could not be written to a pooled connection.
+    /// A request is sent again only when a pooled connection ended before any byte of an answer.
     pub async fn send(
         &self,
         head: &[u8],
@@ -139,6 +140,9 @@ impl Origin {
         request.extend_from_slice(b"\r\n");
         let body = body.map_or(&[][..], |b| &b[..]);
 
+        // A pooled connection the upstream closed while it sat idle (servers close theirs after
+        // their own keep-alive timeout) fails before any byte of an answer: the request goes
+        // again, once, on a new connection, as curl, Go's net/http and hyper do.
         if let Some(io) = pool::take(&self.addr) {
             match self.exchange(io, &request, body, true).await {
                 Ok(response) => return Ok(response),
@@ -180,23 +184,29 @@ impl Origin {
             });
         }
         let mut buf = BytesMut::with_capacity(READ_SIZE);
+        let mut answered = false;
+        // Every head of the exchange, interim ones included, must allow reuse.
+        let mut keep_alive = true;
         loop {
             // parse_head refuses a head past MAX_HEAD, so this grows by at most that much.
             if buf.capacity() - buf.len() < READ_SIZE / 4 {
                 buf.reserve(READ_SIZE);
             }
             match io.read_buf(&mut buf).await {
+                Ok(0) if pooled && !answered => return Err(Attempt::Stale),
                 Ok(0) => {
                     return Err(Attempt::Failed(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "connection closed before a response",
                     )));
                 }
-                Ok(_) => {}
+                Ok(_) => answered = true,
+                Err(e) if pooled && !answered && is_reset(&e) => return Err(Attempt::Stale),
                 Err(e) => return Err(Attempt::Failed(e)),
             }
             while let Some(head) = parse_head(&buf).map_err(Attempt::Failed)? {
                 buf.advance(head.len);
+                keep_alive &= head.keep_alive;
                 // 100 Continue and 103 Early Hints come before the answer.
                 if head.status.is_informational() {
                     continue;
@@ -205,7 +215,7 @@ impl Origin {
                     io: Some(io),
                     buf,
                     decoder: Decoder::new(head.framing),
-                    keep_alive: head.keep_alive,
+                    keep_alive,
                     addr: self.addr.clone(),
                     failed: None,
                 };
@@ -218,6 +228,16 @@ impl Origin {
             }
         }
     }
+}
+
+/// The peer reset or abandoned the connection (a closed idle connection written to).
+fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
 }
 
 /// Writes `head` and `body` with as few system calls as the socket allows (one, usually).
