@@ -107,8 +107,8 @@ pub fn session_header_out<B>(response: &mut Response<B>, id: &str) {
     }
 }
 
-/// Reads a request body of at most `server.max_body_bytes`: a declared or actual larger body
-/// is a 413 (refused before it is read when `content-length` says so), and a body that sends
+/// Reads a JSON request body of at most `server.max_body_bytes`, refusing one that is not UTF-8:
+/// a declared or actual larger body is a 413 (refused before it is read when `content-length` says so), and a body that sends
 /// nothing for `server.body_read_timeout` is a 408, so a stalled upload never holds its slot.
 pub async fn read_body(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Bytes, GatewayError> {
     let max = ctx.runtime.max_body_bytes;
@@ -166,10 +166,20 @@ pub async fn read_body(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Bytes
             }
         }
     }
-    Ok(match first {
+    let body = match first {
         Some(only) => only,
         None => out.freeze(),
-    })
+    };
+    // JSON is UTF-8 (RFC 8259 §8.1). The parsers skip the fields they do not read without
+    // looking inside their strings, so check the whole body once (a few GB/s) before any of it
+    // can be forwarded.
+    if std::str::from_utf8(&body).is_err() {
+        return Err(
+            GatewayError::invalid_request("the request body is not valid UTF-8")
+                .with_code("invalid_json"),
+        );
+    }
+    Ok(body)
 }
 
 /// Most a refused body is read for, and how long, before its connection is let go.

@@ -1,30 +1,36 @@
 //! A connection must send its first byte within `header_read_timeout`. hyper's own header
 //! timeout starts with a request's first byte, and the HTTP/1-or-h2 detection before it waits
 //! for ever: without this, sockets that send nothing hold the connection cap (60 of them on a cap
-//! of 50 stopped `/health`). Once a byte has arrived the wrapper is a plain pass-through.
+//! of 50 stopped `/health`). Once a byte has arrived the wrapper is a plain pass-through, but for
+//! showing the first bytes to [`Activity::sniff`] until they tell the protocol.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+use super::idle::Activity;
+
 pub struct FirstByte<T> {
     inner: T,
     /// Until the first byte: when the connection is given up.
     deadline: Option<Pin<Box<Sleep>>>,
+    activity: Arc<Activity>,
 }
 
 // === impl FirstByte ===
 
 impl<T> FirstByte<T> {
-    pub fn new(inner: T, within: Duration) -> Self {
+    pub fn new(inner: T, within: Duration, activity: Arc<Activity>) -> Self {
         Self {
             inner,
             deadline: Some(Box::pin(tokio::time::sleep(within))),
+            activity,
         }
     }
 }
@@ -41,6 +47,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for FirstByte<T> {
             Poll::Ready(result) => {
                 if buf.filled().len() > before {
                     this.deadline = None;
+                    if this.activity.sniffing() {
+                        this.activity.sniff(&buf.filled()[before..]);
+                    }
                 }
                 Poll::Ready(result)
             }

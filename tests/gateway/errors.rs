@@ -92,6 +92,54 @@ async fn malformed_requests_are_400() {
     assert_eq!(a.count(), 0, "nothing malformed reaches an upstream");
 }
 
+/// The parsers skip fields they do not read without looking inside their strings: bytes that are
+/// not UTF-8 there must still never reach an upstream, on any endpoint.
+#[tokio::test]
+async fn a_body_that_is_not_utf8_anywhere_is_400_on_every_endpoint() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], "")).await;
+    let with_bad_field = |json: &str| {
+        let mut body = json.as_bytes()[..json.len() - 1].to_vec();
+        body.extend_from_slice(b",\"x_unknown\":\"");
+        body.extend_from_slice(&[0xc3, 0x28, 0xff, 0xfe]);
+        body.extend_from_slice(b"\"}");
+        body
+    };
+    for (path, json) in [
+        (
+            "/v1/chat/completions",
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]}"#,
+        ),
+        ("/v1/completions", r#"{"model":"gpt-4o-mini","prompt":"x"}"#),
+        (
+            "/v1/embeddings",
+            r#"{"model":"text-embedding-3-small","input":"x"}"#,
+        ),
+        ("/v1/responses", r#"{"model":"gpt-4o-mini","input":"x"}"#),
+    ] {
+        // The same body without the bad bytes is answered: only the encoding is refused.
+        let good = client()
+            .post(gw.url(path))
+            .header("content-type", "application/json")
+            .body(json.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(good.status(), 200, "{path}");
+        let before = a.count();
+        let r = client()
+            .post(gw.url(path))
+            .header("content-type", "application/json")
+            .body(with_bad_field(json))
+            .send()
+            .await
+            .unwrap();
+        let v = expect_error(r, 400).await;
+        assert_eq!(v["error"]["code"], "invalid_json", "{path}");
+        assert_eq!(a.count(), before, "{path}: nothing reached the upstream");
+    }
+}
+
 #[tokio::test]
 async fn unknown_model_is_404_model_not_found_and_wrong_type_is_400() {
     let a = MockOpenAi::start("a").await;

@@ -371,3 +371,94 @@ async fn an_idle_keep_alive_connection_is_closed_after_header_read_timeout() {
     let closed = tokio::time::timeout(Duration::from_secs(3), conn.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "an idle keep-alive connection is closed");
 }
+
+/// An h2c client that sends the preface and its SETTINGS, acknowledges the server's SETTINGS and
+/// answers every PING, and never opens a stream. Returns whether the server ended the connection
+/// (GOAWAY or close) within `within`.
+async fn idle_h2c(addr: std::net::SocketAddr, within: Duration) -> bool {
+    const SETTINGS: u8 = 0x4;
+    const PING: u8 = 0x6;
+    const GOAWAY: u8 = 0x7;
+    const ACK: u8 = 0x1;
+    let frame = |kind: u8, flags: u8, payload: &[u8]| {
+        let len = payload.len() as u32;
+        let mut f = len.to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[kind, flags, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    };
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(SETTINGS, 0, &[]));
+    conn.write_all(&hello).await.unwrap();
+    let run = async {
+        let mut buf = Vec::new();
+        loop {
+            let mut chunk = [0u8; 4096];
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            while buf.len() >= 9 {
+                let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+                if buf.len() < 9 + len {
+                    break;
+                }
+                let (kind, flags) = (buf[3], buf[4]);
+                let payload = buf[9..9 + len].to_vec();
+                buf.drain(..9 + len);
+                match kind {
+                    GOAWAY => return,
+                    SETTINGS if flags & ACK == 0 => {
+                        conn.write_all(&frame(SETTINGS, ACK, &[])).await.unwrap()
+                    }
+                    PING if flags & ACK == 0 => {
+                        conn.write_all(&frame(PING, ACK, &payload)).await.unwrap()
+                    }
+                    _ => {}
+                }
+            }
+        }
+    };
+    tokio::time::timeout(within, run).await.is_ok()
+}
+
+#[tokio::test]
+async fn idle_h2c_connections_are_closed_and_give_their_slots_back() {
+    let gw = Gateway::start_with(
+        &format!("server:\n  max_connections: 4\n{SLOW_MOCK}"),
+        Duration::from_millis(300),
+    )
+    .await;
+    // Four connections hold the four slots, each answering PINGs and opening no stream.
+    let idle: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(idle_h2c(gw.addr, Duration::from_secs(10))))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        client().get(gw.url("/health")).send(),
+    )
+    .await
+    .expect("the idle h2c connections give their slots back")
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    for conn in idle {
+        assert!(conn.await.unwrap(), "an idle h2c connection is ended");
+    }
+    // A stream that stays open longer than the bound keeps its h2 connection.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "slow", "stream": true, "max_tokens": 12,
+                      "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    let text = r.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+}
