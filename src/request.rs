@@ -58,14 +58,35 @@ pub struct EmbeddingsRequest {
     pub dimensions: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+/// The shape of an embeddings `input` or a legacy completion's `prompt`: one text, texts, token
+/// ids or token-id arrays, with how many items. Read by [`InputVisitor`] in one pass, the first
+/// element of an array choosing the shape, and nothing kept but counts: an untagged enum of
+/// vectors buffered the whole array as serde `Content` first (35 times the body for `[0,0,…]`),
+/// and `Vec<Vec<u32>>` costs ten times `[[0],[0],…]`. What an item holds is read from the body
+/// where it is needed ([`texts`], `Encoding::count_embedding_input`).
+#[derive(Debug, Clone, PartialEq)]
 pub enum EmbeddingInput {
-    Text(String),
-    Texts(Vec<String>),
-    Tokens(Vec<u32>),
-    TokenBatches(Vec<Vec<u32>>),
+    Text,
+    Texts(usize),
+    Tokens(usize),
+    /// Token-id arrays, none of them empty.
+    TokenBatches(usize),
 }
+
+/// Reads an [`EmbeddingInput`] without buffering.
+struct InputVisitor;
+
+/// The first element of an input array, which says what the others must be.
+enum Element {
+    Text,
+    Token,
+    Tokens,
+}
+
+struct ElementVisitor;
+
+/// A token-id array, counted and dropped; an empty one is refused.
+struct TokenIds;
 
 #[derive(Deserialize)]
 struct ChatPeek<'a> {
@@ -176,28 +197,15 @@ fn check_messages(messages: Option<&RawValue>) -> Result<(), GatewayError> {
 }
 
 /// A legacy completion's `prompt`: a non-empty string, array of strings, token ids or
-/// token-id arrays.
+/// token-id arrays (the shapes of an embeddings `input`).
 fn check_prompt(prompt: Option<&RawValue>) -> Result<(), GatewayError> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Prompt {
-        Text(#[allow(dead_code, reason = "only the shape is checked")] String),
-        Texts(Vec<String>),
-        Tokens(Vec<u32>),
-        TokenBatches(Vec<Vec<u32>>),
-    }
     let raw = prompt.ok_or_else(|| missing("prompt"))?;
-    let bad = || {
-        GatewayError::invalid_request(
+    match serde_json::from_str::<EmbeddingInput>(raw.get()) {
+        Ok(prompt) if !prompt.is_empty() => Ok(()),
+        _ => Err(GatewayError::invalid_request(
             "'prompt' must be a string, an array of strings, an array of token ids or an array of token-id arrays",
         )
-        .with_param("prompt")
-    };
-    match serde_json::from_str::<Prompt>(raw.get()).map_err(|_| bad())? {
-        Prompt::Texts(v) if v.is_empty() => Err(bad()),
-        Prompt::Tokens(v) if v.is_empty() => Err(bad()),
-        Prompt::TokenBatches(v) if v.is_empty() || v.iter().any(Vec::is_empty) => Err(bad()),
-        _ => Ok(()),
+        .with_param("prompt")),
     }
 }
 
@@ -250,22 +258,171 @@ impl EmbeddingsRequest {
 // === impl EmbeddingInput ===
 
 impl EmbeddingInput {
+    /// How many inputs: texts, or token-id arrays (a flat one is one input).
     pub fn len(&self) -> usize {
         match self {
-            EmbeddingInput::Text(_) => 1,
-            EmbeddingInput::Texts(v) => v.len(),
-            EmbeddingInput::Tokens(_) => 1,
-            EmbeddingInput::TokenBatches(v) => v.len(),
+            EmbeddingInput::Text | EmbeddingInput::Tokens(_) => 1,
+            EmbeddingInput::Texts(n) | EmbeddingInput::TokenBatches(n) => *n,
         }
     }
 
     pub fn is_empty(&self) -> bool {
         match self {
-            EmbeddingInput::Text(_) => false,
-            EmbeddingInput::Texts(v) => v.is_empty(),
-            EmbeddingInput::Tokens(v) => v.is_empty(),
-            EmbeddingInput::TokenBatches(v) => v.is_empty() || v.iter().any(Vec::is_empty),
+            EmbeddingInput::Text => false,
+            EmbeddingInput::Texts(n)
+            | EmbeddingInput::Tokens(n)
+            | EmbeddingInput::TokenBatches(n) => *n == 0,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for EmbeddingInput {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_any(InputVisitor)
+    }
+}
+
+// === impl InputVisitor ===
+
+impl<'de> serde::de::Visitor<'de> for InputVisitor {
+    type Value = EmbeddingInput;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string, strings, token ids or token-id arrays")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(EmbeddingInput::Text)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let Some(first) = seq.next_element::<Element>()? else {
+            return Ok(EmbeddingInput::Texts(0));
+        };
+        let mut n = 1;
+        // Each later element must have the first one's shape.
+        match first {
+            Element::Text => {
+                while seq.next_element::<TextItem>()?.is_some() {
+                    n += 1;
+                }
+            }
+            Element::Token => {
+                while seq.next_element::<u32>()?.is_some() {
+                    n += 1;
+                }
+            }
+            Element::Tokens => {
+                while seq.next_element::<TokenIds>()?.is_some() {
+                    n += 1;
+                }
+            }
+        }
+        Ok(match first {
+            Element::Text => EmbeddingInput::Texts(n),
+            Element::Token => EmbeddingInput::Tokens(n),
+            Element::Tokens => EmbeddingInput::TokenBatches(n),
+        })
+    }
+}
+
+// === impl Element ===
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_any(ElementVisitor)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ElementVisitor {
+    type Value = Element;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string, a token id or a token-id array")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Element::Text)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, id: u64) -> Result<Self::Value, E> {
+        u32::try_from(id)
+            .map(|_| Element::Token)
+            .map_err(|_| E::custom("token id out of range"))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        TokenIds.visit_seq(seq).map(|_| Element::Tokens)
+    }
+}
+
+// === impl TokenIds ===
+
+impl<'de> Deserialize<'de> for TokenIds {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_seq(TokenIds)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TokenIds {
+    type Value = TokenIds;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a non-empty array of token ids")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut n = 0usize;
+        while seq.next_element::<u32>()?.is_some() {
+            n += 1;
+        }
+        match n {
+            0 => Err(serde::de::Error::invalid_length(0, &self)),
+            _ => Ok(TokenIds),
+        }
+    }
+}
+
+/// A string item, checked and dropped without being copied where it has no escapes.
+struct TextItem;
+
+impl<'de> Deserialize<'de> for TextItem {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = TextItem;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<TextItem, E> {
+                Ok(TextItem)
+            }
+        }
+        de.deserialize_str(Text)
+    }
+}
+
+/// The texts of an embeddings body's `input` (a string or strings); the caller has checked their
+/// number on its [`EmbeddingInput`].
+pub fn texts(body: &[u8]) -> Result<Vec<String>, GatewayError> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Texts {
+        One(String),
+        Many(Vec<String>),
+    }
+    #[derive(Deserialize)]
+    struct Input {
+        input: Texts,
+    }
+    match serde_json::from_slice::<Input>(body) {
+        Ok(Input {
+            input: Texts::One(text),
+        }) => Ok(vec![text]),
+        Ok(Input {
+            input: Texts::Many(texts),
+        }) => Ok(texts),
+        Err(e) => Err(GatewayError::invalid_request(format!("'input': {e}")).with_param("input")),
     }
 }
 
@@ -300,10 +457,7 @@ fn model_field(
 fn check_depth(body: &[u8]) -> Result<(), GatewayError> {
     let scan = scan(body, MAX_DEPTH);
     if scan.too_deep {
-        return Err(GatewayError::invalid_request(format!(
-            "the request body nests JSON deeper than {MAX_DEPTH} levels"
-        ))
-        .with_code("invalid_json"));
+        return Err(too_deep());
     }
     if scan.non_finite {
         // Fields the gateway skips are not parsed; an upstream must still never see a number
@@ -316,12 +470,65 @@ fn check_depth(body: &[u8]) -> Result<(), GatewayError> {
     Ok(())
 }
 
+/// Refuses a body whose `serde_json::Value` tree would cost more than [`tree_budget`], before
+/// anything builds one: the translations (Responses, DashScope's native body, session turns)
+/// work on trees, and `[0,0,0,…]` or `[{},{},…]` cost 30 to 90 times their JSON as one.
+pub fn check_tree(body: &[u8]) -> Result<(), GatewayError> {
+    let scan = scan(body, MAX_DEPTH);
+    if scan.too_deep {
+        return Err(too_deep());
+    }
+    if scan.tree_bytes > tree_budget(body.len()) {
+        return Err(GatewayError::invalid_request(format!(
+            "the request body holds too many JSON values for its size to be translated \
+             ({} bytes as a tree, at most {}); send long arrays as strings or fewer items",
+            scan.tree_bytes,
+            tree_budget(body.len())
+        ))
+        .with_code("body_too_complex"));
+    }
+    Ok(())
+}
+
+/// Whether a body fits [`check_tree`], for callers that estimate instead of refusing.
+pub fn tree_fits(body: &[u8]) -> bool {
+    check_tree(body).is_ok()
+}
+
+fn too_deep() -> GatewayError {
+    GatewayError::invalid_request(format!(
+        "the request body nests JSON deeper than {MAX_DEPTH} levels"
+    ))
+    .with_code("invalid_json")
+}
+
 /// What one pass over a body outside its strings finds.
 struct Scan {
     /// Brackets nest deeper than the limit.
     too_deep: bool,
     /// A number too large for a double (`1e999`, 400 digits).
     non_finite: bool,
+    /// An upper estimate of the bytes the body costs as a `serde_json::Value` tree.
+    tree_bytes: usize,
+}
+
+/// What a `serde_json::Value` tree costs, as counted by [`scan`]: an array's every element a
+/// 32-byte slot in a `Vec` that doubles as it grows; an object a B-tree leaf (11 keys of 24 bytes
+/// and values of 32, its members' slots) and, as it grows, a share of another leaf per member;
+/// every string (keys too) its bytes and the allocator's rounding. Upper bounds, so `[0,0,…]`
+/// counts 64 bytes for each 2 of JSON (measured: about 70) and a body of long strings about its
+/// own size.
+const SLOT_BYTES: usize = 64;
+const OBJECT_BYTES: usize = 640;
+const MEMBER_BYTES: usize = 64;
+const STRING_BYTES: usize = 16;
+
+/// Most a body may cost as a `Value` tree: 4 times its size plus 4 MiB, so a request costs the
+/// process at most about 8 times its body in all (the body, the tree, what is built from it),
+/// while any body of ordinary JSON (strings, tool schemas, a few thousand messages) fits with
+/// room to spare.
+fn tree_budget(body_len: usize) -> usize {
+    body_len.saturating_mul(4).saturating_add(4 << 20)
 }
 
 /// Whether brackets outside strings nest deeper than `limit`.
@@ -336,34 +543,60 @@ fn scan(body: &[u8], limit: usize) -> Scan {
     let mut out = Scan {
         too_deep: false,
         non_finite: false,
+        tree_bytes: SLOT_BYTES,
     };
     let mut depth = 0usize;
+    // Bit `d - 1` set: the container at depth `d` is an array (depth ≤ MAX_DEPTH = 128).
+    let mut arrays = 0u128;
+    let in_array = |depth: usize, arrays: u128| depth > 0 && (arrays >> (depth - 1)) & 1 == 1;
     let mut i = 0;
     while let Some(&b) = body.get(i) {
         i += 1;
+        // An array's element takes a slot in its Vec; an object's member is in its node.
+        if in_array(depth, arrays) && !matches!(b, b',' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+            out.tree_bytes += SLOT_BYTES;
+        }
         match b {
-            b'"' => loop {
-                // The string's end: the next quote that no backslash escapes.
-                let Some(rest) = body.get(i..) else {
-                    return out;
-                };
-                match memchr::memchr2(b'"', b'\\', rest) {
-                    None => return out,
-                    Some(j) if rest[j] == b'\\' => i += j + 2,
-                    Some(j) => {
-                        i += j + 1;
-                        break;
+            b'"' => {
+                let start = i;
+                loop {
+                    // The string's end: the next quote that no backslash escapes.
+                    let Some(rest) = body.get(i..) else {
+                        return out;
+                    };
+                    match memchr::memchr2(b'"', b'\\', rest) {
+                        None => return out,
+                        Some(j) if rest[j] == b'\\' => i += j + 2,
+                        Some(j) => {
+                            i += j + 1;
+                            break;
+                        }
                     }
                 }
-            },
+                out.tree_bytes += STRING_BYTES + (i - start);
+            }
             b'[' | b'{' => {
                 depth += 1;
-                if depth > limit {
+                if depth > limit || depth > 128 {
                     out.too_deep = true;
                     return out;
                 }
+                let bit = 1u128 << (depth - 1);
+                if b == b'[' {
+                    arrays |= bit;
+                } else {
+                    arrays &= !bit;
+                    out.tree_bytes += OBJECT_BYTES;
+                }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            b':' => out.tree_bytes += MEMBER_BYTES,
+            // `true`, `false`, `null`: one value, one slot.
+            b't' | b'f' | b'n' => {
+                while body.get(i).is_some_and(u8::is_ascii_lowercase) {
+                    i += 1;
+                }
+            }
             b'-' | b'0'..=b'9' => {
                 let start = i - 1;
                 while body

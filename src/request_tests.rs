@@ -145,6 +145,7 @@ fn embeddings_accept_every_input_shape() {
         (r#"["a","b"]"#, 2),
         ("[1,2,3]", 1),
         ("[[1],[2,3]]", 2),
+        (r#"["a\u00e9",""]"#, 2),
     ] {
         let body = format!(r#"{{"model":"e","input":{input},"encoding_format":"base64"}}"#);
         let r = EmbeddingsRequest::parse(Bytes::from(body)).unwrap();
@@ -156,6 +157,13 @@ fn embeddings_accept_every_input_shape() {
         r#"{"model":"e","input":{"a":1}}"#,
         r#"{"model":"e","input":"a","encoding_format":"hex"}"#,
         r#"{"model":"e"}"#,
+        // Mixed shapes, an empty token-id array, an id past u32, a negative id.
+        r#"{"model":"e","input":["a",1]}"#,
+        r#"{"model":"e","input":[1,"a"]}"#,
+        r#"{"model":"e","input":[[1],2]}"#,
+        r#"{"model":"e","input":[[1],[]]}"#,
+        r#"{"model":"e","input":[4294967296]}"#,
+        r#"{"model":"e","input":[-1]}"#,
     ] {
         assert_eq!(
             EmbeddingsRequest::parse(Bytes::from(bad))
@@ -165,5 +173,36 @@ fn embeddings_accept_every_input_shape() {
             400,
             "{bad}"
         );
+    }
+}
+
+#[test]
+fn a_body_too_costly_as_a_tree_is_refused_and_ordinary_ones_fit() {
+    let dense = |item: &str, n: usize| {
+        let items = vec![item; n].join(",");
+        format!(r#"{{"model":"m","input":[{items}]}}"#)
+    };
+    // Long text, many messages, tool schemas: a few times their own size as a tree.
+    let message = format!(
+        r#"{{"role":"user","content":"{}"}}"#,
+        "a sentence. ".repeat(25)
+    );
+    let tool = r#"{"type":"function","name":"f","parameters":{"type":"object","properties":{"x":{"type":"string","description":"what x is"}},"required":["x"]}}"#;
+    for body in [
+        format!(r#"{{"model":"m","input":"{}"}}"#, "x".repeat(8_000_000)),
+        dense(&message, 20_000),
+        format!(
+            r#"{{"model":"m","input":"hi","tools":[{}]}}"#,
+            vec![tool; 128].join(",")
+        ),
+    ] {
+        assert!(check_tree(body.as_bytes()).is_ok(), "{} bytes", body.len());
+    }
+    // Small values by the million: refused, naming the reason.
+    for (item, n) in [("0", 1_000_000), ("{}", 1_000_000), (r#"{"a":0}"#, 500_000)] {
+        let body = dense(item, n);
+        let e = check_tree(body.as_bytes()).expect_err(item);
+        assert_eq!(e.status().as_u16(), 400);
+        assert!(e.to_string().contains("too many JSON values"), "{e}");
     }
 }

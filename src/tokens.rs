@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tiktoken_rs::CoreBPE;
 
 use crate::config::Tokenizer;
@@ -148,7 +149,12 @@ impl Encoding {
 
     /// The prompt of a chat request body: every message, the tool definitions (their JSON, a
     /// slight over-count) and the reply priming. `None` if the body is not a chat request.
+    /// A body too costly to read as a tree (`request::tree_fits`) is estimated at a token per
+    /// four bytes instead: it is not a prompt anyone wrote.
     pub fn count_chat_prompt(self, body: &[u8]) -> Option<u64> {
+        if !crate::request::tree_fits(body) {
+            return Some(body.len() as u64 / 4);
+        }
         #[derive(Deserialize)]
         struct Prompt {
             #[serde(default)]
@@ -210,25 +216,55 @@ impl Encoding {
         self.count(&text)
     }
 
-    /// The `input` of an embeddings request: strings are encoded, token arrays counted as sent.
+    /// The `input` of an embeddings request body: strings are encoded, token arrays counted as
+    /// sent; read as it is counted, never held.
     pub fn count_embedding_input(self, body: &[u8]) -> u64 {
         #[derive(Deserialize)]
-        struct Input {
-            input: Value,
+        struct Input<'a> {
+            #[serde(borrow)]
+            input: &'a RawValue,
         }
-        let Ok(Input { input }) = serde_json::from_slice::<Input>(body) else {
+        let Ok(Input { input }) = serde_json::from_slice::<Input<'_>>(body) else {
             return 0;
         };
-        let one = |v: &Value| match v {
-            Value::String(s) => self.count(s),
-            Value::Array(tokens) => tokens.len() as u64,
-            _ => 0,
-        };
-        match &input {
-            Value::Array(items) if items.iter().all(Value::is_number) => items.len() as u64,
-            Value::Array(items) => items.iter().map(one).sum(),
-            other => one(other),
+        let mut de = serde_json::Deserializer::from_str(input.get());
+        serde::de::DeserializeSeed::deserialize(InputTokens(self), &mut de).unwrap_or(0)
+    }
+}
+
+/// Counts an embeddings input: a string's tokens, a token id as one, an array's items.
+#[derive(Clone, Copy)]
+struct InputTokens(Encoding);
+
+impl<'de> serde::de::DeserializeSeed<'de> for InputTokens {
+    type Value = u64;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<u64, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for InputTokens {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an embeddings input")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<u64, E> {
+        Ok(self.0.count(text))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<u64, E> {
+        Ok(1)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+        let mut total = 0;
+        while let Some(n) = seq.next_element_seed(self)? {
+            total += n;
         }
+        Ok(total)
     }
 }
 

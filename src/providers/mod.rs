@@ -116,7 +116,7 @@ impl Adapter {
                 upstream_model_json,
             )],
             Adapter::DashScope => {
-                dashscope::build_embeddings(&req.input, upstream_model, req.dimensions)?
+                dashscope::build_embeddings(&req.body, &req.input, upstream_model, req.dimensions)?
             }
         };
         Ok(bodies

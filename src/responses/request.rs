@@ -33,6 +33,7 @@ pub struct ResponsesRequest {
 
 impl ResponsesRequest {
     pub fn parse(body: &[u8]) -> Result<Self, GatewayError> {
+        crate::request::check_tree(body)?;
         let mut fields: Map<String, Value> = serde_json::from_slice(body)
             .map_err(|e| GatewayError::invalid_request(format!("invalid JSON body: {e}")))?;
         // Every optional field may be `null` (= unset).
@@ -61,13 +62,14 @@ impl ResponsesRequest {
                 ));
             }
         };
-        let input = match fields.get("input") {
+        // Taken, not cloned: the input is most of a large request.
+        let input = match fields.remove("input") {
             None if previous_response_id.is_some() => Vec::new(),
             None => return Err(bad("'input' is required", "input")),
             Some(Value::String(text)) => vec![json!({
                 "type": "message", "role": "user", "content": text,
             })],
-            Some(Value::Array(items)) => items.clone(),
+            Some(Value::Array(items)) => items,
             Some(_) => return Err(bad("'input' must be a string or an array", "input")),
         };
         let input = input

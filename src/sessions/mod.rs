@@ -111,6 +111,7 @@ impl Sessions {
         C: FnOnce() -> F,
         F: Future<Output = ()>,
     {
+        crate::request::check_tree(body)?;
         let mut fields: Map<String, Value> = serde_json::from_slice(body)
             .map_err(|e| GatewayError::invalid_request(format!("invalid JSON body: {e}")))?;
         fields.remove("session_id");

@@ -24,6 +24,7 @@ mod grafana;
 mod hostile;
 mod ledger;
 mod limits;
+mod memory;
 mod responses;
 mod routing;
 mod server;

@@ -78,6 +78,7 @@ const EMBEDDING_BATCH_V1_V2: usize = 25;
 
 /// An OpenAI chat request body as a native generation request.
 pub fn build_chat(body: &[u8], upstream_model: &str, stream: bool) -> Result<Bytes, GatewayError> {
+    crate::request::check_tree(body)?;
     let request: Map<String, Value> =
         serde_json::from_slice(body).map_err(|e| GatewayError::invalid_request(e.to_string()))?;
     let messages = match request.get("messages") {
@@ -124,6 +125,7 @@ pub fn build_completion(
     upstream_model: &str,
     stream: bool,
 ) -> Result<Bytes, GatewayError> {
+    crate::request::check_tree(body)?;
     let request: Map<String, Value> =
         serde_json::from_slice(body).map_err(|e| GatewayError::invalid_request(e.to_string()))?;
     let present = |name: &str| request.get(name).filter(|v| !v.is_null());
@@ -458,22 +460,34 @@ pub fn embedding_batch(upstream_model: &str) -> usize {
     }
 }
 
-/// An OpenAI embeddings request as native calls of at most `embedding_batch` texts each.
+/// Most texts one request may send through a DashScope route: OpenAI's own limit for an
+/// embeddings input, here 205 native calls of 10.
+const MAX_TEXTS: usize = 2048;
+
+/// An OpenAI embeddings request (its body and the shape of its input) as native calls of at
+/// most `embedding_batch` texts each.
 pub fn build_embeddings(
+    body: &[u8],
     input: &EmbeddingInput,
     upstream_model: &str,
     dimensions: Option<u32>,
 ) -> Result<Vec<Bytes>, GatewayError> {
-    let texts: Vec<&str> = match input {
-        EmbeddingInput::Text(t) => vec![t.as_str()],
-        EmbeddingInput::Texts(v) => v.iter().map(String::as_str).collect(),
+    match input {
+        EmbeddingInput::Text | EmbeddingInput::Texts(..=MAX_TEXTS) => {}
+        EmbeddingInput::Texts(_) => {
+            return Err(GatewayError::invalid_request(format!(
+                "this model's DashScope route takes at most {MAX_TEXTS} texts in one request"
+            ))
+            .with_param("input"));
+        }
         EmbeddingInput::Tokens(_) | EmbeddingInput::TokenBatches(_) => {
             return Err(GatewayError::invalid_request(
                 "token-id input is not supported by this model's DashScope route; send text",
             )
             .with_param("input"));
         }
-    };
+    }
+    let texts = crate::request::texts(body)?;
     let parameters = match dimensions {
         Some(d) => json!({"dimension": d}),
         None => json!({}),

@@ -70,6 +70,16 @@ fn image_parts_are_refused_not_dropped() {
 }
 
 #[test]
+fn a_body_too_costly_to_translate_is_refused_before_it_is_read_as_a_tree() {
+    let zeros = vec!["0"; 1_000_000].join(",");
+    let body =
+        format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x","x":[{zeros}]}}]}}"#);
+    let e = build_chat(body.as_bytes(), "qwen-plus", false).unwrap_err();
+    assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+    assert!(e.message().contains("too many JSON values"), "{e}");
+}
+
+#[test]
 fn non_stream_answer_becomes_a_chat_completion() {
     // CNB single-generation-message-nosse
     let native = br#"{"output":{"choices":[{"finish_reason":"stop","message":{"role":"assistant","content":"1+1 equals 2."}}]},"usage":{"total_tokens":47,"output_tokens":39,"input_tokens":8},"request_id":"e764bfe3-c0b7-97a0-ae57-cd99e1580960"}"#;
@@ -378,30 +388,35 @@ fn error_bodies_map_to_the_openai_status_and_retryability() {
 
 #[test]
 fn embeddings_are_batched_and_reassembled_in_order() {
+    let embed = |texts: &[String], model: &str, dimensions: Option<u32>| {
+        let body = json!({"model": "e", "input": texts}).to_string();
+        let req = crate::request::EmbeddingsRequest::parse(bytes::Bytes::from(body)).unwrap();
+        build_embeddings(&req.body, &req.input, model, dimensions)
+    };
     let texts: Vec<String> = (0..23).map(|i| format!("t{i}")).collect();
-    let calls = build_embeddings(
-        &EmbeddingInput::Texts(texts),
-        "text-embedding-v4",
-        Some(256),
-    )
-    .unwrap();
+    let calls = embed(&texts, "text-embedding-v4", Some(256)).unwrap();
     assert_eq!(calls.len(), 3);
     let first: Value = serde_json::from_slice(&calls[0]).unwrap();
     assert_eq!(first["input"]["texts"].as_array().unwrap().len(), 10);
+    assert_eq!(first["input"]["texts"][9], "t9");
     assert_eq!(first["parameters"], json!({"dimension": 256}));
     assert_eq!(
-        build_embeddings(
-            &EmbeddingInput::Texts(vec!["a".into(); 23]),
-            "text-embedding-v2",
-            None
-        )
-        .unwrap()
-        .len(),
+        embed(&vec!["a".into(); 23], "text-embedding-v2", None)
+            .unwrap()
+            .len(),
         1
+    );
+    // More texts than OpenAI takes in one request: refused before any is copied.
+    assert_eq!(
+        embed(&vec!["a".into(); 2049], "text-embedding-v4", None)
+            .unwrap_err()
+            .status(),
+        400
     );
     assert_eq!(
         build_embeddings(
-            &EmbeddingInput::Tokens(vec![1, 2]),
+            br#"{"input":[1,2]}"#,
+            &EmbeddingInput::Tokens(2),
             "text-embedding-v4",
             None
         )
