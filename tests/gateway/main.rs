@@ -25,6 +25,7 @@ mod hostile;
 mod ledger;
 mod limits;
 mod memory;
+mod mixups;
 mod responses;
 mod routing;
 mod server;
