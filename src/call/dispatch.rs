@@ -209,7 +209,9 @@ async fn send_buffered(
 ) -> Result<Bytes, GatewayError> {
     let attempt = async {
         let body = send_checked(route, adapter, req).await?;
-        collect(body, max_response).await
+        let body = collect(body, max_response).await?;
+        // Whole, before any adapter reads it.
+        Ok(route.provider.transport.scrub(body))
     };
     timeout(route.provider.timeout, attempt)
         .await

@@ -143,7 +143,11 @@ impl RelayStream {
     fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
         loop {
             match self.decoder.next_frame() {
-                Ok(Some(frame)) => match self.relay.on_frame(frame) {
+                // Scrubbed before translation, so every adapter's output is clean.
+                Ok(Some(frame)) => match self
+                    .relay
+                    .on_frame(self.route.provider.transport.scrub(frame))
+                {
                     Ok(Relayed::Forward(bytes)) => {
                         // Comment-only frames (keep-alives) do not make the commit point.
                         if self.phase != Phase::Priming || SseEvent::parse(&bytes).data.is_some() {

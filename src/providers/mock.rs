@@ -298,6 +298,11 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 impl LocalUpstream for MockUpstream {
     fn answer(&self, req: &UpstreamRequest, created: u64) -> LocalAnswer {
+        // The mock reads requests as a tree, in the gateway's own process: held to the same
+        // bound as the translating paths, as a real upstream would refuse a body it cannot hold.
+        if let Err(e) = crate::request::check_tree(&req.body) {
+            return self.error(StatusCode::BAD_REQUEST, e.message());
+        }
         let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
             return self.error(StatusCode::BAD_REQUEST, "mock upstream: body is not JSON");
         };

@@ -151,6 +151,16 @@ impl Transport {
         }
     }
 
+    /// An answer's bytes (a whole body or one whole SSE frame) without this provider's key: an
+    /// upstream that quotes it in a 200 (an echo server, a proxy's debug output) must not hand
+    /// it to a client. Not copied unless the key is there.
+    pub fn scrub(&self, answer: Bytes) -> Bytes {
+        match self.secret() {
+            Some(key) => key.scrub_bytes(answer),
+            None => answer,
+        }
+    }
+
     pub async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, GatewayError> {
         match self {
             Transport::Http(h) => h.send(req).await,

@@ -1,6 +1,7 @@
 //! A hostile upstream that echoes the gateway's `Authorization` header (the provider's key) into
-//! every field of every error it can send: the key must reach no answer, no log line (debug
-//! level, both log formats) and no ledger row. The real binary, so its logs are the real ones.
+//! every field of every error it can send, and into successful answers: the key must reach no
+//! answer, no log line (debug level, both log formats) and no ledger row. The real binary, so its
+//! logs are the real ones.
 
 use std::convert::Infallible;
 use std::process::Stdio;
@@ -57,6 +58,21 @@ pub async fn hostile(req: Request<Incoming>) -> Result<Response<Body>, Infallibl
             r
         }
         "first_event" => sse(vec![format!("data: {echo}\n\n")]),
+        // Successful answers that quote the key: a body, and a stream's chunk.
+        "ok200" => json_response(
+            StatusCode::OK,
+            &json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("your header was {auth}")},
+                             "finish_reason": "stop"}]}),
+        ),
+        "ok_stream" => {
+            let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": format!("header {auth}")}, "finish_reason": "stop"}]});
+            sse(vec![
+                format!("data: {chunk}\n\n"),
+                "data: [DONE]\n\n".into(),
+            ])
+        }
         _ => {
             // mid-stream: one good chunk, then the echoing error event.
             let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
@@ -142,6 +158,8 @@ async fn an_upstream_echoing_its_key_leaks_it_nowhere() {
             ("plain400", false),
             ("first_event", true),
             ("mid_stream", true),
+            ("ok200", false),
+            ("ok_stream", true),
         ] {
             let r = client
                 .post(format!("{base}/v1/chat/completions"))
@@ -151,12 +169,20 @@ async fn an_upstream_echoing_its_key_leaks_it_nowhere() {
                 .unwrap();
             let status = r.status();
             let text = r.text().await.unwrap();
-            assert!(!status.is_success() || stream, "{mode}: {status} {text}");
+            assert!(
+                !status.is_success() || stream || mode == "ok200",
+                "{mode}: {status} {text}"
+            );
             answers += &format!("{mode}: {status} {text}\n");
         }
         assert!(
             answers.contains("bad request from Bearer *****"),
             "{answers}"
+        );
+        assert!(
+            answers.contains("your header was Bearer *****")
+                && answers.contains("header Bearer *****"),
+            "a 200 body and a stream's chunk are scrubbed: {answers}"
         );
         assert!(
             answers.contains("and more"),
