@@ -324,6 +324,13 @@ impl Body for RelayStream {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
         loop {
+            // The end is queued (`[DONE]`, after the finisher): the stream is complete the moment
+            // it is handed on. A reader may stop at those bytes and never poll again (the
+            // Responses translation stops at `[DONE]`; SDKs close once they see their last
+            // event), and a stream dropped then must not be recorded as cancelled.
+            if this.phase == Phase::Draining && !this.pending.is_empty() {
+                this.drain(cx);
+            }
             if let Some(bytes) = this.take_pending() {
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }

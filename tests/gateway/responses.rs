@@ -561,3 +561,61 @@ async fn each_upstream_chunk_reaches_the_client_as_its_events_at_once() {
         "{rest}"
     );
 }
+
+/// SDKs stop reading a Responses stream at `response.completed` and close (openai-python's
+/// `responses.stream`, the Agents SDK, the AI SDK); a chat client may stop at `[DONE]`. Each such
+/// stream is a completed request in the ledger, not a client that left.
+#[tokio::test]
+async fn streams_read_to_their_last_event_are_recorded_as_completed() {
+    let ledger =
+        std::env::temp_dir().join(format!("{}.jsonl", crate::harness::unique("responses-end")));
+    let (_a, gw) = gateway(&format!(
+        "usage:\n  sink: file\n  path: {}\n",
+        ledger.display()
+    ))
+    .await;
+    for (path, body, last) in [
+        (
+            "/v1/responses",
+            json!({"model": "gpt-4o-mini", "input": "hi", "stream": true}),
+            "response.completed",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "gpt-4o-mini", "input": "hi", "stream": true, "store": false}),
+            "response.completed",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "gpt-4o-mini", "stream": true,
+                   "messages": [{"role": "user", "content": "hi"}]}),
+            "[DONE]",
+        ),
+    ] {
+        let mut r = post(&gw, path, &body).await;
+        assert_eq!(r.status(), 200);
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains(last) {
+            let chunk = r.chunk().await.unwrap().expect("the last event arrives");
+            seen.extend_from_slice(&chunk);
+        }
+        // Closed at the last event, without reading the end of the body.
+        drop(r);
+    }
+    gw.shutdown().await;
+    let rows: Vec<Value> = std::fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let _ = std::fs::remove_file(&ledger);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for row in &rows {
+        assert_eq!(
+            (row["status"].as_str(), row["http_status"].as_u64()),
+            (Some("ok"), Some(200)),
+            "{row}"
+        );
+        assert!(row["output_tokens"].as_u64() > Some(0), "{row}");
+    }
+}
