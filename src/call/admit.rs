@@ -12,6 +12,7 @@ use crate::config::ModelType;
 use crate::error::GatewayError;
 use crate::limits::keys::{ApiKey, not_allowed};
 use crate::limits::rate::Admission;
+use crate::providers::Usage;
 use crate::request::ChatRequest;
 use crate::routing::ModelEntry;
 use crate::tokens::Encoding;
@@ -67,7 +68,9 @@ pub async fn limits(
     let spend = match k.budget {
         Some(budget) => {
             let price = Price::from_config(model.price.as_ref());
-            let units = i64::try_from(price.cost_units(prompt, completion)).unwrap_or(i64::MAX);
+            // The most it can cost: every prompt token at the full input price.
+            let most = Usage::tokens(prompt, completion);
+            let units = i64::try_from(price.cost_units(&most)).unwrap_or(i64::MAX);
             let rebuild = spent_before(ctx, k.name.clone());
             Some(Box::pin(ctx.app.limits.budgets.reserve(k, budget, units, rebuild)).await?)
         }

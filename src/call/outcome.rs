@@ -96,6 +96,9 @@ impl Draft {
                 stream,
                 input_tokens: 0,
                 output_tokens: 0,
+                cached_input_tokens: 0,
+                cache_write_tokens: 0,
+                reasoning_tokens: 0,
                 usage_source: UsageSource::Upstream,
                 cost: String::new(),
                 latency_ms: 0,
@@ -153,8 +156,11 @@ impl Draft {
         };
         r.input_tokens = usage.input_tokens as i64;
         r.output_tokens = usage.output_tokens as i64;
+        r.cached_input_tokens = usage.cached_input_tokens as i64;
+        r.cache_write_tokens = usage.cache_write_tokens as i64;
+        r.reasoning_tokens = usage.reasoning_tokens as i64;
         r.usage_source = source;
-        r.cost = price.cost(usage.input_tokens, usage.output_tokens);
+        r.cost = price.cost(&usage);
         r.latency_ms = outcome.latency.as_millis().min(i32::MAX as u128) as i32;
         r.status = outcome.status;
         r.http_status = outcome.http_status as i16;

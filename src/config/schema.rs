@@ -187,6 +187,12 @@ pub enum Tokenizer {
 pub struct PriceConfig {
     pub input_per_1m: f64,
     pub output_per_1m: f64,
+    /// Input read from the provider's prompt cache; absent: the input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_per_1m: Option<f64>,
+    /// Input written to the provider's prompt cache (Anthropic); absent: the input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_per_1m: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

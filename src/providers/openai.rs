@@ -43,6 +43,27 @@ struct OpenAiUsage {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<OpenAiPromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<OpenAiCompletionDetails>,
+}
+
+/// `cached_tokens` is part of `prompt_tokens`. `cache_write_tokens` is not OpenAI's (it does
+/// not charge for writes) but OpenAI-compatible servers fronting Anthropic-style caches report
+/// it there.
+#[derive(Deserialize)]
+struct OpenAiPromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    cache_write_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiCompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -264,9 +285,26 @@ fn code_string(v: &serde_json::Value) -> Option<String> {
 
 impl From<OpenAiUsage> for Usage {
     fn from(u: OpenAiUsage) -> Self {
+        let prompt = u.prompt_tokens_details.as_ref();
+        // Parts of the input never exceed it, whatever an upstream says.
+        let cached = prompt
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0)
+            .min(u.prompt_tokens);
+        let written = prompt
+            .and_then(|d| d.cache_write_tokens)
+            .unwrap_or(0)
+            .min(u.prompt_tokens - cached);
         Usage {
             input_tokens: u.prompt_tokens,
             output_tokens: u.completion_tokens,
+            cached_input_tokens: cached,
+            cache_write_tokens: written,
+            reasoning_tokens: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0)
+                .min(u.completion_tokens),
         }
     }
 }

@@ -59,21 +59,34 @@ fn error_mapping_keeps_request_errors_and_hides_credentials() {
 #[test]
 fn usage_is_found_without_parsing_the_whole_body() {
     let body = br#"{"id":"x","choices":[{"message":{"content":"say \"usage\": {\"prompt_tokens\": 999}"}}],"usage" : {"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0}}}"#;
-    assert_eq!(
-        find_usage(body),
-        Some(Usage {
-            input_tokens: 19,
-            output_tokens: 10
-        })
-    );
+    assert_eq!(find_usage(body), Some(Usage::tokens(19, 10)));
     // A string value "usage" after the key is not mistaken for it.
     assert_eq!(
         find_usage(
             br#"{"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"note":"usage"}"#
         ),
+        Some(Usage::tokens(3, 1))
+    );
+    // Cached and reasoning parts, as OpenAI reports them; parts past their whole are capped.
+    assert_eq!(
+        find_usage(
+            br#"{"usage":{"prompt_tokens":2006,"completion_tokens":300,"prompt_tokens_details":{"cached_tokens":1920},"completion_tokens_details":{"reasoning_tokens":128}}}"#
+        ),
         Some(Usage {
-            input_tokens: 3,
-            output_tokens: 1
+            cached_input_tokens: 1920,
+            reasoning_tokens: 128,
+            ..Usage::tokens(2006, 300)
+        })
+    );
+    assert_eq!(
+        find_usage(
+            br#"{"usage":{"prompt_tokens":10,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":8,"cache_write_tokens":5},"completion_tokens_details":{"reasoning_tokens":9}}}"#
+        ),
+        Some(Usage {
+            cached_input_tokens: 8,
+            cache_write_tokens: 2,
+            reasoning_tokens: 1,
+            ..Usage::tokens(10, 1)
         })
     );
     assert_eq!(find_usage(br#"{"id":"x","usage":null}"#), None);
@@ -82,13 +95,7 @@ fn usage_is_found_without_parsing_the_whole_body() {
         br#"{"data":[{"embedding":[0.1,0.2]}],"usage":{"prompt_tokens":8,"total_tokens":8}}"#,
     ))
     .unwrap();
-    assert_eq!(
-        usage,
-        Some(Usage {
-            input_tokens: 8,
-            output_tokens: 0
-        })
-    );
+    assert_eq!(usage, Some(Usage::tokens(8, 0)));
     assert!(parse_response(Bytes::from_static(b"<html>oops</html>")).is_err());
 }
 
@@ -102,13 +109,7 @@ fn relay_forwards_exact_bytes_and_reads_usage() {
     );
     let usage = Bytes::from_static(b"data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":44,\"completion_tokens\":16,\"total_tokens\":60}}\n\n");
     relay.on_frame(usage).unwrap();
-    assert_eq!(
-        relay.usage,
-        Some(Usage {
-            input_tokens: 44,
-            output_tokens: 16
-        })
-    );
+    assert_eq!(relay.usage, Some(Usage::tokens(44, 16)));
     let done = Bytes::from_static(b"data: [DONE]\n\n");
     assert_eq!(relay.on_frame(done.clone()).unwrap(), Relayed::Done(done));
 }
@@ -142,13 +143,7 @@ fn the_usage_chunk_the_client_did_not_ask_for_is_hidden_but_counted() {
         relay.on_frame(usage).unwrap(),
         Relayed::Forward(Bytes::new())
     );
-    assert_eq!(
-        relay.usage,
-        Some(Usage {
-            input_tokens: 44,
-            output_tokens: 16
-        })
-    );
+    assert_eq!(relay.usage, Some(Usage::tokens(44, 16)));
     // A content chunk that happens to carry usage (some servers do) is never hidden.
     let both = Bytes::from_static(b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{}}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n");
     assert_eq!(

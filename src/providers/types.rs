@@ -4,12 +4,7 @@ use bytes::Bytes;
 
 use crate::request::Form;
 
-/// Token counts as the upstream reported them (or as we estimated them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-}
+pub use crate::usage::counts::Usage;
 
 /// What one upstream frame becomes for the client.
 #[derive(Debug, PartialEq, Eq)]

@@ -169,7 +169,7 @@ pub fn usage(chat: Option<&Value>) -> Value {
         "input_tokens": input,
         "input_tokens_details": {
             "cached_tokens": n(&u["prompt_tokens_details"]["cached_tokens"]),
-            "cache_write_tokens": 0,
+            "cache_write_tokens": n(&u["prompt_tokens_details"]["cache_write_tokens"]),
         },
         "output_tokens": output,
         "output_tokens_details": {

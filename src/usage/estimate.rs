@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use super::counts::Usage;
 use super::price::Price;
 use crate::tokens::Encoding;
 
@@ -56,7 +57,7 @@ impl Estimate {
         Counted {
             input,
             output,
-            cost: self.price.cost(input, output),
+            cost: self.price.cost(&Usage::tokens(input, output)),
         }
     }
 }
@@ -120,6 +121,8 @@ mod tests {
         let estimate = Estimate {
             encoding: Encoding::O200kBase,
             price: Price::from_config(Some(&crate::config::PriceConfig {
+                cached_input_per_1m: None,
+                cache_write_per_1m: None,
                 input_per_1m: 1.0,
                 output_per_1m: 2.0,
             })),

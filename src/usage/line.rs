@@ -30,6 +30,12 @@ pub fn write_line(record: &UsageRecord, out: &mut Vec<u8>) {
     integer(out, record.input_tokens);
     out.extend_from_slice(b",\"output_tokens\":");
     integer(out, record.output_tokens);
+    out.extend_from_slice(b",\"cached_input_tokens\":");
+    integer(out, record.cached_input_tokens);
+    out.extend_from_slice(b",\"cache_write_tokens\":");
+    integer(out, record.cache_write_tokens);
+    out.extend_from_slice(b",\"reasoning_tokens\":");
+    integer(out, record.reasoning_tokens);
     out.extend_from_slice(b",\"usage_source\":\"");
     out.extend_from_slice(record.usage_source.as_str().as_bytes());
     out.extend_from_slice(b"\",\"cost\":");
@@ -126,6 +132,9 @@ mod tests {
             stream: true,
             input_tokens: 1_234,
             output_tokens: -0,
+            cached_input_tokens: 1_024,
+            cache_write_tokens: 0,
+            reasoning_tokens: 7,
             usage_source: UsageSource::Upstream,
             cost: "0.0001234500".into(),
             latency_ms: 812,

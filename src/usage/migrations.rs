@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "control_plane",
         include_str!("../../migrations/0004_control_plane.sql"),
     ),
+    (
+        5,
+        "prompt_caching",
+        include_str!("../../migrations/0005_prompt_caching.sql"),
+    ),
 ];
 
 /// The advisory lock key shared by every replica's migrations and partition maintenance.

@@ -3,6 +3,7 @@
 //! file ([`postgres_sink`]), the schema
 //! ([`migrations`], [`partitions`]) and the totals behind `/v1/usage` ([`totals`]).
 
+pub mod counts;
 pub mod estimate;
 pub mod file_sink;
 pub mod journal;

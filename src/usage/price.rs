@@ -1,6 +1,7 @@
 //! Model prices and exact costs: integer nano-dollars, never floats, so the ledger's sums are
 //! exact to the cent and beyond.
 
+use super::counts::Usage;
 use crate::config::PriceConfig;
 
 /// A model's prices in integer nano-dollars per million tokens: exact for any price written
@@ -9,6 +10,10 @@ use crate::config::PriceConfig;
 pub struct Price {
     input_nanos_per_1m: u64,
     output_nanos_per_1m: u64,
+    /// Input read from a prompt cache; the input price unless configured.
+    cached_input_nanos_per_1m: u64,
+    /// Input written to a prompt cache; the input price unless configured.
+    cache_write_nanos_per_1m: u64,
 }
 
 // === impl Price ===
@@ -16,9 +21,14 @@ pub struct Price {
 impl Price {
     pub fn from_config(p: Option<&PriceConfig>) -> Self {
         let nanos = |dollars: f64| (dollars * 1e9).round().max(0.0) as u64;
-        p.map(|p| Self {
-            input_nanos_per_1m: nanos(p.input_per_1m),
-            output_nanos_per_1m: nanos(p.output_per_1m),
+        p.map(|p| {
+            let input = nanos(p.input_per_1m);
+            Self {
+                input_nanos_per_1m: input,
+                output_nanos_per_1m: nanos(p.output_per_1m),
+                cached_input_nanos_per_1m: p.cached_input_per_1m.map_or(input, nanos),
+                cache_write_nanos_per_1m: p.cache_write_per_1m.map_or(input, nanos),
+            }
         })
         .unwrap_or_default()
     }
@@ -28,17 +38,33 @@ impl Price {
         (self.input_nanos_per_1m, self.output_nanos_per_1m)
     }
 
-    /// The cost of these tokens in dollars, exact to 10 decimals (rounded half up below that).
-    pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> String {
-        format_cost(self.cost_units(input_tokens, output_tokens))
+    /// The cost of this usage in dollars, exact to 10 decimals (rounded half up below that).
+    pub fn cost(&self, usage: &Usage) -> String {
+        format_cost(self.cost_units(usage))
     }
 
-    /// The same cost in the ledger's units of 1e-10 dollars.
-    pub fn cost_units(&self, input_tokens: u64, output_tokens: u64) -> u128 {
+    /// The same cost in the ledger's units of 1e-10 dollars: the input not read from or written
+    /// to a cache at the input price, cached input and cache writes at theirs, all output at the
+    /// output price (reasoning is output). No token is priced twice.
+    pub fn cost_units(&self, usage: &Usage) -> u128 {
+        let cached = usage.cached_input_tokens.min(usage.input_tokens);
+        let written = usage.cache_write_tokens.min(usage.input_tokens - cached);
+        let plain = usage.input_tokens - cached - written;
         // tokens × nano$/1M tokens = 1e-15 $ units; u128 cannot overflow for any real count.
-        let femto = u128::from(input_tokens) * u128::from(self.input_nanos_per_1m)
-            + u128::from(output_tokens) * u128::from(self.output_nanos_per_1m);
+        let femto = u128::from(plain) * u128::from(self.input_nanos_per_1m)
+            + u128::from(cached) * u128::from(self.cached_input_nanos_per_1m)
+            + u128::from(written) * u128::from(self.cache_write_nanos_per_1m)
+            + u128::from(usage.output_tokens) * u128::from(self.output_nanos_per_1m);
         (femto + 50_000) / 100_000
+    }
+
+    /// What reading `usage`'s cached input saved against the full input price (1e-10 $ units).
+    pub fn cache_savings_units(&self, usage: &Usage) -> u128 {
+        let cached = usage.cached_input_tokens.min(usage.input_tokens);
+        let per = self
+            .input_nanos_per_1m
+            .saturating_sub(self.cached_input_nanos_per_1m);
+        (u128::from(cached) * u128::from(per) + 50_000) / 100_000
     }
 }
 
@@ -99,22 +125,73 @@ mod tests {
         }
     }
 
+    fn price(input: f64, output: f64, cached: Option<f64>, write: Option<f64>) -> Price {
+        Price::from_config(Some(&PriceConfig {
+            input_per_1m: input,
+            output_per_1m: output,
+            cached_input_per_1m: cached,
+            cache_write_per_1m: write,
+        }))
+    }
+
     #[test]
     fn costs_are_exact_decimals() {
-        let price = Price::from_config(Some(&PriceConfig {
-            input_per_1m: 0.15,
-            output_per_1m: 0.60,
-        }));
-        assert_eq!(price.cost(19, 10), "0.0000088500");
-        assert_eq!(price.cost(1_000_000, 1_000_000), "0.7500000000");
-        assert_eq!(price.cost(0, 0), "0.0000000000");
+        let price = price(0.15, 0.60, None, None);
+        let cost = |i, o| price.cost(&Usage::tokens(i, o));
+        assert_eq!(cost(19, 10), "0.0000088500");
+        assert_eq!(cost(1_000_000, 1_000_000), "0.7500000000");
+        assert_eq!(cost(0, 0), "0.0000000000");
         // A million requests of 19/10 tokens add up exactly, with no drift.
-        assert_eq!(price.cost(19_000_000, 10_000_000), "8.8500000000");
-        assert_eq!(Price::from_config(None).cost(123, 456), "0.0000000000");
-        let pricey = Price::from_config(Some(&PriceConfig {
-            input_per_1m: 2.5,
-            output_per_1m: 10.0,
-        }));
-        assert_eq!(pricey.cost(3, 1), "0.0000175000");
+        assert_eq!(cost(19_000_000, 10_000_000), "8.8500000000");
+        assert_eq!(
+            Price::from_config(None).cost(&Usage::tokens(123, 456)),
+            "0.0000000000"
+        );
+        let pricey = self::price(2.5, 10.0, None, None);
+        assert_eq!(pricey.cost(&Usage::tokens(3, 1)), "0.0000175000");
+    }
+
+    #[test]
+    fn cached_input_and_cache_writes_are_priced_as_such_and_never_twice() {
+        // Claude Sonnet's prices: input 3, output 15, cache read 0.30, cache write 3.75.
+        let sonnet = price(3.0, 15.0, Some(0.30), Some(3.75));
+        let usage = Usage {
+            input_tokens: 100_000,
+            output_tokens: 1_000,
+            cached_input_tokens: 90_000,
+            cache_write_tokens: 8_000,
+            reasoning_tokens: 400,
+        };
+        // 2,000 × 3 + 90,000 × 0.30 + 8,000 × 3.75 + 1,000 × 15 (reasoning is part of output),
+        // per million: 0.006 + 0.027 + 0.03 + 0.015.
+        assert_eq!(sonnet.cost(&usage), "0.0780000000");
+        // Without a cache price, cached tokens cost the input price: as if uncached.
+        let plain = price(3.0, 15.0, None, None);
+        assert_eq!(
+            plain.cost(&usage),
+            plain.cost(&Usage::tokens(100_000, 1_000))
+        );
+        // Parts that claim more than the input are capped by it, in order: cached, then written.
+        let odd = Usage {
+            input_tokens: 10,
+            cached_input_tokens: 8,
+            cache_write_tokens: 8,
+            ..Usage::tokens(10, 0)
+        };
+        // 8 × 0.30 + 2 × 3.75 per million.
+        assert_eq!(sonnet.cost(&odd), "0.0000099000");
+        // Savings: 90,000 × (3 − 0.30) per million.
+        assert_eq!(
+            format_cost(sonnet.cache_savings_units(&usage)),
+            "0.2430000000"
+        );
+        // A cache price of half a nano-dollar per token rounds exactly.
+        let gpt = price(0.15, 0.60, Some(0.075), None);
+        let u = Usage {
+            cached_input_tokens: 1,
+            ..Usage::tokens(3, 0)
+        };
+        // 2 × 0.15 + 1 × 0.075 per million = 0.000000375.
+        assert_eq!(gpt.cost(&u), "0.0000003750");
     }
 }

@@ -17,8 +17,18 @@ pub struct UsageRecord {
     pub provider_id: Option<String>,
     pub upstream_model: Option<String>,
     pub stream: bool,
+    /// All input, the cached and cache-written parts included.
     pub input_tokens: i64,
+    /// All output, reasoning included.
     pub output_tokens: i64,
+    /// Parts of the counts above (0 where the upstream reports none; rows written before they
+    /// were recorded read as 0).
+    #[serde(default)]
+    pub cached_input_tokens: i64,
+    #[serde(default)]
+    pub cache_write_tokens: i64,
+    #[serde(default)]
+    pub reasoning_tokens: i64,
     pub usage_source: UsageSource,
     /// Exact decimal, 10 places, as text (the column is `numeric(20,10)`).
     pub cost: String,

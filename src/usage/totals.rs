@@ -52,6 +52,10 @@ pub struct Totals {
     pub requests: i64,
     pub input_tokens: i64,
     pub output_tokens: i64,
+    /// Parts of `input_tokens` and `output_tokens`.
+    pub cached_input_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub reasoning_tokens: i64,
     pub cost: u128,
 }
 
@@ -155,17 +159,21 @@ async fn from_postgres(
     let [(h0, h1), (a0, a1), (b0, b1)] =
         [split.hours, split.before, split.after].map(|(x, y)| (at(x), at(y)));
     let sql = format!(
-        "SELECT g, sum(n)::int8, sum(i)::int8, sum(o)::int8, coalesce(sum(c), 0)::numeric(30,10)::text
+        "SELECT g, sum(n)::int8, sum(i)::int8, sum(o)::int8, coalesce(sum(c), 0)::numeric(30,10)::text,
+                sum(ci)::int8, sum(cw)::int8, sum(r)::int8
          FROM (
-             SELECT {hourly} AS g, requests AS n, input_tokens AS i, output_tokens AS o, cost AS c
+             SELECT {hourly} AS g, requests AS n, input_tokens AS i, output_tokens AS o, cost AS c,
+                    cached_input_tokens AS ci, cache_write_tokens AS cw, reasoning_tokens AS r
              FROM usage_hourly
              WHERE hour >= $1 AND hour < $2 AND ($7::text IS NULL OR key_name = $7)
              UNION ALL
-             SELECT {row}, 1, input_tokens, output_tokens, cost
+             SELECT {row}, 1, input_tokens, output_tokens, cost, cached_input_tokens,
+                    cache_write_tokens, reasoning_tokens
              FROM request_logs
              WHERE created_at >= $3 AND created_at < $4 AND ($7::text IS NULL OR key_name = $7)
              UNION ALL
-             SELECT {row}, 1, input_tokens, output_tokens, cost
+             SELECT {row}, 1, input_tokens, output_tokens, cost, cached_input_tokens,
+                    cache_write_tokens, reasoning_tokens
              FROM request_logs
              WHERE created_at >= $5 AND created_at < $6 AND ($7::text IS NULL OR key_name = $7)
          ) t
@@ -184,6 +192,9 @@ async fn from_postgres(
                 requests: r.get(1),
                 input_tokens: r.get(2),
                 output_tokens: r.get(3),
+                cached_input_tokens: r.get(5),
+                cache_write_tokens: r.get(6),
+                reasoning_tokens: r.get(7),
                 cost: parse_cost(&cost)
                     .ok_or_else(|| UsageError(format!("unexpected cost {cost:?}")))?,
             })
@@ -233,6 +244,9 @@ fn add_file(
         t.requests += 1;
         t.input_tokens += r.input_tokens;
         t.output_tokens += r.output_tokens;
+        t.cached_input_tokens += r.cached_input_tokens;
+        t.cache_write_tokens += r.cache_write_tokens;
+        t.reasoning_tokens += r.reasoning_tokens;
         t.cost += parse_cost(&r.cost).unwrap_or(0);
     }
     Ok(())
@@ -244,7 +258,9 @@ impl Totals {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "group": self.group, "requests": self.requests, "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens, "cost": format_cost(self.cost),
+            "output_tokens": self.output_tokens, "cached_input_tokens": self.cached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens, "cost": format_cost(self.cost),
         })
     }
 }

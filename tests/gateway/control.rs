@@ -149,6 +149,11 @@ async fn the_admin_api_is_for_admin_keys_and_names_bad_fields() {
             "price.input_per_1m",
         ),
         (
+            "/admin/v1/models",
+            json!({"name": "x", "price": {"input_per_1m": 1, "output_per_1m": 1, "cached_input_per_1m": -0.5}}),
+            "price.cached_input_per_1m",
+        ),
+        (
             "/admin/v1/routes",
             json!({"model": "chat", "provider": "opneai", "upstream_model": "m"}),
             "provider",
@@ -185,6 +190,26 @@ async fn the_admin_api_is_for_admin_keys_and_names_bad_fields() {
     )
     .await;
     assert_eq!(status, 409);
+    // Prompt-cache prices are kept and read back (absent ones stay absent: the input price).
+    let cached = json!({"input_per_1m": 3.0, "output_per_1m": 15.0, "cached_input_per_1m": 0.3,
+                        "cache_write_per_1m": 3.75});
+    let (status, _) = admin(
+        &gw,
+        M::POST,
+        "/admin/v1/models",
+        Some(OPS),
+        Some(json!({"name": "claude", "price": cached})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, model) = admin(&gw, M::GET, "/admin/v1/models/claude", Some(OPS), None).await;
+    assert_eq!(model["price"], cached, "{model}");
+    assert_eq!(
+        admin(&gw, M::DELETE, "/admin/v1/models/claude", Some(OPS), None)
+            .await
+            .0,
+        200
+    );
     assert_eq!(
         admin(
             &gw,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, config_for, eventually, metric, post, post_as};
+use crate::harness::{Gateway, client, config_for, eventually, metric, post, post_as};
 use crate::mock_openai::{Behavior, MockOpenAi};
 use crate::tcp_proxy::TcpProxy;
 use crate::usage_schema::{TestDb, assert_hourly_totals_match_the_rows};
@@ -134,6 +134,79 @@ async fn every_request_is_one_row_with_exact_tokens_and_cost() {
     assert_eq!((row.get::<_, i16>(4), row.get::<_, i16>(5)), (1, 200));
     assert_eq!(row.get::<_, String>(6), "chat");
     assert!(!spill.exists(), "nothing was spilled");
+    drop(client);
+    db.drop_db().await;
+}
+
+/// A prompt-cache hit on a reasoning model: the row keeps all input and all output in its
+/// token columns, the cached and reasoning parts beside them, and the cost prices the cached part
+/// at `cached_input_per_1m`, no token twice; the hourly totals and `/v1/usage` carry the parts.
+#[tokio::test]
+async fn cached_input_is_recorded_and_priced_as_such() {
+    let db = TestDb::create("cached").await;
+    let a = MockOpenAi::start("a").await;
+    let (usage, spill) = postgres_usage(&db, "cached");
+    let config = ledger_config(&a, &usage).replace(
+        "price: { input_per_1m: 0.15, output_per_1m: 0.60 }",
+        "price: { input_per_1m: 0.15, output_per_1m: 0.60, cached_input_per_1m: 0.075 }",
+    );
+    let gw = Gateway::start(&config).await;
+    a.next(2, Behavior::CacheHit);
+    for stream in [false, true] {
+        let r = post(&gw, "/v1/chat/completions", &chat(stream)).await;
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap();
+    }
+    eventually(Duration::from_secs(10), "both rows written", || async {
+        metric(&gw, "gateway_usage_rows_written_total{sink=\"postgres\"}").await == 2.0
+    })
+    .await;
+    let answer: Value = client()
+        .get(gw.url("/v1/usage?group_by=none"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    gw.shutdown().await;
+    let client = db.connect().await;
+    let rows = client
+        .query(
+            "SELECT input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
+                    reasoning_tokens, cost::text FROM request_logs",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let counts: (i64, i64, i64, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        assert_eq!(counts, (2006, 300, 1920, 0, 128));
+        // 86 × $0.15/M + 1,920 × $0.075/M + 300 × $0.60/M (the 128 reasoning tokens are output).
+        assert_eq!(row.get::<_, String>(5), "0.0003369000");
+    }
+    assert_hourly_totals_match_the_rows(&client).await;
+    let total = &answer["data"][0];
+    assert_eq!(
+        (
+            &total["input_tokens"],
+            &total["cached_input_tokens"],
+            &total["cache_write_tokens"],
+            &total["reasoning_tokens"],
+            &total["cost"]
+        ),
+        (
+            &json!(4012),
+            &json!(3840),
+            &json!(0),
+            &json!(256),
+            &json!("0.0006738000")
+        ),
+        "{answer}"
+    );
+    assert!(!spill.exists());
     drop(client);
     db.drop_db().await;
 }
@@ -461,8 +534,10 @@ async fn usage_totals_are_scoped_to_the_callers_key(usage: &str) {
     assert_eq!(
         all["data"],
         json!([
-            {"group": "team-a", "requests": 3, "input_tokens": 57, "output_tokens": 30, "cost": "0.0000265500"},
-            {"group": "team-b", "requests": 2, "input_tokens": 38, "output_tokens": 20, "cost": "0.0000177000"}
+            {"group": "team-a", "requests": 3, "input_tokens": 57, "output_tokens": 30, "cached_input_tokens": 0,
+             "cache_write_tokens": 0, "reasoning_tokens": 0, "cost": "0.0000265500"},
+            {"group": "team-b", "requests": 2, "input_tokens": 38, "output_tokens": 20, "cached_input_tokens": 0,
+             "cache_write_tokens": 0, "reasoning_tokens": 0, "cost": "0.0000177000"}
         ])
     );
     let (_, own) = totals("sk-team-a", "group_by=key&key=team-b").await;
@@ -519,7 +594,7 @@ async fn the_file_sink_rotates_by_size_and_keeps_a_bounded_number_of_files() {
     let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("usage.jsonl");
     let usage = format!(
-        "usage:\n  sink: file\n  path: {}\n  max_file_bytes: 4096\n  keep_files: 2\n",
+        "usage:\n  sink: file\n  path: {}\n  max_file_bytes: 5120\n  keep_files: 2\n",
         path.display()
     );
     let gw = Gateway::start(&ledger_config(&a, &usage)).await;
@@ -556,14 +631,14 @@ async fn the_file_sink_rotates_by_size_and_keeps_a_bounded_number_of_files() {
         rows.map(|row| row["created_at_us"].as_i64().unwrap())
             .collect()
     };
-    // A row is about 400 bytes: a file takes a burst (under 4096 bytes) and rotates during the
+    // A row is about 470 bytes: a file takes a burst (under 5120 bytes) and rotates during the
     // next, so each holds at most two bursts.
     let row_bytes = size(&path) / row_times(&path).len() as u64;
-    assert!((300..4096 / 10).contains(&row_bytes), "{row_bytes}");
+    assert!((300..5120 / 10).contains(&row_bytes), "{row_bytes}");
     for rotated in [numbered(1), numbered(2)] {
         let bytes = size(&rotated);
         assert!(
-            (4096..4096 + 10 * row_bytes).contains(&bytes),
+            (5120..5120 + 10 * row_bytes).contains(&bytes),
             "{} rotated once full, with the batch that filled it: {bytes}",
             rotated.display()
         );

@@ -36,6 +36,17 @@ pub enum Behavior {
     WithoutUsage,
     /// Stream: the upstream's own verdict on the request as the first event (a content filter).
     VerdictFirst,
+    /// A prompt-cache hit on a reasoning model: usage of 2,006 prompt tokens (1,920 of them
+    /// cached) and 300 completion tokens (128 of them reasoning), in an answer or a stream's
+    /// usage chunk.
+    CacheHit,
+}
+
+/// The usage `Behavior::CacheHit` reports.
+pub fn cache_hit_usage() -> Value {
+    json!({"prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
+           "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 0},
+           "completion_tokens_details": {"reasoning_tokens": 128, "audio_tokens": 0}})
 }
 
 struct State {
@@ -138,8 +149,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         return Ok(stream_response(&state.name, &body, behavior));
     }
     let mut answer = completion(&state.name, &body);
-    if let Behavior::WithoutUsage = behavior {
-        answer.as_object_mut().unwrap().remove("usage");
+    match behavior {
+        Behavior::WithoutUsage => {
+            answer.as_object_mut().unwrap().remove("usage");
+        }
+        Behavior::CacheHit => answer["usage"] = cache_hit_usage(),
+        _ => {}
     }
     Ok(json_response(StatusCode::OK, &answer))
 }
@@ -217,8 +232,16 @@ pub fn stream_chunks(name: &str, body: &Value) -> Vec<String> {
 
 fn stream_response(name: &str, body: &Value, behavior: Behavior) -> Response<Body> {
     let mut chunks = stream_chunks(name, body);
-    if let Behavior::WithoutUsage = behavior {
-        chunks.retain(|c| !c.contains("\"usage\""));
+    match behavior {
+        Behavior::WithoutUsage => chunks.retain(|c| !c.contains("\"usage\"")),
+        Behavior::CacheHit => {
+            for c in chunks.iter_mut().filter(|c| c.contains("\"usage\"")) {
+                let mut v: Value = serde_json::from_str(c).unwrap();
+                v["usage"] = cache_hit_usage();
+                *c = v.to_string();
+            }
+        }
+        _ => {}
     }
     let mut frames: Vec<Result<Frame<Bytes>, std::io::Error>> = Vec::new();
     let data = |s: &str| Ok(Frame::data(Bytes::from(format!("data: {s}\n\n"))));

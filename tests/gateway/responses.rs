@@ -619,3 +619,28 @@ async fn streams_read_to_their_last_event_are_recorded_as_completed() {
         assert!(row["output_tokens"].as_u64() > Some(0), "{row}");
     }
 }
+
+/// The Responses usage carries the upstream's cached and reasoning tokens, streamed or not.
+#[tokio::test]
+async fn responses_usage_reports_cached_and_reasoning_tokens() {
+    let (a, gw) = gateway("").await;
+    a.next(2, Behavior::CacheHit);
+    let (status, object) = create(&gw, json!({"model": "gpt-4o-mini", "input": "hi"})).await;
+    assert_eq!(status, 200, "{object}");
+    let events = stream(
+        &gw,
+        json!({"model": "gpt-4o-mini", "input": "hi", "stream": true}),
+    )
+    .await;
+    let completed = events
+        .iter()
+        .find(|e| e["type"] == "response.completed")
+        .expect("response.completed");
+    for usage in [&object["usage"], &completed["response"]["usage"]] {
+        assert_eq!(
+            usage,
+            &json!({"input_tokens": 2006, "input_tokens_details": {"cached_tokens": 1920, "cache_write_tokens": 0},
+                    "output_tokens": 300, "output_tokens_details": {"reasoning_tokens": 128}, "total_tokens": 2306})
+        );
+    }
+}

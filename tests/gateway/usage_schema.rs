@@ -125,7 +125,7 @@ async fn migrations_apply_exactly_once_when_replicas_race() {
         .iter()
         .map(|m| m.0)
         .collect();
-    assert_eq!(all, [1, 2, 3, 4]);
+    assert_eq!(all, [1, 2, 3, 4, 5]);
     assert_eq!(applied, all, "one replica applies, the others find it done");
     let client = db.connect().await;
     let rows = client
@@ -343,10 +343,13 @@ pub async fn assert_hourly_totals_match_the_rows(client: &Client) -> i64 {
     let recount = "SELECT date_trunc('hour', created_at, 'UTC') AS hour, coalesce(key_name, '') AS key_name,
                           model_name, coalesce(provider_id, '') AS provider_id, purpose, count(*)::int8 AS requests,
                           sum(input_tokens)::int8 AS input_tokens, sum(output_tokens)::int8 AS output_tokens,
-                          sum(cost)::numeric(30,10) AS cost
+                          sum(cost)::numeric(30,10) AS cost, sum(cached_input_tokens)::int8 AS cached_input_tokens,
+                          sum(cache_write_tokens)::int8 AS cache_write_tokens,
+                          sum(reasoning_tokens)::int8 AS reasoning_tokens
                    FROM request_logs GROUP BY 1, 2, 3, 4, 5";
     let hourly = "SELECT hour, key_name, model_name, provider_id, purpose, requests, input_tokens,
-                         output_tokens, cost FROM usage_hourly";
+                         output_tokens, cost, cached_input_tokens, cache_write_tokens, reasoning_tokens
+                  FROM usage_hourly";
     let differences: i64 = client
         .query_one(
             &format!(
@@ -411,6 +414,9 @@ async fn hourly_totals_answer_usage_exactly_whatever_the_window() {
         stream: false,
         input_tokens: 10 + i,
         output_tokens: i % 13,
+        cached_input_tokens: i % 10,
+        cache_write_tokens: i % 3,
+        reasoning_tokens: i % 13 / 2,
         usage_source: UsageSource::Upstream,
         cost: format!("0.{:010}", 1_000 + i * 37),
         latency_ms: 5,
@@ -485,7 +491,8 @@ async fn recount(
         .query(
             &format!(
                 "SELECT {group}, count(*)::int8, sum(input_tokens)::int8, sum(output_tokens)::int8,
-                        (sum(cost) * 10000000000)::numeric(40,0)::text
+                        (sum(cost) * 10000000000)::numeric(40,0)::text, sum(cached_input_tokens)::int8,
+                        sum(cache_write_tokens)::int8, sum(reasoning_tokens)::int8
                  FROM request_logs WHERE created_at >= $1 AND created_at < $2 AND ($3::text IS NULL OR key_name = $3)
                  GROUP BY 1 ORDER BY 1"
             ),
@@ -500,12 +507,17 @@ async fn recount(
             input_tokens: r.get(2),
             output_tokens: r.get(3),
             cost: r.get::<_, String>(4).parse().unwrap(),
+            cached_input_tokens: r.get(5),
+            cache_write_tokens: r.get(6),
+            reasoning_tokens: r.get(7),
         })
         .collect()
 }
 
-/// A ledger that predates `usage_hourly` gets its totals when it is upgraded: migration 0003
-/// makes a partition for each of request_logs' and fills them from the rows already there.
+/// A ledger that predates `usage_hourly` and the prompt-cache columns gets both when it is
+/// upgraded: migration 0003 makes a partition for each of request_logs' and fills them from the
+/// rows already there; 0005 adds the cache and reasoning columns (zeros for the old rows) to
+/// every partition of both tables, and the models' cache prices.
 #[tokio::test]
 async fn upgrading_an_existing_ledger_fills_its_hourly_totals() {
     let db = TestDb::create("upgrade").await;
@@ -516,10 +528,14 @@ async fn upgrading_an_existing_ledger_fills_its_hourly_totals() {
         month: 11,
     };
     maintain(&client, nov, 1, 12).await.unwrap();
-    // Back to the schema before 0003, with rows in two months.
+    // Back to the schema before 0003 (and 0005), with rows in two months.
     client
         .batch_execute(
-            "DROP TABLE usage_hourly; DELETE FROM schema_migrations WHERE version = 3;
+            "DROP TABLE usage_hourly;
+             ALTER TABLE request_logs DROP COLUMN cached_input_tokens, DROP COLUMN cache_write_tokens,
+                 DROP COLUMN reasoning_tokens;
+             ALTER TABLE models DROP COLUMN cached_input_per_1m, DROP COLUMN cache_write_per_1m;
+             DELETE FROM schema_migrations WHERE version IN (3, 5);
              INSERT INTO request_logs (request_id, created_at, key_name, model_name, provider_id, input_tokens, output_tokens, cost, status)
              SELECT 'req-' || n, '2026-11-29 22:00:00+00'::timestamptz + n * interval '7 minutes',
                     CASE WHEN n % 2 = 0 THEN 'team-a' END, 'm', 'p', n, 1, n * 0.0000000001, 'ok'
@@ -527,12 +543,22 @@ async fn upgrading_an_existing_ledger_fills_its_hourly_totals() {
         )
         .await
         .unwrap();
-    assert_eq!(migrate(&mut client).await.unwrap(), [3]);
+    assert_eq!(migrate(&mut client).await.unwrap(), [3, 5]);
     assert_eq!(
         partitions_of(&client, "usage_hourly").await.unwrap(),
         ["usage_hourly_2026_11", "usage_hourly_2026_12"]
     );
     assert_eq!(assert_hourly_totals_match_the_rows(&client).await, 500);
+    let zeros: i64 = client
+        .query_one(
+            "SELECT count(*) FROM request_logs_2026_12
+             WHERE cached_input_tokens = 0 AND cache_write_tokens = 0 AND reasoning_tokens = 0",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(zeros > 0, "old rows read as zeros in every partition");
     drop(client);
     db.drop_db().await;
 }

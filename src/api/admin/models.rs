@@ -95,9 +95,12 @@ fn check_model(m: &ModelRow) -> Result<(), GatewayError> {
     }
     if let Some(p) = &m.price {
         for (field, v) in [
-            ("price.input_per_1m", p.input_per_1m),
-            ("price.output_per_1m", p.output_per_1m),
+            ("price.input_per_1m", Some(p.input_per_1m)),
+            ("price.output_per_1m", Some(p.output_per_1m)),
+            ("price.cached_input_per_1m", p.cached_input_per_1m),
+            ("price.cache_write_per_1m", p.cache_write_per_1m),
         ] {
+            let Some(v) = v else { continue };
             if !(v.is_finite() && (0.0..1e9).contains(&v)) {
                 return Err(invalid(field, "must be a price in dollars, 0 or more"));
             }

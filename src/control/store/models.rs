@@ -29,7 +29,8 @@ pub async fn list_models(client: &impl GenericClient) -> Result<Vec<ModelRow>, C
     let rows = client
         .query(
             "SELECT name, type, context_window, input_per_1m::text, output_per_1m::text, tokenizer,
-                    floor(extract(epoch FROM created_at))::int8
+                    floor(extract(epoch FROM created_at))::int8, cached_input_per_1m::text,
+                    cache_write_per_1m::text
              FROM models ORDER BY created_at, name",
             &[],
         )
@@ -49,7 +50,9 @@ pub async fn update_model(client: &mut Client, m: &ModelRow) -> Result<i64, Cont
     let changed = tx
         .execute(
             "UPDATE models SET type = $2, context_window = $3, input_per_1m = $4::text::numeric,
-                    output_per_1m = $5::text::numeric, tokenizer = $6, updated_at = clock_timestamp()
+                    output_per_1m = $5::text::numeric, tokenizer = $6,
+                    cached_input_per_1m = $7::text::numeric, cache_write_per_1m = $8::text::numeric,
+                    updated_at = clock_timestamp()
              WHERE name = $1",
             &Columns::of(m).params(),
         )
@@ -67,7 +70,8 @@ pub async fn get_model(client: &Client, name: &str) -> Result<ModelRow, ControlE
     client
         .query_opt(
             "SELECT name, type, context_window, input_per_1m::text, output_per_1m::text, tokenizer,
-                    floor(extract(epoch FROM created_at))::int8
+                    floor(extract(epoch FROM created_at))::int8, cached_input_per_1m::text,
+                    cache_write_per_1m::text
              FROM models WHERE name = $1",
             &[&name],
         )
@@ -90,8 +94,10 @@ pub(super) async fn insert_model(
 ) -> Result<(), ControlError> {
     client
         .execute(
-            "INSERT INTO models (name, type, context_window, input_per_1m, output_per_1m, tokenizer)
-             VALUES ($1, $2, $3, $4::text::numeric, $5::text::numeric, $6)",
+            "INSERT INTO models (name, type, context_window, input_per_1m, output_per_1m, tokenizer,
+                                 cached_input_per_1m, cache_write_per_1m)
+             VALUES ($1, $2, $3, $4::text::numeric, $5::text::numeric, $6, $7::text::numeric,
+                     $8::text::numeric)",
             &Columns::of(m).params(),
         )
         .await
@@ -107,6 +113,8 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
         (Some(i), Some(o)) => Some(PriceConfig {
             input_per_1m: i.parse().unwrap_or(0.0),
             output_per_1m: o.parse().unwrap_or(0.0),
+            cached_input_per_1m: row.get::<_, Option<String>>(7).and_then(|p| p.parse().ok()),
+            cache_write_per_1m: row.get::<_, Option<String>>(8).and_then(|p| p.parse().ok()),
         }),
         _ => None,
     };
@@ -126,7 +134,8 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
 }
 
 /// A model's fields as the table's columns, in the order both statements bind them: name, type,
-/// context_window, input_per_1m, output_per_1m (decimal text, cast by the statement), tokenizer.
+/// context_window, input_per_1m, output_per_1m (decimal text, cast by the statement), tokenizer,
+/// cached_input_per_1m, cache_write_per_1m.
 struct Columns<'a> {
     name: &'a str,
     kind: &'static str,
@@ -134,6 +143,8 @@ struct Columns<'a> {
     input: Option<String>,
     output: Option<String>,
     tokenizer: Option<&'static str>,
+    cached_input: Option<String>,
+    cache_write: Option<String>,
 }
 
 impl<'a> Columns<'a> {
@@ -146,10 +157,20 @@ impl<'a> Columns<'a> {
             input,
             output,
             tokenizer: m.tokenizer.map(tokenizer_name),
+            cached_input: m
+                .price
+                .as_ref()
+                .and_then(|p| p.cached_input_per_1m)
+                .map(|v| v.to_string()),
+            cache_write: m
+                .price
+                .as_ref()
+                .and_then(|p| p.cache_write_per_1m)
+                .map(|v| v.to_string()),
         }
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
         [
             &self.name,
             &self.kind,
@@ -157,6 +178,8 @@ impl<'a> Columns<'a> {
             &self.input,
             &self.output,
             &self.tokenizer,
+            &self.cached_input,
+            &self.cache_write,
         ]
     }
 }

@@ -322,10 +322,26 @@ pub fn completion_id(request_id: Option<&str>) -> String {
     format!("chatcmpl-{}", request_id.unwrap_or("dashscope"))
 }
 
+/// Native usage: `input_tokens` includes the context cache's `cached_tokens` (PROTOCOLS §5.4).
 pub fn to_usage(u: &DashScopeUsage) -> Usage {
+    let input = u.input_tokens.unwrap_or(0);
+    let output = u.output_tokens.unwrap_or(0);
     Usage {
-        input_tokens: u.input_tokens.unwrap_or(0),
-        output_tokens: u.output_tokens.unwrap_or(0),
+        input_tokens: input,
+        output_tokens: output,
+        cached_input_tokens: u
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0)
+            .min(input),
+        cache_write_tokens: 0,
+        reasoning_tokens: u
+            .output_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens)
+            .unwrap_or(0)
+            .min(output),
     }
 }
 
@@ -551,10 +567,7 @@ pub fn parse_embeddings(
     let list = json!({"object": "list", "data": data, "model": client_model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
     Ok((
         Bytes::from(list.to_string()),
-        Some(Usage {
-            input_tokens: tokens,
-            output_tokens: 0,
-        }),
+        Some(Usage::tokens(tokens, 0)),
     ))
 }
 

@@ -93,11 +93,16 @@ fn non_stream_answer_becomes_a_chat_completion() {
             "usage": {"prompt_tokens": 8, "completion_tokens": 39, "total_tokens": 47}
         })
     );
+    assert_eq!(usage, Some(Usage::tokens(8, 39)));
+    // The context cache's hits and a thinking model's reasoning, as the native usage says them.
+    let cached = br#"{"output":{"choices":[{"finish_reason":"stop","message":{"role":"assistant","content":"2"}}]},"usage":{"input_tokens":1200,"output_tokens":40,"prompt_tokens_details":{"cached_tokens":1024},"output_tokens_details":{"reasoning_tokens":30}},"request_id":"r"}"#;
+    let (_, usage) = parse_chat_response(cached, &ctx(false)).unwrap();
     assert_eq!(
         usage,
         Some(Usage {
-            input_tokens: 8,
-            output_tokens: 39
+            cached_input_tokens: 1024,
+            reasoning_tokens: 30,
+            ..Usage::tokens(1200, 40)
         })
     );
 }
@@ -454,13 +459,7 @@ fn embeddings_are_batched_and_reassembled_in_order() {
         "batch 2, text 2"
     );
     assert_eq!(v["model"], "embed-alias");
-    assert_eq!(
-        usage,
-        Some(Usage {
-            input_tokens: 23,
-            output_tokens: 0
-        })
-    );
+    assert_eq!(usage, Some(Usage::tokens(23, 0)));
 
     let (body, _) = parse_embeddings(&[answer(&[0])], 10, "e", true).unwrap();
     let v: Value = serde_json::from_slice(&body).unwrap();
