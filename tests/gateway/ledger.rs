@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, config_for, eventually, metric, post, post_as};
+use crate::harness::{Gateway, config_for, eventually, get_text, metric, post, post_as};
 use crate::mock_openai::{Behavior, MockOpenAi};
 use crate::tcp_proxy::TcpProxy;
 use crate::usage_schema::{TestDb, assert_hourly_totals_match_the_rows};
@@ -161,14 +161,8 @@ async fn cached_input_is_recorded_and_priced_as_such() {
         metric(&gw, "gateway_usage_rows_written_total{sink=\"postgres\"}").await == 2.0
     })
     .await;
-    let answer: Value = client()
-        .get(gw.url("/v1/usage?group_by=none"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value =
+        serde_json::from_str(&get_text(&gw, "/v1/usage?group_by=none").await).unwrap();
     gw.shutdown().await;
     let client = db.connect().await;
     let rows = client
