@@ -145,11 +145,17 @@ function drawUsage(s) {
   const grid = text("div", null, "usage-grid");
   for (const [period, title] of [["today", "Today (UTC)"], ["month", "This month"]]) {
     for (const [group, what] of [["by_key", "key"], ["by_model", "model"]]) {
+      const byModel = group === "by_model";
+      // The share of input read from a prompt cache, and (per model) what that saved.
+      const cached = (r) => (r.input_tokens ? Math.round((100 * (r.cached_input_tokens || 0)) / r.input_tokens) + "%" : "–");
       const rows = (s.usage[period][group] || [])
         .slice()
         .sort((a, b) => Number(b.cost) - Number(a.cost) || b.requests - a.requests)
-        .map((r) => [r.name || "(no key)", fmt.int(r.requests), fmt.int(r.input_tokens), fmt.int(r.output_tokens), fmt.usd(r.cost)]);
-      grid.append(table(title + " by " + what, [[what], ["requests", 1], ["input tokens", 1], ["output tokens", 1], ["cost", 1]], rows));
+        .map((r) => [r.name || "(no key)", fmt.int(r.requests), fmt.int(r.input_tokens), cached(r), fmt.int(r.output_tokens), fmt.usd(r.cost)]
+          .concat(byModel ? [fmt.usd(r.saved || "0")] : []));
+      const columns = [[what], ["requests", 1], ["input tokens", 1], ["cached", 1], ["output tokens", 1], ["cost", 1]]
+        .concat(byModel ? [["cache saved", 1]] : []);
+      grid.append(table(title + " by " + what, columns, rows));
     }
   }
   $("usage").replaceChildren(grid);

@@ -15,9 +15,10 @@ use crate::call::context::{Rejection, RequestCtx};
 use crate::clock::{unix_micros, unix_now};
 use crate::config::ModelType;
 use crate::routing::health::Availability;
+use crate::usage::counts::Usage;
 use crate::usage::partitions::Month;
-use crate::usage::price::format_cost;
-use crate::usage::totals::{Group, Query};
+use crate::usage::price::{Price, format_cost};
+use crate::usage::totals::{Group, Query, Totals};
 
 /// Most rows per usage table.
 const TOP: usize = 50;
@@ -143,10 +144,17 @@ async fn usage(ctx: &RequestCtx) -> Value {
                 .iter()
                 .take(TOP)
                 .map(|t| {
-                    json!({
+                    let mut row = json!({
                         "name": t.group, "requests": t.requests, "input_tokens": t.input_tokens,
-                        "output_tokens": t.output_tokens, "cost": format_cost(t.cost),
-                    })
+                        "output_tokens": t.output_tokens, "cached_input_tokens": t.cached_input_tokens,
+                        "cache_write_tokens": t.cache_write_tokens, "cost": format_cost(t.cost),
+                    });
+                    // What the prompt cache saved, at the model's price now (a key's rows span
+                    // models, so only a model's row can say).
+                    if group == Group::Model {
+                        row["saved"] = Value::String(format_cost(saved(ctx, t)));
+                    }
+                    row
                 })
                 .collect();
             groups.insert(name.into(), Value::Array(rows));
@@ -154,4 +162,20 @@ async fn usage(ctx: &RequestCtx) -> Value {
         out.insert(period.into(), Value::Object(groups));
     }
     Value::Object(out)
+}
+
+/// The cost the prompt cache saved a model's rows: cached input at the input price less its own.
+fn saved(ctx: &RequestCtx, t: &Totals) -> u128 {
+    let price = ctx
+        .runtime
+        .models()
+        .iter()
+        .find(|m| m.name == t.group)
+        .map(|m| Price::from_config(m.price.as_ref()))
+        .unwrap_or_default();
+    let cached = Usage {
+        cached_input_tokens: u64::try_from(t.cached_input_tokens).unwrap_or(0),
+        ..Usage::tokens(u64::try_from(t.input_tokens).unwrap_or(0), 0)
+    };
+    price.cache_savings_units(&cached)
 }

@@ -119,6 +119,17 @@ async fn stats_show_routes_traffic_and_spend_and_chromium_draws_the_dashboard() 
     // 12 answers of 19 + 10 tokens at $0.15 / $0.60 per million: exactly $0.0001062.
     assert_eq!(team["requests"], 12, "{team}");
     assert_eq!(team["cost"], "0.0001062000");
+    let by_model = figures["usage"]["today"]["by_model"].as_array().unwrap();
+    let chat = by_model
+        .iter()
+        .find(|m| m["name"] == "gpt-4o-mini")
+        .unwrap();
+    // Nothing read from a prompt cache yet: a share of 0 and nothing saved.
+    assert_eq!(
+        (&chat["cached_input_tokens"], &chat["saved"]),
+        (&json!(0), &json!("0.0000000000")),
+        "{chat}"
+    );
     assert_eq!(figures["sessions"]["count"], 0);
 
     let page = client().get(gw.url("/dashboard")).send().await.unwrap();
@@ -148,6 +159,7 @@ async fn stats_show_routes_traffic_and_spend_and_chromium_draws_the_dashboard() 
         "class=\"uplot",
         "<canvas",
         "Today (UTC) by key",
+        "cache saved",
         "team",
     ] {
         assert!(
