@@ -43,6 +43,20 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Seconds since the Unix epoch as RFC 3339 in UTC (`2026-12-06T04:50:00Z`), as Anthropic's
+/// model list writes `created_at`.
+pub fn rfc3339(secs: u64) -> String {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        t / 3600,
+        t % 3600 / 60,
+        t % 60
+    )
+}
+
 /// `YYYY-MM-DD` of a Unix timestamp in microseconds, in UTC.
 pub fn utc_date(micros: i64) -> String {
     let (y, m, d) = civil_from_days(micros.div_euclid(86_400_000_000));

@@ -77,6 +77,21 @@ pub enum ErrorKind {
 /// Longest message an upstream's words may make (after scrubbing).
 const MAX_UPSTREAM_TEXT: usize = 2_000;
 
+/// Anthropic's "overloaded" status, which its SDKs and Claude Code retry.
+const OVERLOADED: StatusCode = match StatusCode::from_u16(529) {
+    Ok(status) => status,
+    Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+};
+
+/// Which API's error envelope a client reads: OpenAI's everywhere but the Anthropic Messages
+/// paths (`/v1/messages*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    #[default]
+    OpenAi,
+    Anthropic,
+}
+
 /// Boxed so that `Result<T, GatewayError>` stays one pointer wide on the happy path.
 #[derive(Debug, Clone)]
 pub struct GatewayError(Box<Inner>);
@@ -367,6 +382,92 @@ impl GatewayError {
         };
         // Serialising plain strings cannot fail; the fallback keeps the path panic-free anyway.
         serde_json::to_vec(&envelope).unwrap_or_else(|_| br#"{"error":{"message":"internal error","type":"server_error","param":null,"code":null}}"#.to_vec())
+    }
+
+    /// The error in the client's dialect: the OpenAI envelope, or Anthropic's on its paths.
+    pub fn to_response_in(&self, dialect: Dialect, request_id: &str) -> Response<Body> {
+        match dialect {
+            Dialect::OpenAi => self.to_response(),
+            Dialect::Anthropic => {
+                let (status, kind) = self.anthropic_status();
+                let mut response = self.to_response();
+                *response.body_mut() = full(self.anthropic_json(kind, Some(request_id)));
+                *response.status_mut() = status;
+                if let Ok(id) = HeaderValue::from_str(request_id) {
+                    response.headers_mut().insert("request-id", id);
+                }
+                response
+            }
+        }
+    }
+
+    /// Anthropic's status and `error.type` (PROTOCOLS.md §12.4): no healthy route is 529
+    /// `overloaded_error` (retried by the SDKs and Claude Code), an upstream failure 500
+    /// `api_error`; an upstream's own verdict keeps its status.
+    fn anthropic_status(&self) -> (StatusCode, &'static str) {
+        let status = self.status();
+        let kind = match self.0.kind {
+            ErrorKind::NoHealthyRoute | ErrorKind::ShuttingDown => {
+                return (OVERLOADED, "overloaded_error");
+            }
+            ErrorKind::UpstreamAuth
+            | ErrorKind::UpstreamFailed
+            | ErrorKind::UpstreamUnreachable
+            | ErrorKind::SessionStoreUnavailable
+            | ErrorKind::ControlUnavailable
+            | ErrorKind::Internal => return (StatusCode::INTERNAL_SERVER_ERROR, "api_error"),
+            ErrorKind::Unauthorized => "authentication_error",
+            ErrorKind::ModelNotAllowed
+            | ErrorKind::SessionForbidden
+            | ErrorKind::CorsForbidden
+            | ErrorKind::AdminOnly => "permission_error",
+            ErrorKind::ModelNotFound | ErrorKind::NotFound => "not_found_error",
+            ErrorKind::Conflict => "conflict_error",
+            ErrorKind::PayloadTooLarge => "request_too_large",
+            ErrorKind::RateLimited
+            | ErrorKind::UpstreamRateLimited
+            | ErrorKind::BudgetExhausted => "rate_limit_error",
+            ErrorKind::UpstreamTimeout | ErrorKind::RequestTimeout => "timeout_error",
+            ErrorKind::UpstreamRejected if status.as_u16() == 429 => "rate_limit_error",
+            ErrorKind::UpstreamRejected if status.as_u16() == 401 => "authentication_error",
+            ErrorKind::UpstreamRejected if status.as_u16() == 403 => "permission_error",
+            ErrorKind::UpstreamRejected if status.as_u16() == 404 => "not_found_error",
+            ErrorKind::InvalidRequest
+            | ErrorKind::MethodNotAllowed
+            | ErrorKind::BodyTimeout
+            | ErrorKind::UpstreamRejected => "invalid_request_error",
+        };
+        (status, kind)
+    }
+
+    /// `{"type":"error","error":{"type","message"},"request_id"}`. The field a 400 is about is
+    /// named in the message, Anthropic's envelope having no `param`.
+    fn anthropic_json(&self, kind: &str, request_id: Option<&str>) -> Vec<u8> {
+        let message = match self.0.param.as_deref() {
+            Some(param) if !self.0.message.contains(param) => {
+                Cow::Owned(format!("{param}: {}", self.0.message))
+            }
+            _ => Cow::Borrowed(&*self.0.message),
+        };
+        let mut body = serde_json::json!({
+            "type": "error",
+            "error": {"type": kind, "message": message},
+        });
+        if let Some(id) = request_id {
+            body["request_id"] = serde_json::Value::String(id.to_owned());
+        }
+        body.to_string().into_bytes()
+    }
+
+    /// `event: error` for an Anthropic stream already committed (PROTOCOLS.md §12.3 rule 7).
+    pub fn to_anthropic_event(&self) -> Bytes {
+        let (_, kind) = self.anthropic_status();
+        let json = self.anthropic_json(kind, None);
+        let mut out = Vec::with_capacity(json.len() + 24);
+        out.extend_from_slice(b"event: error\ndata: ");
+        out.extend_from_slice(&json);
+        out.extend_from_slice(b"\n\n");
+        Bytes::from(out)
     }
 
     /// The OpenAI envelope with the right status (and `retry-after` on 429/503).

@@ -10,6 +10,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod anthropic;
 pub mod api;
 pub mod body;
 pub mod call;

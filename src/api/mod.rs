@@ -8,6 +8,7 @@ pub mod completions;
 pub mod dashboard;
 pub mod embeddings;
 pub mod health;
+pub mod messages;
 pub mod models;
 pub mod responses;
 pub mod sessions;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 use tokio::time::Instant;
 
-use crate::error::GatewayError;
+use crate::error::{Dialect, GatewayError};
 use crate::routing::Route;
 use crate::routing::dispatch::Failure;
 use crate::runtime::Runtime;
@@ -22,6 +22,8 @@ pub struct RequestCtx {
     pub request_id: HeaderValue,
     /// The request's span when its trace is recorded: attempts and internal steps nest under it.
     pub trace: Option<Arc<Active>>,
+    /// The error envelope the client reads.
+    pub dialect: Dialect,
 }
 
 /// A failed request: the error, the route and attempt count when a route was involved, and
@@ -46,6 +48,7 @@ impl RequestCtx {
             started,
             request_id,
             trace: None,
+            dialect: Dialect::OpenAi,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod chain;
 pub mod compress;
 pub mod context;
 pub mod dispatch;
+pub mod messages;
 pub mod outcome;
 pub mod pipeline;
 pub mod relay;

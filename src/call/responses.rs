@@ -222,7 +222,7 @@ impl HttpBody for ResponsesStream {
 }
 
 /// The relay's error event (`{"error":{…}}`) as an error to report in the Responses shape.
-fn relay_error(data: &[u8]) -> GatewayError {
+pub(super) fn relay_error(data: &[u8]) -> GatewayError {
     let parsed: Value = serde_json::from_slice(data).unwrap_or(Value::Null);
     let message = parsed["error"]["message"]
         .as_str()

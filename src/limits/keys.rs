@@ -129,18 +129,22 @@ impl KeyStore {
         self.by_digest.is_empty()
     }
 
-    /// The key a request presents as `Authorization: Bearer <key>`. `Ok(None)` on an open gateway.
+    /// The key a request presents as `Authorization: Bearer <key>` or, as Anthropic's SDKs and
+    /// Claude Code send it, `x-api-key: <key>`. `Ok(None)` on an open gateway.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Arc<ApiKey>>, GatewayError> {
         if self.is_open() {
             return Ok(None);
         }
-        let presented = headers
+        let bearer = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
+            .map(|(_, token)| token.trim());
+        let x_api_key = || headers.get("x-api-key").and_then(|v| v.to_str().ok());
+        let presented = bearer
             .filter(|t| !t.is_empty())
+            .or_else(|| x_api_key().map(str::trim).filter(|t| !t.is_empty()))
             .ok_or_else(|| {
                 GatewayError::new(
                     ErrorKind::Unauthorized,

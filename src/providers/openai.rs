@@ -38,35 +38,6 @@ struct ChoicesPeek {
 }
 
 #[derive(Deserialize)]
-struct OpenAiUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<OpenAiPromptDetails>,
-    #[serde(default)]
-    completion_tokens_details: Option<OpenAiCompletionDetails>,
-}
-
-/// `cached_tokens` is part of `prompt_tokens`. `cache_write_tokens` is not OpenAI's (it does
-/// not charge for writes) but OpenAI-compatible servers fronting Anthropic-style caches report
-/// it there.
-#[derive(Deserialize)]
-struct OpenAiPromptDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-    #[serde(default)]
-    cache_write_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct OpenAiCompletionDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
 struct ErrorPeek {
     error: Option<OpenAiError>,
 }
@@ -154,26 +125,12 @@ pub fn parse_response(body: Bytes) -> Result<(Bytes, Option<Usage>), GatewayErro
 }
 
 /// Finders built once: building one per search cost more than the search of a chunk.
-static USAGE_KEY: LazyLock<memmem::Finder<'static>> =
-    LazyLock::new(|| memmem::Finder::new(b"\"usage\""));
 static ERROR_KEY: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"error\""));
 
-/// The `usage` object of an OpenAI response body, read without parsing the rest: the value of
-/// the last `"usage"` that is a key (followed by `:`). Inside a JSON string a quote is escaped,
-/// so the only other raw `"usage"` is a string value, which no `:` follows.
+/// The `usage` object of an OpenAI response body or chunk (see `usage::counts::chat_usage`).
 pub fn find_usage(body: &[u8]) -> Option<Usage> {
-    let rest = USAGE_KEY
-        .find_iter(body)
-        .filter_map(|at| {
-            body[at + b"\"usage\"".len()..]
-                .trim_ascii_start()
-                .strip_prefix(b":")
-        })
-        .last()?;
-    let mut de = serde_json::Deserializer::from_slice(rest);
-    let usage: Option<OpenAiUsage> = serde::Deserialize::deserialize(&mut de).ok()?;
-    usage.map(Usage::from)
+    crate::usage::counts::chat_usage(body)
 }
 
 /// Maps a non-2xx upstream answer to the error the client or the retry loop sees (see
@@ -278,34 +235,6 @@ fn code_string(v: &serde_json::Value) -> Option<String> {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }
-}
-
-// === impl Usage ===
-
-impl From<OpenAiUsage> for Usage {
-    fn from(u: OpenAiUsage) -> Self {
-        let prompt = u.prompt_tokens_details.as_ref();
-        // Parts of the input never exceed it, whatever an upstream says.
-        let cached = prompt
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0)
-            .min(u.prompt_tokens);
-        let written = prompt
-            .and_then(|d| d.cache_write_tokens)
-            .unwrap_or(0)
-            .min(u.prompt_tokens - cached);
-        Usage {
-            input_tokens: u.prompt_tokens,
-            output_tokens: u.completion_tokens,
-            cached_input_tokens: cached,
-            cache_write_tokens: written,
-            reasoning_tokens: u
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0)
-                .min(u.completion_tokens),
-        }
     }
 }
 

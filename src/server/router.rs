@@ -13,7 +13,7 @@ use super::cors;
 use crate::api;
 use crate::body::Body;
 use crate::call::context::{Rejection, RequestCtx};
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::{Dialect, ErrorKind, GatewayError};
 use crate::state::App;
 use crate::trace::{Active, Tracer, Value};
 
@@ -25,6 +25,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let mut ctx = RequestCtx::new(app, request_id.clone(), started);
     // The dashboard's figures and traces are the API's traffic, not probes, scrapes or polling.
     let api = req.uri().path().starts_with("/v1/");
+    if req.uri().path().starts_with("/v1/messages") {
+        ctx.dialect = Dialect::Anthropic;
+    }
     if let Some(tracer) = ctx.app.tracer.as_ref().filter(|_| api) {
         ctx.trace = server_span(tracer, &req);
     }
@@ -83,6 +86,11 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
         (&Method::GET, "/v1/models") => api::models::list(ctx, &req),
         (&Method::GET, p) if p.starts_with("/v1/models/") => api::models::get(ctx, &req),
         (&Method::POST, "/v1/responses") => Box::pin(api::responses::create(ctx, req)).await,
+        // Anthropic's SDKs add `?beta=true`: the path alone routes (PROTOCOLS.md §12.1).
+        (&Method::POST, "/v1/messages") => Box::pin(api::messages::create(ctx, req)).await,
+        (&Method::POST, "/v1/messages/count_tokens") => {
+            Box::pin(api::messages::count_tokens(ctx, req)).await
+        }
         (&Method::GET | &Method::DELETE, p) if p.starts_with("/v1/responses/") => {
             let rest = &p["/v1/responses/".len()..];
             let (id, input_items) = match rest.strip_suffix("/input_items") {
@@ -114,9 +122,15 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
         (&Method::GET | &Method::HEAD, "/health") => Ok(api::health::live()),
         (&Method::GET | &Method::HEAD, "/ready") => Ok(api::health::ready(ctx)),
         (&Method::GET | &Method::HEAD, "/metrics") => Ok(api::health::metrics(ctx)),
-        (_, "/v1/chat/completions" | "/v1/completions" | "/v1/responses" | "/v1/embeddings") => {
-            Err(not_allowed(&req, "POST"))
-        }
+        (
+            _,
+            "/v1/chat/completions"
+            | "/v1/completions"
+            | "/v1/responses"
+            | "/v1/embeddings"
+            | "/v1/messages"
+            | "/v1/messages/count_tokens",
+        ) => Err(not_allowed(&req, "POST")),
         (_, "/v1/models" | "/v1/usage") => Err(not_allowed(&req, "GET")),
         (_, "/health" | "/ready" | "/metrics") => Err(not_allowed(&req, "GET, HEAD")),
         (_, p) if p.starts_with("/v1/models/") => Err(not_allowed(&req, "GET")),
@@ -145,6 +159,7 @@ fn server_span(tracer: &Arc<Tracer>, req: &Request<Incoming>) -> Option<Arc<Acti
         (&Method::POST, "/v1/responses") => Some("POST /v1/responses"),
         (&Method::POST, "/v1/embeddings") => Some("POST /v1/embeddings"),
         (&Method::POST, "/v1/completions") => Some("POST /v1/completions"),
+        (&Method::POST, "/v1/messages") => Some("POST /v1/messages"),
         (&Method::GET, "/v1/models") => Some("GET /v1/models"),
         _ => None,
     };
@@ -200,7 +215,7 @@ fn reject(ctx: &RequestCtx, rejection: Rejection) -> Response<Body> {
     } else {
         tracing::debug!(request_id, status = status.as_u16(), kind = error.metric_label(), provider, error = %error.message(), "request refused");
     }
-    let mut response = error.to_response();
+    let mut response = error.to_response_in(ctx.dialect, request_id);
     if attempts > 1 {
         // The gateway already failed over; an SDK retrying on top would multiply the load.
         response

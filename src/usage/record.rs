@@ -80,6 +80,8 @@ pub enum Purpose {
     Responses,
     /// `POST /v1/completions` (legacy).
     Completion,
+    /// `POST /v1/messages` (Anthropic's Messages API).
+    Messages,
 }
 
 // === impl UsageRecord ===
@@ -127,6 +129,7 @@ impl Purpose {
             Purpose::Summary => "summary",
             Purpose::Responses => "responses",
             Purpose::Completion => "completion",
+            Purpose::Messages => "messages",
         }
     }
 }

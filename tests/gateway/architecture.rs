@@ -16,6 +16,7 @@ const ORDER: &[&str] = &[
     "runtime",
     "providers",
     "responses",
+    "anthropic",
     "control",
     "routing",
     "sse",

@@ -53,6 +53,19 @@ async fn responses_through_the_vercel_ai_sdk() {
 }
 
 #[tokio::test]
+async fn messages_through_the_anthropic_python_sdk() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await;
+    run_client(
+        gw,
+        "python3",
+        "anthropic_sdk.py",
+        "all anthropic checks passed",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn async_openai_crate() {
     let a = MockOpenAi::start("a").await;
     run_async_openai(&Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await)

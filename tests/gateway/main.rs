@@ -25,6 +25,7 @@ mod hostile;
 mod ledger;
 mod limits;
 mod memory;
+mod messages;
 mod mixups;
 mod responses;
 mod routing;

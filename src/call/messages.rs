@@ -1,0 +1,201 @@
+//! `POST /v1/messages` through the chat pipeline (PROTOCOLS.md §12.7): admitted, routed,
+//! committed, limited, recorded (`purpose = 'messages'`) and measured as a chat request is, then
+//! answered as Anthropic's: a whole `message`, or the chat stream translated event by event as
+//! it arrives ([`MessagesStream`]), with a `ping` through upstream silences.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tokio::time::{Instant, Sleep};
+
+use super::admit;
+use super::context::{Rejection, RequestCtx};
+use super::dispatch;
+use super::outcome::Recorder;
+use super::pipeline::{Answer, Answered};
+use super::relay::RelayStream;
+use super::responses::relay_error;
+use crate::anthropic::request::{MessagesRequest, Purpose as Counting};
+use crate::anthropic::response;
+use crate::anthropic::stream::{EventStream, ping};
+use crate::config::ModelType;
+use crate::error::{ErrorKind, GatewayError};
+use crate::limits::keys::ApiKey;
+use crate::request::ChatRequest;
+use crate::sse::{SseDecoder, SseEvent};
+use crate::usage::record::Purpose;
+
+/// Upper bound on one chat event read back from the relay.
+const MAX_FRAME: usize = 4 * 1024 * 1024;
+/// A `ping` after this long without an event (PROTOCOLS.md §12.7.3 rule 9).
+const PING_AFTER: Duration = Duration::from_secs(15);
+
+/// A Messages request.
+pub async fn messages(
+    ctx: &RequestCtx,
+    key: Option<Arc<ApiKey>>,
+    req: MessagesRequest,
+) -> Result<Answered, Rejection> {
+    let key = key.as_deref();
+    let model = admit::model(ctx, key, &req.model, ModelType::Chat)?;
+    let encoding = model.encoding();
+    let chat = ChatRequest::parse(Bytes::from(req.chat_body))?;
+    let admission = admit::generation_limits(ctx, key, model, encoding, &chat).await?;
+    let recorder = Recorder::new(
+        ctx,
+        key,
+        model,
+        Purpose::Messages,
+        chat.stream,
+        chat.body.clone(),
+        admission.clone(),
+    );
+    if req.stream {
+        let served = dispatch::stream(ctx, model, &chat, recorder, None).await?;
+        let events = MessagesStream::new(served.value, EventStream::new(req.model, req.thinking));
+        return Ok(Answered::Stream(Answer {
+            body: events.boxed_unsync(),
+            route: served.route,
+            admission,
+            session: None,
+        }));
+    }
+    let served = dispatch::complete(ctx, model, &chat, recorder, None).await?;
+    let (body, usage) = &served.value;
+    let message = response::from_completion(body, &req.model, req.thinking, *usage)?;
+    Ok(Answered::Whole(Answer {
+        body: Bytes::from(message.to_string()),
+        route: served.route,
+        admission,
+        session: None,
+    }))
+}
+
+/// `POST /v1/messages/count_tokens`: the request as the chat route would get it, counted with
+/// the model's tokenizer. Never calls an upstream and reserves nothing.
+pub async fn count_tokens(
+    ctx: &RequestCtx,
+    key: Option<Arc<ApiKey>>,
+    body: &[u8],
+) -> Result<Value, Rejection> {
+    let req = MessagesRequest::parse(body, Counting::CountTokens)?;
+    let model = admit::model(ctx, key.as_deref(), &req.model, ModelType::Chat)?;
+    let encoding = model.encoding();
+    encoding.ready().await;
+    let tokens = encoding.count_chat_prompt(&req.chat_body).unwrap_or(0);
+    Ok(serde_json::json!({"input_tokens": tokens}))
+}
+
+/// The chat relay's stream, translated to Anthropic's events as each chunk arrives.
+pub struct MessagesStream {
+    chat: RelayStream,
+    decoder: SseDecoder,
+    events: EventStream,
+    /// Events ready to send.
+    out: Vec<u8>,
+    started: bool,
+    ended: bool,
+    /// When a `ping` is due if nothing else is sent.
+    quiet: Pin<Box<Sleep>>,
+}
+
+// === impl MessagesStream ===
+
+impl MessagesStream {
+    fn new(chat: RelayStream, events: EventStream) -> Self {
+        Self {
+            chat,
+            decoder: SseDecoder::new(MAX_FRAME),
+            events,
+            out: Vec::with_capacity(1024),
+            started: false,
+            ended: false,
+            quiet: Box::pin(tokio::time::sleep(PING_AFTER)),
+        }
+    }
+
+    /// Translates every complete chat event the relay has given so far.
+    fn translate(&mut self) {
+        while let Ok(Some(frame)) = self.decoder.next_frame() {
+            let event = SseEvent::parse(&frame);
+            let Some(data) = event.data else { continue };
+            if data.trim_ascii() == b"[DONE]" {
+                self.events.finish(&mut self.out);
+                self.ended = true;
+                return;
+            }
+            if data.starts_with(b"{\"error\"") {
+                self.fail(relay_error(&data));
+                return;
+            }
+            self.events.on_chunk(&data, &mut self.out);
+        }
+    }
+
+    /// After the commit point: `event: error`, and the stream ends without `message_delta`
+    /// (Claude Code then treats the answer as incomplete).
+    fn fail(&mut self, error: GatewayError) {
+        self.out.extend_from_slice(&error.to_anthropic_event());
+        self.ended = true;
+    }
+}
+
+impl HttpBody for MessagesStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if !this.started {
+            this.started = true;
+            this.events.start(&mut this.out);
+        }
+        loop {
+            if !this.out.is_empty() {
+                let bytes = Bytes::from(std::mem::take(&mut this.out));
+                this.quiet.as_mut().reset(Instant::now() + PING_AFTER);
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.chat).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        this.decoder.push(&data);
+                        this.translate();
+                    }
+                }
+                Poll::Ready(Some(Err(never))) => match never {},
+                // The relay always ends with `[DONE]` or an error event; anything else is a
+                // cut, never a silent end.
+                Poll::Ready(None) => this.fail(GatewayError::new(
+                    ErrorKind::UpstreamFailed,
+                    "the upstream stream ended before it finished",
+                )),
+                Poll::Pending => {
+                    ready!(this.quiet.as_mut().poll(cx));
+                    ping(&mut this.out);
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.out.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
