@@ -16,24 +16,20 @@ use serde_json::Value;
 use tokio::time::{Instant, Sleep};
 
 use super::admit;
+use super::chat_events::{ChatEvent, ChatEvents};
 use super::context::{Rejection, RequestCtx};
 use super::dispatch;
 use super::outcome::Recorder;
 use super::pipeline::{Answer, Answered};
 use super::relay::RelayStream;
-use super::responses::relay_error;
 use crate::anthropic::request::{MessagesRequest, Purpose as Counting};
 use crate::anthropic::response;
 use crate::anthropic::stream::{EventStream, ping};
 use crate::config::ModelType;
-use crate::error::{ErrorKind, GatewayError};
 use crate::limits::keys::ApiKey;
 use crate::request::ChatRequest;
-use crate::sse::{SseDecoder, SseEvent};
 use crate::usage::record::Purpose;
 
-/// Upper bound on one chat event read back from the relay.
-const MAX_FRAME: usize = 4 * 1024 * 1024;
 /// A `ping` after this long without an event (PROTOCOLS.md §12.7.3 rule 9).
 const PING_AFTER: Duration = Duration::from_secs(15);
 
@@ -95,8 +91,7 @@ pub async fn count_tokens(
 
 /// The chat relay's stream, translated to Anthropic's events as each chunk arrives.
 pub struct MessagesStream {
-    chat: RelayStream,
-    decoder: SseDecoder,
+    chat: ChatEvents,
     events: EventStream,
     /// Events ready to send.
     out: Vec<u8>,
@@ -111,39 +106,13 @@ pub struct MessagesStream {
 impl MessagesStream {
     fn new(chat: RelayStream, events: EventStream) -> Self {
         Self {
-            chat,
-            decoder: SseDecoder::new(MAX_FRAME),
+            chat: ChatEvents::new(chat),
             events,
             out: Vec::with_capacity(1024),
             started: false,
             ended: false,
             quiet: Box::pin(tokio::time::sleep(PING_AFTER)),
         }
-    }
-
-    /// Translates every complete chat event the relay has given so far.
-    fn translate(&mut self) {
-        while let Ok(Some(frame)) = self.decoder.next_frame() {
-            let event = SseEvent::parse(&frame);
-            let Some(data) = event.data else { continue };
-            if data.trim_ascii() == b"[DONE]" {
-                self.events.finish(&mut self.out);
-                self.ended = true;
-                return;
-            }
-            if data.starts_with(b"{\"error\"") {
-                self.fail(relay_error(&data));
-                return;
-            }
-            self.events.on_chunk(&data, &mut self.out);
-        }
-    }
-
-    /// After the commit point: `event: error`, and the stream ends without `message_delta`
-    /// (Claude Code then treats the answer as incomplete).
-    fn fail(&mut self, error: GatewayError) {
-        self.out.extend_from_slice(&error.to_anthropic_event());
-        self.ended = true;
     }
 }
 
@@ -169,20 +138,18 @@ impl HttpBody for MessagesStream {
             if this.ended {
                 return Poll::Ready(None);
             }
-            match Pin::new(&mut this.chat).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        this.decoder.push(&data);
-                        this.translate();
-                    }
+            match this.chat.poll_next(cx) {
+                Poll::Ready(ChatEvent::Chunk(data)) => this.events.on_chunk(&data, &mut this.out),
+                Poll::Ready(ChatEvent::Done) => {
+                    this.events.finish(&mut this.out);
+                    this.ended = true;
                 }
-                Poll::Ready(Some(Err(never))) => match never {},
-                // The relay always ends with `[DONE]` or an error event; anything else is a
-                // cut, never a silent end.
-                Poll::Ready(None) => this.fail(GatewayError::new(
-                    ErrorKind::UpstreamFailed,
-                    "the upstream stream ended before it finished",
-                )),
+                // After the commit point: `event: error`, and no `message_delta` (Claude Code
+                // then treats the answer as incomplete).
+                Poll::Ready(ChatEvent::Failed(e)) => {
+                    this.out.extend_from_slice(&e.to_anthropic_event());
+                    this.ended = true;
+                }
                 Poll::Pending => {
                     ready!(this.quiet.as_mut().poll(cx));
                     ping(&mut this.out);

@@ -13,6 +13,7 @@
 
 pub mod admit;
 pub mod chain;
+pub mod chat_events;
 pub mod compress;
 pub mod context;
 pub mod dispatch;

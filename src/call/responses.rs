@@ -13,27 +13,23 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
-use serde_json::Value;
 
 use super::admit;
 use super::chain::Chain;
+use super::chat_events::{ChatEvent, ChatEvents};
 use super::context::{Rejection, RequestCtx};
 use super::dispatch;
 use super::outcome::Recorder;
 use super::pipeline::{Answer, Answered};
 use super::relay::RelayStream;
 use crate::config::ModelType;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::limits::keys::ApiKey;
 use crate::request::ChatRequest;
 use crate::responses::request::ResponsesRequest;
 use crate::responses::response::{self, Head, Output};
 use crate::responses::stream::EventStream;
-use crate::sse::{SseDecoder, SseEvent};
 use crate::usage::record::Purpose;
-
-/// Upper bound on one chat event read back from the relay.
-const MAX_FRAME: usize = 4 * 1024 * 1024;
 
 /// A Responses request.
 pub async fn responses(
@@ -91,8 +87,7 @@ pub async fn responses(
 /// The chat relay's stream, translated to Responses events as each chunk arrives. The final
 /// `response.completed` waits for the response to be stored.
 pub struct ResponsesStream {
-    chat: RelayStream,
-    decoder: SseDecoder,
+    chat: ChatEvents,
     events: EventStream,
     /// Events ready to send.
     out: Vec<u8>,
@@ -115,29 +110,11 @@ type Storing = Pin<Box<dyn Future<Output = Result<(), GatewayError>> + Send>>;
 impl ResponsesStream {
     fn new(chat: RelayStream, head: Head, chain: Chain) -> Self {
         Self {
-            chat,
-            decoder: SseDecoder::new(MAX_FRAME),
+            chat: ChatEvents::new(chat),
             events: EventStream::new(head),
             out: Vec::with_capacity(1024),
             phase: Phase::Start,
             chain: Some(chain),
-        }
-    }
-
-    /// Translates every complete chat event the relay has given so far.
-    fn translate(&mut self) {
-        while let Ok(Some(frame)) = self.decoder.next_frame() {
-            let event = SseEvent::parse(&frame);
-            let Some(data) = event.data else { continue };
-            if data.trim_ascii() == b"[DONE]" {
-                self.upstream_done();
-                return;
-            }
-            if data.starts_with(b"{\"error\"") {
-                self.fail(relay_error(&data));
-                return;
-            }
-            self.events.on_chunk(&data, &mut self.out);
         }
     }
 
@@ -193,20 +170,10 @@ impl HttpBody for ResponsesStream {
                         Err(e) => this.fail(e),
                     }
                 }
-                Phase::Streaming => match ready!(Pin::new(&mut this.chat).poll_frame(cx)) {
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            this.decoder.push(&data);
-                            this.translate();
-                        }
-                    }
-                    Some(Err(never)) => match never {},
-                    // The relay always ends with `[DONE]` or an error event; anything else is
-                    // a cut, never a silent end.
-                    None => this.fail(GatewayError::new(
-                        ErrorKind::UpstreamFailed,
-                        "the upstream stream ended before it finished",
-                    )),
+                Phase::Streaming => match ready!(this.chat.poll_next(cx)) {
+                    ChatEvent::Chunk(data) => this.events.on_chunk(&data, &mut this.out),
+                    ChatEvent::Done => this.upstream_done(),
+                    ChatEvent::Failed(e) => this.fail(e),
                 },
             }
         }
@@ -219,19 +186,4 @@ impl HttpBody for ResponsesStream {
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
     }
-}
-
-/// The relay's error event (`{"error":{…}}`) as an error to report in the Responses shape.
-pub(super) fn relay_error(data: &[u8]) -> GatewayError {
-    let parsed: Value = serde_json::from_slice(data).unwrap_or(Value::Null);
-    let message = parsed["error"]["message"]
-        .as_str()
-        .unwrap_or("the upstream failed mid-stream")
-        .to_owned();
-    let kind = match parsed["error"]["code"].as_str() {
-        Some("rate_limit_exceeded") => ErrorKind::UpstreamRateLimited,
-        Some("request_timeout") => ErrorKind::RequestTimeout,
-        _ => ErrorKind::UpstreamFailed,
-    };
-    GatewayError::new(kind, message)
 }

@@ -79,12 +79,7 @@ async fn openai_kind_routes_get_the_clients_body_with_only_model_rewritten() {
     assert_eq!(usage["usage"]["completion_tokens"], 16);
     gw.shutdown().await;
 
-    let rows: Vec<Value> = std::fs::read_to_string(&ledger)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let _ = std::fs::remove_file(&ledger);
+    let rows = crate::harness::ledger_rows(&ledger);
     assert_eq!(rows.len(), 3);
     for row in &rows {
         assert_eq!(row["purpose"], "completion");

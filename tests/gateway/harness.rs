@@ -118,6 +118,28 @@ pub async fn get_text(gw: &Gateway, path: &str) -> String {
         .unwrap()
 }
 
+/// Sends a request and reads its JSON answer (`Null` if it has none).
+pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The rows of a file-sink ledger, and the file removed.
+pub fn ledger_rows(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let rows = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let _ = std::fs::remove_file(path);
+    rows
+}
+
 /// The value of one series in the gateway's /metrics (`name{labels}` exactly as exported), 0 when
 /// it is not exported yet.
 pub async fn metric(gw: &Gateway, series: &str) -> f64 {

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, config_for, unique};
+use crate::harness::{Gateway, client, config_for, json_of, ledger_rows, unique};
 use crate::mock_openai::{Behavior, MockOpenAi};
 
 const KEYS: &str = "auth:\n  keys:\n    - { name: claude, key: sk-claude }\n";
@@ -107,12 +107,7 @@ async fn messages_answer_as_anthropic_and_are_recorded_as_messages() {
     assert_eq!(a.count(), before);
     gw.shutdown().await;
 
-    let rows: Vec<Value> = std::fs::read_to_string(&ledger)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let _ = std::fs::remove_file(&ledger);
+    let rows = ledger_rows(&ledger);
     assert_eq!(rows.len(), 2, "{rows:?}");
     for row in &rows {
         assert_eq!(
@@ -202,15 +197,12 @@ async fn a_stream_that_fails_after_the_commit_point_ends_with_an_error_event() {
 async fn an_anthropic_client_gets_the_model_list_in_the_union_shape() {
     let a = MockOpenAi::start("a").await;
     let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEYS)).await;
-    let list: Value = client()
-        .get(gw.url("/v1/models?limit=1000"))
-        .header("x-api-key", "sk-claude")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = json_of(
+        client()
+            .get(gw.url("/v1/models?limit=1000"))
+            .header("x-api-key", "sk-claude"),
+    )
+    .await;
     let first = &list["data"][0];
     assert_eq!(first["id"], "gpt-4o-mini");
     assert_eq!(
@@ -221,15 +213,7 @@ async fn an_anthropic_client_gets_the_model_list_in_the_union_shape() {
     assert_eq!(list["has_more"], false);
     assert_eq!(list["first_id"], "gpt-4o-mini");
     // An OpenAI client (no anthropic-version, no x-api-key) gets OpenAI's shape.
-    let plain: Value = client()
-        .get(gw.url("/v1/models"))
-        .bearer_auth("sk-claude")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plain = json_of(client().get(gw.url("/v1/models")).bearer_auth("sk-claude")).await;
     assert!(plain.get("has_more").is_none(), "{plain}");
     assert!(plain["data"][0].get("created_at").is_none(), "{plain}");
 }

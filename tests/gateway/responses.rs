@@ -603,12 +603,7 @@ async fn streams_read_to_their_last_event_are_recorded_as_completed() {
         drop(r);
     }
     gw.shutdown().await;
-    let rows: Vec<Value> = std::fs::read_to_string(&ledger)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let _ = std::fs::remove_file(&ledger);
+    let rows = crate::harness::ledger_rows(&ledger);
     assert_eq!(rows.len(), 3, "{rows:?}");
     for row in &rows {
         assert_eq!(
