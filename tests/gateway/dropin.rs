@@ -66,6 +66,77 @@ async fn messages_through_the_anthropic_python_sdk() {
 }
 
 #[tokio::test]
+async fn messages_through_the_anthropic_typescript_sdk() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await;
+    run_client(
+        gw,
+        "node",
+        "anthropic_sdk.mjs",
+        "all anthropic-ts checks passed",
+    )
+    .await;
+}
+
+/// Claude Code (the npm package's native binary, offline) in print mode with only its base URL,
+/// token and model pointed at the gateway: a turn where the model calls `Bash`, Claude Code runs
+/// it and sends the output back, and the model's answer.
+#[tokio::test]
+async fn claude_code_runs_a_tool_loop_through_the_gateway() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dropin");
+    let home = std::env::temp_dir().join(crate::harness::unique("claude-home"));
+    std::fs::create_dir_all(&home).unwrap();
+    let base = gw.url("");
+    let run_home = home.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(format!("{dir}/node_modules/.bin/claude"))
+            .args([
+                "-p",
+                "Print the marker with Bash.",
+                "--output-format",
+                "json",
+                "--allowedTools",
+                "Bash(echo:*)",
+            ])
+            .current_dir(&run_home)
+            .env("HOME", &run_home)
+            .env("ANTHROPIC_BASE_URL", base)
+            .env("ANTHROPIC_AUTH_TOKEN", "sk-dropin")
+            .env("ANTHROPIC_MODEL", "gpt-4o-mini")
+            .env("DISABLE_TELEMETRY", "1")
+            .env("DISABLE_AUTOUPDATER", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env_remove("ANTHROPIC_API_KEY")
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("claude runs (the README's test command installs it from npm)");
+    let _ = std::fs::remove_dir_all(&home);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "claude failed:\n{stdout}\n{stderr}"
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("claude's JSON ({e}):\n{stdout}\n{stderr}"));
+    assert_eq!(result["is_error"], false, "{result}");
+    assert_eq!(result["result"], "Hello from a", "{result}");
+    // The model's Bash call ran: its output came back to the upstream as the tool's result.
+    let ran = a.requests().iter().any(|r| {
+        r.body["messages"].as_array().is_some_and(|m| {
+            m.iter().any(|m| {
+                m["role"] == "tool" && m["content"].to_string().contains("switchyard-tool-ok")
+            })
+        })
+    });
+    assert!(ran, "the tool's output reached the upstream: {result}");
+}
+
+#[tokio::test]
 async fn async_openai_crate() {
     let a = MockOpenAi::start("a").await;
     run_async_openai(&Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await)

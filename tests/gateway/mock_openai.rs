@@ -177,10 +177,30 @@ fn has_tools(body: &Value) -> bool {
     body["tools"].as_array().is_some_and(|t| !t.is_empty()) && !answered
 }
 
+/// The call the mock makes when offered tools, its arguments in stream fragments: Claude Code's
+/// `Bash` (a command it runs, whose output the next request carries), else `get_weather`.
+fn tool_to_call(body: &Value) -> (&'static str, &'static [&'static str]) {
+    let offers_bash = body["tools"]
+        .as_array()
+        .is_some_and(|tools| tools.iter().any(|t| t["function"]["name"] == "Bash"));
+    match offers_bash {
+        true => (
+            "Bash",
+            &[
+                "{\"command\":",
+                "\"echo switchyard-tool-ok\",",
+                "\"description\":\"Print a marker\"}",
+            ],
+        ),
+        false => ("get_weather", &["{\"", "city", "\":\"", "Paris", "\"}"]),
+    }
+}
+
 fn completion(name: &str, body: &Value) -> Value {
     let message = if has_tools(body) {
+        let (tool, parts) = tool_to_call(body);
         json!({"role": "assistant", "content": null, "refusal": null, "tool_calls": [
-            {"id": "call_abc123", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]})
+            {"id": "call_abc123", "type": "function", "function": {"name": tool, "arguments": parts.concat()}}]})
     } else {
         json!({"role": "assistant", "content": format!("Hello from {name}"), "refusal": null, "annotations": []})
     };
@@ -205,8 +225,9 @@ pub fn stream_chunks(name: &str, body: &Value) -> Vec<String> {
     };
     let mut chunks = Vec::new();
     if has_tools(body) {
-        chunks.push(chunk(json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": "call_4XzlGBLtUe9dy3GVNV4jhq7h", "type": "function", "function": {"name": "get_weather", "arguments": ""}}], "refusal": null}), Value::Null));
-        for part in ["{\"", "city", "\":\"", "Paris", "\"}"] {
+        let (name, parts) = tool_to_call(body);
+        chunks.push(chunk(json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": "call_4XzlGBLtUe9dy3GVNV4jhq7h", "type": "function", "function": {"name": name, "arguments": ""}}], "refusal": null}), Value::Null));
+        for part in parts {
             chunks.push(chunk(
                 json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
                 Value::Null,
