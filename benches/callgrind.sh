@@ -8,7 +8,8 @@
 #   benches/callgrind.sh                          # the release build
 #   benches/callgrind.sh /tmp/before target/...   # several binaries: a before/after pair, one run
 #
-#   SCENARIO=chat_stream benches/callgrind.sh     # chat (default) or chat_stream
+#   SCENARIO=chat_stream benches/callgrind.sh     # chat (default), chat_stream, messages or
+#                                                 # messages_stream (Anthropic's /v1/messages)
 #   REQUESTS=2000 WARMUP=300                      # counted requests, warm-up requests
 #   EXTRA_YAML=$'usage:\n  sink: file'            # the gateway's extra config (default: sink none)
 #
@@ -41,22 +42,30 @@ for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18081/healthz >/dev/null && b
 mock_pid=$(cat "$root/run/mock.pid")
 
 stream=false
-[ "$scenario" = chat_stream ] && stream=true
+case "$scenario" in *_stream) stream=true ;; esac
+path=/v1/chat/completions
+case "$scenario" in messages*) path=/v1/messages ;; esac
 # A keep-alive client outside valgrind: `n` requests on one connection, each answer checked.
 client() {
-    python3 - "$1" "$stream" <<'PY'
+    python3 - "$1" "$stream" "$path" <<'PY'
 import http.client, json, sys
-n, stream = int(sys.argv[1]), sys.argv[2] == "true"
-body = json.dumps({"model": "gpt-4o-mini", "stream": stream,
+n, stream, path = int(sys.argv[1]), sys.argv[2] == "true", sys.argv[3]
+anthropic = path == "/v1/messages"
+body = json.dumps({"model": "gpt-4o-mini", "stream": stream, "max_tokens": 256,
                    "messages": [{"role": "user", "content": "Say hello."}]})
 headers = {"content-type": "application/json", "authorization": "Bearer sk-callgrind"}
+if anthropic:
+    headers["anthropic-version"] = "2023-06-01"
 conn = http.client.HTTPConnection("127.0.0.1", 18096)
 for _ in range(n):
-    conn.request("POST", "/v1/chat/completions", body, headers)
+    conn.request("POST", path, body, headers)
     r = conn.getresponse()
     data = r.read()
     assert r.status == 200, (r.status, data[:200])
-    assert (b"[DONE]" in data) if stream else (b"chat.completion" in data), data[:200]
+    if anthropic:
+        assert (b"message_stop" in data) if stream else (b'"type":"message"' in data), data[:200]
+    else:
+        assert (b"[DONE]" in data) if stream else (b"chat.completion" in data), data[:200]
 PY
 }
 

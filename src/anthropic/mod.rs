@@ -11,15 +11,41 @@ use serde_json::{Value, json};
 
 use crate::usage::counts::Usage;
 
-/// A `msg_…` id: the request id where it is usable, else a fresh random one.
-pub fn message_id() -> String {
-    let mut bytes = [0u8; 12];
-    // The OS's generator cannot fail on supported platforms; zeros would still be a valid id.
-    let _ = getrandom::getrandom(&mut bytes);
+/// A `msg_…` id from the request's id (unique per gateway process and counter, as Anthropic's
+/// are); a client's own request id is used only where it has an id's characters.
+pub fn message_id(request_id: &str) -> String {
+    let body = request_id.strip_prefix("req_").unwrap_or(request_id);
+    let usable = !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     let mut id = String::with_capacity(4 + 24);
     id.push_str("msg_");
-    crate::hex::push(&mut id, &bytes);
+    if usable {
+        id.push_str(body);
+    } else {
+        let mut bytes = [0u8; 12];
+        // The OS's generator cannot fail on supported platforms; zeros still make an id.
+        let _ = getrandom::getrandom(&mut bytes);
+        crate::hex::push(&mut id, &bytes);
+    }
     id
+}
+
+/// The signature of a thinking block the gateway made from another model's reasoning: clients
+/// require the field; the marker says it is not Anthropic's (such blocks are never sent to an
+/// Anthropic upstream).
+pub const SIGNATURE: &str = "sygw1";
+
+/// A JSON string, escaped as serde_json escapes it.
+fn json_string(out: &mut Vec<u8>, text: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// Anthropic's usage object ([`usage_json`]) written into `out`.
+fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
+    let _ = serde_json::to_writer(&mut *out, &usage_json(usage));
 }
 
 /// Chat usage as Anthropic's: `input_tokens` is only what was neither read from nor written to
@@ -58,7 +84,7 @@ pub fn tool_id(id: Option<&str>) -> String {
                 },
             )
             .collect(),
-        None => message_id().replacen("msg_", "toolu_", 1),
+        None => message_id("").replacen("msg_", "toolu_", 1),
     }
 }
 

@@ -1,67 +1,131 @@
 //! A chat completion as an Anthropic `message` (PROTOCOLS.md §12.7.2): thinking, then text,
-//! then one `tool_use` block per tool call, in that order.
+//! then one `tool_use` block per tool call, in that order. Read into borrowed typed fields and
+//! written from fixed pieces, as the stream is (a `Value` round trip cost more than the rest of
+//! the request).
 
-use serde_json::{Value, json};
+use std::borrow::Cow;
 
-use super::{message_id, stop_reason, tool_id, usage_json};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{SIGNATURE, json_string, stop_reason, tool_id, write_usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::usage::counts::Usage;
 
-/// The `message` for a chat completion `body`; `model` is the name the client asked for.
+#[derive(Deserialize)]
+struct Completion<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<Choice<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    message: Option<Message<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Vec<ToolCall<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCall<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    function: Function<'a>,
+}
+
+#[derive(Deserialize)]
+struct Function<'a> {
+    #[serde(borrow, default)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    arguments: Cow<'a, str>,
+}
+
+/// The `message` (JSON) `id` is for a chat completion `body`; `model` is the name the client
+/// asked for.
 pub fn from_completion(
     body: &[u8],
+    id: String,
     model: &str,
     thinking: bool,
     usage: Option<Usage>,
-) -> Result<Value, GatewayError> {
-    let completion: Value = serde_json::from_slice(body).map_err(|_| {
+) -> Result<Vec<u8>, GatewayError> {
+    let completion: Completion<'_> = serde_json::from_slice(body).map_err(|_| {
         GatewayError::new(
             ErrorKind::UpstreamFailed,
-            "upstream returned a response that is not a JSON object",
+            "upstream returned a response that is not a chat completion",
         )
     })?;
-    let choice = &completion["choices"][0];
-    let message = &choice["message"];
-    let mut content = Vec::new();
-    if thinking
-        && let Some(reasoning) = message["reasoning_content"]
-            .as_str()
-            .filter(|r| !r.is_empty())
-    {
-        content.push(json!({"type": "thinking", "thinking": reasoning, "signature": SIGNATURE}));
-    }
-    if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
-        content.push(json!({"type": "text", "text": text}));
-    }
-    let calls = message["tool_calls"]
-        .as_array()
-        .map_or(&[][..], Vec::as_slice);
-    for call in calls {
-        let arguments = call["function"]["arguments"].as_str().unwrap_or("{}");
-        let input = serde_json::from_str::<Value>(arguments)
-            .ok()
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({}));
-        content.push(json!({
-            "type": "tool_use",
-            "id": tool_id(call["id"].as_str()),
-            "name": call["function"]["name"].as_str().unwrap_or_default(),
-            "input": input,
-        }));
-    }
-    Ok(json!({
-        "id": message_id(),
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": stop_reason(choice["finish_reason"].as_str(), !calls.is_empty()),
-        "stop_sequence": null,
-        "usage": usage_json(&usage.unwrap_or_default()),
-    }))
-}
+    let choice = completion.choices.into_iter().next();
+    let finish = choice.as_ref().and_then(|c| c.finish_reason.as_deref());
+    let message = choice.as_ref().and_then(|c| c.message.as_ref());
+    let calls = message.map_or(&[][..], |m| m.tool_calls.as_slice());
+    let reason = stop_reason(finish, !calls.is_empty());
 
-/// The signature of a thinking block the gateway made from another model's reasoning: clients
-/// require the field; the marker says it is not Anthropic's (such blocks are never sent to an
-/// Anthropic upstream).
-pub const SIGNATURE: &str = "sygw1";
+    let mut out = Vec::with_capacity(body.len() + 256);
+    out.extend_from_slice(b"{\"id\":");
+    json_string(&mut out, &id);
+    out.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+    json_string(&mut out, model);
+    out.extend_from_slice(b",\"content\":[");
+    let mut blocks = 0;
+    let mut next = |out: &mut Vec<u8>| {
+        if blocks > 0 {
+            out.push(b',');
+        }
+        blocks += 1;
+    };
+    if let Some(reasoning) = message
+        .and_then(|m| m.reasoning_content.as_deref())
+        .filter(|r| thinking && !r.is_empty())
+    {
+        next(&mut out);
+        out.extend_from_slice(b"{\"type\":\"thinking\",\"thinking\":");
+        json_string(&mut out, reasoning);
+        out.extend_from_slice(b",\"signature\":");
+        json_string(&mut out, SIGNATURE);
+        out.push(b'}');
+    }
+    if let Some(text) = message
+        .and_then(|m| m.content.as_deref())
+        .filter(|t| !t.is_empty())
+    {
+        next(&mut out);
+        out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+        json_string(&mut out, text);
+        out.push(b'}');
+    }
+    for call in calls {
+        next(&mut out);
+        out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
+        json_string(&mut out, &tool_id(call.id.as_deref()));
+        out.extend_from_slice(b",\"name\":");
+        json_string(&mut out, &call.function.name);
+        out.extend_from_slice(b",\"input\":");
+        // The arguments as they came when they are a JSON object; `{}` otherwise.
+        match serde_json::from_str::<&RawValue>(&call.function.arguments) {
+            Ok(raw) if raw.get().trim_start().starts_with('{') => {
+                out.extend_from_slice(raw.get().as_bytes());
+            }
+            _ => out.extend_from_slice(b"{}"),
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"stop_reason\":\"");
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\",\"stop_sequence\":null,\"usage\":");
+    write_usage(&mut out, &usage.unwrap_or_default());
+    out.push(b'}');
+    Ok(out)
+}

@@ -3,12 +3,55 @@
 //! block open at a time. Text and thinking stream as they arrive; tool calls are gathered and
 //! each sent whole before `message_delta`, since a chat stream may interleave the fragments of
 //! parallel calls and a closed block cannot be reopened.
+//!
+//! This runs for every chunk of every stream: a chunk is read only at its `delta`,
+//! `finish_reason` and `usage` keys (into borrowed typed fields, not a `Value` tree) and the
+//! frames are written from fixed pieces with only their strings escaped. Measured with
+//! `SCENARIO=messages_stream benches/callgrind.sh`: 369,826 instructions per streamed request
+//! with `Value` trees and `json!`, 167,691 now, against 84,515 for the same chat stream.
 
-use serde_json::{Value, json};
+use std::borrow::Cow;
+use std::sync::LazyLock;
 
-use super::response::SIGNATURE;
-use super::{stop_reason, tool_id, usage_json};
+use memchr::memmem;
+use serde::Deserialize;
+
+use super::{SIGNATURE, json_string, stop_reason, tool_id, write_usage};
 use crate::usage::counts::{Usage, chat_usage};
+
+/// Finders for the two keys a chunk is read at, built once.
+static DELTA_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"delta\""));
+static FINISH_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"finish_reason\""));
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<ToolDelta<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolDelta<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    function: Option<FunctionDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<Cow<'a, str>>,
+}
 
 /// One message's events, written as its chat chunks arrive.
 pub struct EventStream {
@@ -40,11 +83,11 @@ struct ToolCall {
 // === impl EventStream ===
 
 impl EventStream {
-    /// `model` is the name the client asked for; with `thinking`, reasoning becomes thinking
-    /// blocks.
-    pub fn new(model: String, thinking: bool) -> Self {
+    /// `id` is the message's (`msg_…`), `model` the name the client asked for; with `thinking`,
+    /// reasoning becomes thinking blocks.
+    pub fn new(id: String, model: String, thinking: bool) -> Self {
         Self {
-            id: super::message_id(),
+            id,
             model,
             thinking,
             open: Open::Nothing,
@@ -58,62 +101,43 @@ impl EventStream {
     /// `message_start` (usage zeros, both cache fields present: Claude Code reads them as "prompt
     /// caching is supported"; the totals come in `message_delta`), and a first `ping`.
     pub fn start(&self, out: &mut Vec<u8>) {
-        let message = json!({
-            "id": self.id, "type": "message", "role": "assistant", "content": [],
-            "model": self.model, "stop_reason": null, "stop_sequence": null,
-            "usage": usage_json(&Usage::default()),
-        });
-        event(
-            out,
-            "message_start",
-            &json!({"type": "message_start", "message": message}),
+        out.extend_from_slice(
+            b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":",
         );
+        json_string(out, &self.id);
+        out.extend_from_slice(
+            b",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":",
+        );
+        json_string(out, &self.model);
+        out.extend_from_slice(b",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
+        write_usage(out, &Usage::default());
+        out.extend_from_slice(b"}}\n\n");
         ping(out);
     }
 
-    /// One chat chunk's `data`.
+    /// One chat chunk's `data`, read at its `delta`, `finish_reason` and `usage` keys only (as
+    /// the relay reads usage): the id, model and fingerprint every chunk repeats are not parsed.
     pub fn on_chunk(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        let Ok(chunk) = serde_json::from_slice::<Value>(data) else {
-            return;
-        };
-        if chunk.get("usage").is_some_and(|u| !u.is_null())
-            && let Some(usage) = chat_usage(data)
-        {
+        if let Some(usage) = chat_usage(data) {
             self.usage = Some(usage);
         }
-        let Some(choice) = chunk["choices"].get(0) else {
-            return;
-        };
-        let delta = &choice["delta"];
-        if let Some(reasoning) = delta["reasoning_content"]
-            .as_str()
-            .filter(|r| !r.is_empty())
-            && self.thinking
-        {
-            let index = self.enter(Open::Thinking(0), out);
-            event(
-                out,
-                "content_block_delta",
-                &json!({"type": "content_block_delta", "index": index,
-                        "delta": {"type": "thinking_delta", "thinking": reasoning}}),
-            );
-        }
-        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-            let index = self.enter(Open::Text(0), out);
-            event(
-                out,
-                "content_block_delta",
-                &json!({"type": "content_block_delta", "index": index,
-                        "delta": {"type": "text_delta", "text": text}}),
-            );
-        }
-        if let Some(calls) = delta["tool_calls"].as_array() {
-            for call in calls {
+        if let Some(delta) = value_at::<Delta<'_>>(data, &DELTA_KEY) {
+            if let Some(reasoning) = delta.reasoning_content.filter(|r| !r.is_empty())
+                && self.thinking
+            {
+                let index = self.enter(Open::Thinking(0), out);
+                delta_frame(out, index, "thinking_delta", "thinking", &reasoning);
+            }
+            if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                let index = self.enter(Open::Text(0), out);
+                delta_frame(out, index, "text_delta", "text", &text);
+            }
+            for call in delta.tool_calls.unwrap_or_default() {
                 self.gather(call);
             }
         }
-        if let Some(finish) = choice["finish_reason"].as_str() {
-            self.finish = Some(finish.to_owned());
+        if let Some(Some(finish)) = value_at::<Option<Cow<'_, str>>>(data, &FINISH_KEY) {
+            self.finish = Some(finish.into_owned());
         }
     }
 
@@ -125,36 +149,29 @@ impl EventStream {
         for call in std::mem::take(&mut self.tools) {
             let index = self.next_index;
             self.next_index += 1;
-            let block = json!({"type": "tool_use", "id": tool_id(Some(&call.id)),
-                               "name": call.name, "input": {}});
-            event(
-                out,
-                "content_block_start",
-                &json!({"type": "content_block_start", "index": index, "content_block": block}),
-            );
+            block_start(out, index);
+            out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
+            json_string(out, &tool_id(Some(&call.id)));
+            out.extend_from_slice(b",\"name\":");
+            json_string(out, &call.name);
+            out.extend_from_slice(b",\"input\":{}}}\n\n");
             if !call.arguments.is_empty() {
-                event(
+                delta_frame(
                     out,
-                    "content_block_delta",
-                    &json!({"type": "content_block_delta", "index": index,
-                            "delta": {"type": "input_json_delta", "partial_json": call.arguments}}),
+                    index,
+                    "input_json_delta",
+                    "partial_json",
+                    &call.arguments,
                 );
             }
-            event(
-                out,
-                "content_block_stop",
-                &json!({"type": "content_block_stop", "index": index}),
-            );
+            block_stop(out, index);
         }
         let reason = stop_reason(self.finish.as_deref(), had_tools);
-        event(
-            out,
-            "message_delta",
-            &json!({"type": "message_delta",
-                    "delta": {"stop_reason": reason, "stop_sequence": null},
-                    "usage": usage_json(&self.usage.unwrap_or_default())}),
-        );
-        event(out, "message_stop", &json!({"type": "message_stop"}));
+        out.extend_from_slice(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"");
+        out.extend_from_slice(reason.as_bytes());
+        out.extend_from_slice(b"\",\"stop_sequence\":null},\"usage\":");
+        write_usage(out, &self.usage.unwrap_or_default());
+        out.extend_from_slice(b"}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
     }
 
     /// Makes `kind` the open block (closing another first) and returns its index.
@@ -165,21 +182,19 @@ impl EventStream {
         }
         let index = self.next_index;
         self.next_index += 1;
-        let block = match kind {
+        block_start(out, index);
+        match kind {
             Open::Thinking(_) => {
                 self.open = Open::Thinking(index);
-                json!({"type": "thinking", "thinking": "", "signature": ""})
+                out.extend_from_slice(
+                    b"{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n",
+                );
             }
             _ => {
                 self.open = Open::Text(index);
-                json!({"type": "text", "text": ""})
+                out.extend_from_slice(b"{\"type\":\"text\",\"text\":\"\"}}\n\n");
             }
-        };
-        event(
-            out,
-            "content_block_start",
-            &json!({"type": "content_block_start", "index": index, "content_block": block}),
-        );
+        }
         index
     }
 
@@ -188,35 +203,25 @@ impl EventStream {
         let index = match self.open {
             Open::Nothing => return,
             Open::Thinking(i) => {
-                event(
-                    out,
-                    "content_block_delta",
-                    &json!({"type": "content_block_delta", "index": i,
-                            "delta": {"type": "signature_delta", "signature": SIGNATURE}}),
-                );
+                delta_frame(out, i, "signature_delta", "signature", SIGNATURE);
                 i
             }
             Open::Text(i) => i,
         };
-        event(
-            out,
-            "content_block_stop",
-            &json!({"type": "content_block_stop", "index": index}),
-        );
+        block_stop(out, index);
         self.open = Open::Nothing;
     }
 
     /// One tool-call fragment: a new `index` starts a call (its `id` and `name`), the rest add
     /// to its arguments. Repeated ids and types in continuations (DashScope) change nothing.
-    fn gather(&mut self, call: &Value) {
-        let index = call["index"].as_u64().unwrap_or(0);
-        let function = &call["function"];
+    fn gather(&mut self, call: ToolDelta<'_>) {
+        let index = call.index.unwrap_or(0);
         let at = match self.tools.iter().position(|t| t.index == index) {
             Some(at) => at,
             None => {
                 self.tools.push(ToolCall {
                     index,
-                    id: call["id"].as_str().unwrap_or_default().to_owned(),
+                    id: String::new(),
                     name: String::new(),
                     arguments: String::new(),
                 });
@@ -224,20 +229,33 @@ impl EventStream {
             }
         };
         let tool = &mut self.tools[at];
-        if tool.name.is_empty()
-            && let Some(name) = function["name"].as_str()
-        {
-            tool.name = name.to_owned();
-        }
         if tool.id.is_empty()
-            && let Some(id) = call["id"].as_str()
+            && let Some(id) = call.id
         {
-            tool.id = id.to_owned();
+            tool.id = id.into_owned();
         }
-        if let Some(fragment) = function["arguments"].as_str() {
-            tool.arguments.push_str(fragment);
+        if let Some(function) = call.function {
+            if tool.name.is_empty()
+                && let Some(name) = function.name
+            {
+                tool.name = name.into_owned();
+            }
+            if let Some(fragment) = function.arguments {
+                tool.arguments.push_str(&fragment);
+            }
         }
     }
+}
+
+/// The value of the first `"key":` in `json` (a key: inside a JSON string a quote is escaped,
+/// so a raw `"key"` followed by `:` is never text), read as `T`.
+fn value_at<'a, T: Deserialize<'a>>(json: &'a [u8], key: &memmem::Finder<'_>) -> Option<T> {
+    let at = key.find(json)?;
+    let rest = json[at + key.needle().len()..]
+        .trim_ascii_start()
+        .strip_prefix(b":")?;
+    let mut de = serde_json::Deserializer::from_slice(rest);
+    T::deserialize(&mut de).ok()
 }
 
 /// `event: ping`, for the start and for silences (Claude Code gives up after 5 minutes without
@@ -246,11 +264,34 @@ pub fn ping(out: &mut Vec<u8>) {
     out.extend_from_slice(b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
 }
 
-fn event(out: &mut Vec<u8>, name: &str, data: &Value) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\ndata: ");
-    // Writing a Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, data);
-    out.extend_from_slice(b"\n\n");
+/// `content_block_start` up to its block, which the caller writes with the closing `}`.
+fn block_start(out: &mut Vec<u8>, index: usize) {
+    out.extend_from_slice(
+        b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":",
+    );
+    out.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
+    out.extend_from_slice(b",\"content_block\":");
+}
+
+fn block_stop(out: &mut Vec<u8>, index: usize) {
+    out.extend_from_slice(
+        b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":",
+    );
+    out.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
+    out.extend_from_slice(b"}\n\n");
+}
+
+/// `content_block_delta` of `kind` whose `field` is `text`.
+fn delta_frame(out: &mut Vec<u8>, index: usize, kind: &str, field: &str, text: &str) {
+    out.extend_from_slice(
+        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+    );
+    out.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
+    out.extend_from_slice(b",\"delta\":{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"");
+    out.extend_from_slice(field.as_bytes());
+    out.extend_from_slice(b"\":");
+    json_string(out, text);
+    out.extend_from_slice(b"}}\n\n");
 }

@@ -5,6 +5,18 @@ use super::response::from_completion;
 use super::stream::EventStream;
 use crate::usage::counts::Usage;
 
+fn message_of(completion: &Value, thinking: bool, usage: Option<Usage>) -> Value {
+    let json = from_completion(
+        completion.to_string().as_bytes(),
+        "msg_1".into(),
+        "alias",
+        thinking,
+        usage,
+    )
+    .unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
 fn chat_of(body: Value) -> Value {
     let req = MessagesRequest::parse(body.to_string().as_bytes(), Purpose::Create).unwrap();
     serde_json::from_slice(&req.chat_body).unwrap()
@@ -137,13 +149,7 @@ fn a_completion_becomes_a_message_with_anthropic_usage() {
         reasoning_tokens: 10,
         ..Usage::tokens(2006, 300)
     };
-    let message = from_completion(
-        completion.to_string().as_bytes(),
-        "alias",
-        false,
-        Some(usage),
-    )
-    .unwrap();
+    let message = message_of(&completion, false, Some(usage));
     assert!(message["id"].as_str().unwrap().starts_with("msg_"));
     assert_eq!(message["model"], "alias");
     assert_eq!(message["stop_reason"], "tool_use");
@@ -158,7 +164,7 @@ fn a_completion_becomes_a_message_with_anthropic_usage() {
         message["usage"],
         json!({"input_tokens": 86, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 1920, "output_tokens": 300})
     );
-    let thinking = from_completion(completion.to_string().as_bytes(), "alias", true, None).unwrap();
+    let thinking = message_of(&completion, true, None);
     assert_eq!(thinking["content"][0]["type"], "thinking");
     assert_eq!(thinking["content"][0]["thinking"], "Think");
     for (finish, reason) in [
@@ -167,14 +173,14 @@ fn a_completion_becomes_a_message_with_anthropic_usage() {
         ("content_filter", "refusal"),
     ] {
         let c = json!({"choices": [{"finish_reason": finish, "message": {"content": "x"}}]});
-        let m = from_completion(c.to_string().as_bytes(), "a", false, None).unwrap();
+        let m = message_of(&c, false, None);
         assert_eq!(m["stop_reason"], reason);
     }
 }
 
 #[test]
 fn a_stream_with_thinking_text_and_interleaved_tool_calls_is_well_formed() {
-    let mut stream = EventStream::new("alias".into(), true);
+    let mut stream = EventStream::new("msg_1".into(), "alias".into(), true);
     let mut out = Vec::new();
     stream.start(&mut out);
     for chunk in [
@@ -234,7 +240,7 @@ fn a_stream_with_thinking_text_and_interleaved_tool_calls_is_well_formed() {
 
 #[test]
 fn reasoning_is_left_out_unless_thinking_was_asked_for() {
-    let mut stream = EventStream::new("alias".into(), false);
+    let mut stream = EventStream::new("msg_2".into(), "alias".into(), false);
     let mut out = Vec::new();
     stream.start(&mut out);
     for chunk in [

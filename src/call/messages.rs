@@ -22,6 +22,7 @@ use super::dispatch;
 use super::outcome::Recorder;
 use super::pipeline::{Answer, Answered};
 use super::relay::RelayStream;
+use crate::anthropic::message_id;
 use crate::anthropic::request::{MessagesRequest, Purpose as Counting};
 use crate::anthropic::response;
 use crate::anthropic::stream::{EventStream, ping};
@@ -53,9 +54,11 @@ pub async fn messages(
         chat.body.clone(),
         admission.clone(),
     );
+    let id = message_id(ctx.request_id.to_str().unwrap_or_default());
     if req.stream {
         let served = dispatch::stream(ctx, model, &chat, recorder, None).await?;
-        let events = MessagesStream::new(served.value, EventStream::new(req.model, req.thinking));
+        let events =
+            MessagesStream::new(served.value, EventStream::new(id, req.model, req.thinking));
         return Ok(Answered::Stream(Answer {
             body: events.boxed_unsync(),
             route: served.route,
@@ -65,9 +68,9 @@ pub async fn messages(
     }
     let served = dispatch::complete(ctx, model, &chat, recorder, None).await?;
     let (body, usage) = &served.value;
-    let message = response::from_completion(body, &req.model, req.thinking, *usage)?;
+    let message = response::from_completion(body, id, &req.model, req.thinking, *usage)?;
     Ok(Answered::Whole(Answer {
-        body: Bytes::from(message.to_string()),
+        body: Bytes::from(message),
         route: served.route,
         admission,
         session: None,

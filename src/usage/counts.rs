@@ -80,7 +80,12 @@ pub fn chat_usage(body: &[u8]) -> Option<Usage> {
                 .strip_prefix(b":")
         })
         .last()?;
-    let mut de = serde_json::Deserializer::from_slice(rest);
+    usage_object(rest)
+}
+
+/// A chat `usage` object itself (what follows its key), `None` for `null` or a malformed one.
+pub fn usage_object(json: &[u8]) -> Option<Usage> {
+    let mut de = serde_json::Deserializer::from_slice(json);
     let usage: Option<ChatUsage> = serde::Deserialize::deserialize(&mut de).ok()?;
     usage.map(Usage::from)
 }
