@@ -1,12 +1,19 @@
 //! A Messages request as a chat request (PROTOCOLS.md §12.7.1). Unknown fields and beta
 //! features are ignored, never refused (Claude Code adds new ones every release, §12.8); a 400
 //! names the field only for what a chat route cannot carry or a malformed required field.
+//!
+//! Every Claude Code turn goes through here, so the body is read into borrowed typed fields and
+//! the chat body written from them directly: no `Value` tree either way.
 
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+use super::json_string;
 use crate::error::GatewayError;
-use crate::request::invalid;
+use crate::request::{invalid, parse_named};
 
 /// What the pipeline needs from a Messages request besides the chat body.
 #[derive(Debug)]
@@ -27,133 +34,288 @@ pub enum Purpose {
     CountTokens,
 }
 
+/// The fields of a Messages body the translation reads; the rest is skipped unparsed.
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(borrow, default)]
+    system: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    messages: Option<Vec<Turn<'a>>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(borrow, default)]
+    temperature: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    top_p: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stop_sequences: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow, default)]
+    metadata: Option<Metadata<'a>>,
+    #[serde(borrow, default)]
+    tools: Option<Vec<Tool<'a>>>,
+    #[serde(borrow, default)]
+    tool_choice: Option<ToolChoice<'a>>,
+    #[serde(borrow, default)]
+    thinking: Option<Kind<'a>>,
+    #[serde(borrow, default)]
+    output_config: Option<OutputConfig<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Turn<'a> {
+    #[serde(borrow, default)]
+    role: Cow<'a, str>,
+    #[serde(borrow)]
+    content: &'a RawValue,
+}
+
+/// One content block; which fields mean something depends on its `type`.
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    source: Option<Source<'a>>,
+    #[serde(borrow, default)]
+    title: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tool_use_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+    #[serde(default)]
+    is_error: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Source<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    media_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    url: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Metadata<'a> {
+    #[serde(borrow, default)]
+    user_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Tool<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    description: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    input_schema: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ToolChoice<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default)]
+    disable_parallel_tool_use: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Kind<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct OutputConfig<'a> {
+    #[serde(borrow, default)]
+    format: Option<Format<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Format<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    schema: Option<&'a RawValue>,
+}
+
+/// The chat `messages` array being written: one `,` between messages.
+struct Messages {
+    out: Vec<u8>,
+    count: usize,
+}
+
 // === impl MessagesRequest ===
 
 impl MessagesRequest {
     pub fn parse(body: &[u8], purpose: Purpose) -> Result<Self, GatewayError> {
+        // Blocks are read into vectors: held to the same bound as a tree.
         crate::request::check_tree(body)?;
-        let fields: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
-            GatewayError::invalid_request(format!("invalid JSON body: {e}"))
-                .with_code("invalid_json")
-        })?;
-        let model = match fields.get("model") {
-            Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        let fields: Body<'_> = match serde_json::from_slice(body) {
+            Ok(fields) => fields,
+            Err(e) if e.classify() == serde_json::error::Category::Data => {
+                return Err(parse_named::<Body<'_>>(body).err().unwrap_or_else(|| {
+                    GatewayError::invalid_request(format!("invalid request: {e}"))
+                }));
+            }
+            Err(e) => {
+                return Err(
+                    GatewayError::invalid_request(format!("invalid JSON body: {e}"))
+                        .with_code("invalid_json"),
+                );
+            }
+        };
+        let model = match fields.model {
+            Some(m) if !m.is_empty() => m.into_owned(),
             Some(_) => return Err(invalid("model", "must be a non-empty string")),
             None => return Err(invalid("model", "Field required")),
         };
-        let max_tokens = match fields.get("max_tokens") {
-            Some(v) => Some(
-                v.as_u64()
-                    .ok_or_else(|| invalid("max_tokens", "must be a non-negative integer"))?,
-            ),
-            None if purpose == Purpose::CountTokens => None,
-            None => return Err(invalid("max_tokens", "Field required")),
-        };
-        let stream = purpose == Purpose::Create && fields.get("stream") == Some(&json!(true));
-        let thinking = matches!(
-            fields
-                .get("thinking")
-                .and_then(|t| t.get("type"))
-                .and_then(Value::as_str),
-            Some("enabled" | "adaptive")
-        );
-
-        let mut messages = Vec::new();
-        if let Some(system) = fields.get("system") {
-            let text = text_of(system, "system")?;
-            if !text.is_empty() {
-                messages.push(json!({"role": "system", "content": text}));
+        let max_tokens = match fields.max_tokens {
+            None if purpose == Purpose::Create => {
+                return Err(invalid("max_tokens", "Field required"));
             }
-        }
-        let Some(Value::Array(turns)) = fields.get("messages") else {
+            max => max,
+        };
+        let stream = purpose == Purpose::Create && fields.stream == Some(true);
+        let thinking = fields
+            .thinking
+            .as_ref()
+            .is_some_and(|t| matches!(&*t.kind, "enabled" | "adaptive"));
+        let Some(turns) = fields.messages else {
             return Err(invalid("messages", "Field required: an array of messages"));
         };
+
+        let mut messages = Messages {
+            out: Vec::with_capacity(body.len() + 128),
+            count: 0,
+        };
+        messages.out.extend_from_slice(b"{\"model\":");
+        json_string(&mut messages.out, &model);
+        messages.out.extend_from_slice(b",\"messages\":[");
+        if let Some(system) = fields.system {
+            let text = text_of(system, "system")?;
+            if !text.is_empty() {
+                messages.text("system", &text);
+            }
+        }
         for (i, turn) in turns.iter().enumerate() {
             translate_turn(i, turn, &mut messages)?;
         }
+        let mut out = messages.out;
+        out.push(b']');
 
-        let mut chat = Map::new();
-        chat.insert("model".into(), Value::String(model.clone()));
-        chat.insert("messages".into(), Value::Array(messages));
         if let Some(max) = max_tokens {
-            chat.insert("max_tokens".into(), json!(max));
+            out.extend_from_slice(b",\"max_tokens\":");
+            out.extend_from_slice(itoa::Buffer::new().format(max).as_bytes());
         }
         if stream {
-            chat.insert("stream".into(), json!(true));
-            chat.insert("stream_options".into(), json!({"include_usage": true}));
+            out.extend_from_slice(b",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
         }
-        for name in ["temperature", "top_p"] {
-            if let Some(v) = fields.get(name).filter(|v| v.is_number()) {
-                chat.insert(name.into(), v.clone());
+        for (name, value) in [("temperature", fields.temperature), ("top_p", fields.top_p)] {
+            if let Some(v) = value.filter(|v| is_number(v.get())) {
+                raw_field(&mut out, name, v.get());
             }
         }
-        if let Some(Value::Array(stops)) = fields.get("stop_sequences")
-            && !stops.is_empty()
-        {
-            chat.insert("stop".into(), Value::Array(stops.clone()));
+        if let Some(stops) = fields.stop_sequences.filter(|s| !s.is_empty()) {
+            out.extend_from_slice(b",\"stop\":[");
+            for (i, stop) in stops.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_string(&mut out, stop);
+            }
+            out.push(b']');
         }
-        if let Some(user) = fields
-            .get("metadata")
-            .and_then(|m| m.get("user_id"))
-            .and_then(Value::as_str)
-        {
+        if let Some(user) = fields.metadata.and_then(|m| m.user_id) {
             // Claude Code's user_id runs past OpenAI's 64 characters: a digest keeps it stable.
-            let digest = Sha256::digest(user.as_bytes());
             let mut hex = String::with_capacity(64);
-            crate::hex::push(&mut hex, &digest);
-            chat.insert("user".into(), Value::String(hex));
+            crate::hex::push(&mut hex, &Sha256::digest(user.as_bytes()));
+            out.extend_from_slice(b",\"user\":");
+            json_string(&mut out, &hex);
         }
-        let tools = tools(&fields)?;
-        let has_tools = !tools.is_empty();
-        if has_tools {
-            chat.insert("tools".into(), Value::Array(tools));
-        }
-        if let Some(choice) = fields.get("tool_choice") {
-            tool_choice(choice, has_tools, &mut chat)?;
+        let has_tools = tools(fields.tools.as_deref().unwrap_or_default(), &mut out)?;
+        if let Some(choice) = fields.tool_choice {
+            tool_choice(&choice, has_tools, &mut out)?;
         }
         if let Some(format) = fields
-            .get("output_config")
-            .and_then(|c| c.get("format"))
-            .filter(|f| f.get("type").and_then(Value::as_str) == Some("json_schema"))
+            .output_config
+            .and_then(|c| c.format)
+            .filter(|f| f.kind == "json_schema")
         {
-            chat.insert(
-                "response_format".into(),
-                json!({"type": "json_schema", "json_schema": {"name": "structured_output",
-                       "schema": format.get("schema").cloned().unwrap_or(json!({})), "strict": true}}),
+            out.extend_from_slice(
+                b",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"structured_output\",\"schema\":",
             );
+            out.extend_from_slice(format.schema.map_or("{}", RawValue::get).as_bytes());
+            out.extend_from_slice(b",\"strict\":true}}");
         }
-        let chat_body = serde_json::to_vec(&Value::Object(chat))
-            .map_err(|e| GatewayError::invalid_request(format!("invalid request: {e}")))?;
+        out.push(b'}');
         Ok(Self {
             model,
             stream,
             thinking,
-            chat_body,
+            chat_body: out,
         })
+    }
+}
+
+// === impl Messages ===
+
+impl Messages {
+    fn open(&mut self, role: &str) {
+        if self.count > 0 {
+            self.out.push(b',');
+        }
+        self.count += 1;
+        self.out.extend_from_slice(b"{\"role\":\"");
+        self.out.extend_from_slice(role.as_bytes());
+        self.out.extend_from_slice(b"\"");
+    }
+
+    /// `{"role":role,"content":text}`.
+    fn text(&mut self, role: &str, text: &str) {
+        self.open(role);
+        self.out.extend_from_slice(b",\"content\":");
+        json_string(&mut self.out, text);
+        self.out.push(b'}');
     }
 }
 
 /// One Messages turn as chat messages: a user turn's `tool_result`s become `tool` messages
 /// first (chat wants them right after the assistant's `tool_calls`), then the rest of the turn.
-fn translate_turn(i: usize, turn: &Value, out: &mut Vec<Value>) -> Result<(), GatewayError> {
+fn translate_turn(i: usize, turn: &Turn<'_>, out: &mut Messages) -> Result<(), GatewayError> {
     let field = |what: &str| format!("messages.{i}.{what}");
-    let role = turn.get("role").and_then(Value::as_str).unwrap_or_default();
-    let content = turn.get("content").unwrap_or(&Value::Null);
-    match role {
+    match &*turn.role {
         // A mid-conversation system message (Claude Code ≥ 2.1.154) stays in place.
         "system" => {
-            let text = text_of(content, &field("content"))?;
+            let text = text_of(turn.content, &field("content"))?;
             if !text.is_empty() {
-                out.push(json!({"role": "system", "content": text}));
+                out.text("system", &text);
             }
             Ok(())
         }
-        "assistant" => {
-            let message = assistant_message(content, &field("content"))?;
-            out.push(message);
-            Ok(())
-        }
-        "user" => user_messages(content, &field("content"), out),
+        "assistant" => assistant_message(turn.content, &field("content"), out),
+        "user" => user_messages(turn.content, &field("content"), out),
         _ => Err(invalid(
             field("role"),
             "must be \"user\", \"assistant\" or \"system\"",
@@ -161,54 +323,83 @@ fn translate_turn(i: usize, turn: &Value, out: &mut Vec<Value>) -> Result<(), Ga
     }
 }
 
-fn user_messages(content: &Value, field: &str, out: &mut Vec<Value>) -> Result<(), GatewayError> {
-    let blocks = match content {
-        Value::String(text) => {
-            out.push(json!({"role": "user", "content": text}));
+/// A turn's content: a string, or its blocks.
+enum Content<'a> {
+    Text(Cow<'a, str>),
+    Blocks(Vec<Block<'a>>),
+}
+
+fn content<'a>(raw: &'a RawValue, field: &str) -> Result<Content<'a>, GatewayError> {
+    let bad = || invalid(field, "must be a string or an array of content blocks");
+    match raw.get().as_bytes().first() {
+        Some(b'"') => serde_json::from_str(raw.get())
+            .map(Content::Text)
+            .map_err(|_| bad()),
+        Some(b'[') => serde_json::from_str(raw.get())
+            .map(Content::Blocks)
+            .map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}
+
+fn user_messages(raw: &RawValue, field: &str, out: &mut Messages) -> Result<(), GatewayError> {
+    let blocks = match content(raw, field)? {
+        Content::Text(text) => {
+            out.text("user", &text);
             return Ok(());
         }
-        Value::Array(blocks) => blocks,
-        _ => {
-            return Err(invalid(
-                field,
-                "must be a string or an array of content blocks",
-            ));
-        }
+        Content::Blocks(blocks) => blocks,
     };
+    // The turn's other parts, written after its tool results.
     let mut parts = Vec::new();
+    let mut only_text: Option<&str> = None;
+    let mut count = 0;
     for (j, block) in blocks.iter().enumerate() {
         let at = format!("{field}.{j}");
-        match block
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-        {
+        match &*block.kind {
             "tool_result" => {
                 let id = block
-                    .get("tool_use_id")
-                    .and_then(Value::as_str)
+                    .tool_use_id
+                    .as_deref()
                     .ok_or_else(|| invalid(format!("{at}.tool_use_id"), "Field required"))?;
-                let mut text = match block.get("content") {
-                    None | Some(Value::Null) => String::new(),
+                let mut text = match block.content {
+                    None => String::new(),
                     Some(c) => text_of(c, &format!("{at}.content"))?,
                 };
-                if block.get("is_error") == Some(&json!(true)) {
+                if block.is_error == Some(true) {
                     text.insert_str(0, "Error: ");
                 }
-                out.push(json!({"role": "tool", "tool_call_id": id, "content": text}));
+                out.open("tool");
+                out.out.extend_from_slice(b",\"tool_call_id\":");
+                json_string(&mut out.out, id);
+                out.out.extend_from_slice(b",\"content\":");
+                json_string(&mut out.out, &text);
+                out.out.push(b'}');
             }
             "text" => {
-                let text = block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+                let text = block.text.as_deref().unwrap_or_default();
                 // An empty block (it happens in long Claude Code histories) carries nothing.
                 if !text.trim().is_empty() {
-                    parts.push(json!({"type": "text", "text": text}));
+                    count += 1;
+                    only_text = Some(text);
+                    part_sep(&mut parts);
+                    parts.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+                    json_string(&mut parts, text);
+                    parts.push(b'}');
                 }
             }
-            "image" => parts.push(image_part(block, &at)?),
-            "document" => parts.push(document_part(block, &at)?),
+            "image" => {
+                count += 1;
+                only_text = None;
+                part_sep(&mut parts);
+                image_part(block, &at, &mut parts)?;
+            }
+            "document" => {
+                count += 1;
+                only_text = None;
+                part_sep(&mut parts);
+                document_part(block, &at, &mut parts)?;
+            }
             // Replays of server tools and thinking carry nothing a chat route can read.
             "thinking" | "redacted_thinking" | "server_tool_use" | "search_result" => {}
             other => {
@@ -219,108 +410,108 @@ fn user_messages(content: &Value, field: &str, out: &mut Vec<Value>) -> Result<(
             }
         }
     }
-    match parts.as_slice() {
-        [] => {}
-        [only] if only["type"] == "text" => {
-            out.push(json!({"role": "user", "content": only["text"]}));
+    match (count, only_text) {
+        (0, _) => {}
+        (1, Some(text)) => out.text("user", text),
+        _ => {
+            out.open("user");
+            out.out.extend_from_slice(b",\"content\":[");
+            out.out.extend_from_slice(&parts);
+            out.out.extend_from_slice(b"]}");
         }
-        _ => out.push(json!({"role": "user", "content": parts})),
     }
     Ok(())
 }
 
-fn assistant_message(content: &Value, field: &str) -> Result<Value, GatewayError> {
-    let blocks = match content {
-        Value::String(text) => return Ok(json!({"role": "assistant", "content": text})),
-        Value::Array(blocks) => blocks,
-        _ => {
-            return Err(invalid(
-                field,
-                "must be a string or an array of content blocks",
-            ));
+fn part_sep(parts: &mut Vec<u8>) {
+    if !parts.is_empty() {
+        parts.push(b',');
+    }
+}
+
+fn assistant_message(raw: &RawValue, field: &str, out: &mut Messages) -> Result<(), GatewayError> {
+    let blocks = match content(raw, field)? {
+        Content::Text(text) => {
+            out.text("assistant", &text);
+            return Ok(());
         }
+        Content::Blocks(blocks) => blocks,
     };
     let mut text = String::new();
     let mut calls = Vec::new();
-    for block in blocks {
-        match block
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-        {
-            "text" => text.push_str(
-                block
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            ),
+    for block in &blocks {
+        match &*block.kind {
+            "text" => text.push_str(block.text.as_deref().unwrap_or_default()),
             "tool_use" => {
-                let input = block.get("input").cloned().unwrap_or(json!({}));
-                calls.push(json!({
-                    "id": block.get("id").and_then(Value::as_str).unwrap_or_default(),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name").and_then(Value::as_str).unwrap_or_default(),
-                        "arguments": input.to_string(),
-                    },
-                }));
+                part_sep(&mut calls);
+                calls.extend_from_slice(b"{\"id\":");
+                json_string(&mut calls, block.id.as_deref().unwrap_or_default());
+                calls.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+                json_string(&mut calls, block.name.as_deref().unwrap_or_default());
+                calls.extend_from_slice(b",\"arguments\":");
+                // The input object as a JSON string, compact as serde_json writes it.
+                let input = block.input.map_or("{}", RawValue::get);
+                let compact = serde_json::from_str::<serde_json::Value>(input)
+                    .map_or_else(|_| "{}".to_owned(), |v| v.to_string());
+                json_string(&mut calls, &compact);
+                calls.extend_from_slice(b"}}");
             }
             // Thinking (and its signature) belongs to the model that wrote it: dropped.
             _ => {}
         }
     }
-    let mut message = json!({"role": "assistant", "content": text});
-    if !calls.is_empty() {
-        if text.is_empty() {
-            message["content"] = Value::Null;
-        }
-        message["tool_calls"] = Value::Array(calls);
+    out.open("assistant");
+    out.out.extend_from_slice(b",\"content\":");
+    match (text.is_empty(), calls.is_empty()) {
+        (true, false) => out.out.extend_from_slice(b"null"),
+        _ => json_string(&mut out.out, &text),
     }
-    Ok(message)
+    if !calls.is_empty() {
+        out.out.extend_from_slice(b",\"tool_calls\":[");
+        out.out.extend_from_slice(&calls);
+        out.out.push(b']');
+    }
+    out.out.push(b'}');
+    Ok(())
 }
 
 /// A text, or text blocks joined (`system`, a tool result, a system turn).
-fn text_of(value: &Value, field: &str) -> Result<String, GatewayError> {
-    match value {
-        Value::String(text) => Ok(text.clone()),
-        Value::Array(blocks) => Ok(blocks
-            .iter()
-            .filter_map(|b| match b.get("type").and_then(Value::as_str) {
-                Some("text") => b.get("text").and_then(Value::as_str).map(str::to_owned),
-                Some("tool_reference") => b
-                    .get("tool_name")
-                    .or_else(|| b.get("name"))
-                    .and_then(Value::as_str)
-                    .map(|name| format!("tool {name} loaded")),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n")),
-        Value::Null => Ok(String::new()),
-        _ => Err(invalid(
-            field,
-            "must be a string or an array of text blocks",
-        )),
+fn text_of(raw: &RawValue, field: &str) -> Result<String, GatewayError> {
+    match raw.get().as_bytes().first() {
+        Some(b'n') => Ok(String::new()),
+        _ => match content(raw, field)
+            .map_err(|_| invalid(field, "must be a string or an array of text blocks"))?
+        {
+            Content::Text(text) => Ok(text.into_owned()),
+            Content::Blocks(blocks) => Ok(blocks
+                .iter()
+                .filter_map(|b| match &*b.kind {
+                    "text" => b.text.as_deref().map(str::to_owned),
+                    "tool_reference" => b
+                        .tool_name
+                        .as_deref()
+                        .or(b.name.as_deref())
+                        .map(|name| format!("tool {name} loaded")),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n")),
+        },
     }
 }
 
-fn image_part(block: &Value, at: &str) -> Result<Value, GatewayError> {
-    let source = block.get("source").unwrap_or(&Value::Null);
-    let url = match source.get("type").and_then(Value::as_str) {
+fn image_part(block: &Block<'_>, at: &str, out: &mut Vec<u8>) -> Result<(), GatewayError> {
+    let source = block.source.as_ref();
+    let url = match source.map(|s| &*s.kind) {
         Some("base64") => format!(
             "data:{};base64,{}",
             source
-                .get("media_type")
-                .and_then(Value::as_str)
+                .and_then(|s| s.media_type.as_deref())
                 .unwrap_or("image/png"),
-            source
-                .get("data")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
+            source.and_then(|s| s.data.as_deref()).unwrap_or_default()
         ),
         Some("url") => source
-            .get("url")
-            .and_then(Value::as_str)
+            .and_then(|s| s.url.as_deref())
             .unwrap_or_default()
             .to_owned(),
         _ => {
@@ -330,75 +521,89 @@ fn image_part(block: &Value, at: &str) -> Result<Value, GatewayError> {
             ));
         }
     };
-    Ok(json!({"type": "image_url", "image_url": {"url": url}}))
+    out.extend_from_slice(b"{\"type\":\"image_url\",\"image_url\":{\"url\":");
+    json_string(out, &url);
+    out.extend_from_slice(b"}}");
+    Ok(())
 }
 
-fn document_part(block: &Value, at: &str) -> Result<Value, GatewayError> {
-    let source = block.get("source").unwrap_or(&Value::Null);
+fn document_part(block: &Block<'_>, at: &str, out: &mut Vec<u8>) -> Result<(), GatewayError> {
+    let source = block.source.as_ref();
+    let data = source.and_then(|s| s.data.as_deref()).unwrap_or_default();
     match (
-        source.get("type").and_then(Value::as_str),
-        source.get("media_type").and_then(Value::as_str),
+        source.map(|s| &*s.kind),
+        source.and_then(|s| s.media_type.as_deref()),
     ) {
-        (Some("text"), _) => Ok(json!({"type": "text",
-            "text": source.get("data").and_then(Value::as_str).unwrap_or_default()})),
-        (Some("base64"), Some("application/pdf")) => Ok(json!({"type": "file", "file": {
-            "filename": block.get("title").and_then(Value::as_str).unwrap_or("document.pdf"),
-            "file_data": format!("data:application/pdf;base64,{}",
-                source.get("data").and_then(Value::as_str).unwrap_or_default()),
-        }})),
-        _ => Err(invalid(
-            format!("{at}.source"),
-            "only text and base64 PDF documents can be sent to this model's route",
-        )),
+        (Some("text"), _) => {
+            out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+            json_string(out, data);
+            out.push(b'}');
+        }
+        (Some("base64"), Some("application/pdf")) => {
+            out.extend_from_slice(b"{\"type\":\"file\",\"file\":{\"filename\":");
+            json_string(out, block.title.as_deref().unwrap_or("document.pdf"));
+            out.extend_from_slice(b",\"file_data\":");
+            json_string(out, &format!("data:application/pdf;base64,{data}"));
+            out.extend_from_slice(b"}}");
+        }
+        _ => {
+            return Err(invalid(
+                format!("{at}.source"),
+                "only text and base64 PDF documents can be sent to this model's route",
+            ));
+        }
     }
+    Ok(())
 }
 
 /// Custom tools as functions; server tools (web search, code execution, …) have no chat form
-/// and are left out.
-fn tools(fields: &Map<String, Value>) -> Result<Vec<Value>, GatewayError> {
-    let Some(tools) = fields.get("tools") else {
-        return Ok(Vec::new());
-    };
-    let Value::Array(tools) = tools else {
-        return Err(invalid("tools", "must be an array"));
-    };
-    let mut out = Vec::with_capacity(tools.len());
+/// and are left out. Whether any tool was written.
+fn tools(tools: &[Tool<'_>], out: &mut Vec<u8>) -> Result<bool, GatewayError> {
+    let mut written = 0;
     for (i, tool) in tools.iter().enumerate() {
-        let custom = matches!(
-            tool.get("type").and_then(Value::as_str),
-            None | Some("custom")
-        );
-        let Some(schema) = tool.get("input_schema").filter(|_| custom) else {
+        let custom = matches!(tool.kind.as_deref(), None | Some("custom"));
+        let Some(schema) = tool.input_schema.filter(|_| custom) else {
             continue;
         };
         let name = tool
-            .get("name")
-            .and_then(Value::as_str)
+            .name
+            .as_deref()
             .ok_or_else(|| invalid(format!("tools.{i}.name"), "Field required"))?;
-        let mut function = json!({"name": name, "parameters": schema});
-        if let Some(d) = tool.get("description").and_then(Value::as_str) {
-            function["description"] = Value::String(d.to_owned());
+        out.extend_from_slice(if written == 0 { b",\"tools\":[" } else { b"," });
+        written += 1;
+        out.extend_from_slice(b"{\"type\":\"function\",\"function\":{\"name\":");
+        json_string(out, name);
+        if let Some(description) = tool.description.as_deref() {
+            out.extend_from_slice(b",\"description\":");
+            json_string(out, description);
         }
-        out.push(json!({"type": "function", "function": function}));
+        raw_field(out, "parameters", schema.get());
+        out.extend_from_slice(b"}}");
     }
-    Ok(out)
+    if written > 0 {
+        out.push(b']');
+    }
+    Ok(written > 0)
 }
 
 fn tool_choice(
-    choice: &Value,
+    choice: &ToolChoice<'_>,
     has_tools: bool,
-    chat: &mut Map<String, Value>,
+    out: &mut Vec<u8>,
 ) -> Result<(), GatewayError> {
-    let mapped = match choice.get("type").and_then(Value::as_str) {
-        Some("auto") => json!("auto"),
-        Some("any") => json!("required"),
-        Some("none") => json!("none"),
-        Some("tool") => {
+    let mut mapped = Vec::new();
+    match &*choice.kind {
+        "auto" => mapped.extend_from_slice(b"\"auto\""),
+        "any" => mapped.extend_from_slice(b"\"required\""),
+        "none" => mapped.extend_from_slice(b"\"none\""),
+        "tool" => {
             let name = choice
-                .get("name")
-                .and_then(Value::as_str)
+                .name
+                .as_deref()
                 .ok_or_else(|| invalid("tool_choice.name", "Field required"))?;
-            json!({"type": "function", "function": {"name": name}})
+            mapped.extend_from_slice(b"{\"type\":\"function\",\"function\":{\"name\":");
+            json_string(&mut mapped, name);
+            mapped.extend_from_slice(b"}}");
         }
         _ => {
             return Err(invalid(
@@ -406,13 +611,28 @@ fn tool_choice(
                 "must be auto, any, tool or none",
             ));
         }
-    };
+    }
     if !has_tools {
         return Ok(());
     }
-    chat.insert("tool_choice".into(), mapped);
-    if choice.get("disable_parallel_tool_use") == Some(&json!(true)) {
-        chat.insert("parallel_tool_calls".into(), json!(false));
+    out.extend_from_slice(b",\"tool_choice\":");
+    out.extend_from_slice(&mapped);
+    if choice.disable_parallel_tool_use == Some(true) {
+        out.extend_from_slice(b",\"parallel_tool_calls\":false");
     }
     Ok(())
+}
+
+/// `,"name":<raw JSON>`.
+fn raw_field(out: &mut Vec<u8>, name: &str, raw: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(raw.as_bytes());
+}
+
+fn is_number(raw: &str) -> bool {
+    raw.as_bytes()
+        .first()
+        .is_some_and(|b| b.is_ascii_digit() || *b == b'-')
 }

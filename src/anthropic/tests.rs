@@ -122,6 +122,18 @@ fn required_fields_and_untranslatable_blocks_are_400s_naming_the_field() {
         (json!({"model": "m", "messages": []}), "max_tokens"),
         (json!({"model": "m", "max_tokens": 1}), "messages"),
         (
+            json!({"model": "m", "max_tokens": "lots", "messages": []}),
+            "max_tokens",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 1, "messages": "hi"}),
+            "messages",
+        ),
+        (
+            json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": 7}]}),
+            "messages.0.content",
+        ),
+        (
             json!({"model": "m", "max_tokens": 1, "messages": [{"role": "tool", "content": "x"}]}),
             "messages.0.role",
         ),
