@@ -25,7 +25,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let mut ctx = RequestCtx::new(app, request_id.clone(), started);
     // The dashboard's figures and traces are the API's traffic, not probes, scrapes or polling.
     let api = req.uri().path().starts_with("/v1/");
-    if req.uri().path().starts_with("/v1/messages") {
+    if req.uri().path().starts_with("/v1/messages")
+        || req.uri().path().starts_with("/v1/v1/messages")
+    {
         ctx.dialect = Dialect::Anthropic;
     }
     if let Some(tracer) = ctx.app.tracer.as_ref().filter(|_| api) {
@@ -86,9 +88,13 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
         (&Method::GET, "/v1/models") => api::models::list(ctx, &req),
         (&Method::GET, p) if p.starts_with("/v1/models/") => api::models::get(ctx, &req),
         (&Method::POST, "/v1/responses") => Box::pin(api::responses::create(ctx, req)).await,
-        // Anthropic's SDKs add `?beta=true`: the path alone routes (PROTOCOLS.md §12.1).
-        (&Method::POST, "/v1/messages") => Box::pin(api::messages::create(ctx, req)).await,
-        (&Method::POST, "/v1/messages/count_tokens") => {
+        // Anthropic's SDKs add `?beta=true`: the path alone routes (PROTOCOLS.md §12.1). A base
+        // URL set with `/v1` (the clients add their own) gives `/v1/v1/…`: served too, since a
+        // 404 there is what Claude Code reports as "the model may not exist".
+        (&Method::POST, "/v1/messages" | "/v1/v1/messages") => {
+            Box::pin(api::messages::create(ctx, req)).await
+        }
+        (&Method::POST, "/v1/messages/count_tokens" | "/v1/v1/messages/count_tokens") => {
             Box::pin(api::messages::count_tokens(ctx, req)).await
         }
         (&Method::GET | &Method::DELETE, p) if p.starts_with("/v1/responses/") => {

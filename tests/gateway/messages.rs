@@ -41,6 +41,9 @@ async fn messages_answer_as_anthropic_and_are_recorded_as_messages() {
     ))
     .await;
 
+    // A base URL set with /v1 gives /v1/v1/messages: served as well.
+    let r = send(&gw, "/v1/v1/messages?beta=true", &hello(false)).await;
+    assert_eq!(r.status(), 200);
     let r = send(&gw, "/v1/messages?beta=true", &hello(false)).await;
     assert_eq!(r.status(), 200);
     let message: Value = r.json().await.unwrap();
@@ -50,7 +53,7 @@ async fn messages_answer_as_anthropic_and_are_recorded_as_messages() {
         json!([{"type": "text", "text": "Hello from a"}])
     );
     // The upstream got a chat request: the client's key and Anthropic headers stay behind.
-    let sent = &a.requests()[0];
+    let sent = &a.requests()[1];
     assert!(sent.path.ends_with("/chat/completions"));
     assert_eq!(
         sent.body["messages"],
@@ -108,7 +111,7 @@ async fn messages_answer_as_anthropic_and_are_recorded_as_messages() {
     gw.shutdown().await;
 
     let rows = ledger_rows(&ledger);
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows.len(), 3, "{rows:?}");
     for row in &rows {
         assert_eq!(
             (
