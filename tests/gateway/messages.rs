@@ -122,8 +122,12 @@ async fn messages_answer_as_anthropic_and_are_recorded_as_messages() {
             (Some("messages"), Some("ok"), Some("claude"))
         );
     }
+    let streamed = rows
+        .iter()
+        .find(|r| r["stream"] == true)
+        .expect("the stream's row");
     assert_eq!(
-        rows[1]["output_tokens"], 16,
+        streamed["output_tokens"], 16,
         "the stream's usage chunk was read"
     );
 }
