@@ -224,3 +224,50 @@ async fn an_anthropic_client_gets_the_model_list_in_the_union_shape() {
     assert!(plain.get("has_more").is_none(), "{plain}");
     assert!(plain["data"][0].get("created_at").is_none(), "{plain}");
 }
+
+/// The recipe people run Claude Code with: a Qwen model on DashScope's native API behind the
+/// gateway. A Claude Code–shaped turn (block system prompt, a mid-conversation system message, a
+/// tool result) reaches DashScope as native messages with the system text hoisted first, and the
+/// answers come back as Anthropic's, streamed and not.
+#[tokio::test]
+async fn claude_code_turns_run_on_a_dashscope_route() {
+    let ds = crate::mock_dashscope::MockDashScope::start("qwen").await;
+    let gw = Gateway::start(&crate::dashscope::dashscope_config(&ds, None, KEYS)).await;
+    let turn = |stream: bool| {
+        json!({"model": "gpt-4o-mini", "max_tokens": 512, "stream": stream,
+        "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "text", "text": "hello"}]},
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "again"}]},
+        ]})
+    };
+    let message: Value = send(&gw, "/v1/messages?beta=true", &turn(false))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        message["content"][0]["text"], "Hello from qwen",
+        "{message}"
+    );
+    assert_eq!(message["stop_reason"], "end_turn");
+    let native = &ds.requests()[0].body;
+    assert_eq!(
+        native["input"]["messages"][0],
+        json!({"role": "system", "content": "You are Claude Code.\n\nBe brief."})
+    );
+    assert_eq!(native["input"]["messages"].as_array().unwrap().len(), 4);
+    let text = send(&gw, "/v1/messages", &turn(true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\"text_delta\""), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with("data: {\"type\":\"message_stop\"}"),
+        "{text}"
+    );
+}

@@ -82,11 +82,13 @@ pub fn build_chat(body: &[u8], upstream_model: &str, stream: bool) -> Result<Byt
     let request: Map<String, Value> =
         serde_json::from_slice(body).map_err(|e| GatewayError::invalid_request(e.to_string()))?;
     let messages = match request.get("messages") {
-        Some(Value::Array(messages)) => messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| native_message(i, m))
-            .collect::<Result<Vec<_>, _>>()?,
+        Some(Value::Array(messages)) => hoist_system(
+            messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| native_message(i, m))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
         _ => {
             return Err(
                 GatewayError::invalid_request("'messages' must be an array").with_param("messages")
@@ -176,6 +178,43 @@ pub fn build_completion(
 
 /// One message: string content (text parts flattened), `developer` as `system`, tool calls and
 /// tool results kept.
+/// System messages after the conversation has begun (Claude Code sends them, and OpenAI takes
+/// them in place) joined onto the leading system message: DashScope refuses a system message
+/// anywhere but first (PROTOCOLS.md §12.7.1, QwenLM/Qwen#2244).
+fn hoist_system(messages: Vec<Value>) -> Vec<Value> {
+    let is_system = |m: &Value| m["role"] == "system";
+    let leading = messages.iter().take_while(|m| is_system(m)).count();
+    if messages[leading..].iter().all(|m| !is_system(m)) {
+        return messages;
+    }
+    let (mut head, rest): (Vec<Value>, Vec<Value>) = {
+        let mut all = messages;
+        let rest = all.split_off(leading);
+        (all, rest)
+    };
+    let mut later = Vec::new();
+    let mut out = Vec::with_capacity(head.len() + rest.len() + 1);
+    for m in rest {
+        match is_system(&m) {
+            true => later.push(m["content"].as_str().unwrap_or_default().to_owned()),
+            false => out.push(m),
+        }
+    }
+    let joined = later.join("\n\n");
+    match head.last_mut() {
+        Some(last) => {
+            let text = format!(
+                "{}\n\n{joined}",
+                last["content"].as_str().unwrap_or_default()
+            );
+            last["content"] = Value::String(text);
+        }
+        None => head.push(json!({"role": "system", "content": joined})),
+    }
+    head.extend(out);
+    head
+}
+
 fn native_message(i: usize, message: &Value) -> Result<Value, GatewayError> {
     let role = match message["role"].as_str() {
         Some("developer") => "system",

@@ -63,6 +63,41 @@ fn chat_request_becomes_native() {
 }
 
 #[test]
+fn system_messages_after_the_first_turn_join_the_leading_one() {
+    let chat = json!({"model": "m", "messages": [
+        {"role": "system", "content": "You are Claude Code."},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "again"},
+    ]});
+    let native: Value = serde_json::from_slice(
+        &build_chat(chat.to_string().as_bytes(), "qwen-plus", false).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        native["input"]["messages"],
+        json!([
+            {"role": "system", "content": "You are Claude Code.\n\nBe brief."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "again"},
+        ])
+    );
+    // Without a leading one, the later system message becomes it.
+    let chat = json!({"model": "m", "messages": [
+        {"role": "user", "content": "hi"}, {"role": "system", "content": "Be brief."}]});
+    let native: Value = serde_json::from_slice(
+        &build_chat(chat.to_string().as_bytes(), "qwen-plus", false).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        native["input"]["messages"],
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}])
+    );
+}
+
+#[test]
 fn image_parts_are_refused_not_dropped() {
     let openai = json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]});
     let e = build_chat(openai.to_string().as_bytes(), "qwen-plus", false).unwrap_err();
