@@ -114,11 +114,23 @@ impl Encoding {
     }
 
     /// Tokens of plain text (special-token text counts as ordinary text, as a user typed it).
+    ///
+    /// A run of more than [`MAX_RUN`] bytes without whitespace is estimated at a token per two
+    /// bytes instead of encoded: BPE merges one piece in time quadratic in its length
+    /// (tiktoken's `_byte_pair_merge`), so a single 8 MB word held a core for minutes. Text has
+    /// no such runs; the estimate over-counts (reserves more, never less) what does.
     pub fn count(self, text: &str) -> u64 {
         if text.is_empty() {
             return 0;
         }
-        self.bpe().count_ordinary(text) as u64
+        let bpe = self.bpe();
+        let mut tokens = 0;
+        let mut rest = text;
+        while let Some((start, end)) = long_run(rest) {
+            tokens += bpe.count_ordinary(&rest[..start]) as u64 + (end - start).div_ceil(2) as u64;
+            rest = &rest[end..];
+        }
+        tokens + bpe.count_ordinary(rest) as u64
     }
 
     /// One chat message with its per-message overhead (the reply priming is not included).
@@ -266,6 +278,26 @@ impl<'de> serde::de::Visitor<'de> for InputTokens {
         }
         Ok(total)
     }
+}
+
+/// Longest run of non-whitespace bytes encoded with BPE (see [`Encoding::count`]).
+const MAX_RUN: usize = 256;
+
+/// The byte range of the first run of more than [`MAX_RUN`] bytes without ASCII whitespace, at
+/// char boundaries.
+fn long_run(text: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if b.is_ascii_whitespace() {
+            if i - start > MAX_RUN {
+                return Some((start, i));
+            }
+            start = i + 1;
+        }
+    }
+    // Whitespace is ASCII, so both ends are char boundaries.
+    (bytes.len() - start > MAX_RUN).then_some((start, bytes.len()))
 }
 
 #[derive(Deserialize)]

@@ -118,3 +118,25 @@ fn embedding_inputs_of_every_shape() {
     assert_eq!(count(json!([[1, 2], [3]])), 3);
     assert_eq!(e.count_embedding_input(b"not json"), 0);
 }
+
+/// A word of megabytes is estimated, not encoded: BPE is quadratic in a piece's length, and
+/// encoding this one would take minutes. Ordinary text around it is still encoded exactly.
+#[test]
+fn a_run_without_whitespace_too_long_to_encode_is_estimated() {
+    let e = Encoding::O200kBase;
+    let word = "a".repeat(2_000_000);
+    assert_eq!(e.count(&word), 1_000_000);
+    let around = format!("Hello there {word} and goodbye");
+    assert_eq!(
+        e.count(&around),
+        e.count("Hello there ") + 1_000_000 + e.count(" and goodbye")
+    );
+    // Runs up to the bound are encoded as before.
+    let long_but_fine = "ab".repeat(128);
+    assert_eq!(
+        e.count(&long_but_fine),
+        bpe_tokens(e, &long_but_fine).len() as u64
+    );
+    let multibyte = "é".repeat(400);
+    assert_eq!(e.count(&multibyte), 400);
+}

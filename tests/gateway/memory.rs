@@ -1,7 +1,8 @@
 //! What one request can cost the process: JSON built to amplify memory (`[0,0,0,…]` in every
 //! field a parser reads, `[{},{},…]` where a tree is built) costs at most 8 times its body in
 //! peak resident memory. Measured on the real binary: its peak (VmHWM) is reset through
-//! `/proc/PID/clear_refs` before each request and read after it.
+//! `/proc/PID/clear_refs` before each request and read after it. Each request must also answer
+//! within a minute (one 8 MB word once held a core for minutes in the tokenizer).
 
 use std::time::Duration;
 
@@ -125,6 +126,40 @@ async fn json_built_to_amplify_memory_costs_at_most_8x_its_body() {
                 "]}]}",
             ),
             400,
+        ),
+        (
+            "messages: text blocks in a turn",
+            "/v1/messages",
+            dense(
+                r#"{"model":"gpt-4o-mini","max_tokens":1,"messages":[{"role":"user","content":["#,
+                r#"{"type":"text","text":"a"}"#,
+                "]}]}",
+            ),
+            400,
+        ),
+        (
+            "messages: a long text, answered",
+            "/v1/messages",
+            {
+                let mut body = br#"{"model":"gpt-4o-mini","max_tokens":1,"messages":[{"role":"user","content":""#.to_vec();
+                body.resize(BODY - 8, b'a');
+                body.extend_from_slice(br#""}]}"#);
+                body
+            },
+            200,
+        ),
+        (
+            // One word of megabytes: BPE is quadratic in a piece's length; counting it for tpm
+            // held a core for minutes before such runs were estimated.
+            "chat counted for tpm: one 8 MB word",
+            "/v1/chat/completions",
+            {
+                let mut body = br#"{"model":"gpt-4o-mini","max_tokens":1,"messages":[{"role":"user","content":""#.to_vec();
+                body.resize(BODY - 8, b'a');
+                body.extend_from_slice(br#""}]}"#);
+                body
+            },
+            200,
         ),
         (
             "chat counted for tpm: numbers in a message",
