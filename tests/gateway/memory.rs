@@ -29,6 +29,15 @@ fn dense(prefix: &str, item: &str, suffix: &str) -> Vec<u8> {
     body
 }
 
+/// A chat or Messages body whose one message is a single word of `BODY` bytes.
+fn one_word() -> Vec<u8> {
+    let mut body =
+        br#"{"model":"gpt-4o-mini","max_tokens":1,"messages":[{"role":"user","content":""#.to_vec();
+    body.resize(BODY - 8, b'a');
+    body.extend_from_slice(br#""}]}"#);
+    body
+}
+
 /// A field of `/proc/PID/status`, in bytes.
 fn status_bytes(pid: u32, field: &str) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -138,14 +147,9 @@ async fn json_built_to_amplify_memory_costs_at_most_8x_its_body() {
             400,
         ),
         (
-            "messages: a long text, answered",
+            "messages: one 8 MB word, answered",
             "/v1/messages",
-            {
-                let mut body = br#"{"model":"gpt-4o-mini","max_tokens":1,"messages":[{"role":"user","content":""#.to_vec();
-                body.resize(BODY - 8, b'a');
-                body.extend_from_slice(br#""}]}"#);
-                body
-            },
+            one_word(),
             200,
         ),
         (
@@ -153,12 +157,7 @@ async fn json_built_to_amplify_memory_costs_at_most_8x_its_body() {
             // held a core for minutes before such runs were estimated.
             "chat counted for tpm: one 8 MB word",
             "/v1/chat/completions",
-            {
-                let mut body = br#"{"model":"gpt-4o-mini","max_tokens":1,"messages":[{"role":"user","content":""#.to_vec();
-                body.resize(BODY - 8, b'a');
-                body.extend_from_slice(br#""}]}"#);
-                body
-            },
+            one_word(),
             200,
         ),
         (
