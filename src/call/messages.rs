@@ -169,3 +169,48 @@ impl HttpBody for MessagesStream {
         SizeHint::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::BodyExt;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::call::test_support::{chunks_every, route};
+    use crate::providers::{StreamRelay, openai};
+
+    /// Claude Code gives up on a stream after five minutes without a byte: through an upstream
+    /// silence the client gets a `ping` every 15 s, and none while events flow.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_upstream_is_bridged_with_pings() {
+        let t0 = Instant::now();
+        // A chunk at once, the next 40 s later, `[DONE]` 40 s after that.
+        let upstream = chunks_every(Duration::from_secs(40), Some(2));
+        let translate = StreamRelay::OpenAi(openai::StreamRelay::new(true));
+        let idle = Duration::from_secs(120);
+        let mut relay = RelayStream::new(upstream, translate, route(), idle, t0 + idle * 10);
+        relay.prime().await.expect("primed");
+        let events = EventStream::new("msg_1".into(), "m".into(), false);
+        let mut stream = MessagesStream::new(relay, events);
+        let mut pings = Vec::new();
+        let mut texts = Vec::new();
+        while let Some(frame) = stream.frame().await {
+            let data = frame.expect("frame").into_data().expect("data");
+            let at = t0.elapsed().as_secs();
+            let text = String::from_utf8_lossy(&data);
+            pings.extend(text.matches("event: ping\n").map(|_| at));
+            texts.extend(text.matches("\"text_delta\"").map(|_| at));
+            if text.contains("event: message_stop") {
+                assert_eq!(at, 80);
+            }
+        }
+        assert_eq!(texts, [0, 40], "the two chunks, as they came");
+        assert_eq!(
+            pings,
+            [0, 15, 30, 55, 70],
+            "the first with message_start, then silences"
+        );
+    }
+}

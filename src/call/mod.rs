@@ -23,4 +23,6 @@ pub mod pipeline;
 pub mod relay;
 pub mod reply;
 pub mod responses;
+#[cfg(test)]
+mod test_support;
 pub mod turn;

@@ -3,57 +3,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use super::*;
-use crate::config::{MockConfig, ProviderKind};
-use crate::metrics::RouteMetrics;
-use crate::providers::mock::MockUpstream;
+use crate::call::test_support::{IDLE, chunk, chunks_every, route};
 use crate::providers::openai;
-use crate::routing::health::{Availability, HealthPolicy, RouteHealth};
-use crate::routing::provider::Provider;
-use crate::routing::transport::Transport;
-use crate::tokens::Encoding;
-
-const IDLE: Duration = Duration::from_secs(5);
-
-fn route() -> Arc<Route> {
-    let provider = Provider::new(
-        "up".into(),
-        ProviderKind::Openai,
-        Transport::Local(Arc::new(MockUpstream::new(&MockConfig::default()))),
-        IDLE,
-        None,
-        None,
-    );
-    Arc::new(Route {
-        id: 0,
-        provider: Arc::new(provider),
-        upstream_model: "m".into(),
-        upstream_model_json: Bytes::from_static(b"\"m\""),
-        weight: 1,
-        priority: 1,
-        health: RouteHealth::new(HealthPolicy {
-            unhealthy_after: 1,
-            ejection: Duration::from_secs(30),
-            max_ejection: Duration::from_secs(300),
-        }),
-        metrics: RouteMetrics::new("up", "m", (0, 0)),
-        encoding: Encoding::O200kBase,
-        label: "up/m".into(),
-        max_rps: None,
-        ceiling: crate::routing::ceiling::Ceiling::new(None),
-    })
-}
-
-fn chunk(n: usize) -> Bytes {
-    Bytes::from(format!(
-        "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t{n}\"}}}}]}}\n\n"
-    ))
-}
+use crate::routing::health::Availability;
 
 /// Remembers how the stream ended.
 #[derive(Clone, Default)]
@@ -63,21 +20,6 @@ impl StreamObserver for Ended {
     fn finished(self: Box<Self>, end: StreamEnd, _: Option<Usage>, _: Transcript) {
         *self.0.lock().unwrap() = Some(end);
     }
-}
-
-/// A chunk at once, then one every `interval`; `[DONE]` after `chunks` of them (never: `None`).
-fn chunks_every(interval: Duration, chunks: Option<usize>) -> ByteStream {
-    futures_util::stream::unfold(0usize, move |n| async move {
-        if n > 0 {
-            tokio::time::sleep(interval).await;
-        }
-        match chunks {
-            Some(last) if n > last => None,
-            Some(last) if n == last => Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), n + 1)),
-            _ => Some((Ok(chunk(n)), n + 1)),
-        }
-    })
-    .boxed()
 }
 
 /// Relays `upstream` to a client that reads everything: each frame with the paused clock's time
