@@ -390,9 +390,8 @@ impl GatewayError {
             Dialect::OpenAi => self.to_response(),
             Dialect::Anthropic => {
                 let (status, kind) = self.anthropic_status();
-                let mut response = self.to_response();
-                *response.body_mut() = full(self.anthropic_json(kind, Some(request_id)));
-                *response.status_mut() = status;
+                let mut response =
+                    self.response_of(self.anthropic_json(kind, Some(request_id)), status);
                 if let Ok(id) = HeaderValue::from_str(request_id) {
                     response.headers_mut().insert("request-id", id);
                 }
@@ -472,8 +471,13 @@ impl GatewayError {
 
     /// The OpenAI envelope with the right status (and `retry-after` on 429/503).
     pub fn to_response(&self) -> Response<Body> {
-        let mut response = Response::new(full(self.envelope_json()));
-        *response.status_mut() = self.status();
+        self.response_of(self.envelope_json(), self.status())
+    }
+
+    /// An error response with `body` (either envelope) and the headers every dialect shares.
+    fn response_of(&self, body: Vec<u8>, status: StatusCode) -> Response<Body> {
+        let mut response = Response::new(full(body));
+        *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

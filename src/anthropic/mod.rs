@@ -19,16 +19,20 @@ pub fn message_id(request_id: &str) -> String {
         && body
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    let mut id = String::with_capacity(4 + 24);
-    id.push_str("msg_");
-    if usable {
-        id.push_str(body);
-    } else {
-        let mut bytes = [0u8; 12];
-        // The OS's generator cannot fail on supported platforms; zeros still make an id.
-        let _ = getrandom::getrandom(&mut bytes);
-        crate::hex::push(&mut id, &bytes);
+    match usable {
+        true => format!("msg_{body}"),
+        false => random_id("msg_"),
     }
+}
+
+/// `prefix` and 24 random hex digits.
+fn random_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 12];
+    // The OS's generator cannot fail on supported platforms; zeros still make an id.
+    let _ = getrandom::getrandom(&mut bytes);
+    let mut id = String::with_capacity(prefix.len() + 24);
+    id.push_str(prefix);
+    crate::hex::push(&mut id, &bytes);
     id
 }
 
@@ -84,7 +88,7 @@ pub fn tool_id(id: Option<&str>) -> String {
                 },
             )
             .collect(),
-        None => message_id("").replacen("msg_", "toolu_", 1),
+        None => random_id("toolu_"),
     }
 }
 

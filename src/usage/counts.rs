@@ -84,7 +84,7 @@ pub fn chat_usage(body: &[u8]) -> Option<Usage> {
 }
 
 /// A chat `usage` object itself (what follows its key), `None` for `null` or a malformed one.
-pub fn usage_object(json: &[u8]) -> Option<Usage> {
+fn usage_object(json: &[u8]) -> Option<Usage> {
     let mut de = serde_json::Deserializer::from_slice(json);
     let usage: Option<ChatUsage> = serde::Deserialize::deserialize(&mut de).ok()?;
     usage.map(Usage::from)
