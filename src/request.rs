@@ -37,6 +37,23 @@ pub struct ChatRequest {
     pub max_tokens: Option<u64>,
     /// Choices asked for (`n`), capped by `limits.max_n`.
     pub n: Option<u64>,
+    /// A Messages client's own body, which a `kind: anthropic` route gets instead of `body`.
+    pub native: Option<std::sync::Arc<Native>>,
+}
+
+/// A client's body in its own dialect, for a route whose upstream speaks it: a Messages
+/// client's on a `kind: anthropic` route (see `providers::anthropic::passthrough`).
+#[derive(Debug)]
+pub struct Native {
+    pub body: Bytes,
+    pub model_span: Range<usize>,
+    /// The client's `anthropic-beta`, forwarded verbatim (Claude Code's list changes every
+    /// release: never filtered).
+    pub beta: Option<http::HeaderValue>,
+    /// Some turn is a `system` turn (mid-conversation).
+    pub system_turns: bool,
+    /// Some thinking block carries the gateway's signature (or an empty one).
+    pub foreign_thinking: bool,
 }
 
 /// The two shapes of a text-generation request.
@@ -177,6 +194,7 @@ impl ChatRequest {
             session_id,
             max_tokens,
             n,
+            native: None,
         })
     }
 }

@@ -181,6 +181,7 @@ impl Table {
                             && old.weight == r.weight
                             && old.priority == r.priority
                             && old.max_rps == r.max_rps
+                            && old.max_output_tokens == m.max_output_tokens
                             && old.encoding == encoding
                     })
                 });
@@ -204,6 +205,7 @@ impl Table {
                         encoding,
                         label: format!("{}/{}", r.provider, r.upstream_model),
                         max_rps: r.max_rps,
+                        max_output_tokens: m.max_output_tokens,
                         ceiling: Ceiling::new(r.max_rps),
                     }),
                 };
@@ -281,14 +283,16 @@ fn build_provider(p: &ProviderConfig) -> Result<Provider, String> {
         }),
         _ => None,
     };
-    Ok(Provider::new(
+    let mut provider = Provider::new(
         p.id.as_str().into(),
         p.kind,
         transport,
         p.timeout.0,
         probe,
         p.max_rps,
-    ))
+    );
+    provider.first_party = Adapter::of(p.kind).first_party(p);
+    Ok(provider)
 }
 
 /// A `/v1/models` entry: the OpenAI fields plus what a gateway user wants to know.

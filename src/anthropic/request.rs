@@ -6,6 +6,11 @@
 //! the chat body written from them directly: no `Value` tree either way.
 
 use std::borrow::Cow;
+use std::ops::Range;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use memchr::memmem;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -13,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::json_string;
 use crate::error::GatewayError;
-use crate::request::{invalid, parse_named};
+use crate::request::{Native, invalid, parse_named};
 
 /// What the pipeline needs from a Messages request besides the chat body.
 #[derive(Debug)]
@@ -25,6 +30,12 @@ pub struct MessagesRequest {
     pub thinking: bool,
     /// The chat request the Messages request is, as JSON.
     pub chat_body: Vec<u8>,
+    /// Byte range of the `model` value in the client's body (for a pass-through).
+    pub model_span: Range<usize>,
+    /// Some turn is a `system` turn (mid-conversation).
+    pub system_turns: bool,
+    /// Some thinking block carries the gateway's signature (or none).
+    pub foreign_thinking: bool,
 }
 
 /// Whether `max_tokens` is required: yes for `/v1/messages`, no for `count_tokens`.
@@ -38,7 +49,7 @@ pub enum Purpose {
 #[derive(Deserialize)]
 struct Body<'a> {
     #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
+    model: Option<&'a RawValue>,
     #[serde(default)]
     max_tokens: Option<u64>,
     #[serde(borrow, default)]
@@ -186,11 +197,20 @@ impl MessagesRequest {
                 );
             }
         };
-        let model = match fields.model {
-            Some(m) if !m.is_empty() => m.into_owned(),
-            Some(_) => return Err(invalid("model", "must be a non-empty string")),
+        let (model, model_span) = match fields.model {
             None => return Err(invalid("model", "Field required")),
+            Some(raw) => match serde_json::from_str::<String>(raw.get()) {
+                Ok(m) if !m.is_empty() => {
+                    // A borrowed RawValue is a slice of the body: its address is its place.
+                    let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+                    (m, start..start + raw.get().len())
+                }
+                _ => return Err(invalid("model", "must be a non-empty string")),
+            },
         };
+        if body.get(model_span.clone()) != Some(fields.model.map_or("", RawValue::get).as_bytes()) {
+            return Err(invalid("model", "must be a non-empty string"));
+        }
         let max_tokens = match fields.max_tokens {
             None if purpose == Purpose::Create => {
                 return Err(invalid("max_tokens", "Field required"));
@@ -222,6 +242,7 @@ impl MessagesRequest {
         for (i, turn) in turns.iter().enumerate() {
             translate_turn(i, turn, &mut messages)?;
         }
+        let system_turns = turns.iter().any(|t| t.role == "system");
         let mut out = messages.out;
         out.push(b']');
 
@@ -275,8 +296,41 @@ impl MessagesRequest {
             stream,
             thinking,
             chat_body: out,
+            model_span,
+            system_turns,
+            foreign_thinking: foreign_signature(body),
         })
     }
+
+    /// The client's body for a pass-through, with what it needs to know about it.
+    pub fn native(&self, body: Bytes, beta: Option<HeaderValue>) -> Native {
+        Native {
+            body,
+            model_span: self.model_span.clone(),
+            beta,
+            system_turns: self.system_turns,
+            foreign_thinking: self.foreign_thinking,
+        }
+    }
+}
+
+/// Whether a `"signature"` key holds an empty string or the gateway's marker: a thinking block
+/// another model's reasoning became, which an Anthropic upstream refuses. (Inside a string the
+/// key's quotes would be escaped, so only keys match.)
+fn foreign_signature(body: &[u8]) -> bool {
+    static KEY: std::sync::LazyLock<memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memmem::Finder::new(b"\"signature\""));
+    KEY.find_iter(body).any(|at| {
+        let rest = body[at + b"\"signature\"".len()..].trim_ascii_start();
+        let Some(value) = rest.strip_prefix(b":") else {
+            return false;
+        };
+        let value = value.trim_ascii_start();
+        value.starts_with(b"\"\"")
+            || value
+                .strip_prefix(b"\"")
+                .is_some_and(|v| v.starts_with(super::SIGNATURE.as_bytes()))
+    })
 }
 
 // === impl Messages ===

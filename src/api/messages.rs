@@ -14,9 +14,11 @@ use crate::call::messages;
 
 pub async fn create(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = admit::authenticate(ctx, req.headers())?;
+    let beta = req.headers().get("anthropic-beta").cloned();
     let body = read_body(ctx, req).await?;
     let request = MessagesRequest::parse(&body, Purpose::Create)?;
-    Ok(render(messages::messages(ctx, key, request).await?))
+    let native = request.native(body, beta);
+    Ok(render(messages::messages(ctx, key, request, native).await?))
 }
 
 pub async fn count_tokens(

@@ -184,7 +184,7 @@ fn chat_request(
     chat: &ChatRequest,
 ) -> (Adapter, Result<UpstreamRequest, GatewayError>) {
     let adapter = Adapter::of(route.provider.kind);
-    let upstream = adapter.build_chat(chat, &route.upstream_model, &route.upstream_model_json);
+    let upstream = adapter.build_chat(chat, route);
     (adapter, upstream)
 }
 
@@ -196,6 +196,7 @@ fn response_context(chat: &ChatRequest) -> ResponseContext {
         include_usage: chat.include_usage,
         created: crate::clock::unix_now(),
         form: chat.form,
+        native: chat.native.is_some(),
     }
 }
 

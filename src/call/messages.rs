@@ -1,7 +1,8 @@
 //! `POST /v1/messages` through the chat pipeline (PROTOCOLS.md §12.7): admitted, routed,
 //! committed, limited, recorded (`purpose = 'messages'`) and measured as a chat request is, then
 //! answered as Anthropic's: a whole `message`, or the chat stream translated event by event as
-//! it arrives ([`MessagesStream`]), with a `ping` through upstream silences.
+//! it arrives ([`MessagesStream`]), with a `ping` through upstream silences. A `kind: anthropic`
+//! route gets the client's own body and its answer comes back as it is (the model renamed).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -28,7 +29,9 @@ use crate::anthropic::response;
 use crate::anthropic::stream::{EventStream, ping};
 use crate::config::ModelType;
 use crate::limits::keys::ApiKey;
-use crate::request::ChatRequest;
+use crate::providers::Adapter;
+use crate::request::{ChatRequest, Native};
+use crate::routing::Route;
 use crate::usage::record::Purpose;
 
 /// A `ping` after this long without an event (PROTOCOLS.md §12.7.3 rule 9).
@@ -39,11 +42,13 @@ pub async fn messages(
     ctx: &RequestCtx,
     key: Option<Arc<ApiKey>>,
     req: MessagesRequest,
+    native: Native,
 ) -> Result<Answered, Rejection> {
     let key = key.as_deref();
     let model = admit::model(ctx, key, &req.model, ModelType::Chat)?;
     let encoding = model.encoding();
-    let chat = ChatRequest::parse(Bytes::from(req.chat_body))?;
+    let mut chat = ChatRequest::parse(Bytes::from(req.chat_body))?;
+    chat.native = Some(Arc::new(native));
     let admission = admit::generation_limits(ctx, key, model, encoding, &chat).await?;
     let recorder = Recorder::new(
         ctx,
@@ -57,6 +62,14 @@ pub async fn messages(
     let id = message_id(ctx.request_id.to_str().unwrap_or_default());
     if req.stream {
         let served = dispatch::stream(ctx, model, &chat, recorder, None).await?;
+        if passes_through(&served.route) {
+            return Ok(Answered::Stream(Answer {
+                body: served.value.boxed_unsync(),
+                route: served.route,
+                admission,
+                session: None,
+            }));
+        }
         let events =
             MessagesStream::new(served.value, EventStream::new(id, req.model, req.thinking));
         return Ok(Answered::Stream(Answer {
@@ -68,13 +81,27 @@ pub async fn messages(
     }
     let served = dispatch::complete(ctx, model, &chat, recorder, None).await?;
     let (body, usage) = &served.value;
-    let message = response::from_completion(body, id, &req.model, req.thinking, *usage)?;
+    let message = match passes_through(&served.route) {
+        true => body.clone(),
+        false => Bytes::from(response::from_completion(
+            body,
+            id,
+            &req.model,
+            req.thinking,
+            *usage,
+        )?),
+    };
     Ok(Answered::Whole(Answer {
-        body: Bytes::from(message),
+        body: message,
         route: served.route,
         admission,
         session: None,
     }))
+}
+
+/// Whether the route got the client's own body, and so answered in Messages already.
+fn passes_through(route: &Route) -> bool {
+    Adapter::of(route.provider.kind) == Adapter::Anthropic
 }
 
 /// `POST /v1/messages/count_tokens`: the request as the chat route would get it, counted with

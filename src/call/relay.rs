@@ -23,7 +23,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::providers::{Relayed, StreamRelay, Usage};
 use crate::routing::Route;
 use crate::routing::transport::ByteStream;
-use crate::sse::{DONE_FRAME, SseDecoder, SseEvent};
+use crate::sse::{SseDecoder, SseEvent};
 use crate::usage::estimate::Transcript;
 
 /// Upper bound on one SSE frame from an upstream.
@@ -215,9 +215,10 @@ impl RelayStream {
     /// anything else means the stream was cut.
     fn upstream_ended(&mut self) -> Result<(), GatewayError> {
         if let Some(rest) = self.decoder.finish()
-            && let Ok(Relayed::Done(_)) = self.relay.on_frame(rest)
+            && let Ok(Relayed::Done(done)) = self.relay.on_frame(rest)
         {
-            self.done(Bytes::from_static(DONE_FRAME));
+            let last = self.relay.last_frame(done);
+            self.done(last);
             return Ok(());
         }
         self.fail(GatewayError::new(
@@ -255,7 +256,7 @@ impl RelayStream {
                 self.phase = Phase::Draining;
             }
             Err(e) => {
-                self.pending.push_back(e.to_sse_event());
+                self.pending.push_back(self.relay.error_frame(&e));
                 self.end(StreamEnd::Failed(e));
             }
         }
@@ -274,7 +275,7 @@ impl RelayStream {
         ) {
             self.route.health.record_failure(Instant::now());
         }
-        self.pending.push_back(e.to_sse_event());
+        self.pending.push_back(self.relay.error_frame(&e));
         self.end(StreamEnd::Failed(e));
         Ok(())
     }

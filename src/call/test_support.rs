@@ -43,6 +43,7 @@ pub fn route() -> Arc<Route> {
         metrics: RouteMetrics::new("up", "m", (0, 0)),
         encoding: Encoding::O200kBase,
         label: "up/m".into(),
+        max_output_tokens: None,
         max_rps: None,
         ceiling: crate::routing::ceiling::Ceiling::new(None),
     })

@@ -101,6 +101,7 @@ pub struct CorsConfig {
 pub enum ProviderKind {
     Openai,
     Dashscope,
+    Anthropic,
     Mock,
 }
 
@@ -164,6 +165,10 @@ pub struct ModelConfig {
     pub kind: ModelType,
     #[serde(default)]
     pub context_window: Option<u32>,
+    /// Sent upstream as `max_tokens` where a client sets none and the upstream needs one
+    /// (Anthropic); a client's own value is never changed.
+    #[serde(default)]
+    pub max_output_tokens: Option<u32>,
     #[serde(default)]
     pub price: Option<PriceConfig>,
     /// The BPE encoding that counts this model's tokens where the gateway counts them itself
@@ -374,6 +379,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Openai => "openai",
             ProviderKind::Dashscope => "dashscope",
+            ProviderKind::Anthropic => "anthropic",
             ProviderKind::Mock => "mock",
         }
     }

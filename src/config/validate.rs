@@ -119,7 +119,7 @@ fn check_providers(
             ));
         }
         match (p.kind, &p.base_url) {
-            (ProviderKind::Openai | ProviderKind::Dashscope, None) => {
+            (ProviderKind::Openai | ProviderKind::Dashscope | ProviderKind::Anthropic, None) => {
                 return Err(ConfigError::new(
                     at("base_url"),
                     "is required for this provider kind",
@@ -198,12 +198,27 @@ fn check_models(
                 "prices must be non-negative numbers",
             ));
         }
+        if m.max_output_tokens == Some(0) {
+            return Err(ConfigError::new(
+                format!("models[{i}].max_output_tokens"),
+                "must be at least 1 (omit it for the 4096 default)",
+            ));
+        }
         for (j, r) in m.routes.iter().enumerate() {
             let at = |field: &str| format!("models[{i}].routes[{j}].{field}");
-            if !providers.contains_key(r.provider.as_str()) {
+            let Some(kind) = providers.get(r.provider.as_str()) else {
                 return Err(ConfigError::new(
                     at("provider"),
                     format!("unknown provider {:?}", r.provider),
+                ));
+            };
+            if *kind == ProviderKind::Anthropic && m.kind != ModelType::Chat {
+                return Err(ConfigError::new(
+                    at("provider"),
+                    format!(
+                        "{:?} is kind: anthropic, which serves chat models only",
+                        r.provider
+                    ),
                 ));
             }
             if r.model.is_empty() {

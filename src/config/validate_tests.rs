@@ -95,6 +95,18 @@ fn semantic_errors_name_their_field() {
             "routing:\n  max_attempts: 0\n".to_owned(),
             "routing.max_attempts",
         ),
+        (
+            "providers:\n  - { id: c, kind: anthropic }\n".to_owned(),
+            "providers[0].base_url",
+        ),
+        (
+            "providers:\n  - { id: c, kind: anthropic, base_url: \"https://api.anthropic.com\" }\nmodels:\n  - { name: e, type: embedding, routes: [{provider: c, model: x}] }\n".to_owned(),
+            "models[0].routes[0].provider",
+        ),
+        (
+            format!("{PROVIDERS}models:\n  - {{ name: a, max_output_tokens: 0, routes: [{{provider: m, model: x}}] }}\n"),
+            "models[0].max_output_tokens",
+        ),
     ];
     for (yaml, path) in cases {
         assert_eq!(err(&yaml).path, path, "for config:\n{yaml}");

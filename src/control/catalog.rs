@@ -16,6 +16,8 @@ pub struct ModelSpec {
     pub name: String,
     pub kind: ModelType,
     pub context_window: Option<u32>,
+    /// `max_tokens` for upstreams that need one when the client sets none.
+    pub max_output_tokens: Option<u32>,
     pub price: Option<PriceConfig>,
     pub tokenizer: Option<Tokenizer>,
     /// When its control-plane row was created (Unix seconds); `None` for a model of the config
@@ -61,6 +63,7 @@ impl ModelSpec {
             name: m.name.clone(),
             kind: m.kind,
             context_window: m.context_window,
+            max_output_tokens: m.max_output_tokens,
             price: m.price.clone(),
             tokenizer: m.tokenizer,
             created: None,

@@ -320,11 +320,7 @@ mod tests {
     use crate::config::MockConfig;
 
     fn answer(body: Value, endpoint: Endpoint) -> LocalAnswer {
-        let req = UpstreamRequest {
-            endpoint,
-            body: Bytes::from(body.to_string()),
-            stream: false,
-        };
+        let req = UpstreamRequest::new(endpoint, Bytes::from(body.to_string()), false);
         MockUpstream::new(&MockConfig::default()).answer(&req, 1_700_000_000)
     }
 

@@ -3,6 +3,7 @@
 //! sends, `call` composes. The one `match` over configured kinds is [`Adapter::of`]; every
 //! other method is enum dispatch over the adapters.
 
+pub mod anthropic;
 pub mod completion;
 pub mod dashscope;
 pub mod mock;
@@ -18,6 +19,7 @@ use http::StatusCode;
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::GatewayError;
 use crate::request::{ChatRequest, EmbeddingsRequest, Form};
+use crate::routing::Route;
 use crate::routing::transport::{Endpoint, Reach, UpstreamRequest};
 use crate::usage::estimate::Transcript;
 pub use types::{Relayed, ResponseContext, Usage};
@@ -29,6 +31,8 @@ pub enum Adapter {
     OpenAi,
     /// DashScope's native API over HTTP.
     DashScope,
+    /// Anthropic's Messages API over HTTP (and DashScope's Anthropic-compatible endpoint).
+    Anthropic,
     /// OpenAI's wire format, answered in process (offline demos and tests).
     Mock,
 }
@@ -39,6 +43,10 @@ pub enum StreamRelay {
     DashScope(Box<dashscope::stream::StreamRelay>),
     /// DashScope answering a legacy completion: its chat chunks become `text_completion` ones.
     DashScopeText(Box<dashscope::stream::StreamRelay>),
+    /// Messages events, as chat chunks or passed through to a Messages client.
+    Anthropic(Box<anthropic::stream::StreamRelay>),
+    /// Messages events answering a legacy completion.
+    AnthropicText(Box<anthropic::stream::StreamRelay>),
 }
 
 // === impl Adapter ===
@@ -49,6 +57,7 @@ impl Adapter {
         match kind {
             ProviderKind::Openai => Adapter::OpenAi,
             ProviderKind::Dashscope => Adapter::DashScope,
+            ProviderKind::Anthropic => Adapter::Anthropic,
             ProviderKind::Mock => Adapter::Mock,
         }
     }
@@ -64,42 +73,74 @@ impl Adapter {
         Ok(match self {
             Adapter::OpenAi => Reach::Http(openai::http_spec(base_url()?)),
             Adapter::DashScope => Reach::Http(dashscope::http_spec(base_url()?)),
+            Adapter::Anthropic => Reach::Http(anthropic::http_spec(base_url()?)),
             Adapter::Mock => Reach::Local(Arc::new(mock::MockUpstream::new(
                 &config.mock.clone().unwrap_or_default(),
             ))),
         })
     }
 
+    /// Whether the provider is the vendor's own API rather than a compatible one (only
+    /// Anthropic's is told apart: see `anthropic::passthrough`).
+    pub fn first_party(self, config: &ProviderConfig) -> bool {
+        self == Adapter::Anthropic
+            && config
+                .base_url
+                .as_deref()
+                .is_some_and(anthropic::is_first_party)
+    }
+
+    /// A chat request (or a legacy completion, or a Messages client's request) as `route`
+    /// takes it.
     pub fn build_chat(
         self,
         req: &ChatRequest,
-        upstream_model: &str,
-        upstream_model_json: &[u8],
+        route: &Route,
     ) -> Result<UpstreamRequest, GatewayError> {
+        let endpoint = match req.form {
+            Form::Chat => Endpoint::Chat,
+            Form::Completion => Endpoint::Completions,
+        };
+        let model = route.upstream_model.as_str();
         let body = match (self, req.form) {
             (Adapter::OpenAi | Adapter::Mock, _) => {
-                let body = openai::splice(&req.body, &req.model_span, upstream_model_json);
+                let body = openai::splice(&req.body, &req.model_span, &route.upstream_model_json);
                 match req.stream && !req.include_usage {
                     true => openai::ask_for_usage(body, req.has_stream_options),
                     false => body,
                 }
             }
             (Adapter::DashScope, Form::Chat) => {
-                dashscope::build_chat(&req.body, upstream_model, req.stream)?
+                dashscope::build_chat(&req.body, model, req.stream)?
             }
             (Adapter::DashScope, Form::Completion) => {
-                dashscope::build_completion(&req.body, upstream_model, req.stream)?
+                dashscope::build_completion(&req.body, model, req.stream)?
+            }
+            (Adapter::Anthropic, _) => {
+                if let Some(native) = &req.native {
+                    let body = anthropic::passthrough(
+                        native,
+                        &route.upstream_model_json,
+                        route.provider.first_party,
+                    )?;
+                    let mut upstream = UpstreamRequest::new(endpoint, body, req.stream);
+                    upstream
+                        .headers
+                        .extend(native.beta.clone().map(|v| (ANTHROPIC_BETA, v)));
+                    return Ok(upstream);
+                }
+                let target = anthropic::request::Target {
+                    model,
+                    max_output_tokens: route.max_output_tokens,
+                    stream: req.stream,
+                };
+                Bytes::from(match req.form {
+                    Form::Chat => anthropic::request::from_chat(&req.body, &target)?,
+                    Form::Completion => anthropic::request::from_completion(&req.body, &target)?,
+                })
             }
         };
-        let endpoint = match req.form {
-            Form::Chat => Endpoint::Chat,
-            Form::Completion => Endpoint::Completions,
-        };
-        Ok(UpstreamRequest {
-            endpoint,
-            body,
-            stream: req.stream,
-        })
+        Ok(UpstreamRequest::new(endpoint, body, req.stream))
     }
 
     /// One request per upstream call: DashScope takes at most 10 (or 25) texts a call.
@@ -118,14 +159,16 @@ impl Adapter {
             Adapter::DashScope => {
                 dashscope::build_embeddings(&req.body, &req.input, upstream_model, req.dimensions)?
             }
+            Adapter::Anthropic => {
+                return Err(GatewayError::invalid_request(
+                    "this model's route (Anthropic Messages API) serves no embeddings",
+                )
+                .with_param("model"));
+            }
         };
         Ok(bodies
             .into_iter()
-            .map(|body| UpstreamRequest {
-                endpoint: Endpoint::Embeddings,
-                body,
-                stream: false,
-            })
+            .map(|body| UpstreamRequest::new(Endpoint::Embeddings, body, false))
             .collect())
     }
 
@@ -141,6 +184,18 @@ impl Adapter {
             (Adapter::DashScope, Form::Completion) => {
                 let (chat, usage) = dashscope::parse_chat_response(&body, ctx)?;
                 Ok((completion::from_chat(&chat)?, usage))
+            }
+            (Adapter::Anthropic, _) if ctx.native => {
+                let usage = anthropic::response::native_usage(&body);
+                Ok((anthropic::rename_model(body, &ctx.client_model), usage))
+            }
+            (Adapter::Anthropic, Form::Chat) => {
+                let (chat, usage) = anthropic::response::to_chat(&body, ctx)?;
+                Ok((chat, Some(usage)))
+            }
+            (Adapter::Anthropic, Form::Completion) => {
+                let (chat, usage) = anthropic::response::to_chat(&body, ctx)?;
+                Ok((completion::from_chat(&chat)?, Some(usage)))
             }
         }
     }
@@ -160,6 +215,10 @@ impl Adapter {
                     "no embeddings response",
                 )),
             },
+            Adapter::Anthropic => Err(GatewayError::new(
+                crate::error::ErrorKind::Internal,
+                "no embeddings from an Anthropic route",
+            )),
             Adapter::DashScope => dashscope::parse_embeddings(
                 &bodies,
                 dashscope::embedding_batch(upstream_model),
@@ -178,7 +237,10 @@ impl Adapter {
         body: &[u8],
     ) -> GatewayError {
         let parse = match self {
-            Adapter::OpenAi | Adapter::Mock => openai::parse_error,
+            // Anthropic's envelope (`{"type":"error","error":{"type","message"}}`) reads as
+            // OpenAI's, and its statuses mean the same: 429, 5xx and 529 (overloaded) are
+            // retried; other 4xx are the request's and keep the upstream's type and words.
+            Adapter::OpenAi | Adapter::Mock | Adapter::Anthropic => openai::parse_error,
             Adapter::DashScope => dashscope::parse_error,
         };
         parse(provider, status, retry_after, body)
@@ -197,6 +259,14 @@ impl Adapter {
                     Form::Completion => StreamRelay::DashScopeText(relay),
                 }
             }
+            Adapter::Anthropic => {
+                let (form, native) = (ctx.form, ctx.native);
+                let relay = Box::new(anthropic::stream::StreamRelay::new(ctx, native));
+                match form {
+                    Form::Completion if !native => StreamRelay::AnthropicText(relay),
+                    _ => StreamRelay::Anthropic(relay),
+                }
+            }
         }
     }
 }
@@ -208,10 +278,9 @@ impl StreamRelay {
         match self {
             StreamRelay::OpenAi(relay) => relay.on_frame(frame),
             StreamRelay::DashScope(relay) => relay.on_frame(frame),
-            StreamRelay::DashScopeText(relay) => Ok(match relay.on_frame(frame)? {
-                Relayed::Forward(chat) => Relayed::Forward(completion::chunks_from_chat(&chat)),
-                Relayed::Done(chat) => Relayed::Done(completion::chunks_from_chat(&chat)),
-            }),
+            StreamRelay::DashScopeText(relay) => Ok(text_chunks(relay.on_frame(frame)?)),
+            StreamRelay::Anthropic(relay) => relay.on_frame(frame),
+            StreamRelay::AnthropicText(relay) => Ok(text_chunks(relay.on_frame(frame)?)),
         }
     }
 
@@ -219,6 +288,7 @@ impl StreamRelay {
         match self {
             StreamRelay::OpenAi(relay) => relay.usage,
             StreamRelay::DashScope(relay) | StreamRelay::DashScopeText(relay) => relay.usage(),
+            StreamRelay::Anthropic(relay) | StreamRelay::AnthropicText(relay) => relay.usage(),
         }
     }
 
@@ -231,11 +301,35 @@ impl StreamRelay {
     }
 
     /// The frames an OpenAI-kind stream relayed, to count if it ends without usage. DashScope
-    /// reports usage in every event, so there is never anything to count.
+    /// reports usage in every event and Anthropic in its first and last, so there is never
+    /// anything to count.
     pub fn take_seen(&mut self) -> Transcript {
         match self {
             StreamRelay::OpenAi(relay) => std::mem::take(&mut relay.seen),
-            StreamRelay::DashScope(_) | StreamRelay::DashScopeText(_) => Transcript::default(),
+            _ => Transcript::default(),
+        }
+    }
+
+    /// A committed stream's error, in the stream's own format: Anthropic's `event: error` for
+    /// a Messages client's pass-through, else OpenAI's `data: {"error":…}`.
+    pub fn error_frame(&self, e: &GatewayError) -> Bytes {
+        match self {
+            StreamRelay::Anthropic(relay) if relay.native() => e.to_anthropic_event(),
+            _ => e.to_sse_event(),
+        }
+    }
+
+    /// The stream's last frame when the upstream closed right after it, without its blank
+    /// line: `done` as `on_frame` made it, properly ended.
+    pub fn last_frame(&self, done: Bytes) -> Bytes {
+        match self {
+            StreamRelay::OpenAi(_) => Bytes::from_static(crate::sse::DONE_FRAME),
+            StreamRelay::Anthropic(relay) if relay.native() => {
+                let mut frame = done.trim_ascii_end().to_vec();
+                frame.extend_from_slice(b"\n\n");
+                Bytes::from(frame)
+            }
+            _ => done,
         }
     }
 
@@ -248,3 +342,13 @@ impl StreamRelay {
         )
     }
 }
+
+/// Translated chat chunks as `text_completion` chunks.
+fn text_chunks(relayed: Relayed) -> Relayed {
+    match relayed {
+        Relayed::Forward(chat) => Relayed::Forward(completion::chunks_from_chat(&chat)),
+        Relayed::Done(chat) => Relayed::Done(completion::chunks_from_chat(&chat)),
+    }
+}
+
+const ANTHROPIC_BETA: http::HeaderName = http::HeaderName::from_static("anthropic-beta");

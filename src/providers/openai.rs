@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::types::{Relayed, Usage};
 use crate::error::{ErrorKind, GatewayError};
-use crate::routing::transport::HttpSpec;
+use crate::routing::transport::{Auth, HttpSpec};
 use crate::sse::SseEvent;
 use crate::usage::estimate::Transcript;
 
@@ -64,6 +64,8 @@ pub fn http_spec(base_url: String) -> HttpSpec {
         completions_path: COMPLETIONS_PATH,
         embeddings_path: EMBEDDINGS_PATH,
         stream_headers: &[],
+        auth: Auth::Bearer,
+        headers: &[],
     }
 }
 

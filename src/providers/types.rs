@@ -24,4 +24,6 @@ pub struct ResponseContext {
     pub created: u64,
     /// A chat answer, or a legacy `text_completion`.
     pub form: Form,
+    /// A Messages client's request: an Anthropic route's answer goes back as it is.
+    pub native: bool,
 }

@@ -44,6 +44,9 @@ pub struct Route {
     pub label: String,
     /// The route's own `max_rps` (its provider may have one too).
     pub max_rps: Option<u32>,
+    /// Its model's `max_output_tokens`: `max_tokens` for upstreams that need one (Anthropic)
+    /// when the client sets none.
+    pub max_output_tokens: Option<u32>,
     pub ceiling: ceiling::Ceiling,
 }
 

@@ -23,6 +23,9 @@ pub struct Provider {
     pub timeout: Duration,
     pub probe: Option<ProbeSpec>,
     pub max_rps: Option<u32>,
+    /// The vendor's own API (`api.anthropic.com`), which takes every documented field; a
+    /// compatible endpoint may refuse some (see `providers::anthropic::passthrough`).
+    pub first_party: bool,
     ceiling: Ceiling,
     up: AtomicBool,
     probe_failures: AtomicU32,
@@ -62,6 +65,7 @@ impl Provider {
             timeout,
             probe,
             max_rps,
+            first_party: false,
             ceiling: Ceiling::new(max_rps),
             up: AtomicBool::new(true),
             probe_failures: AtomicU32::new(0),

@@ -43,6 +43,21 @@ pub struct UpstreamRequest {
     pub endpoint: Endpoint,
     pub body: Bytes,
     pub stream: bool,
+    /// This request's own headers (a Messages client's `anthropic-beta`); usually none.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+// === impl UpstreamRequest ===
+
+impl UpstreamRequest {
+    pub fn new(endpoint: Endpoint, body: Bytes, stream: bool) -> Self {
+        Self {
+            endpoint,
+            body,
+            stream,
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// How a provider is reached, as its adapter describes it.
@@ -61,6 +76,19 @@ pub struct HttpSpec {
     /// Sent with stream requests besides `accept: text/event-stream`.
     pub stream_headers: &'static [(&'static str, &'static str)],
     pub probe_url: String,
+    /// How the key is sent.
+    pub auth: Auth,
+    /// Sent with every request, probes included (Anthropic's `anthropic-version`).
+    pub headers: &'static [(&'static str, &'static str)],
+}
+
+/// Which header carries the provider's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// `authorization: Bearer <key>` (OpenAI, DashScope).
+    Bearer,
+    /// `x-api-key: <key>` (Anthropic).
+    ApiKey,
 }
 
 /// An upstream answered in process: it returns what to send and the pacing; the transport does
@@ -92,7 +120,8 @@ pub enum Transport {
 
 pub struct HttpUpstream {
     provider: String,
-    authorization: Option<HeaderValue>,
+    /// The key's header and the provider's fixed ones, sent with every request and probe.
+    fixed: Vec<(HeaderName, HeaderValue)>,
     key: Option<Secret>,
     via: Via,
 }
@@ -188,30 +217,19 @@ impl HttpUpstream {
                 .parse::<Uri>()
                 .map_err(|e| format!("invalid base_url {base_url:?}: {e}"))
         };
-        let authorization = match &key {
-            Some(k) => {
-                let mut v =
-                    HeaderValue::try_from(format!("Bearer {}", k.expose())).map_err(|_| {
-                        "api_key contains characters not allowed in a header".to_owned()
-                    })?;
-                v.set_sensitive(true);
-                Some(v)
-            }
-            None => None,
-        };
-        let stream_headers: Vec<(HeaderName, HeaderValue)> = spec
-            .stream_headers
-            .iter()
-            .map(|(name, value)| {
-                match (
-                    HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_str(value),
-                ) {
-                    (Ok(name), Ok(value)) => Ok((name, value)),
-                    _ => Err(format!("invalid stream header {name:?}")),
-                }
-            })
-            .collect::<Result<_, _>>()?;
+        let mut fixed = Vec::with_capacity(spec.headers.len() + 1);
+        if let Some(k) = &key {
+            let (name, value) = match spec.auth {
+                Auth::Bearer => (AUTHORIZATION, format!("Bearer {}", k.expose())),
+                Auth::ApiKey => (X_API_KEY, k.expose().to_owned()),
+            };
+            let mut value = HeaderValue::try_from(value)
+                .map_err(|_| "api_key contains characters not allowed in a header".to_owned())?;
+            value.set_sensitive(true);
+            fixed.push((name, value));
+        }
+        fixed.extend(static_headers(spec.headers)?);
+        let stream_headers = static_headers(spec.stream_headers)?;
         let hyper = Hyper {
             chat_uri: uri(spec.chat_path)?,
             completions_uri: uri(spec.completions_path)?,
@@ -219,12 +237,12 @@ impl HttpUpstream {
             stream_headers,
         };
         let via = match hyper.chat_uri.scheme_str() {
-            Some("http") => Via::Plain(Plain::new(&hyper, authorization.as_ref())?),
+            Some("http") => Via::Plain(Plain::new(&hyper, &fixed)?),
             _ => Via::Hyper(hyper),
         };
         Ok(Self {
             provider: provider.to_owned(),
-            authorization,
+            fixed,
             key,
             via,
         })
@@ -252,8 +270,8 @@ impl HttpUpstream {
         *request.uri_mut() = uri.clone();
         let headers = request.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(auth) = &self.authorization {
-            headers.insert(AUTHORIZATION, auth.clone());
+        for (name, value) in self.fixed.iter().chain(&req.headers) {
+            headers.insert(name.clone(), value.clone());
         }
         if req.stream {
             headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
@@ -294,7 +312,18 @@ impl HttpUpstream {
             Endpoint::Embeddings => &plain.embeddings,
         };
         let mut extra: &[u8] = if req.stream { &plain.stream_extra } else { &[] };
-        // A sampled attempt's `traceparent` (only then is a head line allocated).
+        // A request's own headers and a sampled attempt's `traceparent` (only then is a head
+        // line allocated).
+        let own = (!req.headers.is_empty()).then(|| {
+            let mut lines = extra.to_vec();
+            for (name, value) in &req.headers {
+                push_line(&mut lines, name.as_str().as_bytes(), value.as_bytes());
+            }
+            lines
+        });
+        if let Some(own) = &own {
+            extra = own;
+        }
         let traced = crate::trace::UPSTREAM_TRACEPARENT
             .try_with(|t| [extra, b"traceparent: ", t.as_bytes(), b"\r\n"].concat());
         if let Ok(traced) = &traced {
@@ -330,8 +359,8 @@ impl HttpUpstream {
         let client = thread_client();
         let mut request = Request::new(Full::new(Bytes::new()));
         *request.uri_mut() = uri;
-        if let Some(auth) = &self.authorization {
-            request.headers_mut().insert(AUTHORIZATION, auth.clone());
+        for (name, value) in &self.fixed {
+            request.headers_mut().insert(name.clone(), value.clone());
         }
         let attempt = async {
             let response = client.request(request).await.ok()?;
@@ -347,8 +376,8 @@ impl HttpUpstream {
 impl HttpUpstream {
     async fn probe_plain(&self, origin: &h1::Origin, uri: &Uri) -> bool {
         let target = uri.path_and_query().map_or("/", |p| p.as_str());
-        let auth = self.authorization.as_ref().map(authorization_line);
-        let fields: Vec<&[u8]> = auth.iter().map(Vec::as_slice).collect();
+        let lines = header_lines(&self.fixed);
+        let fields: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
         let head = origin.head("GET", target, &fields);
         let Ok(response) = origin.send(&head, b"", None).await else {
             return false;
@@ -373,21 +402,22 @@ const MAX_PROBE_BODY: usize = 1 << 20;
 
 impl Plain {
     /// The same endpoints and headers as `hyper` would send, as ready-made heads.
-    fn new(hyper: &Hyper, authorization: Option<&HeaderValue>) -> Result<Self, String> {
+    fn new(hyper: &Hyper, fixed: &[(HeaderName, HeaderValue)]) -> Result<Self, String> {
         let origin = h1::Origin::of(&hyper.chat_uri)?;
-        let auth = authorization.map(authorization_line);
+        let lines = header_lines(fixed);
         let mut fields: Vec<&[u8]> = vec![b"content-type: application/json"];
-        fields.extend(auth.as_deref());
+        fields.extend(lines.iter().map(Vec::as_slice));
         let head = |uri: &Uri| {
             let target = uri.path_and_query().map_or("/", |p| p.as_str());
             origin.head("POST", target, &fields)
         };
         let mut stream_extra = b"accept: text/event-stream\r\n".to_vec();
         for (name, value) in &hyper.stream_headers {
-            stream_extra.extend_from_slice(name.as_str().as_bytes());
-            stream_extra.extend_from_slice(b": ");
-            stream_extra.extend_from_slice(value.as_bytes());
-            stream_extra.extend_from_slice(b"\r\n");
+            push_line(
+                &mut stream_extra,
+                name.as_str().as_bytes(),
+                value.as_bytes(),
+            );
         }
         Ok(Self {
             chat: head(&hyper.chat_uri),
@@ -399,9 +429,41 @@ impl Plain {
     }
 }
 
-fn authorization_line(value: &HeaderValue) -> Vec<u8> {
-    [b"authorization: ", value.as_bytes()].concat()
+/// `name: value` without the line end (the head builder adds it).
+fn header_lines(headers: &[(HeaderName, HeaderValue)]) -> Vec<Vec<u8>> {
+    headers
+        .iter()
+        .map(|(name, value)| [name.as_str().as_bytes(), b": ", value.as_bytes()].concat())
+        .collect()
 }
+
+/// `name: value\r\n` appended to `out`.
+fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// An adapter's constant headers, checked once.
+fn static_headers(
+    headers: &[(&'static str, &'static str)],
+) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                (Ok(name), Ok(value)) => Ok((name, value)),
+                _ => Err(format!("invalid header {name:?}")),
+            }
+        })
+        .collect()
+}
+
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 fn cannot_connect(provider: &str) -> GatewayError {
     GatewayError::new(

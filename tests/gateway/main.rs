@@ -1,7 +1,9 @@
 //! Integration tests: the real gateway on 127.0.0.1:0 in front of mock upstreams that speak
 //! the OpenAI wire format (PROTOCOLS.md) and fail on command.
 
+mod anthropic_upstream;
 mod harness;
+mod mock_anthropic;
 mod mock_dashscope;
 mod mock_openai;
 mod mock_server;

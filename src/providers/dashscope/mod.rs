@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use super::types::{ResponseContext, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::EmbeddingInput;
-use crate::routing::transport::HttpSpec;
+use crate::routing::transport::{Auth, HttpSpec};
 use types::{
     DashScopeEmbeddingResponse, DashScopeGenerationResponse, DashScopeMessage, DashScopeUsage,
 };
@@ -42,6 +42,8 @@ pub fn http_spec(base_url: String) -> HttpSpec {
         completions_path: CHAT_PATH,
         embeddings_path: EMBEDDINGS_PATH,
         stream_headers: STREAM_HEADERS,
+        auth: Auth::Bearer,
+        headers: &[],
     }
 }
 
