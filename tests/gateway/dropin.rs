@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::dashscope::dashscope_config;
 use crate::harness::{Gateway, config_for};
+use crate::mock_anthropic::MockAnthropic;
 use crate::mock_dashscope::MockDashScope;
 use crate::mock_openai::MockOpenAi;
 
@@ -80,11 +81,54 @@ async fn messages_through_the_anthropic_typescript_sdk() {
 
 /// Claude Code (the npm package's native binary, offline) in print mode with only its base URL,
 /// token and model pointed at the gateway: a turn where the model calls `Bash`, Claude Code runs
-/// it and sends the output back, and the model's answer.
+/// it and sends the output back, and the model's answer. Here over a chat route (translated).
 #[tokio::test]
 async fn claude_code_runs_a_tool_loop_through_the_gateway() {
     let a = MockOpenAi::start("a").await;
     let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await;
+    run_claude_code(&gw).await;
+    // The model's Bash call ran: its output came back to the upstream as the tool's result.
+    let ran = a.requests().iter().any(|r| {
+        r.body["messages"].as_array().is_some_and(|m| {
+            m.iter().any(|m| {
+                m["role"] == "tool" && m["content"].to_string().contains("switchyard-tool-ok")
+            })
+        })
+    });
+    assert!(ran, "the tool's output reached the upstream");
+}
+
+/// The same over a `kind: anthropic` route: Claude Code's own requests go up as it sent them.
+#[tokio::test]
+async fn claude_code_runs_a_tool_loop_through_an_anthropic_route() {
+    let a = MockAnthropic::start("a").await;
+    let yaml = format!(
+        "providers:\n  - {{ id: claude, kind: anthropic, base_url: \"{}\", api_key: sk-ant, health_check: {{ enabled: false }} }}\nmodels:\n  - {{ name: gpt-4o-mini, routes: [{{ provider: claude, model: claude-up }}] }}\n{KEY_CONFIG}",
+        a.base_url()
+    );
+    let gw = Gateway::start(&yaml).await;
+    run_claude_code(&gw).await;
+    let sent = a.requests();
+    assert!(
+        sent.iter()
+            .all(|r| r.body["model"] == "claude-up" && r.headers.contains_key("anthropic-beta")),
+        "Claude Code's bodies and betas, with the route's model"
+    );
+    let ran = sent.iter().any(|r| {
+        r.body["messages"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m["content"].to_string().contains("switchyard-tool-ok"))
+        })
+    });
+    assert!(
+        ran,
+        "the tool's output reached the upstream as a tool_result"
+    );
+}
+
+/// Runs `claude -p` against the gateway's `gpt-4o-mini` until the mock's Bash call has run and
+/// the model has answered "Hello from a".
+async fn run_claude_code(gw: &Gateway) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dropin");
     let home = std::env::temp_dir().join(crate::harness::unique("claude-home"));
     std::fs::create_dir_all(&home).unwrap();
@@ -125,15 +169,6 @@ async fn claude_code_runs_a_tool_loop_through_the_gateway() {
         .unwrap_or_else(|e| panic!("claude's JSON ({e}):\n{stdout}\n{stderr}"));
     assert_eq!(result["is_error"], false, "{result}");
     assert_eq!(result["result"], "Hello from a", "{result}");
-    // The model's Bash call ran: its output came back to the upstream as the tool's result.
-    let ran = a.requests().iter().any(|r| {
-        r.body["messages"].as_array().is_some_and(|m| {
-            m.iter().any(|m| {
-                m["role"] == "tool" && m["content"].to_string().contains("switchyard-tool-ok")
-            })
-        })
-    });
-    assert!(ran, "the tool's output reached the upstream: {result}");
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! A mock Anthropic Messages API on 127.0.0.1 (PROTOCOLS.md §12): `x-api-key` and
 //! `anthropic-version` required as api.anthropic.com requires them, `message` answers with
 //! Anthropic's usage (input excluding the cache), streams with an `event:` line on every frame,
-//! a `ping`, no `[DONE]`, a `tool_use` block when tools are offered, `{"type":"error"}` bodies
+//! a `ping`, no `[DONE]`, a `tool_use` block when tools are offered (Claude Code's `Bash` when it
+//! is one of them) until the last turn carries its result, `{"type":"error"}` bodies
 //! with Anthropic's statuses (529 overloaded), an in-stream `event: error`, and the free
 //! `GET /v1/models?limit=1` a probe uses.
 
@@ -137,7 +138,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             ));
         }
     }
-    let tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
+    let (tools, (tool, input)) = (calls_tool(&body), tool_to_call(&body));
     let text = format!("Hello from {}", state.name);
     let usage = json!({"input_tokens": INPUT, "cache_read_input_tokens": CACHE_READ,
                        "cache_creation_input_tokens": CACHE_WRITE, "output_tokens": OUTPUT});
@@ -145,7 +146,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if body["stream"] != true {
         let mut content = vec![json!({"type": "text", "text": text})];
         if tools {
-            content.push(json!({"type": "tool_use", "id": "toolu_mock1", "name": "get_weather", "input": {"city": "Paris"}}));
+            content.push(json!({"type": "tool_use", "id": "toolu_mock1", "name": tool, "input": serde_json::from_str::<Value>(input).unwrap()}));
         }
         return Ok(json_response(
             StatusCode::OK,
@@ -175,10 +176,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
     ]);
     if tools {
+        let (head, tail) = input.split_at(input.len() / 2);
         events.extend([
-            ("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_mock1", "name": "get_weather", "input": {}}})),
-            ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}})),
-            ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": " \"Paris\"}"}})),
+            ("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_mock1", "name": tool, "input": {}}})),
+            ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": head}})),
+            ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": tail}})),
             ("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
         ]);
     }
@@ -187,6 +189,30 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         ("message_stop", json!({"type": "message_stop"})),
     ]);
     Ok(sse(events))
+}
+
+/// Tools are offered and the last turn does not carry a tool's result: the model calls one.
+fn calls_tool(body: &Value) -> bool {
+    let answered = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_array())
+        .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"));
+    body["tools"].as_array().is_some_and(|t| !t.is_empty()) && !answered
+}
+
+/// Claude Code's `Bash` (a command it runs and answers with) when offered, else `get_weather`.
+fn tool_to_call(body: &Value) -> (&'static str, &'static str) {
+    let offers_bash = body["tools"]
+        .as_array()
+        .is_some_and(|tools| tools.iter().any(|t| t["name"] == "Bash"));
+    match offers_bash {
+        true => (
+            "Bash",
+            r#"{"command":"echo switchyard-tool-ok","description":"Print a marker"}"#,
+        ),
+        false => ("get_weather", r#"{"city":"Paris"}"#),
+    }
 }
 
 fn sse(events: Vec<(&str, Value)>) -> Response<Body> {
