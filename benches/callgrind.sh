@@ -9,7 +9,9 @@
 #   benches/callgrind.sh /tmp/before target/...   # several binaries: a before/after pair, one run
 #
 #   SCENARIO=chat_stream benches/callgrind.sh     # chat (default), chat_stream, messages or
-#                                                 # messages_stream (Anthropic's /v1/messages)
+#                                                 # messages_stream (Anthropic's /v1/messages on a
+#                                                 # chat route), passthrough or passthrough_stream
+#                                                 # (/v1/messages on a kind: anthropic route)
 #   REQUESTS=2000 WARMUP=300                      # counted requests, warm-up requests
 #   EXTRA_YAML=$'usage:\n  sink: file'            # the gateway's extra config (default: sink none)
 #
@@ -37,6 +39,46 @@ trap cleanup EXIT
 
 cp "$rig/mock/nginx-mock.conf" "$root/mock/"
 sed -i "s/^worker_processes .*/worker_processes 1;/" "$root/mock/nginx-mock.conf"
+# The rig's mock speaks OpenAI only: a fixed Anthropic message and stream at /v1/messages, the
+# same words and the same per-request work (read the body, one search, a precomputed string).
+cat > "$root/mock/messages.conf" <<'NGINX'
+        location = /v1/messages {
+            content_by_lua_block {
+                ngx.req.read_body()
+                local b = ngx.req.get_body_data()
+                if b and b:find('"stream"%s*:%s*true') then
+                    ngx.header["Content-Type"] = "text/event-stream"
+                    ngx.print(MSG_SSE)
+                else
+                    ngx.header["Content-Type"] = "application/json"
+                    ngx.header["Content-Length"] = #MSG_JSON
+                    ngx.print(MSG_JSON)
+                end
+            }
+        }
+NGINX
+cat > "$root/mock/messages_init.lua" <<'LUA'
+MSG_JSON = '{"id":"msg_mock0001","type":"message","role":"assistant","model":"claude-mock",' ..
+    '"content":[{"type":"text","text":"Hello! This is a fixed response from the mock upstream."}],' ..
+    '"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,' ..
+    '"cache_read_input_tokens":0,"output_tokens":13}}'
+local function ev(name, data) return 'event: ' .. name .. '\ndata: ' .. data .. '\n\n' end
+local parts = {ev("message_start", '{"type":"message_start","message":{"id":"msg_mock0001","type":"message",' ..
+    '"role":"assistant","model":"claude-mock","content":[],"stop_reason":null,"stop_sequence":null,' ..
+    '"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}}'),
+    ev("content_block_start", '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}'),
+    ev("ping", '{"type": "ping"}')}
+for _, w in ipairs({"Hello", "!", " This", " is", " a", " fixed", " streamed", " response", "."}) do
+    parts[#parts + 1] = ev("content_block_delta",
+        '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"' .. w .. '"}}')
+end
+parts[#parts + 1] = ev("content_block_stop", '{"type":"content_block_stop","index":0}')
+parts[#parts + 1] = ev("message_delta", '{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":9}}')
+parts[#parts + 1] = ev("message_stop", '{"type":"message_stop"}')
+MSG_SSE = table.concat(parts)
+LUA
+sed -i "/location = \/healthz/r $root/mock/messages.conf" "$root/mock/nginx-mock.conf"
+sed -i "s|init_by_lua_block {|init_by_lua_block {\n        dofile(\"$root/mock/messages_init.lua\")|" "$root/mock/nginx-mock.conf"
 nginx -p "$root" -c "$root/mock/nginx-mock.conf" -e "$root/logs/mock_startup.log"
 for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18081/healthz >/dev/null && break; sleep 0.1; done
 mock_pid=$(cat "$root/run/mock.pid")
@@ -44,7 +86,9 @@ mock_pid=$(cat "$root/run/mock.pid")
 stream=false
 case "$scenario" in *_stream) stream=true ;; esac
 path=/v1/chat/completions
-case "$scenario" in messages*) path=/v1/messages ;; esac
+case "$scenario" in messages* | passthrough*) path=/v1/messages ;; esac
+kind=openai base_url=http://127.0.0.1:18081/v1
+case "$scenario" in passthrough*) kind=anthropic base_url=http://127.0.0.1:18081 ;; esac
 # A keep-alive client outside valgrind: `n` requests on one connection, each answer checked.
 client() {
     python3 - "$1" "$stream" "$path" <<'PY'
@@ -76,7 +120,7 @@ server:
   listen: 127.0.0.1:18096
   workers: 1
 providers:
-  - { id: mock, kind: openai, base_url: "http://127.0.0.1:18081/v1", api_key: sk-mock }
+  - { id: mock, kind: $kind, base_url: "$base_url", api_key: sk-mock }
 models:
   - { name: gpt-4o-mini, type: chat, routes: [ { provider: mock, model: gpt-4o-mini, weight: 1 } ] }
 auth:

@@ -19,6 +19,7 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod hex;
+pub mod json;
 pub mod limits;
 pub mod logs;
 pub mod metrics;

@@ -148,6 +148,25 @@ struct EmbeddingsPeek<'a> {
 // === impl ChatRequest ===
 
 impl ChatRequest {
+    /// A Messages client's request for a model whose routes all take its own body: nothing is
+    /// translated. `body` is the client's (what the ledger counts if an upstream reports no
+    /// usage).
+    pub fn native(native: Native, model: String, stream: bool, max_tokens: Option<u64>) -> Self {
+        Self {
+            form: Form::Chat,
+            body: native.body.clone(),
+            model,
+            model_span: native.model_span.clone(),
+            stream,
+            include_usage: false,
+            has_stream_options: false,
+            session_id: None,
+            max_tokens,
+            n: None,
+            native: Some(std::sync::Arc::new(native)),
+        }
+    }
+
     pub fn parse(body: Bytes) -> Result<Self, GatewayError> {
         Self::parse_as(body, Form::Chat)
     }

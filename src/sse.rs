@@ -128,6 +128,22 @@ impl SseDecoder {
 // === impl SseEvent ===
 
 impl<'a> SseEvent<'a> {
+    /// The common frame of named events (`event: <name>\ndata: <json>\n\n`, every Anthropic
+    /// event) as its name and data, read without the general parser; `None` for any other shape
+    /// (then [`SseEvent::parse`]).
+    pub fn named(frame: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
+        let rest = frame.strip_prefix(b"event:")?;
+        let end = memchr::memchr(b'\n', rest)?;
+        let name = rest[..end].strip_prefix(b" ").unwrap_or(&rest[..end]);
+        let rest = rest[end + 1..].strip_prefix(b"data:")?;
+        let data = rest
+            .strip_prefix(b" ")
+            .unwrap_or(rest)
+            .strip_suffix(b"\n\n")?;
+        let plain = !name.contains(&b'\r') && memchr::memchr2(b'\n', b'\r', data).is_none();
+        plain.then_some((name, data))
+    }
+
     /// Reads the fields of one frame (as returned by the decoder, or an unterminated remainder).
     pub fn parse(frame: &'a [u8]) -> Self {
         let mut event = SseEvent::default();

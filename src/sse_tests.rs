@@ -106,3 +106,34 @@ fn unterminated_last_frame_is_returned_by_finish() {
     assert_eq!(d.next_frame().unwrap(), None);
     assert_eq!(d.finish().as_deref(), Some(&b"data: {\"partial\":"[..]));
 }
+
+/// The named-event fast path reads what the general parser reads, and leaves every other
+/// shape to it.
+#[test]
+fn named_frames_read_as_the_parser_reads_them() {
+    for frame in [
+        &b"event: ping\ndata: {\"type\": \"ping\"}\n\n"[..],
+        b"event:message_stop\ndata:{\"type\":\"message_stop\"}\n\n",
+        b"event: x\ndata:  two spaces\n\n",
+    ] {
+        let (name, data) = SseEvent::named(frame).expect("the common shape");
+        let parsed = SseEvent::parse(frame);
+        assert_eq!(Some(name), parsed.event);
+        assert_eq!(Some(data), parsed.data.as_deref());
+    }
+    for other in [
+        &b"data: {}\n\n"[..],
+        b"event: a\r\ndata: {}\r\n\r\n",
+        b"event: a\ndata: {}\ndata: {}\n\n",
+        b"event: a\nid: 1\ndata: {}\n\n",
+        b"event: a\ndata: {}\n",
+        b": comment\n\n",
+    ] {
+        assert_eq!(
+            SseEvent::named(other),
+            None,
+            "{:?}",
+            String::from_utf8_lossy(other)
+        );
+    }
+}

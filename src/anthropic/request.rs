@@ -20,16 +20,19 @@ use super::json_string;
 use crate::error::GatewayError;
 use crate::request::{Native, invalid, parse_named};
 
-/// What the pipeline needs from a Messages request besides the chat body.
-#[derive(Debug)]
-pub struct MessagesRequest {
+/// A Messages request as read: what the pipeline needs from it, and its fields, from which
+/// [`MessagesRequest::chat_body`] writes the chat request it is (only when a route needs one:
+/// a model whose routes all speak Messages gets the client's body as it is).
+pub struct MessagesRequest<'a> {
     pub model: String,
     pub stream: bool,
     /// The client enabled thinking: `reasoning_content` becomes thinking blocks (otherwise it is
     /// dropped from the answer and still counted).
     pub thinking: bool,
-    /// The chat request the Messages request is, as JSON.
-    pub chat_body: Vec<u8>,
+    pub max_tokens: Option<u64>,
+    fields: Body<'a>,
+    turns: Vec<Turn<'a>>,
+    body_len: usize,
     /// Byte range of the `model` value in the client's body (for a pass-through).
     pub model_span: Range<usize>,
     /// Some turn is a `system` turn (mid-conversation).
@@ -179,11 +182,11 @@ struct Messages {
 
 // === impl MessagesRequest ===
 
-impl MessagesRequest {
-    pub fn parse(body: &[u8], purpose: Purpose) -> Result<Self, GatewayError> {
+impl<'a> MessagesRequest<'a> {
+    pub fn parse(body: &'a [u8], purpose: Purpose) -> Result<Self, GatewayError> {
         // Blocks are read into vectors: held to the same bound as a tree.
         crate::request::check_tree(body)?;
-        let fields: Body<'_> = match serde_json::from_slice(body) {
+        let mut fields: Body<'a> = match serde_json::from_slice(body) {
             Ok(fields) => fields,
             Err(e) if e.classify() == serde_json::error::Category::Data => {
                 return Err(parse_named::<Body<'_>>(body).err().unwrap_or_else(|| {
@@ -222,12 +225,38 @@ impl MessagesRequest {
             .thinking
             .as_ref()
             .is_some_and(|t| matches!(&*t.kind, "enabled" | "adaptive"));
-        let Some(turns) = fields.messages else {
+        let Some(turns) = fields.messages.take() else {
             return Err(invalid("messages", "Field required: an array of messages"));
         };
+        let system_turns = turns.iter().any(|t| t.role == "system");
+        Ok(Self {
+            model,
+            stream,
+            thinking,
+            max_tokens,
+            fields,
+            turns,
+            body_len: body.len(),
+            model_span,
+            system_turns,
+            foreign_thinking: foreign_signature(body),
+        })
+    }
 
+    /// The chat request this Messages request is, as JSON: written from the borrowed fields,
+    /// a 400 naming the field for a block a chat route cannot carry.
+    pub fn chat_body(self) -> Result<Vec<u8>, GatewayError> {
+        let Self {
+            model,
+            stream,
+            max_tokens,
+            fields,
+            turns,
+            body_len,
+            ..
+        } = self;
         let mut messages = Messages {
-            out: Vec::with_capacity(body.len() + 128),
+            out: Vec::with_capacity(body_len + 128),
             count: 0,
         };
         messages.out.extend_from_slice(b"{\"model\":");
@@ -242,7 +271,6 @@ impl MessagesRequest {
         for (i, turn) in turns.iter().enumerate() {
             translate_turn(i, turn, &mut messages)?;
         }
-        let system_turns = turns.iter().any(|t| t.role == "system");
         let mut out = messages.out;
         out.push(b']');
 
@@ -291,15 +319,7 @@ impl MessagesRequest {
             out.extend_from_slice(b",\"strict\":true}}");
         }
         out.push(b'}');
-        Ok(Self {
-            model,
-            stream,
-            thinking,
-            chat_body: out,
-            model_span,
-            system_turns,
-            foreign_thinking: foreign_signature(body),
-        })
+        Ok(out)
     }
 
     /// The client's body for a pass-through, with what it needs to know about it.

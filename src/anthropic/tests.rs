@@ -18,8 +18,9 @@ fn message_of(completion: &Value, thinking: bool, usage: Option<Usage>) -> Value
 }
 
 fn chat_of(body: Value) -> Value {
-    let req = MessagesRequest::parse(body.to_string().as_bytes(), Purpose::Create).unwrap();
-    serde_json::from_slice(&req.chat_body).unwrap()
+    let body = body.to_string();
+    let req = MessagesRequest::parse(body.as_bytes(), Purpose::Create).unwrap();
+    serde_json::from_slice(&req.chat_body().unwrap()).unwrap()
 }
 
 /// Every `event:`/`data:` pair of a stream, as (name, data).
@@ -142,7 +143,10 @@ fn required_fields_and_untranslatable_blocks_are_400s_naming_the_field() {
             "messages.0.content.0.type",
         ),
     ] {
-        let e = MessagesRequest::parse(body.to_string().as_bytes(), Purpose::Create).unwrap_err();
+        let body = body.to_string();
+        let e = MessagesRequest::parse(body.as_bytes(), Purpose::Create)
+            .and_then(MessagesRequest::chat_body)
+            .unwrap_err();
         assert_eq!(e.status().as_u16(), 400, "{body}");
         assert!(e.to_string().contains(field), "{field}: {e}");
     }

@@ -6,7 +6,6 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::{json, read_body, render};
-use crate::anthropic::request::{MessagesRequest, Purpose};
 use crate::body::Body;
 use crate::call::admit;
 use crate::call::context::{Rejection, RequestCtx};
@@ -16,9 +15,7 @@ pub async fn create(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
     let key = admit::authenticate(ctx, req.headers())?;
     let beta = req.headers().get("anthropic-beta").cloned();
     let body = read_body(ctx, req).await?;
-    let request = MessagesRequest::parse(&body, Purpose::Create)?;
-    let native = request.native(body, beta);
-    Ok(render(messages::messages(ctx, key, request, native).await?))
+    Ok(render(messages::messages(ctx, key, body, beta).await?))
 }
 
 pub async fn count_tokens(

@@ -11,6 +11,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderValue;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -30,7 +31,7 @@ use crate::anthropic::stream::{EventStream, ping};
 use crate::config::ModelType;
 use crate::limits::keys::ApiKey;
 use crate::providers::Adapter;
-use crate::request::{ChatRequest, Native};
+use crate::request::ChatRequest;
 use crate::routing::Route;
 use crate::usage::record::Purpose;
 
@@ -41,14 +42,24 @@ const PING_AFTER: Duration = Duration::from_secs(15);
 pub async fn messages(
     ctx: &RequestCtx,
     key: Option<Arc<ApiKey>>,
-    req: MessagesRequest,
-    native: Native,
+    body: Bytes,
+    beta: Option<HeaderValue>,
 ) -> Result<Answered, Rejection> {
     let key = key.as_deref();
+    let req = MessagesRequest::parse(&body, Counting::Create)?;
     let model = admit::model(ctx, key, &req.model, ModelType::Chat)?;
     let encoding = model.encoding();
-    let mut chat = ChatRequest::parse(Bytes::from(req.chat_body))?;
-    chat.native = Some(Arc::new(native));
+    let native = req.native(body.clone(), beta);
+    let (name, stream, thinking) = (req.model.clone(), req.stream, req.thinking);
+    // Translated only if some route needs a chat request.
+    let chat = match model.routes().all(|r| passes_through(r)) {
+        true => ChatRequest::native(native, req.model, req.stream, req.max_tokens),
+        false => {
+            let mut chat = ChatRequest::parse(Bytes::from(req.chat_body()?))?;
+            chat.native = Some(Arc::new(native));
+            chat
+        }
+    };
     let admission = admit::generation_limits(ctx, key, model, encoding, &chat).await?;
     let recorder = Recorder::new(
         ctx,
@@ -60,7 +71,7 @@ pub async fn messages(
         admission.clone(),
     );
     let id = message_id(ctx.request_id.to_str().unwrap_or_default());
-    if req.stream {
+    if stream {
         let served = dispatch::stream(ctx, model, &chat, recorder, None).await?;
         if passes_through(&served.route) {
             return Ok(Answered::Stream(Answer {
@@ -70,8 +81,7 @@ pub async fn messages(
                 session: None,
             }));
         }
-        let events =
-            MessagesStream::new(served.value, EventStream::new(id, req.model, req.thinking));
+        let events = MessagesStream::new(served.value, EventStream::new(id, name, thinking));
         return Ok(Answered::Stream(Answer {
             body: events.boxed_unsync(),
             route: served.route,
@@ -84,11 +94,7 @@ pub async fn messages(
     let message = match passes_through(&served.route) {
         true => body.clone(),
         false => Bytes::from(response::from_completion(
-            body,
-            id,
-            &req.model,
-            req.thinking,
-            *usage,
+            body, id, &name, thinking, *usage,
         )?),
     };
     Ok(Answered::Whole(Answer {
@@ -114,8 +120,9 @@ pub async fn count_tokens(
     let req = MessagesRequest::parse(body, Counting::CountTokens)?;
     let model = admit::model(ctx, key.as_deref(), &req.model, ModelType::Chat)?;
     let encoding = model.encoding();
+    let chat = req.chat_body()?;
     encoding.ready().await;
-    let tokens = encoding.count_chat_prompt(&req.chat_body).unwrap_or(0);
+    let tokens = encoding.count_chat_prompt(&chat).unwrap_or(0);
     Ok(serde_json::json!({"input_tokens": tokens}))
 }
 

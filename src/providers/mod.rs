@@ -186,8 +186,7 @@ impl Adapter {
                 Ok((completion::from_chat(&chat)?, usage))
             }
             (Adapter::Anthropic, _) if ctx.native => {
-                let usage = anthropic::response::native_usage(&body);
-                Ok((anthropic::rename_model(body, &ctx.client_model), usage))
+                Ok(anthropic::response::native(body, &ctx.client_model))
             }
             (Adapter::Anthropic, Form::Chat) => {
                 let (chat, usage) = anthropic::response::to_chat(&body, ctx)?;

@@ -36,6 +36,7 @@ const ORDER: &[&str] = &[
     "secret",
     "clock",
     "hex",
+    "json",
 ];
 
 #[test]

@@ -7,8 +7,7 @@ pub mod request;
 pub mod response;
 pub mod stream;
 
-use bytes::{Bytes, BytesMut};
-use serde::Deserialize;
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::GatewayError;
@@ -144,32 +143,6 @@ fn hoist_system_turns(messages: &mut Vec<Value>, body: &mut serde_json::Map<Stri
     if !system.is_empty() {
         body.insert("system".into(), Value::Array(system));
     }
-}
-
-/// A native answer with the model the client asked for, as every Messages answer has.
-pub fn rename_model(body: Bytes, client_model: &str) -> Bytes {
-    #[derive(Deserialize)]
-    struct Peek<'a> {
-        #[serde(borrow, default)]
-        model: Option<&'a serde_json::value::RawValue>,
-    }
-    let Ok(Peek { model: Some(raw) }) = serde_json::from_slice::<Peek<'_>>(&body) else {
-        return body;
-    };
-    let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
-    let Some(span) = body
-        .get(start..start + raw.get().len())
-        .map(|_| start..start + raw.get().len())
-    else {
-        return body;
-    };
-    let mut name = Vec::with_capacity(client_model.len() + 2);
-    let _ = serde_json::to_writer(&mut name, client_model);
-    let mut out = BytesMut::with_capacity(body.len() + name.len());
-    out.extend_from_slice(&body[..span.start]);
-    out.extend_from_slice(&name);
-    out.extend_from_slice(&body[span.end..]);
-    out.freeze()
 }
 
 #[cfg(test)]

@@ -181,15 +181,20 @@ pub fn to_chat(body: &[u8], ctx: &ResponseContext) -> Result<(Bytes, Usage), Gat
     Ok((Bytes::from(completion.to_string()), usage))
 }
 
-/// The usage of a native `message` body (a pass-through answer), read without the rest.
-pub fn native_usage(body: &[u8]) -> Option<Usage> {
-    #[derive(Deserialize)]
-    struct Peek {
-        #[serde(default)]
-        usage: Option<WireUsage>,
+/// A native `message` (a Messages client's pass-through) with the client's model name, and
+/// its usage: the two top-level members found in one pass over the body's structure, the rest
+/// of it untouched.
+pub fn native(body: Bytes, client_model: &str) -> (Bytes, Option<Usage>) {
+    let [model, usage] = crate::json::top_level(&body, [b"model", b"usage"]);
+    let usage = usage
+        .and_then(|span| serde_json::from_slice::<WireUsage>(&body[span]).ok())
+        .map(|u| u.canonical());
+    match model.filter(|span| body[span.start] == b'"') {
+        Some(span) => {
+            let mut name = Vec::with_capacity(client_model.len() + 2);
+            let _ = serde_json::to_writer(&mut name, client_model);
+            (crate::providers::openai::splice(&body, &span, &name), usage)
+        }
+        None => (body, usage),
     }
-    serde_json::from_slice::<Peek>(body)
-        .ok()?
-        .usage
-        .map(|u| u.canonical())
 }

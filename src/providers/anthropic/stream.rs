@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::response::{WireUsage, chat_usage_json, completion_id, finish_reason};
 use crate::error::{ErrorKind, GatewayError};
@@ -35,8 +35,6 @@ pub struct StreamRelay {
 /// The fields of any event the relay reads; which are present depends on its `type`.
 #[derive(Deserialize)]
 struct Event<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Cow<'a, str>,
     #[serde(borrow, default)]
     message: Option<Start<'a>>,
     #[serde(borrow, default)]
@@ -47,6 +45,35 @@ struct Event<'a> {
     usage: Option<WireUsage>,
     #[serde(borrow, default)]
     error: Option<WireError<'a>>,
+}
+
+/// An event's name, from its data.
+#[derive(Deserialize)]
+struct Named<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Cow<'a, str>,
+}
+
+/// `message_start` as a pass-through reads it.
+#[derive(Deserialize)]
+struct NativeStart<'a> {
+    #[serde(borrow)]
+    message: NativeMessage<'a>,
+}
+
+#[derive(Deserialize)]
+struct NativeMessage<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+/// `message_delta` as a pass-through reads it.
+#[derive(Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
@@ -117,42 +144,43 @@ impl StreamRelay {
     }
 
     pub fn on_frame(&mut self, frame: Bytes) -> Result<Relayed, GatewayError> {
-        let sse = SseEvent::parse(&frame);
-        let Some(data) = sse.data.as_deref() else {
-            return Ok(Relayed::Forward(Bytes::new())); // a comment: nothing to say
+        let parsed;
+        let (name, data) = match SseEvent::named(&frame) {
+            Some(named) => named,
+            None => {
+                parsed = SseEvent::parse(&frame);
+                let Some(data) = parsed.data.as_deref() else {
+                    return Ok(Relayed::Forward(Bytes::new())); // a comment: nothing to say
+                };
+                (parsed.event.unwrap_or_default(), data)
+            }
         };
-        let event: Event<'_> = serde_json::from_slice(data).map_err(|e| {
-            GatewayError::new(
-                ErrorKind::UpstreamFailed,
-                format!("the upstream sent a malformed event: {e}"),
-            )
-        })?;
-        // Dispatch on the event's name, as the SDKs do; `type` in the data is the same name.
-        let name = match sse.event {
-            Some(name) => String::from_utf8_lossy(name),
-            None => event.kind.clone(),
+        // Dispatch on the event's name, as the SDKs do (`type` in the data is the same name;
+        // read only from a peer that leaves the `event:` line out).
+        let named;
+        let name = match name {
+            b"" => {
+                named = parse::<Named<'_>>(data)?;
+                named.kind.as_bytes()
+            }
+            name => name,
         };
-        match &*name {
-            "message_start" => {
+        if self.native {
+            return self.pass(name, data, frame.clone());
+        }
+        let event: Event<'_> = parse(data)?;
+        match name {
+            b"message_start" => {
                 let start = event.message.as_ref();
                 self.usage = Some(start.and_then(|m| m.usage).unwrap_or_default());
-                if self.native {
-                    self.held = Some(self.renamed_start(data));
-                    return Ok(Relayed::Forward(Bytes::new()));
-                }
                 self.id = completion_id(start.and_then(|m| m.id.as_deref()));
                 self.chunk_head = chunk_head(&self.id, &self.ctx);
                 let role = self.chunk(r#"{"role":"assistant","content":""}"#, None);
                 self.held = Some(role);
                 Ok(Relayed::Forward(Bytes::new()))
             }
-            "message_delta" => {
-                if let (Some(usage), Some(later)) = (&mut self.usage, &event.usage) {
-                    usage.merge(later);
-                }
-                if self.native {
-                    return Ok(Relayed::Forward(self.release(frame)));
-                }
+            b"message_delta" => {
+                self.merge(event.usage.as_ref());
                 let stop = event.delta.as_ref().and_then(|d| d.stop_reason.as_deref());
                 match stop {
                     Some(stop) if !self.finished => {
@@ -163,20 +191,16 @@ impl StreamRelay {
                     _ => Ok(Relayed::Forward(Bytes::new())),
                 }
             }
-            "message_stop" if self.native => Ok(Relayed::Done(self.release(frame))),
-            "message_stop" => {
+            b"message_stop" => {
                 let end = self.end();
                 Ok(Relayed::Done(self.release(end)))
             }
-            "error" => Err(stream_error(event.error)),
-            // Held back with the start: a ping alone says nothing.
-            "ping" if self.held.is_some() => Ok(Relayed::Forward(Bytes::new())),
-            _ if self.native => Ok(Relayed::Forward(self.release(frame))),
-            "content_block_start" => {
+            b"error" => Err(stream_error(event.error)),
+            b"content_block_start" => {
                 let out = self.block_start(event.content_block);
                 Ok(Relayed::Forward(self.release(out)))
             }
-            "content_block_delta" => {
+            b"content_block_delta" => {
                 let out = self.block_delta(event.delta);
                 Ok(Relayed::Forward(self.release(out)))
             }
@@ -196,17 +220,54 @@ impl StreamRelay {
         }
     }
 
-    /// `message_start` with the model the client asked for (one parse per stream).
-    fn renamed_start(&self, data: &[u8]) -> Bytes {
-        let Ok(mut event) = serde_json::from_slice::<Value>(data) else {
+    /// A Messages client's stream: every frame as it came, only `message_start`'s model
+    /// renamed; the JSON is read only where the usage is (`message_start`, `message_delta`).
+    fn pass(&mut self, name: &[u8], data: &[u8], frame: Bytes) -> Result<Relayed, GatewayError> {
+        match name {
+            b"message_start" => {
+                let start: NativeStart<'_> = parse(data)?;
+                self.usage = Some(start.message.usage.unwrap_or_default());
+                self.held = Some(match start.message.model {
+                    Some(model) => self.renamed(data, model),
+                    None => frame,
+                });
+                Ok(Relayed::Forward(Bytes::new()))
+            }
+            b"message_delta" => {
+                let delta: UsageOnly = parse(data)?;
+                self.merge(delta.usage.as_ref());
+                Ok(Relayed::Forward(self.release(frame)))
+            }
+            b"message_stop" => Ok(Relayed::Done(self.release(frame))),
+            b"error" => Err(stream_error(parse::<Event<'_>>(data)?.error)),
+            // Held back with the start: a ping alone says nothing.
+            b"ping" if self.held.is_some() => Ok(Relayed::Forward(Bytes::new())),
+            _ => Ok(Relayed::Forward(self.release(frame))),
+        }
+    }
+
+    /// `message_start` with the model the client asked for, spliced where the upstream's was.
+    fn renamed(&self, data: &[u8], model: &RawValue) -> Bytes {
+        let start = (model.get().as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+        let Some(span) = data
+            .get(start..start + model.get().len())
+            .map(|_| start..start + model.get().len())
+        else {
             return Bytes::new();
         };
-        event["message"]["model"] = Value::String(self.ctx.client_model.clone());
-        let mut out = b"event: message_start\ndata: ".to_vec();
-        // Writing a Value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, &event);
+        let mut out = Vec::with_capacity(data.len() + self.ctx.client_model.len() + 32);
+        out.extend_from_slice(b"event: message_start\ndata: ");
+        out.extend_from_slice(&data[..span.start]);
+        let _ = serde_json::to_writer(&mut out, &self.ctx.client_model);
+        out.extend_from_slice(&data[span.end..]);
         out.extend_from_slice(b"\n\n");
         Bytes::from(out)
+    }
+
+    fn merge(&mut self, later: Option<&WireUsage>) {
+        if let (Some(usage), Some(later)) = (&mut self.usage, later) {
+            usage.merge(later);
+        }
     }
 
     fn block_start(&mut self, block: Option<BlockStart<'_>>) -> Bytes {
@@ -300,6 +361,16 @@ impl StreamRelay {
         out.extend_from_slice(DONE_FRAME);
         Bytes::from(out)
     }
+}
+
+/// An event's JSON, or the upstream's fault.
+fn parse<'a, T: Deserialize<'a>>(data: &'a [u8]) -> Result<T, GatewayError> {
+    serde_json::from_slice(data).map_err(|e| {
+        GatewayError::new(
+            ErrorKind::UpstreamFailed,
+            format!("the upstream sent a malformed event: {e}"),
+        )
+    })
 }
 
 /// `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[{"index":0,"delta":`

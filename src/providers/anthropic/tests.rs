@@ -593,7 +593,7 @@ fn upstream_errors_are_classified_as_the_sdks_retry_them() {
 fn native_of(body: &Value, first_party: bool) -> Value {
     let bytes = Bytes::from(body.to_string());
     let req = MessagesRequest::parse(&bytes, Purpose::Create).unwrap();
-    let native = req.native(bytes, None);
+    let native = req.native(bytes.clone(), None);
     let out = passthrough(&native, b"\"claude-up\"", first_party).unwrap();
     serde_json::from_slice(&out).unwrap()
 }
@@ -660,9 +660,25 @@ fn a_pass_through_changes_only_the_model_unless_the_upstream_would_refuse_the_bo
 fn a_native_answer_carries_the_clients_model_name() {
     let body =
         Bytes::from_static(br#"{"id":"msg_1","type":"message","model":"claude-up","content":[]}"#);
+    let (renamed, usage) = response::native(body, "alias");
     assert_eq!(
-        rename_model(body, "alias"),
+        renamed,
         Bytes::from_static(br#"{"id":"msg_1","type":"message","model":"alias","content":[]}"#)
+    );
+    assert_eq!(usage, None);
+    let body = Bytes::from_static(
+        br#"{"model":"x","content":[{"type":"tool_use","input":{"model":"keep"}}],"usage":{"input_tokens":3,"cache_read_input_tokens":4,"output_tokens":5}}"#,
+    );
+    let (renamed, usage) = response::native(body, "alias");
+    assert_eq!(
+        renamed,
+        Bytes::from_static(
+            br#"{"model":"alias","content":[{"type":"tool_use","input":{"model":"keep"}}],"usage":{"input_tokens":3,"cache_read_input_tokens":4,"output_tokens":5}}"#
+        )
+    );
+    assert_eq!(
+        usage.map(|u| (u.input_tokens, u.cached_input_tokens, u.output_tokens)),
+        Some((7, 4, 5))
     );
 }
 

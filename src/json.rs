@@ -1,0 +1,137 @@
+//! Top-level members of a JSON object found without parsing it: one pass over its structure,
+//! strings skipped with a SIMD search for their end. For answers the gateway forwards as they
+//! are but must read a field of (usage) or rewrite one in place (the model's name): no tree, no
+//! copy, and a key nested deeper or inside a string never matches.
+
+use std::ops::Range;
+
+/// The byte ranges of the values of `keys` among the top-level members of the object `body`
+/// (`None` where a key is absent; the last wins if one repeats). All `None` if `body` is not an
+/// object or is malformed where the pass looks. Keys are compared as written, escapes and all.
+pub fn top_level<const N: usize>(body: &[u8], keys: [&[u8]; N]) -> [Option<Range<usize>>; N] {
+    let mut found = [const { None }; N];
+    let mut i = skip_ws(body, 0);
+    if body.get(i) != Some(&b'{') {
+        return found;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(body, i);
+        match body.get(i) {
+            Some(b'}') => return found,
+            Some(b',') => {
+                i += 1;
+                continue;
+            }
+            Some(b'"') => {}
+            _ => return [const { None }; N],
+        }
+        let Some(key_end) = string_end(body, i) else {
+            return [const { None }; N];
+        };
+        let key = &body[i + 1..key_end];
+        i = skip_ws(body, key_end + 1);
+        if body.get(i) != Some(&b':') {
+            return [const { None }; N];
+        }
+        let start = skip_ws(body, i + 1);
+        let Some(end) = value_end(body, start) else {
+            return [const { None }; N];
+        };
+        if let Some(slot) = keys.iter().position(|k| *k == key) {
+            found[slot] = Some(start..end);
+        }
+        i = end;
+    }
+}
+
+fn skip_ws(body: &[u8], mut i: usize) -> usize {
+    while matches!(body.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The index of the quote closing the string that opens at `open`.
+fn string_end(body: &[u8], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', body.get(i..)?)?;
+        match body[i] {
+            b'\\' => i += 2,
+            _ => return Some(i),
+        }
+    }
+}
+
+/// Where the value starting at `start` ends (one past its last byte).
+fn value_end(body: &[u8], start: usize) -> Option<usize> {
+    match body.get(start)? {
+        b'"' => string_end(body, start).map(|e| e + 1),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = start;
+            loop {
+                match body.get(i)? {
+                    b'"' => i = string_end(body, i)?,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let len = body[start..]
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))?;
+            (len > 0).then_some(start + len)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_level;
+
+    fn values<'a, const N: usize>(body: &'a str, keys: [&str; N]) -> [Option<&'a str>; N] {
+        let keys = keys.map(str::as_bytes);
+        top_level(body.as_bytes(), keys).map(|r| r.map(|r| &body[r]))
+    }
+
+    #[test]
+    fn finds_top_level_members_only() {
+        let body = r#" { "content" : [{"type":"tool_use","input":{"model":"no","usage":{"x":1}}}, "a\"model\":b"],
+            "model":"claude-x", "n": -1.5e3 ,"ok":true,"usage":{"input_tokens":3,"s":"}"} } "#;
+        assert_eq!(
+            values(body, ["model", "usage", "n", "ok", "missing"]),
+            [
+                Some(r#""claude-x""#),
+                Some(r#"{"input_tokens":3,"s":"}"}"#),
+                Some("-1.5e3"),
+                Some("true"),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn what_is_not_an_object_finds_nothing() {
+        for body in [
+            "",
+            "[]",
+            r#""model""#,
+            r#"{"model":"#,
+            r#"{"model" 1}"#,
+            r#"{"a":"unterminated}"#,
+        ] {
+            assert_eq!(values(body, ["model"]), [None], "{body:?}");
+        }
+        assert_eq!(values("{}", ["model"]), [None]);
+    }
+}
