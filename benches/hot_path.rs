@@ -145,7 +145,7 @@ fn dashscope_translation(c: &mut Criterion) {
     let first = event(1, "Hello", "null");
     let middle = event(2, " world", "null");
     let ctx = ResponseContext {
-        native: false,
+        messages: None,
         client_model: "qwen-plus".into(),
         include_usage: true,
         created: 1_700_000_000,

@@ -54,6 +54,10 @@ pub struct Native {
     pub system_turns: bool,
     /// Some thinking block carries the gateway's signature (or an empty one).
     pub foreign_thinking: bool,
+    /// The answer's message id (`msg_…`), when a translated route answers.
+    pub message_id: String,
+    /// The client asked for thinking: reasoning becomes thinking blocks.
+    pub thinking: bool,
 }
 
 /// The two shapes of a text-generation request.
@@ -148,6 +152,31 @@ struct EmbeddingsPeek<'a> {
 // === impl ChatRequest ===
 
 impl ChatRequest {
+    /// A chat request the gateway wrote itself (a Messages request translated), with the
+    /// fields it wrote: read from the writer, not parsed again. A stream asks for the usage
+    /// chunk.
+    pub fn written(
+        body: Bytes,
+        model: String,
+        model_span: Range<usize>,
+        stream: bool,
+        max_tokens: Option<u64>,
+    ) -> Self {
+        Self {
+            form: Form::Chat,
+            body,
+            model,
+            model_span,
+            stream,
+            include_usage: stream,
+            has_stream_options: stream,
+            session_id: None,
+            max_tokens,
+            n: None,
+            native: None,
+        }
+    }
+
     /// A Messages client's request for a model whose routes all take its own body: nothing is
     /// translated. `body` is the client's (what the ledger counts if an upstream reports no
     /// usage).

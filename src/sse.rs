@@ -13,6 +13,23 @@ use bytes::{Bytes, BytesMut};
 /// The stream terminator OpenAI clients wait for.
 pub const DONE_FRAME: &[u8] = b"data: [DONE]\n\n";
 
+/// The frames of bytes a relay produced (whole frames, each ending with its blank line; usually
+/// one), one by one.
+pub fn frames(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    static BLANK_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\n"));
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = BLANK_LINE.find(rest).map_or(rest.len(), |at| at + 2);
+        let (frame, next) = rest.split_at(end);
+        rest = next;
+        Some(frame)
+    })
+}
+
 /// A frame grew past the decoder's bound without ending: the upstream is not speaking SSE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameTooLarge(pub usize);
@@ -142,6 +159,19 @@ impl<'a> SseEvent<'a> {
             .strip_suffix(b"\n\n")?;
         let plain = !name.contains(&b'\r') && memchr::memchr2(b'\n', b'\r', data).is_none();
         plain.then_some((name, data))
+    }
+
+    /// The common frame of unnamed events (`data: <json>\n\n`, every chat chunk) as its data;
+    /// `None` for any other shape (then [`SseEvent::parse`]).
+    pub fn data_only(frame: &'a [u8]) -> Option<&'a [u8]> {
+        let rest = frame.strip_prefix(b"data:")?;
+        let data = rest
+            .strip_prefix(b" ")
+            .unwrap_or(rest)
+            .strip_suffix(b"\n\n")?;
+        memchr::memchr2(b'\n', b'\r', data)
+            .is_none()
+            .then_some(data)
     }
 
     /// Reads the fields of one frame (as returned by the decoder, or an unterminated remainder).

@@ -137,3 +137,31 @@ fn named_frames_read_as_the_parser_reads_them() {
         );
     }
 }
+
+#[test]
+fn data_only_frames_read_as_the_parser_reads_them() {
+    for frame in [
+        &b"data: {\"a\":1}\n\n"[..],
+        b"data:[DONE]\n\n",
+        b"data:  x\n\n",
+    ] {
+        assert_eq!(
+            SseEvent::data_only(frame),
+            SseEvent::parse(frame).data.as_deref()
+        );
+    }
+    for other in [
+        &b"event: a\ndata: {}\n\n"[..],
+        b"data: {}\r\n\r\n",
+        b"data: {}\ndata: {}\n\n",
+        b"data: {}\n",
+        b": keep-alive\n\n",
+    ] {
+        assert_eq!(
+            SseEvent::data_only(other),
+            None,
+            "{:?}",
+            String::from_utf8_lossy(other)
+        );
+    }
+}

@@ -7,8 +7,6 @@ pub mod request;
 pub mod response;
 pub mod stream;
 
-use serde_json::{Value, json};
-
 use crate::usage::counts::Usage;
 
 /// A `msg_…` id from the request's id (unique per gateway process and counter, as Anthropic's
@@ -47,22 +45,26 @@ fn json_string(out: &mut Vec<u8>, text: &str) {
     let _ = serde_json::to_writer(&mut *out, text);
 }
 
-/// Anthropic's usage object ([`usage_json`]) written into `out`.
+/// Chat usage as Anthropic's usage object, written into `out`: `input_tokens` is only what was
+/// neither read from nor written to the cache (PROTOCOLS.md §12.2: Anthropic's input excludes
+/// the cache, OpenAI's includes it). Written from fixed pieces: it ends every answer.
 fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
-    let _ = serde_json::to_writer(&mut *out, &usage_json(usage));
-}
-
-/// Chat usage as Anthropic's: `input_tokens` is only what was neither read from nor written to
-/// the cache (PROTOCOLS.md §12.2: Anthropic's input excludes cache, OpenAI's includes it).
-pub fn usage_json(usage: &Usage) -> Value {
     let cached = usage.cached_input_tokens.min(usage.input_tokens);
     let written = usage.cache_write_tokens.min(usage.input_tokens - cached);
-    json!({
-        "input_tokens": usage.input_tokens - cached - written,
-        "cache_creation_input_tokens": written,
-        "cache_read_input_tokens": cached,
-        "output_tokens": usage.output_tokens,
-    })
+    let mut number = itoa::Buffer::new();
+    out.extend_from_slice(b"{\"input_tokens\":");
+    out.extend_from_slice(
+        number
+            .format(usage.input_tokens - cached - written)
+            .as_bytes(),
+    );
+    out.extend_from_slice(b",\"cache_creation_input_tokens\":");
+    out.extend_from_slice(number.format(written).as_bytes());
+    out.extend_from_slice(b",\"cache_read_input_tokens\":");
+    out.extend_from_slice(number.format(cached).as_bytes());
+    out.extend_from_slice(b",\"output_tokens\":");
+    out.extend_from_slice(number.format(usage.output_tokens).as_bytes());
+    out.push(b'}');
 }
 
 /// The stop reason for a chat `finish_reason` (PROTOCOLS.md §12.7.2).

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::json_string;
 use crate::error::GatewayError;
-use crate::request::{Native, invalid, parse_named};
+use crate::request::{ChatRequest, Native, invalid, parse_named};
 
 /// A Messages request as read: what the pipeline needs from it, and its fields, from which
 /// [`MessagesRequest::chat_body`] writes the chat request it is (only when a route needs one:
@@ -228,6 +228,9 @@ impl<'a> MessagesRequest<'a> {
         let Some(turns) = fields.messages.take() else {
             return Err(invalid("messages", "Field required: an array of messages"));
         };
+        if turns.is_empty() {
+            return Err(invalid("messages", "must contain at least one message"));
+        }
         let system_turns = turns.iter().any(|t| t.role == "system");
         Ok(Self {
             model,
@@ -241,6 +244,23 @@ impl<'a> MessagesRequest<'a> {
             system_turns,
             foreign_thinking: foreign_signature(body),
         })
+    }
+
+    /// The chat request this Messages request is, for the pipeline. The gateway wrote it, so
+    /// its fields are known and it is not parsed again.
+    pub fn into_chat(self) -> Result<ChatRequest, GatewayError> {
+        let (model, stream, max_tokens) = (self.model.clone(), self.stream, self.max_tokens);
+        let body = self.chat_body()?;
+        // `{"model":` then the name, as `chat_body` writes it.
+        let start = b"{\"model\":".len();
+        let end = start + serde_json::to_string(&model).map_or(0, |m| m.len());
+        Ok(ChatRequest::written(
+            Bytes::from(body),
+            model,
+            start..end,
+            stream,
+            max_tokens,
+        ))
     }
 
     /// The chat request this Messages request is, as JSON: written from the borrowed fields,
@@ -322,14 +342,17 @@ impl<'a> MessagesRequest<'a> {
         Ok(out)
     }
 
-    /// The client's body for a pass-through, with what it needs to know about it.
-    pub fn native(&self, body: Bytes, beta: Option<HeaderValue>) -> Native {
+    /// The client's body for a pass-through, with what it needs to know about it, and `id`
+    /// for its answer.
+    pub fn native(&self, body: Bytes, beta: Option<HeaderValue>, id: String) -> Native {
         Native {
             body,
             model_span: self.model_span.clone(),
             beta,
             system_turns: self.system_turns,
             foreign_thinking: self.foreign_thinking,
+            message_id: id,
+            thinking: self.thinking,
         }
     }
 }

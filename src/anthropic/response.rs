@@ -13,12 +13,6 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::usage::counts::Usage;
 
 #[derive(Deserialize)]
-struct Completion<'a> {
-    #[serde(borrow, default)]
-    choices: Vec<Choice<'a>>,
-}
-
-#[derive(Deserialize)]
 struct Choice<'a> {
     #[serde(borrow, default)]
     message: Option<Message<'a>>,
@@ -61,13 +55,20 @@ pub fn from_completion(
     thinking: bool,
     usage: Option<Usage>,
 ) -> Result<Vec<u8>, GatewayError> {
-    let completion: Completion<'_> = serde_json::from_slice(body).map_err(|_| {
+    // Only `choices` is read: found by one structural pass, the rest never parsed.
+    let not_a_completion = || {
         GatewayError::new(
             ErrorKind::UpstreamFailed,
             "upstream returned a response that is not a chat completion",
         )
-    })?;
-    let choice = completion.choices.into_iter().next();
+    };
+    let [choices] = crate::json::top_level(body, [b"choices"]);
+    let choices: Vec<Choice<'_>> = match choices {
+        Some(span) => serde_json::from_slice(&body[span]).map_err(|_| not_a_completion())?,
+        None if body.trim_ascii_start().starts_with(b"{") => Vec::new(),
+        None => return Err(not_a_completion()),
+    };
+    let choice = choices.into_iter().next();
     let finish = choice.as_ref().and_then(|c| c.finish_reason.as_deref());
     let message = choice.as_ref().and_then(|c| c.message.as_ref());
     let calls = message.map_or(&[][..], |m| m.tool_calls.as_slice());

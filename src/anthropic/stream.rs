@@ -17,7 +17,7 @@ use memchr::memmem;
 use serde::Deserialize;
 
 use super::{SIGNATURE, json_string, stop_reason, tool_id, write_usage};
-use crate::usage::counts::{Usage, chat_usage};
+use crate::usage::counts::Usage;
 
 /// Finders for the two keys a chunk is read at, built once.
 static DELTA_KEY: LazyLock<memmem::Finder<'static>> =
@@ -62,7 +62,6 @@ pub struct EventStream {
     next_index: usize,
     tools: Vec<ToolCall>,
     finish: Option<String>,
-    usage: Option<Usage>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +93,6 @@ impl EventStream {
             next_index: 0,
             tools: Vec::new(),
             finish: None,
-            usage: None,
         }
     }
 
@@ -115,12 +113,9 @@ impl EventStream {
         ping(out);
     }
 
-    /// One chat chunk's `data`, read at its `delta`, `finish_reason` and `usage` keys only (as
-    /// the relay reads usage): the id, model and fingerprint every chunk repeats are not parsed.
+    /// One chat chunk's `data`, read at its `delta` and `finish_reason` keys only: the id, model
+    /// and fingerprint every chunk repeats are not parsed, and its usage is the relay's.
     pub fn on_chunk(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        if let Some(usage) = chat_usage(data) {
-            self.usage = Some(usage);
-        }
         if let Some(delta) = value_at::<Delta<'_>>(data, &DELTA_KEY) {
             if let Some(reasoning) = delta.reasoning_content.filter(|r| !r.is_empty())
                 && self.thinking
@@ -143,7 +138,7 @@ impl EventStream {
 
     /// The upstream's end: the open block closed, the gathered tool calls, `message_delta` with
     /// the stop reason and the usage, `message_stop`.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    pub fn finish(&mut self, usage: Option<Usage>, out: &mut Vec<u8>) {
         self.close(out);
         let had_tools = !self.tools.is_empty();
         for call in std::mem::take(&mut self.tools) {
@@ -170,7 +165,7 @@ impl EventStream {
         out.extend_from_slice(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"");
         out.extend_from_slice(reason.as_bytes());
         out.extend_from_slice(b"\",\"stop_sequence\":null},\"usage\":");
-        write_usage(out, &self.usage.unwrap_or_default());
+        write_usage(out, &usage.unwrap_or_default());
         out.extend_from_slice(b"}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
     }
 

@@ -213,7 +213,12 @@ fn a_stream_with_thinking_text_and_interleaved_tool_calls_is_well_formed() {
     ] {
         stream.on_chunk(chunk.to_string().as_bytes(), &mut out);
     }
-    stream.finish(&mut out);
+    // The usage the relay read from the last chunk.
+    let usage = Usage {
+        cached_input_tokens: 40,
+        ..Usage::tokens(50, 20)
+    };
+    stream.finish(Some(usage), &mut out);
     let events = events(&out);
     assert_well_formed(&events);
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
@@ -265,11 +270,44 @@ fn reasoning_is_left_out_unless_thinking_was_asked_for() {
     ] {
         stream.on_chunk(chunk.to_string().as_bytes(), &mut out);
     }
-    stream.finish(&mut out);
+    stream.finish(None, &mut out);
     let events = events(&out);
     assert_well_formed(&events);
     assert!(!String::from_utf8_lossy(&out).contains("hidden"));
     assert_eq!(events[2].1["content_block"]["type"], "text");
     let delta = events.iter().find(|(n, _)| n == "message_delta").unwrap();
     assert_eq!(delta.1["delta"]["stop_reason"], "end_turn");
+}
+
+/// The chat request a Messages request becomes is not parsed again: the fields its writer
+/// knows are what a parse of it finds.
+#[test]
+fn the_written_chat_request_is_what_a_parse_of_it_finds() {
+    for (model, stream, max_tokens) in [("gpt-4o-mini", true, 32000), ("qwen \"plus\" é", false, 7)]
+    {
+        let body = json!({"model": model, "max_tokens": max_tokens, "stream": stream,
+                          "system": "s", "messages": [{"role": "user", "content": "hi"}]})
+        .to_string();
+        let written = MessagesRequest::parse(body.as_bytes(), Purpose::Create)
+            .unwrap()
+            .into_chat()
+            .unwrap();
+        let parsed = crate::request::ChatRequest::parse(written.body.clone()).unwrap();
+        assert_eq!(written.model, parsed.model);
+        assert_eq!(written.model_span, parsed.model_span);
+        assert_eq!(
+            (
+                written.stream,
+                written.include_usage,
+                written.has_stream_options
+            ),
+            (
+                parsed.stream,
+                parsed.include_usage,
+                parsed.has_stream_options
+            )
+        );
+        assert_eq!(written.max_tokens, parsed.max_tokens);
+        assert_eq!(written.form, parsed.form);
+    }
 }

@@ -1,6 +1,7 @@
-//! The chat relay's stream read back as events, for the answers translated from it (Responses,
-//! Anthropic's Messages): each chunk's `data`, the end (`[DONE]`), or the failure the relay's
-//! error event or a cut stands for.
+//! The chat relay's stream read back as events, for the Responses API's answers translated
+//! from it: each chunk's `data`, the end (`[DONE]`), or the failure the relay's error event or a
+//! cut stands for. (Messages clients' streams are translated inside the relay instead:
+//! `providers::messages`.)
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};

@@ -196,7 +196,7 @@ fn response_context(chat: &ChatRequest) -> ResponseContext {
         include_usage: chat.include_usage,
         created: crate::clock::unix_now(),
         form: chat.form,
-        native: chat.native.is_some(),
+        messages: chat.native.clone(),
     }
 }
 

@@ -18,7 +18,6 @@ use serde_json::Value;
 use tokio::time::{Instant, Sleep};
 
 use super::admit;
-use super::chat_events::{ChatEvent, ChatEvents};
 use super::context::{Rejection, RequestCtx};
 use super::dispatch;
 use super::outcome::Recorder;
@@ -27,7 +26,7 @@ use super::relay::RelayStream;
 use crate::anthropic::message_id;
 use crate::anthropic::request::{MessagesRequest, Purpose as Counting};
 use crate::anthropic::response;
-use crate::anthropic::stream::{EventStream, ping};
+use crate::anthropic::stream::ping;
 use crate::config::ModelType;
 use crate::limits::keys::ApiKey;
 use crate::providers::Adapter;
@@ -49,13 +48,14 @@ pub async fn messages(
     let req = MessagesRequest::parse(&body, Counting::Create)?;
     let model = admit::model(ctx, key, &req.model, ModelType::Chat)?;
     let encoding = model.encoding();
-    let native = req.native(body.clone(), beta);
+    let id = message_id(ctx.request_id.to_str().unwrap_or_default());
+    let native = req.native(body.clone(), beta, id.clone());
     let (name, stream, thinking) = (req.model.clone(), req.stream, req.thinking);
     // Translated only if some route needs a chat request.
     let chat = match model.routes().all(|r| passes_through(r)) {
         true => ChatRequest::native(native, req.model, req.stream, req.max_tokens),
         false => {
-            let mut chat = ChatRequest::parse(Bytes::from(req.chat_body()?))?;
+            let mut chat = req.into_chat()?;
             chat.native = Some(Arc::new(native));
             chat
         }
@@ -70,20 +70,11 @@ pub async fn messages(
         chat.body.clone(),
         admission.clone(),
     );
-    let id = message_id(ctx.request_id.to_str().unwrap_or_default());
     if stream {
+        // Anthropic's events already, whichever route served (see `providers::messages`).
         let served = dispatch::stream(ctx, model, &chat, recorder, None).await?;
-        if passes_through(&served.route) {
-            return Ok(Answered::Stream(Answer {
-                body: served.value.boxed_unsync(),
-                route: served.route,
-                admission,
-                session: None,
-            }));
-        }
-        let events = MessagesStream::new(served.value, EventStream::new(id, name, thinking));
         return Ok(Answered::Stream(Answer {
-            body: events.boxed_unsync(),
+            body: Pinged::new(served.value).boxed_unsync(),
             route: served.route,
             admission,
             session: None,
@@ -126,34 +117,26 @@ pub async fn count_tokens(
     Ok(serde_json::json!({"input_tokens": tokens}))
 }
 
-/// The chat relay's stream, translated to Anthropic's events as each chunk arrives.
-pub struct MessagesStream {
-    chat: ChatEvents,
-    events: EventStream,
-    /// Events ready to send.
-    out: Vec<u8>,
-    started: bool,
-    ended: bool,
+/// A Messages stream with a `ping` through every upstream silence longer than [`PING_AFTER`]
+/// (Claude Code gives up after five minutes without a byte).
+pub struct Pinged {
+    events: RelayStream,
     /// When a `ping` is due if nothing else is sent.
     quiet: Pin<Box<Sleep>>,
 }
 
-// === impl MessagesStream ===
+// === impl Pinged ===
 
-impl MessagesStream {
-    fn new(chat: RelayStream, events: EventStream) -> Self {
+impl Pinged {
+    fn new(events: RelayStream) -> Self {
         Self {
-            chat: ChatEvents::new(chat),
             events,
-            out: Vec::with_capacity(1024),
-            started: false,
-            ended: false,
             quiet: Box::pin(tokio::time::sleep(PING_AFTER)),
         }
     }
 }
 
-impl HttpBody for MessagesStream {
+impl HttpBody for Pinged {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -162,41 +145,23 @@ impl HttpBody for MessagesStream {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
-        if !this.started {
-            this.started = true;
-            this.events.start(&mut this.out);
-        }
-        loop {
-            if !this.out.is_empty() {
-                let bytes = Bytes::from(std::mem::take(&mut this.out));
+        match Pin::new(&mut this.events).poll_frame(cx) {
+            Poll::Ready(frame) => {
                 this.quiet.as_mut().reset(Instant::now() + PING_AFTER);
-                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                Poll::Ready(frame)
             }
-            if this.ended {
-                return Poll::Ready(None);
-            }
-            match this.chat.poll_next(cx) {
-                Poll::Ready(ChatEvent::Chunk(data)) => this.events.on_chunk(&data, &mut this.out),
-                Poll::Ready(ChatEvent::Done) => {
-                    this.events.finish(&mut this.out);
-                    this.ended = true;
-                }
-                // After the commit point: `event: error`, and no `message_delta` (Claude Code
-                // then treats the answer as incomplete).
-                Poll::Ready(ChatEvent::Failed(e)) => {
-                    this.out.extend_from_slice(&e.to_anthropic_event());
-                    this.ended = true;
-                }
-                Poll::Pending => {
-                    ready!(this.quiet.as_mut().poll(cx));
-                    ping(&mut this.out);
-                }
+            Poll::Pending => {
+                ready!(this.quiet.as_mut().poll(cx));
+                this.quiet.as_mut().reset(Instant::now() + PING_AFTER);
+                let mut bytes = Vec::with_capacity(48);
+                ping(&mut bytes);
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from(bytes)))))
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended && self.out.is_empty()
+        self.events.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -212,7 +177,9 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
+    use crate::anthropic::stream::EventStream;
     use crate::call::test_support::{chunks_every, route};
+    use crate::providers::messages::MessagesRelay;
     use crate::providers::{StreamRelay, openai};
 
     /// Claude Code gives up on a stream after five minutes without a byte: through an upstream
@@ -222,12 +189,15 @@ mod tests {
         let t0 = Instant::now();
         // A chunk at once, the next 40 s later, `[DONE]` 40 s after that.
         let upstream = chunks_every(Duration::from_secs(40), Some(2));
-        let translate = StreamRelay::OpenAi(openai::StreamRelay::new(true));
+        let events = EventStream::new("msg_1".into(), "m".into(), false);
+        let translate = StreamRelay::Messages(Box::new(MessagesRelay::new(
+            StreamRelay::OpenAi(openai::StreamRelay::new(true)),
+            events,
+        )));
         let idle = Duration::from_secs(120);
         let mut relay = RelayStream::new(upstream, translate, route(), idle, t0 + idle * 10);
         relay.prime().await.expect("primed");
-        let events = EventStream::new("msg_1".into(), "m".into(), false);
-        let mut stream = MessagesStream::new(relay, events);
+        let mut stream = Pinged::new(relay);
         let mut pings = Vec::new();
         let mut texts = Vec::new();
         while let Some(frame) = stream.frame().await {

@@ -31,11 +31,7 @@ pub fn from_chat(body: &[u8]) -> Result<Bytes, GatewayError> {
 /// A role-only or empty chunk becomes nothing; a usage chunk stays a usage chunk.
 pub fn chunks_from_chat(frames: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(frames.len());
-    let mut rest = frames;
-    while !rest.is_empty() {
-        let end = memchr::memmem::find(rest, b"\n\n").map_or(rest.len(), |at| at + 2);
-        let (frame, next) = rest.split_at(end);
-        rest = next;
+    for frame in crate::sse::frames(frames) {
         let event = SseEvent::parse(frame);
         let Some(data) = event.data else { continue };
         if data.trim_ascii() == b"[DONE]" {

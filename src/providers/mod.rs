@@ -6,6 +6,7 @@
 pub mod anthropic;
 pub mod completion;
 pub mod dashscope;
+pub mod messages;
 pub mod mock;
 pub mod openai;
 pub mod types;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::StatusCode;
 
+use crate::anthropic::stream::EventStream;
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::GatewayError;
 use crate::request::{ChatRequest, EmbeddingsRequest, Form};
@@ -47,6 +49,8 @@ pub enum StreamRelay {
     Anthropic(Box<anthropic::stream::StreamRelay>),
     /// Messages events answering a legacy completion.
     AnthropicText(Box<anthropic::stream::StreamRelay>),
+    /// Any chat-speaking relay's chunks as Anthropic events, for a Messages client.
+    Messages(Box<messages::MessagesRelay>),
 }
 
 // === impl Adapter ===
@@ -185,7 +189,7 @@ impl Adapter {
                 let (chat, usage) = dashscope::parse_chat_response(&body, ctx)?;
                 Ok((completion::from_chat(&chat)?, usage))
             }
-            (Adapter::Anthropic, _) if ctx.native => {
+            (Adapter::Anthropic, _) if ctx.messages.is_some() => {
                 Ok(anthropic::response::native(body, &ctx.client_model))
             }
             (Adapter::Anthropic, Form::Chat) => {
@@ -246,7 +250,9 @@ impl Adapter {
     }
 
     pub fn stream_relay(self, ctx: ResponseContext, provider: Arc<str>) -> StreamRelay {
-        match self {
+        // A Messages client's answer from a chat-speaking route: its events, its model's name.
+        let messages = (ctx.messages.clone()).map(|native| (native, ctx.client_model.clone()));
+        let relay = match self {
             Adapter::OpenAi | Adapter::Mock => {
                 StreamRelay::OpenAi(openai::StreamRelay::new(ctx.include_usage))
             }
@@ -258,13 +264,21 @@ impl Adapter {
                     Form::Completion => StreamRelay::DashScopeText(relay),
                 }
             }
+            // A Messages client's stream passes through as it came.
             Adapter::Anthropic => {
-                let (form, native) = (ctx.form, ctx.native);
+                let (form, native) = (ctx.form, ctx.messages.is_some());
                 let relay = Box::new(anthropic::stream::StreamRelay::new(ctx, native));
-                match form {
+                return match form {
                     Form::Completion if !native => StreamRelay::AnthropicText(relay),
                     _ => StreamRelay::Anthropic(relay),
-                }
+                };
+            }
+        };
+        match messages {
+            None => relay,
+            Some((native, model)) => {
+                let events = EventStream::new(native.message_id.clone(), model, native.thinking);
+                StreamRelay::Messages(Box::new(messages::MessagesRelay::new(relay, events)))
             }
         }
     }
@@ -280,6 +294,7 @@ impl StreamRelay {
             StreamRelay::DashScopeText(relay) => Ok(text_chunks(relay.on_frame(frame)?)),
             StreamRelay::Anthropic(relay) => relay.on_frame(frame),
             StreamRelay::AnthropicText(relay) => Ok(text_chunks(relay.on_frame(frame)?)),
+            StreamRelay::Messages(relay) => relay.on_frame(frame),
         }
     }
 
@@ -288,15 +303,22 @@ impl StreamRelay {
             StreamRelay::OpenAi(relay) => relay.usage,
             StreamRelay::DashScope(relay) | StreamRelay::DashScopeText(relay) => relay.usage(),
             StreamRelay::Anthropic(relay) | StreamRelay::AnthropicText(relay) => relay.usage(),
+            StreamRelay::Messages(relay) => relay.usage(),
         }
     }
 
     /// Nothing will count this stream's frames (no ledger): do not keep them.
     pub fn without_counting(mut self) -> Self {
-        if let StreamRelay::OpenAi(relay) = &mut self {
-            relay.keep_seen = false;
-        }
+        self.stop_counting();
         self
+    }
+
+    fn stop_counting(&mut self) {
+        match self {
+            StreamRelay::OpenAi(relay) => relay.keep_seen = false,
+            StreamRelay::Messages(relay) => relay.chat.stop_counting(),
+            _ => {}
+        }
     }
 
     /// The frames an OpenAI-kind stream relayed, to count if it ends without usage. DashScope
@@ -305,6 +327,7 @@ impl StreamRelay {
     pub fn take_seen(&mut self) -> Transcript {
         match self {
             StreamRelay::OpenAi(relay) => std::mem::take(&mut relay.seen),
+            StreamRelay::Messages(relay) => relay.chat.take_seen(),
             _ => Transcript::default(),
         }
     }
@@ -314,6 +337,7 @@ impl StreamRelay {
     pub fn error_frame(&self, e: &GatewayError) -> Bytes {
         match self {
             StreamRelay::Anthropic(relay) if relay.native() => e.to_anthropic_event(),
+            StreamRelay::Messages(_) => e.to_anthropic_event(),
             _ => e.to_sse_event(),
         }
     }
@@ -335,10 +359,11 @@ impl StreamRelay {
     /// DashScope events are one `data:` line each, and some upstreams omit the blank line
     /// between them (PROTOCOLS.md §5.5): a `data:` line ends the event.
     pub fn data_line_ends_event(&self) -> bool {
-        matches!(
-            self,
-            StreamRelay::DashScope(_) | StreamRelay::DashScopeText(_)
-        )
+        match self {
+            StreamRelay::DashScope(_) | StreamRelay::DashScopeText(_) => true,
+            StreamRelay::Messages(relay) => relay.chat.data_line_ends_event(),
+            _ => false,
+        }
     }
 }
 

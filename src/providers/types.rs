@@ -1,9 +1,10 @@
 //! What every adapter speaks back: our canonical values, whatever the wire format.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
-use crate::request::Form;
-
+use crate::request::{Form, Native};
 pub use crate::usage::counts::Usage;
 
 /// What one upstream frame becomes for the client.
@@ -24,6 +25,7 @@ pub struct ResponseContext {
     pub created: u64,
     /// A chat answer, or a legacy `text_completion`.
     pub form: Form,
-    /// A Messages client's request: an Anthropic route's answer goes back as it is.
-    pub native: bool,
+    /// A Messages client's request: an Anthropic route's answer goes back as it is, any
+    /// other's is translated into Anthropic's.
+    pub messages: Option<Arc<Native>>,
 }

@@ -30,7 +30,17 @@ fn ctx(include_usage: bool, native: bool) -> ResponseContext {
         include_usage,
         created: 1_700_000_000,
         form: Form::Chat,
-        native,
+        messages: native.then(|| {
+            std::sync::Arc::new(crate::request::Native {
+                body: Bytes::new(),
+                model_span: 0..0,
+                beta: None,
+                system_turns: false,
+                foreign_thinking: false,
+                message_id: "msg_1".into(),
+                thinking: false,
+            })
+        }),
     }
 }
 
@@ -593,7 +603,7 @@ fn upstream_errors_are_classified_as_the_sdks_retry_them() {
 fn native_of(body: &Value, first_party: bool) -> Value {
     let bytes = Bytes::from(body.to_string());
     let req = MessagesRequest::parse(&bytes, Purpose::Create).unwrap();
-    let native = req.native(bytes.clone(), None);
+    let native = req.native(bytes.clone(), None, "msg_1".into());
     let out = passthrough(&native, b"\"claude-up\"", first_party).unwrap();
     serde_json::from_slice(&out).unwrap()
 }
@@ -603,7 +613,12 @@ fn a_pass_through_changes_only_the_model_unless_the_upstream_would_refuse_the_bo
     let raw = r#"{"model" : "alias","max_tokens":10,"system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"hi"}],"future_field":{"x":1}}"#;
     let bytes = Bytes::from(raw);
     let req = MessagesRequest::parse(&bytes, Purpose::Create).unwrap();
-    let out = passthrough(&req.native(bytes.clone(), None), b"\"claude-up\"", true).unwrap();
+    let out = passthrough(
+        &req.native(bytes.clone(), None, "msg_1".into()),
+        b"\"claude-up\"",
+        true,
+    )
+    .unwrap();
     assert_eq!(
         out,
         raw.replace("\"alias\"", "\"claude-up\""),

@@ -14,7 +14,7 @@ use crate::sse::SseDecoder;
 
 fn ctx(include_usage: bool) -> ResponseContext {
     ResponseContext {
-        native: false,
+        messages: None,
         client_model: "qwen-alias".into(),
         include_usage,
         created: 1_700_000_000,
