@@ -179,7 +179,7 @@ mod tests {
     use super::*;
     use crate::anthropic::stream::EventStream;
     use crate::call::test_support::{chunks_every, route};
-    use crate::providers::messages::MessagesRelay;
+    use crate::providers::messages::ChatToMessages;
     use crate::providers::{StreamRelay, openai};
 
     /// Claude Code gives up on a stream after five minutes without a byte: through an upstream
@@ -190,10 +190,10 @@ mod tests {
         // A chunk at once, the next 40 s later, `[DONE]` 40 s after that.
         let upstream = chunks_every(Duration::from_secs(40), Some(2));
         let events = EventStream::new("msg_1".into(), "m".into(), false);
-        let translate = StreamRelay::Messages(Box::new(MessagesRelay::new(
-            StreamRelay::OpenAi(openai::StreamRelay::new(true)),
-            events,
-        )));
+        let translate = StreamRelay::Messages(
+            Box::new(StreamRelay::OpenAi(openai::StreamRelay::new(true))),
+            Box::new(ChatToMessages::new(events)),
+        );
         let idle = Duration::from_secs(120);
         let mut relay = RelayStream::new(upstream, translate, route(), idle, t0 + idle * 10);
         relay.prime().await.expect("primed");

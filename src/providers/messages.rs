@@ -5,38 +5,36 @@
 
 use bytes::Bytes;
 
-use super::StreamRelay;
 use super::types::{Relayed, Usage};
 use crate::anthropic::stream::EventStream;
-use crate::error::GatewayError;
 use crate::sse::{self, SseEvent};
 
-pub struct MessagesRelay {
-    pub(super) chat: StreamRelay,
+/// The events of one message, written from the chat relay's output.
+pub struct ChatToMessages {
     events: EventStream,
     started: bool,
 }
 
-// === impl MessagesRelay ===
+// === impl ChatToMessages ===
 
-impl MessagesRelay {
-    pub fn new(chat: StreamRelay, events: EventStream) -> Self {
+impl ChatToMessages {
+    pub fn new(events: EventStream) -> Self {
         Self {
-            chat,
             events,
             started: false,
         }
     }
 
-    /// The chat relay's frames for this upstream frame, as events: `message_start` (and a
-    /// first `ping`) with the first of them, `message_delta` and `message_stop` at the end.
-    pub fn on_frame(&mut self, frame: Bytes) -> Result<Relayed, GatewayError> {
-        let (chat, done) = match self.chat.on_frame(frame)? {
+    /// What the chat relay made of one upstream frame, as events: `message_start` (and a first
+    /// `ping`) with the first of them, `message_delta` (with `usage`, the relay's count) and
+    /// `message_stop` at the end.
+    pub fn on_chat(&mut self, relayed: Relayed, usage: impl FnOnce() -> Option<Usage>) -> Relayed {
+        let (chat, done) = match relayed {
             Relayed::Forward(chat) => (chat, false),
             Relayed::Done(chat) => (chat, true),
         };
         if chat.is_empty() && !done {
-            return Ok(Relayed::Forward(chat));
+            return Relayed::Forward(chat);
         }
         let mut out = Vec::with_capacity(chat.len() + 256);
         if !std::mem::replace(&mut self.started, true) {
@@ -59,13 +57,9 @@ impl MessagesRelay {
             }
         }
         if done {
-            self.events.finish(self.chat.usage(), &mut out);
-            return Ok(Relayed::Done(Bytes::from(out)));
+            self.events.finish(usage(), &mut out);
+            return Relayed::Done(Bytes::from(out));
         }
-        Ok(Relayed::Forward(Bytes::from(out)))
-    }
-
-    pub fn usage(&self) -> Option<Usage> {
-        self.chat.usage()
+        Relayed::Forward(Bytes::from(out))
     }
 }

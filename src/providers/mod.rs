@@ -50,7 +50,7 @@ pub enum StreamRelay {
     /// Messages events answering a legacy completion.
     AnthropicText(Box<anthropic::stream::StreamRelay>),
     /// Any chat-speaking relay's chunks as Anthropic events, for a Messages client.
-    Messages(Box<messages::MessagesRelay>),
+    Messages(Box<StreamRelay>, Box<messages::ChatToMessages>),
 }
 
 // === impl Adapter ===
@@ -278,7 +278,10 @@ impl Adapter {
             None => relay,
             Some((native, model)) => {
                 let events = EventStream::new(native.message_id.clone(), model, native.thinking);
-                StreamRelay::Messages(Box::new(messages::MessagesRelay::new(relay, events)))
+                StreamRelay::Messages(
+                    Box::new(relay),
+                    Box::new(messages::ChatToMessages::new(events)),
+                )
             }
         }
     }
@@ -294,7 +297,10 @@ impl StreamRelay {
             StreamRelay::DashScopeText(relay) => Ok(text_chunks(relay.on_frame(frame)?)),
             StreamRelay::Anthropic(relay) => relay.on_frame(frame),
             StreamRelay::AnthropicText(relay) => Ok(text_chunks(relay.on_frame(frame)?)),
-            StreamRelay::Messages(relay) => relay.on_frame(frame),
+            StreamRelay::Messages(chat, events) => {
+                let relayed = chat.on_frame(frame)?;
+                Ok(events.on_chat(relayed, || chat.usage()))
+            }
         }
     }
 
@@ -303,7 +309,7 @@ impl StreamRelay {
             StreamRelay::OpenAi(relay) => relay.usage,
             StreamRelay::DashScope(relay) | StreamRelay::DashScopeText(relay) => relay.usage(),
             StreamRelay::Anthropic(relay) | StreamRelay::AnthropicText(relay) => relay.usage(),
-            StreamRelay::Messages(relay) => relay.usage(),
+            StreamRelay::Messages(chat, _) => chat.usage(),
         }
     }
 
@@ -316,7 +322,7 @@ impl StreamRelay {
     fn stop_counting(&mut self) {
         match self {
             StreamRelay::OpenAi(relay) => relay.keep_seen = false,
-            StreamRelay::Messages(relay) => relay.chat.stop_counting(),
+            StreamRelay::Messages(chat, _) => chat.stop_counting(),
             _ => {}
         }
     }
@@ -327,7 +333,7 @@ impl StreamRelay {
     pub fn take_seen(&mut self) -> Transcript {
         match self {
             StreamRelay::OpenAi(relay) => std::mem::take(&mut relay.seen),
-            StreamRelay::Messages(relay) => relay.chat.take_seen(),
+            StreamRelay::Messages(chat, _) => chat.take_seen(),
             _ => Transcript::default(),
         }
     }
@@ -337,7 +343,7 @@ impl StreamRelay {
     pub fn error_frame(&self, e: &GatewayError) -> Bytes {
         match self {
             StreamRelay::Anthropic(relay) if relay.native() => e.to_anthropic_event(),
-            StreamRelay::Messages(_) => e.to_anthropic_event(),
+            StreamRelay::Messages(..) => e.to_anthropic_event(),
             _ => e.to_sse_event(),
         }
     }
@@ -361,7 +367,7 @@ impl StreamRelay {
     pub fn data_line_ends_event(&self) -> bool {
         match self {
             StreamRelay::DashScope(_) | StreamRelay::DashScopeText(_) => true,
-            StreamRelay::Messages(relay) => relay.chat.data_line_ends_event(),
+            StreamRelay::Messages(chat, _) => chat.data_line_ends_event(),
             _ => false,
         }
     }
