@@ -50,8 +50,6 @@ pub struct Native {
     /// The client's `anthropic-beta`, forwarded verbatim (Claude Code's list changes every
     /// release: never filtered).
     pub beta: Option<http::HeaderValue>,
-    /// Some turn is a `system` turn (mid-conversation).
-    pub system_turns: bool,
     /// Some thinking block carries the gateway's signature (or an empty one).
     pub foreign_thinking: bool,
     /// The answer's message id (`msg_…`), when a translated route answers.
@@ -710,7 +708,15 @@ fn json_error<'de, T: Deserialize<'de>>(body: &'de [u8], e: serde_json::Error) -
 /// A body as `T`; a bad one is a 400 naming the field (`param`, a dotted path such as
 /// `stream_options.include_usage` or `messages[0].role`) and saying what is wrong.
 pub fn parse_named<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, GatewayError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+    parse_named_at(body, "")
+}
+
+/// [`parse_named`] for a member of the body (`at`, e.g. `messages`), which prefixes the path.
+pub fn parse_named_at<'de, T: Deserialize<'de>>(
+    json: &'de [u8],
+    at: &str,
+) -> Result<T, GatewayError> {
+    let mut de = serde_json::Deserializer::from_slice(json);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
@@ -724,6 +730,11 @@ pub fn parse_named<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, Gatew
             // serde_path_to_error puts an unknown field in the path itself, a missing one not.
             (Some(f), p) if p != f && !p.ends_with(&format!(".{f}")) => format!("{p}.{f}"),
             (_, p) => p.to_owned(),
+        };
+        let field = match (at, field.as_str()) {
+            ("", _) => field,
+            (at, "." | "body") => at.to_owned(),
+            (at, f) => format!("{at}.{f}"),
         };
         invalid(field, message)
     })

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::json_string;
 use crate::error::GatewayError;
-use crate::request::{ChatRequest, Native, invalid, parse_named};
+use crate::request::{ChatRequest, Native, invalid, parse_named, parse_named_at};
 
 /// A Messages request as read: what the pipeline needs from it, and its fields, from which
 /// [`MessagesRequest::chat_body`] writes the chat request it is (only when a route needs one:
@@ -31,12 +31,9 @@ pub struct MessagesRequest<'a> {
     pub thinking: bool,
     pub max_tokens: Option<u64>,
     fields: Body<'a>,
-    turns: Vec<Turn<'a>>,
-    body_len: usize,
+    body: &'a [u8],
     /// Byte range of the `model` value in the client's body (for a pass-through).
     pub model_span: Range<usize>,
-    /// Some turn is a `system` turn (mid-conversation).
-    pub system_turns: bool,
     /// Some thinking block carries the gateway's signature (or none).
     pub foreign_thinking: bool,
 }
@@ -48,7 +45,10 @@ pub enum Purpose {
     CountTokens,
 }
 
-/// The fields of a Messages body the translation reads; the rest is skipped unparsed.
+/// The fields of a Messages body the pipeline and the translation read; the rest is skipped
+/// unparsed. What can hold many items (turns, tools, stop sequences) stays raw until a
+/// translation needs it: a pass-through never builds them, and the read is bounded by the
+/// struct's size whatever the body holds.
 #[derive(Deserialize)]
 struct Body<'a> {
     #[serde(borrow, default)]
@@ -58,7 +58,7 @@ struct Body<'a> {
     #[serde(borrow, default)]
     system: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    messages: Option<Vec<Turn<'a>>>,
+    messages: Option<&'a RawValue>,
     #[serde(default)]
     stream: Option<bool>,
     #[serde(borrow, default)]
@@ -66,11 +66,11 @@ struct Body<'a> {
     #[serde(borrow, default)]
     top_p: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    stop_sequences: Option<Vec<Cow<'a, str>>>,
+    stop_sequences: Option<&'a RawValue>,
     #[serde(borrow, default)]
     metadata: Option<Metadata<'a>>,
     #[serde(borrow, default)]
-    tools: Option<Vec<Tool<'a>>>,
+    tools: Option<&'a RawValue>,
     #[serde(borrow, default)]
     tool_choice: Option<ToolChoice<'a>>,
     #[serde(borrow, default)]
@@ -184,9 +184,7 @@ struct Messages {
 
 impl<'a> MessagesRequest<'a> {
     pub fn parse(body: &'a [u8], purpose: Purpose) -> Result<Self, GatewayError> {
-        // Blocks are read into vectors: held to the same bound as a tree.
-        crate::request::check_tree(body)?;
-        let mut fields: Body<'a> = match serde_json::from_slice(body) {
+        let fields: Body<'a> = match serde_json::from_slice(body) {
             Ok(fields) => fields,
             Err(e) if e.classify() == serde_json::error::Category::Data => {
                 return Err(parse_named::<Body<'_>>(body).err().unwrap_or_else(|| {
@@ -225,23 +223,22 @@ impl<'a> MessagesRequest<'a> {
             .thinking
             .as_ref()
             .is_some_and(|t| matches!(&*t.kind, "enabled" | "adaptive"));
-        let Some(turns) = fields.messages.take() else {
-            return Err(invalid("messages", "Field required: an array of messages"));
-        };
-        if turns.is_empty() {
-            return Err(invalid("messages", "must contain at least one message"));
+        match fields.messages.map(|m| m.get().as_bytes()) {
+            None => return Err(invalid("messages", "Field required: an array of messages")),
+            Some([b'[', rest @ ..]) if rest.trim_ascii_start().starts_with(b"]") => {
+                return Err(invalid("messages", "must contain at least one message"));
+            }
+            Some([b'[', ..]) => {}
+            Some(_) => return Err(invalid("messages", "must be an array of messages")),
         }
-        let system_turns = turns.iter().any(|t| t.role == "system");
         Ok(Self {
             model,
             stream,
             thinking,
             max_tokens,
             fields,
-            turns,
-            body_len: body.len(),
+            body,
             model_span,
-            system_turns,
             foreign_thinking: foreign_signature(body),
         })
     }
@@ -271,12 +268,28 @@ impl<'a> MessagesRequest<'a> {
             stream,
             max_tokens,
             fields,
-            turns,
-            body_len,
+            body,
             ..
         } = self;
+        // Turns, tools and stop sequences are read into vectors: held to the same bound as a
+        // tree.
+        crate::request::check_tree(body)?;
+        let turns: Vec<Turn<'_>> = match fields.messages {
+            Some(raw) => parse_named_at(raw.get().as_bytes(), "messages")?,
+            None => Vec::new(),
+        };
+        let stops: Vec<Cow<'_, str>> = match fields.stop_sequences {
+            Some(raw) if raw.get() != "null" => {
+                parse_named_at(raw.get().as_bytes(), "stop_sequences")?
+            }
+            _ => Vec::new(),
+        };
+        let tool_list: Vec<Tool<'_>> = match fields.tools {
+            Some(raw) if raw.get() != "null" => parse_named_at(raw.get().as_bytes(), "tools")?,
+            _ => Vec::new(),
+        };
         let mut messages = Messages {
-            out: Vec::with_capacity(body_len + 128),
+            out: Vec::with_capacity(body.len() + 128),
             count: 0,
         };
         messages.out.extend_from_slice(b"{\"model\":");
@@ -306,7 +319,7 @@ impl<'a> MessagesRequest<'a> {
                 raw_field(&mut out, name, v.get());
             }
         }
-        if let Some(stops) = fields.stop_sequences.filter(|s| !s.is_empty()) {
+        if !stops.is_empty() {
             out.extend_from_slice(b",\"stop\":[");
             for (i, stop) in stops.iter().enumerate() {
                 if i > 0 {
@@ -323,7 +336,7 @@ impl<'a> MessagesRequest<'a> {
             out.extend_from_slice(b",\"user\":");
             json_string(&mut out, &hex);
         }
-        let has_tools = tools(fields.tools.as_deref().unwrap_or_default(), &mut out)?;
+        let has_tools = tools(&tool_list, &mut out)?;
         if let Some(choice) = fields.tool_choice {
             tool_choice(&choice, has_tools, &mut out)?;
         }
@@ -349,12 +362,51 @@ impl<'a> MessagesRequest<'a> {
             body,
             model_span: self.model_span.clone(),
             beta,
-            system_turns: self.system_turns,
             foreign_thinking: self.foreign_thinking,
             message_id: id,
             thinking: self.thinking,
         }
     }
+}
+
+/// Whether a Messages body has a `system` turn in its conversation (Claude Code sends them),
+/// read without building the turns: a visitor that only looks at each turn's `role`.
+pub fn has_system_turns(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(default)]
+        messages: SystemTurns,
+    }
+    #[derive(Default)]
+    struct SystemTurns(bool);
+    #[derive(Deserialize)]
+    struct RoleOnly<'a> {
+        #[serde(borrow, default)]
+        role: Cow<'a, str>,
+    }
+    impl<'de> Deserialize<'de> for SystemTurns {
+        fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+            struct Turns;
+            impl<'de> serde::de::Visitor<'de> for Turns {
+                type Value = SystemTurns;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an array of turns")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<SystemTurns, A::Error> {
+                    let mut found = false;
+                    while let Some(turn) = seq.next_element::<RoleOnly<'de>>()? {
+                        found |= turn.role == "system";
+                    }
+                    Ok(SystemTurns(found))
+                }
+            }
+            de.deserialize_seq(Turns)
+        }
+    }
+    serde_json::from_slice::<Peek>(body).is_ok_and(|p| p.messages.0)
 }
 
 /// Whether a `"signature"` key holds an empty string or the gateway's marker: a thinking block

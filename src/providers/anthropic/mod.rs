@@ -59,7 +59,8 @@ pub fn passthrough(
     upstream_model_json: &[u8],
     first_party: bool,
 ) -> Result<Bytes, GatewayError> {
-    let mend = native.foreign_thinking || (native.system_turns && !first_party);
+    let system_turns = !first_party && crate::anthropic::request::has_system_turns(&native.body);
+    let mend = native.foreign_thinking || system_turns;
     if !mend {
         return Ok(super::openai::splice(
             &native.body,
@@ -80,7 +81,7 @@ pub fn passthrough(
     if native.foreign_thinking {
         strip_foreign_thinking(&mut messages, &mut body);
     }
-    if native.system_turns && !first_party {
+    if system_turns {
         hoist_system_turns(&mut messages, &mut body);
     }
     body.insert("messages".into(), Value::Array(messages));
