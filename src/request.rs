@@ -50,6 +50,8 @@ pub struct Native {
     /// The client's `anthropic-beta`, forwarded verbatim (Claude Code's list changes every
     /// release: never filtered).
     pub beta: Option<http::HeaderValue>,
+    /// Some turn is a `system` turn (mid-conversation).
+    pub system_turns: bool,
     /// Some thinking block carries the gateway's signature (or an empty one).
     pub foreign_thinking: bool,
     /// The answer's message id (`msg_…`), when a translated route answers.

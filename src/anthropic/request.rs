@@ -31,11 +31,14 @@ pub struct MessagesRequest<'a> {
     pub thinking: bool,
     pub max_tokens: Option<u64>,
     fields: Body<'a>,
+    turns: Vec<Turn<'a>>,
     body: &'a [u8],
     /// Byte range of the `model` value in the client's body (for a pass-through).
     pub model_span: Range<usize>,
     /// Some thinking block carries the gateway's signature (or none).
     pub foreign_thinking: bool,
+    /// Some turn is a `system` turn (mid-conversation).
+    pub system_turns: bool,
 }
 
 /// Whether `max_tokens` is required: yes for `/v1/messages`, no for `count_tokens`.
@@ -46,9 +49,9 @@ pub enum Purpose {
 }
 
 /// The fields of a Messages body the pipeline and the translation read; the rest is skipped
-/// unparsed. What can hold many items (turns, tools, stop sequences) stays raw until a
-/// translation needs it: a pass-through never builds them, and the read is bounded by the
-/// struct's size whatever the body holds.
+/// unparsed. Turns are read as their role and raw content (40 bytes for at least 13 of JSON);
+/// what could cost many times its JSON (tools, stop sequences, content blocks) stays raw until
+/// a translation needs it, after the tree bound is checked: a pass-through never builds it.
 #[derive(Deserialize)]
 struct Body<'a> {
     #[serde(borrow, default)]
@@ -58,7 +61,7 @@ struct Body<'a> {
     #[serde(borrow, default)]
     system: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    messages: Option<&'a RawValue>,
+    messages: Option<Vec<Turn<'a>>>,
     #[serde(default)]
     stream: Option<bool>,
     #[serde(borrow, default)]
@@ -184,7 +187,7 @@ struct Messages {
 
 impl<'a> MessagesRequest<'a> {
     pub fn parse(body: &'a [u8], purpose: Purpose) -> Result<Self, GatewayError> {
-        let fields: Body<'a> = match serde_json::from_slice(body) {
+        let mut fields: Body<'a> = match serde_json::from_slice(body) {
             Ok(fields) => fields,
             Err(e) if e.classify() == serde_json::error::Category::Data => {
                 return Err(parse_named::<Body<'_>>(body).err().unwrap_or_else(|| {
@@ -223,20 +226,20 @@ impl<'a> MessagesRequest<'a> {
             .thinking
             .as_ref()
             .is_some_and(|t| matches!(&*t.kind, "enabled" | "adaptive"));
-        match fields.messages.map(|m| m.get().as_bytes()) {
-            None => return Err(invalid("messages", "Field required: an array of messages")),
-            Some([b'[', rest @ ..]) if rest.trim_ascii_start().starts_with(b"]") => {
-                return Err(invalid("messages", "must contain at least one message"));
-            }
-            Some([b'[', ..]) => {}
-            Some(_) => return Err(invalid("messages", "must be an array of messages")),
+        let Some(turns) = fields.messages.take() else {
+            return Err(invalid("messages", "Field required: an array of messages"));
+        };
+        if turns.is_empty() {
+            return Err(invalid("messages", "must contain at least one message"));
         }
         Ok(Self {
             model,
             stream,
             thinking,
             max_tokens,
+            system_turns: turns.iter().any(|t| t.role == "system"),
             fields,
+            turns,
             body,
             model_span,
             foreign_thinking: foreign_signature(body),
@@ -268,16 +271,13 @@ impl<'a> MessagesRequest<'a> {
             stream,
             max_tokens,
             fields,
+            turns,
             body,
             ..
         } = self;
-        // Turns, tools and stop sequences are read into vectors: held to the same bound as a
+        // Blocks, tools and stop sequences are read into vectors: held to the same bound as a
         // tree.
         crate::request::check_tree(body)?;
-        let turns: Vec<Turn<'_>> = match fields.messages {
-            Some(raw) => parse_named_at(raw.get().as_bytes(), "messages")?,
-            None => Vec::new(),
-        };
         let stops: Vec<Cow<'_, str>> = match fields.stop_sequences {
             Some(raw) if raw.get() != "null" => {
                 parse_named_at(raw.get().as_bytes(), "stop_sequences")?
@@ -362,51 +362,12 @@ impl<'a> MessagesRequest<'a> {
             body,
             model_span: self.model_span.clone(),
             beta,
+            system_turns: self.system_turns,
             foreign_thinking: self.foreign_thinking,
             message_id: id,
             thinking: self.thinking,
         }
     }
-}
-
-/// Whether a Messages body has a `system` turn in its conversation (Claude Code sends them),
-/// read without building the turns: a visitor that only looks at each turn's `role`.
-pub fn has_system_turns(body: &[u8]) -> bool {
-    #[derive(Deserialize)]
-    struct Peek {
-        #[serde(default)]
-        messages: SystemTurns,
-    }
-    #[derive(Default)]
-    struct SystemTurns(bool);
-    #[derive(Deserialize)]
-    struct RoleOnly<'a> {
-        #[serde(borrow, default)]
-        role: Cow<'a, str>,
-    }
-    impl<'de> Deserialize<'de> for SystemTurns {
-        fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-            struct Turns;
-            impl<'de> serde::de::Visitor<'de> for Turns {
-                type Value = SystemTurns;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("an array of turns")
-                }
-                fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                    self,
-                    mut seq: A,
-                ) -> Result<SystemTurns, A::Error> {
-                    let mut found = false;
-                    while let Some(turn) = seq.next_element::<RoleOnly<'de>>()? {
-                        found |= turn.role == "system";
-                    }
-                    Ok(SystemTurns(found))
-                }
-            }
-            de.deserialize_seq(Turns)
-        }
-    }
-    serde_json::from_slice::<Peek>(body).is_ok_and(|p| p.messages.0)
 }
 
 /// Whether a `"signature"` key holds an empty string or the gateway's marker: a thinking block

@@ -311,13 +311,3 @@ fn the_written_chat_request_is_what_a_parse_of_it_finds() {
         assert_eq!(written.form, parsed.form);
     }
 }
-
-#[test]
-fn system_turns_are_found_without_building_the_turns() {
-    use super::request::has_system_turns;
-    let with = json!({"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]});
-    let without = json!({"model": "m", "system": "s", "messages": [{"role": "user", "content": [{"type": "text", "text": "\"role\":\"system\""}]}]});
-    assert!(has_system_turns(with.to_string().as_bytes()));
-    assert!(!has_system_turns(without.to_string().as_bytes()));
-    assert!(!has_system_turns(b"{\"messages\": 3}"));
-}

@@ -59,7 +59,7 @@ pub fn passthrough(
     upstream_model_json: &[u8],
     first_party: bool,
 ) -> Result<Bytes, GatewayError> {
-    let system_turns = !first_party && crate::anthropic::request::has_system_turns(&native.body);
+    let system_turns = native.system_turns && !first_party;
     let mend = native.foreign_thinking || system_turns;
     if !mend {
         return Ok(super::openai::splice(

@@ -35,6 +35,7 @@ fn ctx(include_usage: bool, native: bool) -> ResponseContext {
                 body: Bytes::new(),
                 model_span: 0..0,
                 beta: None,
+                system_turns: false,
                 foreign_thinking: false,
                 message_id: "msg_1".into(),
                 thinking: false,
