@@ -18,7 +18,12 @@ pub fn message_id(request_id: &str) -> String {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     match usable {
-        true => format!("msg_{body}"),
+        true => {
+            let mut id = String::with_capacity(body.len() + 4);
+            id.push_str("msg_");
+            id.push_str(body);
+            id
+        }
         false => random_id("msg_"),
     }
 }
@@ -39,10 +44,42 @@ fn random_id(prefix: &str) -> String {
 /// Anthropic upstream).
 pub const SIGNATURE: &str = "sygw1";
 
-/// A JSON string, escaped as serde_json escapes it.
+/// A JSON string, escaped as serde_json escapes it. Most strings need no escape at all (names,
+/// ids, plain text): those are copied between their quotes.
 fn json_string(out: &mut Vec<u8>, text: &str) {
+    if !needs_escape(text.as_bytes()) {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// Whether any byte of `bytes` is a control character, `"` or `\\` (what JSON escapes), eight
+/// bytes at a time.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero: its high bit is set in the result (no false negatives; a false
+    // positive only sends the string to the careful path).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let control = x.wrapping_sub(0x20 * ONES) & !x & HIGHS;
+        if control | zero(x ^ (u64::from(b'"') * ONES)) | zero(x ^ (u64::from(b'\\') * ONES)) != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// Chat usage as Anthropic's usage object, written into `out`: `input_tokens` is only what was

@@ -311,3 +311,26 @@ fn the_written_chat_request_is_what_a_parse_of_it_finds() {
         assert_eq!(written.form, parsed.form);
     }
 }
+
+#[test]
+fn strings_are_written_as_serde_json_writes_them() {
+    let long = "a".repeat(23);
+    for text in [
+        "",
+        "plain",
+        "é 中文 \u{7f}",
+        "quote \" here",
+        "back\\slash",
+        "tab\there",
+        "\u{1}",
+        &long,
+        "exactly8",
+        "eight..\"",
+        "seventeen chars!\n",
+        "\u{80}\u{ff} \u{2028} x\u{1f}",
+    ] {
+        let mut out = Vec::new();
+        super::json_string(&mut out, text);
+        assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
+    }
+}
