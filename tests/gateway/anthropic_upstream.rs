@@ -354,3 +354,44 @@ async fn an_overloaded_anthropic_route_fails_over_and_its_verdicts_reach_the_cli
     );
     gw.shutdown().await;
 }
+
+/// A pass-through stream cut by the upstream after the first byte ends with Anthropic's `error`
+/// event and no `message_stop` (Claude Code then treats the answer as incomplete); an upstream
+/// that quotes the provider's key has it scrubbed from answers and streams alike.
+#[tokio::test]
+async fn a_cut_pass_through_ends_with_an_error_event_and_no_key_leaks() {
+    let claude = MockAnthropic::start("claude").await;
+    let ledger = ledger_path("anthropic-cut");
+    let gw = Gateway::start(&config(&claude, None, &ledger)).await;
+    let request = |stream: bool| {
+        json!({"model": "gpt-4o-mini", "max_tokens": 10, "stream": stream,
+               "messages": [{"role": "user", "content": "x"}]})
+    };
+
+    claude.next(1, Behavior::CutAfter(4));
+    let r = send_messages(&gw, &request(true)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("event: error\ndata: "), "{text}");
+    assert!(!text.contains("message_stop"), "{text}");
+    let error: Value = serde_json::from_str(last.split("data: ").nth(1).unwrap()).unwrap();
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["type"], "api_error");
+
+    claude.next(2, Behavior::EchoKey);
+    for stream in [false, true] {
+        let r = send_messages(&gw, &request(stream)).await;
+        assert_eq!(r.status(), 200);
+        let answer = r.text().await.unwrap();
+        assert!(answer.contains("with key"), "{answer}");
+        assert!(
+            !answer.contains("sk-ant-upstream-key"),
+            "the provider's key leaked: {answer}"
+        );
+    }
+    gw.shutdown().await;
+    let rows = ledger_rows(&ledger);
+    assert_eq!(rows.len(), 3);
+    assert_ne!(rows[0]["status"], "ok", "the cut stream: {:?}", rows[0]);
+}

@@ -31,6 +31,10 @@ pub enum Behavior {
     Status(u16, &'static str),
     /// A stream that sends `message_start`, then `event: error` of this type.
     ErrorEvent(&'static str),
+    /// A stream cut (the connection dropped) after this many events.
+    CutAfter(usize),
+    /// The answer's text quotes the `x-api-key` it was sent (an echo server, a debug proxy).
+    EchoKey,
 }
 
 struct State {
@@ -118,6 +122,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         .map(|c| c.to_bytes())
         .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let behavior = state.script.take(Recorded {
         path: path.clone(),
         headers,
@@ -139,7 +148,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         }
     }
     let (tools, (tool, input)) = (calls_tool(&body), tool_to_call(&body));
-    let text = format!("Hello from {}", state.name);
+    let text = match behavior {
+        Behavior::EchoKey => format!("Hello from {} with key {key}", state.name),
+        _ => format!("Hello from {}", state.name),
+    };
     let usage = json!({"input_tokens": INPUT, "cache_read_input_tokens": CACHE_READ,
                        "cache_creation_input_tokens": CACHE_WRITE, "output_tokens": OUTPUT});
     let stop = if tools { "tool_use" } else { "end_turn" };
@@ -188,6 +200,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": OUTPUT}})),
         ("message_stop", json!({"type": "message_stop"})),
     ]);
+    if let Behavior::CutAfter(n) = behavior {
+        let mut frames: Vec<_> = sse_frames(events).into_iter().take(n).collect();
+        frames.push(Err(std::io::Error::other("cut")));
+        return Ok(sse_response(frames, "text/event-stream; charset=utf-8"));
+    }
     Ok(sse(events))
 }
 
@@ -216,13 +233,16 @@ fn tool_to_call(body: &Value) -> (&'static str, &'static str) {
 }
 
 fn sse(events: Vec<(&str, Value)>) -> Response<Body> {
-    let frames = events
+    sse_response(sse_frames(events), "text/event-stream; charset=utf-8")
+}
+
+fn sse_frames(events: Vec<(&str, Value)>) -> Vec<Result<Frame<Bytes>, std::io::Error>> {
+    events
         .into_iter()
         .map(|(name, data)| {
             Ok(Frame::data(Bytes::from(format!(
                 "event: {name}\ndata: {data}\n\n"
             ))))
         })
-        .collect();
-    sse_response(frames, "text/event-stream; charset=utf-8")
+        .collect()
 }
