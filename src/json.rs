@@ -45,6 +45,64 @@ pub fn top_level<const N: usize>(body: &[u8], keys: [&[u8]; N]) -> [Option<Range
     }
 }
 
+/// [`top_level`] for one key, stopping at the first match: cheap for a key near the start (an
+/// answer's `model`, before its content).
+pub fn first_top_level(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
+    let mut i = skip_ws(body, 0);
+    if body.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(body, i);
+        match body.get(i)? {
+            b',' => {
+                i += 1;
+                continue;
+            }
+            b'"' => {}
+            _ => return None,
+        }
+        let key_end = string_end(body, i)?;
+        let found = &body[i + 1..key_end] == key;
+        i = skip_ws(body, key_end + 1);
+        if body.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = skip_ws(body, i + 1);
+        let end = value_end(body, start)?;
+        if found {
+            return Some(start..end);
+        }
+        i = end;
+    }
+}
+
+/// The value of `key` when it is the object's last member (`…,"key":value}`), found from the
+/// end without reading what comes before it: cheap for an answer's `usage`. `None` when the
+/// last member is another (then [`top_level`]). Exactly one `}` after the value proves the
+/// member is the outermost object's: a nested one is followed by at least two.
+pub fn last_member(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
+    let quoted_len = key.len() + 2;
+    let mut search_end = body.len();
+    loop {
+        let at = memchr::memmem::rfind(&body[..search_end], key)?.checked_sub(1)?;
+        search_end = at;
+        if body.get(at) != Some(&b'"') || body.get(at + quoted_len - 1) != Some(&b'"') {
+            continue;
+        }
+        let colon = skip_ws(body, at + quoted_len);
+        if body.get(colon) != Some(&b':') {
+            continue;
+        }
+        let start = skip_ws(body, colon + 1);
+        let end = value_end(body, start)?;
+        let close = skip_ws(body, end);
+        return (body.get(close) == Some(&b'}') && skip_ws(body, close + 1) == body.len())
+            .then_some(start..end);
+    }
+}
+
 fn skip_ws(body: &[u8], mut i: usize) -> usize {
     while matches!(body.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
@@ -118,6 +176,29 @@ mod tests {
                 None
             ]
         );
+    }
+
+    #[test]
+    fn the_first_and_the_last_member_are_found_without_the_rest() {
+        use super::{first_top_level, last_member};
+        let body = r#"{"id":"m","model" : "claude-x","content":[{"input":{"usage":{"a":1}}}],"usage":{"input_tokens":3}}"#;
+        let at = |r: Option<std::ops::Range<usize>>| r.map(|r| &body[r]);
+        assert_eq!(
+            at(first_top_level(body.as_bytes(), b"model")),
+            Some(r#""claude-x""#)
+        );
+        assert_eq!(
+            at(last_member(body.as_bytes(), b"usage")),
+            Some(r#"{"input_tokens":3}"#)
+        );
+        // Not last: found by neither shortcut's promise, so not found.
+        let nested_last = r#"{"usage":{"x":1},"content":[{"input":{"usage":{"a":1}}}]}"#;
+        assert_eq!(last_member(nested_last.as_bytes(), b"usage"), None);
+        let inner_object = r#"{"a":{"usage":{"x":1}}}"#;
+        assert_eq!(last_member(inner_object.as_bytes(), b"usage"), None);
+        let as_value = r#"{"k":"usage"}"#;
+        assert_eq!(last_member(as_value.as_bytes(), b"usage"), None);
+        assert_eq!(first_top_level(br#"{"a":1}"#, b"model"), None);
     }
 
     #[test]

@@ -48,11 +48,15 @@ pub async fn messages(
     let req = MessagesRequest::parse(&body, Counting::Create)?;
     let model = admit::model(ctx, key, &req.model, ModelType::Chat)?;
     let encoding = model.encoding();
-    let id = message_id(ctx.request_id.to_str().unwrap_or_default());
+    // Translated only if some route needs a chat request (then its answer needs an id).
+    let translated = !model.routes().all(|r| passes_through(r));
+    let id = match translated {
+        true => message_id(ctx.request_id.to_str().unwrap_or_default()),
+        false => String::new(),
+    };
     let native = req.native(body.clone(), beta, id.clone());
     let (name, stream, thinking) = (req.model.clone(), req.stream, req.thinking);
-    // Translated only if some route needs a chat request.
-    let chat = match model.routes().all(|r| passes_through(r)) {
+    let chat = match !translated {
         true => ChatRequest::native(native, req.model, req.stream, req.max_tokens),
         false => {
             let mut chat = req.into_chat()?;

@@ -182,10 +182,19 @@ pub fn to_chat(body: &[u8], ctx: &ResponseContext) -> Result<(Bytes, Usage), Gat
 }
 
 /// A native `message` (a Messages client's pass-through) with the client's model name, and
-/// its usage: the two top-level members found in one pass over the body's structure, the rest
-/// of it untouched.
+/// its usage. Anthropic writes `model` before the content and `usage` last, so each is found
+/// from its end of the body; any other order, by one pass over the body's structure.
 pub fn native(body: Bytes, client_model: &str) -> (Bytes, Option<Usage>) {
-    let [model, usage] = crate::json::top_level(&body, [b"model", b"usage"]);
+    let (model, usage) = match (
+        crate::json::first_top_level(&body, b"model"),
+        crate::json::last_member(&body, b"usage"),
+    ) {
+        (model, Some(usage)) => (model, Some(usage)),
+        _ => {
+            let [model, usage] = crate::json::top_level(&body, [b"model", b"usage"]);
+            (model, usage)
+        }
+    };
     let usage = usage
         .and_then(|span| serde_json::from_slice::<WireUsage>(&body[span]).ok())
         .map(|u| u.canonical());
