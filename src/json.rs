@@ -81,12 +81,13 @@ pub fn first_top_level(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
 /// The value of `key` when it is the object's last member (`…,"key":value}`), found from the
 /// end without reading what comes before it: cheap for an answer's `usage`. `None` when the
 /// last member is another (then [`top_level`]). Exactly one `}` after the value proves the
-/// member is the outermost object's: a nested one is followed by at least two.
-pub fn last_member(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
-    let quoted_len = key.len() + 2;
+/// member is the outermost object's: a nested one is followed by at least two. `key` is a
+/// finder built once (building one costs more than the search).
+pub fn last_member(body: &[u8], key: &memchr::memmem::FinderRev<'_>) -> Option<Range<usize>> {
+    let quoted_len = key.needle().len() + 2;
     let mut search_end = body.len();
     loop {
-        let at = memchr::memmem::rfind(&body[..search_end], key)?.checked_sub(1)?;
+        let at = key.rfind(&body[..search_end])?.checked_sub(1)?;
         search_end = at;
         if body.get(at) != Some(&b'"') || body.get(at + quoted_len - 1) != Some(&b'"') {
             continue;
@@ -180,7 +181,9 @@ mod tests {
 
     #[test]
     fn the_first_and_the_last_member_are_found_without_the_rest() {
-        use super::{first_top_level, last_member};
+        use super::first_top_level;
+        let usage = memchr::memmem::FinderRev::new(b"usage");
+        let last_member = |body: &[u8]| super::last_member(body, &usage);
         let body = r#"{"id":"m","model" : "claude-x","content":[{"input":{"usage":{"a":1}}}],"usage":{"input_tokens":3}}"#;
         let at = |r: Option<std::ops::Range<usize>>| r.map(|r| &body[r]);
         assert_eq!(
@@ -188,16 +191,16 @@ mod tests {
             Some(r#""claude-x""#)
         );
         assert_eq!(
-            at(last_member(body.as_bytes(), b"usage")),
+            at(last_member(body.as_bytes())),
             Some(r#"{"input_tokens":3}"#)
         );
         // Not last: found by neither shortcut's promise, so not found.
         let nested_last = r#"{"usage":{"x":1},"content":[{"input":{"usage":{"a":1}}}]}"#;
-        assert_eq!(last_member(nested_last.as_bytes(), b"usage"), None);
+        assert_eq!(last_member(nested_last.as_bytes()), None);
         let inner_object = r#"{"a":{"usage":{"x":1}}}"#;
-        assert_eq!(last_member(inner_object.as_bytes(), b"usage"), None);
+        assert_eq!(last_member(inner_object.as_bytes()), None);
         let as_value = r#"{"k":"usage"}"#;
-        assert_eq!(last_member(as_value.as_bytes(), b"usage"), None);
+        assert_eq!(last_member(as_value.as_bytes()), None);
         assert_eq!(first_top_level(br#"{"a":1}"#, b"model"), None);
     }
 
