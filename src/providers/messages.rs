@@ -40,7 +40,23 @@ impl ChatToMessages {
         if !std::mem::replace(&mut self.started, true) {
             self.events.start(&mut out);
         }
-        for frame in sse::frames(&chat) {
+        // Usually one frame: its data read at once, without looking for frame ends in it.
+        if let Some(data) = SseEvent::data_only(&chat) {
+            if data.trim_ascii() != b"[DONE]" {
+                self.events.on_chunk(data, &mut out);
+            }
+        } else {
+            self.translate_frames(&chat, &mut out);
+        }
+        if done {
+            self.events.finish(usage(), &mut out);
+            return Relayed::Done(Bytes::from(out));
+        }
+        Relayed::Forward(Bytes::from(out))
+    }
+
+    fn translate_frames(&mut self, chat: &[u8], out: &mut Vec<u8>) {
+        for frame in sse::frames(chat) {
             let parsed;
             let data = match SseEvent::data_only(frame) {
                 Some(data) => data,
@@ -53,13 +69,8 @@ impl ChatToMessages {
                 }
             };
             if data.trim_ascii() != b"[DONE]" {
-                self.events.on_chunk(data, &mut out);
+                self.events.on_chunk(data, out);
             }
         }
-        if done {
-            self.events.finish(usage(), &mut out);
-            return Relayed::Done(Bytes::from(out));
-        }
-        Relayed::Forward(Bytes::from(out))
     }
 }
