@@ -63,6 +63,9 @@ pub struct EventStream {
     next_index: usize,
     tools: Vec<ToolCall>,
     finish: Option<String>,
+    /// Where the last chunk's `"delta"` key was: a stream's chunks share one layout (the same
+    /// id, model and fingerprint before it), so the next one is looked at there first.
+    delta_at: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +97,7 @@ impl EventStream {
             next_index: 0,
             tools: Vec::new(),
             finish: None,
+            delta_at: 0,
         }
     }
 
@@ -117,7 +121,18 @@ impl EventStream {
     /// One chat chunk's `data`, read at its `delta` and `finish_reason` keys only: the id, model
     /// and fingerprint every chunk repeats are not parsed, and its usage is the relay's.
     pub fn on_chunk(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        if let Some(delta) = value_at::<Delta<'_>>(data, &DELTA_KEY) {
+        let delta_at = match data.get(self.delta_at..) {
+            Some(rest) if rest.starts_with(DELTA_KEY.needle()) => Some(self.delta_at),
+            _ => DELTA_KEY.find(data),
+        };
+        let mut after = 0;
+        let delta = delta_at.and_then(|at| {
+            self.delta_at = at;
+            let (delta, end) = value_after::<Delta<'_>>(data, at + DELTA_KEY.needle().len())?;
+            after = end;
+            Some(delta)
+        });
+        if let Some(delta) = delta {
             if let Some(reasoning) = delta.reasoning_content.filter(|r| !r.is_empty())
                 && self.thinking
             {
@@ -132,7 +147,17 @@ impl EventStream {
                 self.gather(call);
             }
         }
-        if let Some(Some(finish)) = value_at::<Option<Cow<'_, str>>>(data, &FINISH_KEY) {
+        // `finish_reason` right after the delta (OpenAI's and vLLM's layout) is read there;
+        // anywhere else, found by a search.
+        let finish = FINISH_AFTER_DELTA
+            .iter()
+            .find(|prefix| data[after..].starts_with(prefix))
+            .and_then(|prefix| value_after(data, after + prefix.len() - 1))
+            .or_else(|| {
+                let at = FINISH_KEY.find(data)?;
+                value_after(data, at + FINISH_KEY.needle().len())
+            });
+        if let Some((Some::<Cow<'_, str>>(finish), _)) = finish {
             self.finish = Some(finish.into_owned());
         }
     }
@@ -243,15 +268,19 @@ impl EventStream {
     }
 }
 
-/// The value of the first `"key":` in `json` (a key: inside a JSON string a quote is escaped,
-/// so a raw `"key"` followed by `:` is never text), read as `T`.
-fn value_at<'a, T: Deserialize<'a>>(json: &'a [u8], key: &memmem::Finder<'_>) -> Option<T> {
-    let at = key.find(json)?;
-    let rest = json[at + key.needle().len()..]
-        .trim_ascii_start()
-        .strip_prefix(b":")?;
-    let mut de = serde_json::Deserializer::from_slice(rest);
-    T::deserialize(&mut de).ok()
+/// What follows `finish_reason`'s key when it comes right after the delta's value.
+const FINISH_AFTER_DELTA: [&[u8]; 2] = [
+    b",\"finish_reason\":",
+    b",\"logprobs\":null,\"finish_reason\":",
+];
+
+/// The value after a key that ends at `key_end` (a key found as a raw `"key"`: inside a JSON
+/// string a quote is escaped, so it is never text), read as `T`, and where in `json` it ends.
+fn value_after<'a, T: Deserialize<'a>>(json: &'a [u8], key_end: usize) -> Option<(T, usize)> {
+    let rest = json.get(key_end..)?.trim_ascii_start().strip_prefix(b":")?;
+    let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<T>();
+    let value = values.next()?.ok()?;
+    Some((value, json.len() - rest.len() + values.byte_offset()))
 }
 
 /// `event: ping`, for the start and for silences (Claude Code gives up after 5 minutes without

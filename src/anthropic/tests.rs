@@ -334,3 +334,40 @@ fn strings_are_written_as_serde_json_writes_them() {
         assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
     }
 }
+
+/// Chunks are read where the stream's layout puts `delta` and `finish_reason`, and found by a
+/// search wherever else a server writes them.
+#[test]
+fn the_delta_and_finish_reason_are_found_in_any_layout() {
+    let mut stream = EventStream::new("msg_3".into(), "alias".into(), false);
+    let mut out = Vec::new();
+    stream.start(&mut out);
+    for chunk in [
+        r#"{"id":"c","choices":[{"index":0,"delta":{"content":"a"},"logprobs":null,"finish_reason":null}]}"#,
+        r#"{"id":"c","choices":[{"index":0,"delta":{"content":"b"},"logprobs":null,"finish_reason":null}]}"#,
+        r#"{"id":"longer-id","choices":[{"finish_reason":null, "index":0, "delta": {"content":"c"}}]}"#,
+        r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#,
+    ] {
+        stream.on_chunk(chunk.as_bytes(), &mut out);
+    }
+    stream.finish(None, &mut out);
+    let all = events(&out);
+    let text: String = all
+        .iter()
+        .filter_map(|(_, e)| e["delta"]["text"].as_str())
+        .collect();
+    assert_eq!(text, "abc");
+    let delta = all.iter().find(|(n, _)| n == "message_delta").unwrap();
+    assert_eq!(delta.1["delta"]["stop_reason"], "max_tokens");
+
+    let mut before = EventStream::new("msg_4".into(), "alias".into(), false);
+    let mut out = Vec::new();
+    before.on_chunk(
+        br#"{"choices":[{"finish_reason":"length","index":0,"delta":{"content":"x"}}]}"#,
+        &mut out,
+    );
+    before.finish(None, &mut out);
+    let all = events(&out);
+    let delta = all.iter().find(|(n, _)| n == "message_delta").unwrap();
+    assert_eq!(delta.1["delta"]["stop_reason"], "max_tokens");
+}
