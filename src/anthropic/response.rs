@@ -55,14 +55,15 @@ pub fn from_completion(
     thinking: bool,
     usage: Option<Usage>,
 ) -> Result<Vec<u8>, GatewayError> {
-    // Only `choices` is read: found by one structural pass, the rest never parsed.
+    // Only `choices` is read, found by walking the members before it; nothing else is parsed.
     let not_a_completion = || {
         GatewayError::new(
             ErrorKind::UpstreamFailed,
             "upstream returned a response that is not a chat completion",
         )
     };
-    let [choices] = crate::json::top_level(body, [b"choices"]);
+    // The members after `choices` (usage) are never walked.
+    let choices = crate::json::first_top_level(body, b"choices");
     let choices: Vec<Choice<'_>> = match choices {
         Some(span) => serde_json::from_slice(&body[span]).map_err(|_| not_a_completion())?,
         None if body.trim_ascii_start().starts_with(b"{") => Vec::new(),
