@@ -81,15 +81,16 @@ pub fn first_top_level(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
 /// The value of `key` when it is the object's last member (`…,"key":value}`), found from the
 /// end without reading what comes before it: cheap for an answer's `usage`. `None` when the
 /// last member is another (then [`top_level`]). Exactly one `}` after the value proves the
-/// member is the outermost object's: a nested one is followed by at least two. `key` is a
-/// finder built once (building one costs more than the search).
-pub fn last_member(body: &[u8], key: &memchr::memmem::FinderRev<'_>) -> Option<Range<usize>> {
-    let quoted_len = key.needle().len() + 2;
+/// member is the outermost object's: a nested one is followed by at least two. The key is
+/// looked for quote by quote from the end (a reverse substring search has no SIMD form).
+pub fn last_member(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
+    let quoted_len = key.len() + 2;
     let mut search_end = body.len();
     loop {
-        let at = key.rfind(&body[..search_end])?.checked_sub(1)?;
+        let at = memchr::memrchr(b'"', &body[..search_end])?;
         search_end = at;
-        if body.get(at) != Some(&b'"') || body.get(at + quoted_len - 1) != Some(&b'"') {
+        let quoted = body.get(at + 1..at + quoted_len);
+        if quoted.is_none_or(|q| &q[..key.len()] != key || q[key.len()] != b'"') {
             continue;
         }
         let colon = skip_ws(body, at + quoted_len);
@@ -182,8 +183,7 @@ mod tests {
     #[test]
     fn the_first_and_the_last_member_are_found_without_the_rest() {
         use super::first_top_level;
-        let usage = memchr::memmem::FinderRev::new(b"usage");
-        let last_member = |body: &[u8]| super::last_member(body, &usage);
+        let last_member = |body: &[u8]| super::last_member(body, b"usage");
         let body = r#"{"id":"m","model" : "claude-x","content":[{"input":{"usage":{"a":1}}}],"usage":{"input_tokens":3}}"#;
         let at = |r: Option<std::ops::Range<usize>>| r.map(|r| &body[r]);
         assert_eq!(

@@ -185,11 +185,9 @@ pub fn to_chat(body: &[u8], ctx: &ResponseContext) -> Result<(Bytes, Usage), Gat
 /// its usage. Anthropic writes `model` before the content and `usage` last, so each is found
 /// from its end of the body; any other order, by one pass over the body's structure.
 pub fn native(body: Bytes, client_model: &str) -> (Bytes, Option<Usage>) {
-    static USAGE: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(b"usage"));
     let (model, usage) = match (
         crate::json::first_top_level(&body, b"model"),
-        crate::json::last_member(&body, &USAGE),
+        crate::json::last_member(&body, b"usage"),
     ) {
         (model, Some(usage)) => (model, Some(usage)),
         _ => {
