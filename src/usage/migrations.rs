@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "prompt_caching",
         include_str!("../../migrations/0005_prompt_caching.sql"),
     ),
+    (
+        6,
+        "max_output_tokens",
+        include_str!("../../migrations/0006_max_output_tokens.sql"),
+    ),
 ];
 
 /// The advisory lock key shared by every replica's migrations and partition maintenance.

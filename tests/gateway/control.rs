@@ -154,6 +154,11 @@ async fn the_admin_api_is_for_admin_keys_and_names_bad_fields() {
             "price.cached_input_per_1m",
         ),
         (
+            "/admin/v1/models",
+            json!({"name": "x", "max_output_tokens": 0}),
+            "max_output_tokens",
+        ),
+        (
             "/admin/v1/routes",
             json!({"model": "chat", "provider": "opneai", "upstream_model": "m"}),
             "provider",
@@ -198,12 +203,24 @@ async fn the_admin_api_is_for_admin_keys_and_names_bad_fields() {
         M::POST,
         "/admin/v1/models",
         Some(OPS),
-        Some(json!({"name": "claude", "price": cached})),
+        Some(json!({"name": "claude", "price": cached, "max_output_tokens": 16384})),
     )
     .await;
     assert_eq!(status, 201);
     let (_, model) = admin(&gw, M::GET, "/admin/v1/models/claude", Some(OPS), None).await;
     assert_eq!(model["price"], cached, "{model}");
+    assert_eq!(model["max_output_tokens"], 16384, "{model}");
+    // The output cap is cleared with null (then Anthropic routes use the 4096 default).
+    let (status, model) = admin(
+        &gw,
+        M::PATCH,
+        "/admin/v1/models/claude",
+        Some(OPS),
+        Some(json!({"max_output_tokens": null})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(model.get("max_output_tokens").is_none(), "{model}");
     assert_eq!(
         admin(&gw, M::DELETE, "/admin/v1/models/claude", Some(OPS), None)
             .await

@@ -18,6 +18,8 @@ struct ModelPatch {
     #[serde(default, deserialize_with = "nullable")]
     context_window: Option<Option<u32>>,
     #[serde(default, deserialize_with = "nullable")]
+    max_output_tokens: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
     price: Option<Option<PriceConfig>>,
     #[serde(default, deserialize_with = "nullable")]
     tokenizer: Option<Option<Tokenizer>>,
@@ -59,6 +61,9 @@ impl Admin<'_> {
         if let Some(context_window) = patch.context_window {
             model.context_window = context_window;
         }
+        if let Some(max_output_tokens) = patch.max_output_tokens {
+            model.max_output_tokens = max_output_tokens;
+        }
         if let Some(price) = patch.price {
             model.price = price;
         }
@@ -92,6 +97,9 @@ fn check_model(m: &ModelRow) -> Result<(), GatewayError> {
     }
     if m.context_window == Some(0) {
         return Err(invalid("context_window", "must be at least 1 (or null)"));
+    }
+    if m.max_output_tokens == Some(0) {
+        return Err(invalid("max_output_tokens", "must be at least 1 (or null)"));
     }
     if let Some(p) = &m.price {
         for (field, v) in [

@@ -52,8 +52,7 @@ pub async fn load(client: &mut Client) -> Result<(i64, Catalog), ControlError> {
             name: m.name,
             kind: m.kind,
             context_window: m.context_window,
-            // Not a control-plane column yet: Anthropic routes use the 4096 default.
-            max_output_tokens: None,
+            max_output_tokens: m.max_output_tokens,
             price: m.price,
             tokenizer: m.tokenizer,
             created: Some(m.created),

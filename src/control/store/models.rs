@@ -16,6 +16,9 @@ pub struct ModelRow {
     pub kind: ModelType,
     #[serde(default)]
     pub context_window: Option<u32>,
+    /// `max_tokens` for upstreams that need one when the client sets none (absent: 4096).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u32>,
     #[serde(default)]
     pub price: Option<PriceConfig>,
     #[serde(default)]
@@ -30,7 +33,7 @@ pub async fn list_models(client: &impl GenericClient) -> Result<Vec<ModelRow>, C
         .query(
             "SELECT name, type, context_window, input_per_1m::text, output_per_1m::text, tokenizer,
                     floor(extract(epoch FROM created_at))::int8, cached_input_per_1m::text,
-                    cache_write_per_1m::text
+                    cache_write_per_1m::text, max_output_tokens
              FROM models ORDER BY created_at, name",
             &[],
         )
@@ -52,7 +55,7 @@ pub async fn update_model(client: &mut Client, m: &ModelRow) -> Result<i64, Cont
             "UPDATE models SET type = $2, context_window = $3, input_per_1m = $4::text::numeric,
                     output_per_1m = $5::text::numeric, tokenizer = $6,
                     cached_input_per_1m = $7::text::numeric, cache_write_per_1m = $8::text::numeric,
-                    updated_at = clock_timestamp()
+                    max_output_tokens = $9, updated_at = clock_timestamp()
              WHERE name = $1",
             &Columns::of(m).params(),
         )
@@ -71,7 +74,7 @@ pub async fn get_model(client: &Client, name: &str) -> Result<ModelRow, ControlE
         .query_opt(
             "SELECT name, type, context_window, input_per_1m::text, output_per_1m::text, tokenizer,
                     floor(extract(epoch FROM created_at))::int8, cached_input_per_1m::text,
-                    cache_write_per_1m::text
+                    cache_write_per_1m::text, max_output_tokens
              FROM models WHERE name = $1",
             &[&name],
         )
@@ -95,9 +98,9 @@ pub(super) async fn insert_model(
     client
         .execute(
             "INSERT INTO models (name, type, context_window, input_per_1m, output_per_1m, tokenizer,
-                                 cached_input_per_1m, cache_write_per_1m)
+                                 cached_input_per_1m, cache_write_per_1m, max_output_tokens)
              VALUES ($1, $2, $3, $4::text::numeric, $5::text::numeric, $6, $7::text::numeric,
-                     $8::text::numeric)",
+                     $8::text::numeric, $9)",
             &Columns::of(m).params(),
         )
         .await
@@ -125,6 +128,7 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
             _ => ModelType::Chat,
         },
         context_window: positive(row.get(2)),
+        max_output_tokens: positive(row.get(9)),
         price,
         tokenizer: row
             .get::<_, Option<&str>>(5)
@@ -135,7 +139,7 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
 
 /// A model's fields as the table's columns, in the order both statements bind them: name, type,
 /// context_window, input_per_1m, output_per_1m (decimal text, cast by the statement), tokenizer,
-/// cached_input_per_1m, cache_write_per_1m.
+/// cached_input_per_1m, cache_write_per_1m, max_output_tokens.
 struct Columns<'a> {
     name: &'a str,
     kind: &'static str,
@@ -145,6 +149,7 @@ struct Columns<'a> {
     tokenizer: Option<&'static str>,
     cached_input: Option<String>,
     cache_write: Option<String>,
+    max_output_tokens: Option<i32>,
 }
 
 impl<'a> Columns<'a> {
@@ -167,10 +172,11 @@ impl<'a> Columns<'a> {
                 .as_ref()
                 .and_then(|p| p.cache_write_per_1m)
                 .map(|v| v.to_string()),
+            max_output_tokens: m.max_output_tokens.map(|c| c.min(i32::MAX as u32) as i32),
         }
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
         [
             &self.name,
             &self.kind,
@@ -180,6 +186,7 @@ impl<'a> Columns<'a> {
             &self.tokenizer,
             &self.cached_input,
             &self.cache_write,
+            &self.max_output_tokens,
         ]
     }
 }

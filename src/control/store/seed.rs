@@ -26,6 +26,7 @@ impl Seed {
                     name: m.name.clone(),
                     kind: m.kind,
                     context_window: m.context_window,
+                    max_output_tokens: m.max_output_tokens,
                     price: m.price.clone(),
                     tokenizer: m.tokenizer,
                     created: 0,
