@@ -15,7 +15,7 @@ use http::HeaderValue;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 use super::admit;
 use super::context::{Rejection, RequestCtx};
@@ -36,6 +36,11 @@ use crate::usage::record::Purpose;
 
 /// A `ping` after this long without an event (PROTOCOLS.md §12.7.3 rule 9).
 const PING_AFTER: Duration = Duration::from_secs(15);
+/// Silence is measured in ticks of this: a frame only clears a counter (resetting a timer on
+/// every frame cost more than the rest of passing it on), and a `ping` goes out after
+/// [`PING_AFTER`] to [`PING_AFTER`] + one tick without a frame.
+const PING_TICK: Duration = Duration::from_secs(5);
+const QUIET_TICKS: u32 = (PING_AFTER.as_secs() / PING_TICK.as_secs()) as u32;
 
 /// A Messages request.
 pub async fn messages(
@@ -125,8 +130,10 @@ pub async fn count_tokens(
 /// (Claude Code gives up after five minutes without a byte).
 pub struct Pinged {
     events: RelayStream,
-    /// When a `ping` is due if nothing else is sent.
-    quiet: Pin<Box<Sleep>>,
+    /// The next tick.
+    tick: Pin<Box<Sleep>>,
+    /// Ticks since the last frame went out.
+    quiet: u32,
 }
 
 // === impl Pinged ===
@@ -135,7 +142,8 @@ impl Pinged {
     fn new(events: RelayStream) -> Self {
         Self {
             events,
-            quiet: Box::pin(tokio::time::sleep(PING_AFTER)),
+            tick: Box::pin(tokio::time::sleep(PING_TICK)),
+            quiet: 0,
         }
     }
 }
@@ -149,17 +157,20 @@ impl HttpBody for Pinged {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.events).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                this.quiet.as_mut().reset(Instant::now() + PING_AFTER);
-                Poll::Ready(frame)
-            }
-            Poll::Pending => {
-                ready!(this.quiet.as_mut().poll(cx));
-                this.quiet.as_mut().reset(Instant::now() + PING_AFTER);
+        if let Poll::Ready(frame) = Pin::new(&mut this.events).poll_frame(cx) {
+            this.quiet = 0;
+            return Poll::Ready(frame);
+        }
+        loop {
+            ready!(this.tick.as_mut().poll(cx));
+            let next = this.tick.deadline() + PING_TICK;
+            this.tick.as_mut().reset(next);
+            this.quiet += 1;
+            if this.quiet >= QUIET_TICKS {
+                this.quiet = 0;
                 let mut bytes = Vec::with_capacity(48);
                 ping(&mut bytes);
-                Poll::Ready(Some(Ok(Frame::data(Bytes::from(bytes)))))
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from(bytes)))));
             }
         }
     }
@@ -187,12 +198,12 @@ mod tests {
     use crate::providers::{StreamRelay, openai};
 
     /// Claude Code gives up on a stream after five minutes without a byte: through an upstream
-    /// silence the client gets a `ping` every 15 s, and none while events flow.
+    /// silence the client gets a `ping` after 15 to 20 s, and none while events flow.
     #[tokio::test(start_paused = true)]
     async fn a_silent_upstream_is_bridged_with_pings() {
         let t0 = Instant::now();
-        // A chunk at once, the next 40 s later, `[DONE]` 40 s after that.
-        let upstream = chunks_every(Duration::from_secs(40), Some(2));
+        // A chunk at once, the next 41 s later, `[DONE]` 41 s after that.
+        let upstream = chunks_every(Duration::from_secs(41), Some(2));
         let events = EventStream::new("msg_1".into(), "m".into(), false);
         let translate = StreamRelay::Messages(
             Box::new(StreamRelay::OpenAi(openai::StreamRelay::new(true))),
@@ -211,10 +222,10 @@ mod tests {
             pings.extend(text.matches("event: ping\n").map(|_| at));
             texts.extend(text.matches("\"text_delta\"").map(|_| at));
             if text.contains("event: message_stop") {
-                assert_eq!(at, 80);
+                assert_eq!(at, 82);
             }
         }
-        assert_eq!(texts, [0, 40], "the two chunks, as they came");
+        assert_eq!(texts, [0, 41], "the two chunks, as they came");
         assert_eq!(
             pings,
             [0, 15, 30, 55, 70],
