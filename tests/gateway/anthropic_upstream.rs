@@ -295,10 +295,34 @@ async fn a_messages_client_is_passed_through_with_only_the_model_rewritten() {
     );
     assert!(text.contains("\"model\":\"gpt-4o-mini\""), "{text}");
     assert!(!text.contains("claude-up"));
+
+    // A system turn mid-conversation (Claude Code sends them): this upstream is not
+    // api.anthropic.com (DashScope's Anthropic endpoint refuses them), so it moves into `system`.
+    let mut reminded = clean.clone();
+    reminded["stream"] = json!(false);
+    reminded["messages"]
+        .as_array_mut()
+        .unwrap()
+        .insert(2, json!({"role": "system", "content": "Reminder."}));
+    let r = send_messages(&gw, &reminded).await;
+    assert_eq!(r.status(), 200);
+    let sent = &claude.requests()[2].body;
+    assert_eq!(
+        sent["system"],
+        json!([{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
+               {"type": "text", "text": "Reminder."}])
+    );
+    assert!(
+        sent["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["role"] != "system")
+    );
     gw.shutdown().await;
 
     let rows = ledger_rows(&ledger);
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     for row in &rows {
         assert_eq!(row["purpose"], "messages");
         assert_eq!(row["status"], "ok");
