@@ -10,44 +10,35 @@ use std::ops::Range;
 /// object or is malformed where the pass looks. Keys are compared as written, escapes and all.
 pub fn top_level<const N: usize>(body: &[u8], keys: [&[u8]; N]) -> [Option<Range<usize>>; N] {
     let mut found = [const { None }; N];
-    let mut i = skip_ws(body, 0);
-    if body.get(i) != Some(&b'{') {
-        return found;
-    }
-    i += 1;
-    loop {
-        i = skip_ws(body, i);
-        match body.get(i) {
-            Some(b'}') => return found,
-            Some(b',') => {
-                i += 1;
-                continue;
-            }
-            Some(b'"') => {}
-            _ => return [const { None }; N],
-        }
-        let Some(key_end) = string_end(body, i) else {
-            return [const { None }; N];
-        };
-        let key = &body[i + 1..key_end];
-        i = skip_ws(body, key_end + 1);
-        if body.get(i) != Some(&b':') {
-            return [const { None }; N];
-        }
-        let start = skip_ws(body, i + 1);
-        let Some(end) = value_end(body, start) else {
-            return [const { None }; N];
-        };
+    let walked = members(body, |key, value| {
         if let Some(slot) = keys.iter().position(|k| *k == key) {
-            found[slot] = Some(start..end);
+            found[slot] = Some(value);
         }
-        i = end;
+        false
+    });
+    match walked {
+        Some(()) => found,
+        None => [const { None }; N],
     }
 }
 
 /// [`top_level`] for one key, stopping at the first match: cheap for a key near the start (an
 /// answer's `model`, before its content).
 pub fn first_top_level(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
+    let mut found = None;
+    members(body, |k, value| {
+        let hit = k == key;
+        if hit {
+            found = Some(value);
+        }
+        hit
+    })?;
+    found
+}
+
+/// Calls `visit` with each top-level member's key (as written) and value range, in order,
+/// until it returns true. `None` if `body` is not an object or is malformed where the walk went.
+fn members(body: &[u8], mut visit: impl FnMut(&[u8], Range<usize>) -> bool) -> Option<()> {
     let mut i = skip_ws(body, 0);
     if body.get(i) != Some(&b'{') {
         return None;
@@ -56,6 +47,7 @@ pub fn first_top_level(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
     loop {
         i = skip_ws(body, i);
         match body.get(i)? {
+            b'}' => return Some(()),
             b',' => {
                 i += 1;
                 continue;
@@ -64,15 +56,15 @@ pub fn first_top_level(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
             _ => return None,
         }
         let key_end = string_end(body, i)?;
-        let found = &body[i + 1..key_end] == key;
+        let key = &body[i + 1..key_end];
         i = skip_ws(body, key_end + 1);
         if body.get(i) != Some(&b':') {
             return None;
         }
         let start = skip_ws(body, i + 1);
         let end = value_end(body, start)?;
-        if found {
-            return Some(start..end);
+        if visit(key, start..end) {
+            return Some(());
         }
         i = end;
     }

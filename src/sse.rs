@@ -174,6 +174,16 @@ impl<'a> SseEvent<'a> {
             .then_some(data)
     }
 
+    /// A frame's data: [`SseEvent::data_only`]'s reading when the frame has that shape, the
+    /// general parser's (data lines joined) otherwise; `None` for a frame without data (a
+    /// comment).
+    pub fn data(frame: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+        match Self::data_only(frame) {
+            Some(data) => Some(Cow::Borrowed(data)),
+            None => Self::parse(frame).data,
+        }
+    }
+
     /// Reads the fields of one frame (as returned by the decoder, or an unterminated remainder).
     pub fn parse(frame: &'a [u8]) -> Self {
         let mut event = SseEvent::default();

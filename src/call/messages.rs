@@ -61,13 +61,12 @@ pub async fn messages(
     };
     let native = req.native(body.clone(), beta, id.clone());
     let (name, stream, thinking) = (req.model.clone(), req.stream, req.thinking);
-    let chat = match !translated {
-        true => ChatRequest::native(native, req.model, req.stream, req.max_tokens),
-        false => {
-            let mut chat = req.into_chat()?;
-            chat.native = Some(Arc::new(native));
-            chat
-        }
+    let chat = if translated {
+        let mut chat = req.into_chat()?;
+        chat.native = Some(Arc::new(native));
+        chat
+    } else {
+        ChatRequest::native(native, req.model, req.stream, req.max_tokens)
     };
     let admission = admit::generation_limits(ctx, key, model, encoding, &chat).await?;
     let recorder = Recorder::new(

@@ -32,8 +32,9 @@ pub fn from_chat(body: &[u8]) -> Result<Bytes, GatewayError> {
 pub fn chunks_from_chat(frames: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(frames.len());
     for frame in crate::sse::frames(frames) {
-        let event = SseEvent::parse(frame);
-        let Some(data) = event.data else { continue };
+        let Some(data) = SseEvent::data(frame) else {
+            continue;
+        };
         if data.trim_ascii() == b"[DONE]" {
             out.extend_from_slice(DONE_FRAME);
             continue;

@@ -40,14 +40,7 @@ impl ChatToMessages {
         if !std::mem::replace(&mut self.started, true) {
             self.events.start(&mut out);
         }
-        // Usually one frame: its data read at once, without looking for frame ends in it.
-        if let Some(data) = SseEvent::data_only(&chat) {
-            if data.trim_ascii() != b"[DONE]" {
-                self.events.on_chunk(data, &mut out);
-            }
-        } else {
-            self.translate_frames(&chat, &mut out);
-        }
+        self.translate_frames(&chat, &mut out);
         if done {
             self.events.finish(usage(), &mut out);
             return Relayed::Done(Bytes::from(out));
@@ -55,22 +48,23 @@ impl ChatToMessages {
         Relayed::Forward(Bytes::from(out))
     }
 
+    /// The chat frames' chunks, as events. Usually one frame: then its data is read at once,
+    /// without looking for frame ends in it.
     fn translate_frames(&mut self, chat: &[u8], out: &mut Vec<u8>) {
+        if let Some(data) = SseEvent::data_only(chat) {
+            self.translate(data, out);
+            return;
+        }
         for frame in sse::frames(chat) {
-            let parsed;
-            let data = match SseEvent::data_only(frame) {
-                Some(data) => data,
-                None => {
-                    parsed = SseEvent::parse(frame);
-                    match parsed.data.as_deref() {
-                        Some(data) => data,
-                        None => continue,
-                    }
-                }
-            };
-            if data.trim_ascii() != b"[DONE]" {
-                self.events.on_chunk(data, out);
+            if let Some(data) = SseEvent::data(frame) {
+                self.translate(&data, out);
             }
+        }
+    }
+
+    fn translate(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        if data.trim_ascii() != b"[DONE]" {
+            self.events.on_chunk(data, out);
         }
     }
 }

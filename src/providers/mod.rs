@@ -251,7 +251,10 @@ impl Adapter {
 
     pub fn stream_relay(self, ctx: ResponseContext, provider: Arc<str>) -> StreamRelay {
         // A Messages client's answer from a chat-speaking route: its events, its model's name.
-        let messages = (ctx.messages.clone()).map(|native| (native, ctx.client_model.clone()));
+        let messages = ctx
+            .messages
+            .clone()
+            .map(|native| (native, ctx.client_model.clone()));
         let relay = match self {
             Adapter::OpenAi | Adapter::Mock => {
                 StreamRelay::OpenAi(openai::StreamRelay::new(ctx.include_usage))

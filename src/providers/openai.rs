@@ -255,19 +255,11 @@ impl StreamRelay {
     /// Passes each frame through byte for byte, noting `[DONE]`, the usage chunk and in-stream
     /// errors. JSON is parsed only for frames that can hold usage or an error.
     pub fn on_frame(&mut self, frame: Bytes) -> Result<Relayed, GatewayError> {
-        // Nearly every frame is one `data:` line: read at once, the general parser for the rest.
-        let parsed;
-        let data = match SseEvent::data_only(&frame) {
-            Some(data) => data,
-            None => {
-                parsed = SseEvent::parse(&frame);
-                match parsed.data.as_deref() {
-                    Some(data) => data,
-                    // A comment (keep-alive): harmless to forward.
-                    None => return Ok(Relayed::Forward(frame)),
-                }
-            }
+        // Nearly every frame is one `data:` line, read without the general parser.
+        let Some(event_data) = SseEvent::data(&frame) else {
+            return Ok(Relayed::Forward(frame)); // a comment (keep-alive): harmless to forward
         };
+        let data = &*event_data;
         if data.trim_ascii() == b"[DONE]" {
             return Ok(Relayed::Done(frame));
         }
@@ -286,10 +278,9 @@ impl StreamRelay {
             }
         } else if self.keep_seen && self.usage.is_none() {
             // Only the JSON is kept: a slice of the frame when it is one `data:` line (no copy).
-            let inside = frame.as_ptr_range().contains(&data.as_ptr());
-            let data = match inside {
-                true => frame.slice_ref(data),
-                false => Bytes::copy_from_slice(data),
+            let data = match &event_data {
+                std::borrow::Cow::Borrowed(d) => frame.slice_ref(d),
+                std::borrow::Cow::Owned(d) => Bytes::copy_from_slice(d),
             };
             self.seen.push(data);
         }

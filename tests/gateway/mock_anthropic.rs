@@ -7,7 +7,6 @@
 //! `GET /v1/models?limit=1` a probe uses.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,7 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 
-use crate::mock_server::{Body, Recorded, Script, json_response, spawn, sse_response};
+use crate::mock_server::{Body, Mock, Recorded, Script, Scripted, json_response, sse_response};
 
 /// What every answer reports: 12 new input tokens, 100 read from the cache, 20 written to it.
 pub const INPUT: u64 = 12;
@@ -37,26 +36,20 @@ pub enum Behavior {
     EchoKey,
 }
 
-struct State {
+pub struct State {
     name: String,
     script: Script<Behavior>,
 }
 
-pub struct MockAnthropic {
-    pub addr: SocketAddr,
-    state: Arc<State>,
-    task: tokio::task::JoinHandle<()>,
-}
+pub type MockAnthropic = Mock<State>;
 
-impl MockAnthropic {
+impl Mock<State> {
     pub async fn start(name: &str) -> Self {
-        let state = Arc::new(State {
+        let state = State {
             name: name.to_owned(),
             script: Script::new(Behavior::Normal),
-        });
-        let shared = state.clone();
-        let (addr, task) = spawn(move |req| handle(shared.clone(), req)).await;
-        Self { addr, state, task }
+        };
+        Mock::serve(state, handle).await
     }
 
     /// As configured for a `kind: anthropic` provider (no `/v1`, like api.anthropic.com).
@@ -65,17 +58,11 @@ impl MockAnthropic {
     }
 }
 
-impl std::ops::Deref for MockAnthropic {
-    type Target = Script<Behavior>;
+impl Scripted for State {
+    type Behavior = Behavior;
 
-    fn deref(&self) -> &Script<Behavior> {
-        &self.state.script
-    }
-}
-
-impl Drop for MockAnthropic {
-    fn drop(&mut self) {
-        self.task.abort();
+    fn script(&self) -> &Script<Behavior> {
+        &self.script
     }
 }
 

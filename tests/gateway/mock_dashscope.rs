@@ -6,7 +6,6 @@
 //! unchanged against either.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 
-use crate::mock_server::{Body, Recorded, Script, json_response, spawn, sse_response};
+use crate::mock_server::{Body, Mock, Recorded, Script, Scripted, json_response, sse_response};
 
 #[derive(Debug, Clone)]
 pub enum Behavior {
@@ -32,26 +31,20 @@ pub enum Behavior {
     CutAfter(usize),
 }
 
-struct State {
+pub struct State {
     name: String,
     script: Script<Behavior>,
 }
 
-pub struct MockDashScope {
-    pub addr: SocketAddr,
-    state: Arc<State>,
-    task: tokio::task::JoinHandle<()>,
-}
+pub type MockDashScope = Mock<State>;
 
-impl MockDashScope {
+impl Mock<State> {
     pub async fn start(name: &str) -> Self {
-        let state = Arc::new(State {
+        let state = State {
             name: name.to_owned(),
             script: Script::new(Behavior::Normal),
-        });
-        let shared = state.clone();
-        let (addr, task) = spawn(move |req| handle(shared.clone(), req)).await;
-        Self { addr, state, task }
+        };
+        Mock::serve(state, handle).await
     }
 
     /// The native `/api/v1` root, as configured for a `kind: dashscope` provider.
@@ -60,17 +53,11 @@ impl MockDashScope {
     }
 }
 
-impl std::ops::Deref for MockDashScope {
-    type Target = Script<Behavior>;
+impl Scripted for State {
+    type Behavior = Behavior;
 
-    fn deref(&self) -> &Script<Behavior> {
-        &self.state.script
-    }
-}
-
-impl Drop for MockDashScope {
-    fn drop(&mut self) {
-        self.task.abort();
+    fn script(&self) -> &Script<Behavior> {
+        &self.script
     }
 }
 

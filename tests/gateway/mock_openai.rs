@@ -3,7 +3,6 @@
 //! stream cut mid-way, an in-stream error event.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 
 use crate::mock_server::{
-    self, Body, Recorded, Script, spawn, sse_response, sse_response_then_stall,
+    self, Body, Mock, Recorded, Script, Scripted, sse_response, sse_response_then_stall,
 };
 
 /// What the mock does with the next request (queued), or with every request (default).
@@ -49,29 +48,23 @@ pub fn cache_hit_usage() -> Value {
            "completion_tokens_details": {"reasoning_tokens": 128, "audio_tokens": 0}})
 }
 
-struct State {
+pub struct State {
     name: String,
     script: Script<Behavior>,
     probe_status: Mutex<u16>,
 }
 
-pub struct MockOpenAi {
-    pub addr: SocketAddr,
-    state: Arc<State>,
-    task: tokio::task::JoinHandle<()>,
-}
+pub type MockOpenAi = Mock<State>;
 
-impl MockOpenAi {
+impl Mock<State> {
     /// `name` appears in every reply so tests can tell which upstream served.
     pub async fn start(name: &str) -> Self {
-        let state = Arc::new(State {
+        let state = State {
             name: name.to_owned(),
             script: Script::new(Behavior::Normal),
             probe_status: Mutex::new(200),
-        });
-        let shared = state.clone();
-        let (addr, task) = spawn(move |req| handle(shared.clone(), req)).await;
-        Self { addr, state, task }
+        };
+        Mock::serve(state, handle).await
     }
 
     pub fn base_url(&self) -> String {
@@ -84,17 +77,11 @@ impl MockOpenAi {
     }
 }
 
-impl std::ops::Deref for MockOpenAi {
-    type Target = Script<Behavior>;
+impl Scripted for State {
+    type Behavior = Behavior;
 
-    fn deref(&self) -> &Script<Behavior> {
-        &self.state.script
-    }
-}
-
-impl Drop for MockOpenAi {
-    fn drop(&mut self) {
-        self.task.abort();
+    fn script(&self) -> &Script<Behavior> {
+        &self.script
     }
 }
 

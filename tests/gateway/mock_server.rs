@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -85,6 +86,48 @@ impl<B: Clone> Script<B> {
 
     pub fn probed(&self) {
         *self.probes.lock().unwrap() += 1;
+    }
+}
+
+/// A mock upstream on a loopback port, served until it is dropped. `state` is what its handler
+/// and the test share; a test reaches the mock's [`Script`] through `Deref`.
+pub struct Mock<S> {
+    pub addr: SocketAddr,
+    pub state: Arc<S>,
+    task: JoinHandle<()>,
+}
+
+/// A mock's state that holds its script.
+pub trait Scripted {
+    type Behavior;
+    fn script(&self) -> &Script<Self::Behavior>;
+}
+
+impl<S: Send + Sync + 'static> Mock<S> {
+    /// Serves `handler(state, request)` on a fresh loopback port.
+    pub async fn serve<F, Fut>(state: S, handler: F) -> Self
+    where
+        F: Fn(Arc<S>, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+    {
+        let state = Arc::new(state);
+        let shared = state.clone();
+        let (addr, task) = spawn(move |req| handler(shared.clone(), req)).await;
+        Self { addr, state, task }
+    }
+}
+
+impl<S: Scripted> std::ops::Deref for Mock<S> {
+    type Target = Script<S::Behavior>;
+
+    fn deref(&self) -> &Script<S::Behavior> {
+        self.state.script()
+    }
+}
+
+impl<S> Drop for Mock<S> {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
