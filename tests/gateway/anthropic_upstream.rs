@@ -32,7 +32,7 @@ fn config(
         routes += ", { provider: oa, model: upstream-oa, priority: 2 }";
     }
     yaml += &format!(
-        "models:\n  - {{ name: gpt-4o-mini, max_output_tokens: 2048, routes: {routes}] }}\n"
+        "models:\n  - {{ name: gpt-4o-mini, max_output_tokens: 2048, price: {{ input_per_1m: 3, output_per_1m: 15, cached_input_per_1m: 0.3, cache_write_per_1m: 3.75 }}, routes: {routes}] }}\n"
     );
     yaml += "auth:\n  keys:\n    - { name: team, key: sk-team }\n";
     yaml += &format!("usage:\n  sink: file\n  path: {}\n", ledger.display());
@@ -178,8 +178,13 @@ async fn chat_reaches_a_messages_api_translated_both_ways() {
         assert_eq!(row["cached_input_tokens"], CACHE_READ);
         assert_eq!(row["cache_write_tokens"], CACHE_WRITE);
         assert_eq!(row["output_tokens"], OUTPUT);
+        assert_eq!(row["cost"], COST, "{row}");
     }
 }
+
+/// What each mock answer costs at the test model's prices: 12 new input tokens × $3/M, 100
+/// cache reads × $0.30/M, 20 cache writes × $3.75/M, 7 output × $15/M, exactly.
+const COST: &str = "0.0002460000";
 
 #[tokio::test]
 async fn responses_stream_from_a_messages_api() {
@@ -418,4 +423,39 @@ async fn a_cut_pass_through_ends_with_an_error_event_and_no_key_leaks() {
     let rows = ledger_rows(&ledger);
     assert_eq!(rows.len(), 3);
     assert_ne!(rows[0]["status"], "ok", "the cut stream: {:?}", rows[0]);
+}
+
+/// A Messages client that reads a pass-through stream to `message_stop` and closes: whether its
+/// close or the relay's last poll comes first is a race, so it runs 25 times; every row is
+/// `ok` with the stream's tokens and cost.
+#[tokio::test]
+async fn pass_through_streams_read_to_the_end_are_recorded_as_completed() {
+    let claude = MockAnthropic::start("claude").await;
+    let ledger = ledger_path("anthropic-race");
+    let gw = Gateway::start(&config(&claude, None, &ledger)).await;
+    let request = json!({"model": "gpt-4o-mini", "max_tokens": 10, "stream": true,
+                         "messages": [{"role": "user", "content": "x"}]});
+    for _ in 0..25 {
+        let r = send_messages(&gw, &request).await;
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        assert!(
+            text.trim_end()
+                .ends_with("data: {\"type\":\"message_stop\"}"),
+            "{text}"
+        );
+    }
+    gw.shutdown().await;
+    let rows = ledger_rows(&ledger);
+    assert_eq!(rows.len(), 25);
+    for row in &rows {
+        assert_eq!(
+            (row["status"].as_str(), row["http_status"].as_i64()),
+            (Some("ok"), Some(200)),
+            "{row}"
+        );
+        assert_eq!(row["input_tokens"], ALL_INPUT);
+        assert_eq!(row["output_tokens"], OUTPUT);
+        assert_eq!(row["cost"], COST);
+    }
 }
