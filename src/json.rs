@@ -9,24 +9,37 @@ use std::ops::Range;
 /// (`None` where a key is absent; the last wins if one repeats). All `None` if `body` is not an
 /// object or is malformed where the pass looks. Keys are compared as written, escapes and all.
 pub fn top_level<const N: usize>(body: &[u8], keys: [&[u8]; N]) -> [Option<Range<usize>>; N] {
+    object(body, keys).unwrap_or([const { None }; N])
+}
+
+/// [`top_level`], but `None` when `body` is not an object (or is malformed where the pass
+/// looks), so that an empty object and no object read differently.
+pub fn object<const N: usize>(body: &[u8], keys: [&[u8]; N]) -> Option<[Option<Range<usize>>; N]> {
+    object_at(body, skip_ws(body, 0), keys).map(|(found, _)| found)
+}
+
+/// [`object`] for the object opening at `start` (which need not be the whole of `body`): its
+/// members' ranges in `body`, and where the object ends (one past its `}`).
+fn object_at<const N: usize>(
+    body: &[u8],
+    start: usize,
+    keys: [&[u8]; N],
+) -> Option<([Option<Range<usize>>; N], usize)> {
     let mut found = [const { None }; N];
-    let walked = members(body, |key, value| {
+    let end = members(body, start, |key, value| {
         if let Some(slot) = keys.iter().position(|k| *k == key) {
             found[slot] = Some(value);
         }
         false
-    });
-    match walked {
-        Some(()) => found,
-        None => [const { None }; N],
-    }
+    })?;
+    Some((found, end))
 }
 
 /// [`top_level`] for one key, stopping at the first match: cheap for a key near the start (an
 /// answer's `model`, before its content).
 pub fn first_top_level(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
     let mut found = None;
-    members(body, |k, value| {
+    members(body, skip_ws(body, 0), |k, value| {
         let hit = k == key;
         if hit {
             found = Some(value);
@@ -36,46 +49,102 @@ pub fn first_top_level(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
     found
 }
 
-/// Calls `visit` with each top-level member's key (as written) and value range, in order,
-/// until it returns true. `None` if `body` is not an object or is malformed where the walk went.
-fn members(body: &[u8], mut visit: impl FnMut(&[u8], Range<usize>) -> bool) -> Option<()> {
-    let mut i = skip_ws(body, 0);
-    if body.get(i) != Some(&b'{') {
-        return None;
-    }
-    i += 1;
+/// Calls `visit` with the key (as written) and value range of each member of the object opening
+/// at `start`, in order, until it returns true; then returns where the walk ended (one past the
+/// `}`, or past the value `visit` stopped at). `None` if there is no object at `start` or it is
+/// malformed where the walk went.
+fn members(
+    body: &[u8],
+    start: usize,
+    mut visit: impl FnMut(&[u8], Range<usize>) -> bool,
+) -> Option<usize> {
+    let mut i = open(body, start)?;
     loop {
-        i = skip_ws(body, i);
-        match body.get(i)? {
-            b'}' => return Some(()),
-            b',' => {
-                i += 1;
-                continue;
+        match next_member(body, i)? {
+            Member::End(end) => return Some(end),
+            Member::At { key, value } => {
+                let end = value_end(body, value)?;
+                if visit(&body[key], value..end) {
+                    return Some(end);
+                }
+                i = end;
             }
-            b'"' => {}
-            _ => return None,
         }
-        let key_end = string_end(body, i)?;
-        let key = &body[i + 1..key_end];
-        i = skip_ws(body, key_end + 1);
-        if body.get(i) != Some(&b':') {
-            return None;
-        }
-        let start = skip_ws(body, i + 1);
-        let end = value_end(body, start)?;
-        if visit(key, start..end) {
-            return Some(());
-        }
-        i = end;
     }
 }
 
-/// The value of `key` when it is the object's last member (`…,"key":value}`), found from the
-/// end without reading what comes before it: cheap for an answer's `usage`. `None` when the
-/// last member is another (then [`top_level`]). Exactly one `}` after the value proves the
-/// member is the outermost object's: a nested one is followed by at least two. The key is
-/// looked for quote by quote from the end (a reverse substring search has no SIMD form).
-pub fn last_member(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
+/// Where the value of the top-level member `key` of the object `body` starts (the first if it
+/// repeats), found without reading that value: `message_start`'s `message`, which is then
+/// walked itself.
+pub fn member_start(body: &[u8], key: &[u8]) -> Option<usize> {
+    let mut i = open(body, skip_ws(body, 0))?;
+    loop {
+        match next_member(body, i)? {
+            Member::End(_) => return None,
+            Member::At { key: k, value } if body[k.clone()] == *key => return Some(value),
+            Member::At { value, .. } => i = value_end(body, value)?,
+        }
+    }
+}
+
+/// What comes next in an object being walked.
+enum Member {
+    /// A member: where its key (as written, without the quotes) is, and where its value starts.
+    At { key: Range<usize>, value: usize },
+    /// The object's end, one past its `}`.
+    End(usize),
+}
+
+/// Past the `{` at `start`.
+fn open(body: &[u8], start: usize) -> Option<usize> {
+    (body.get(start) == Some(&b'{')).then_some(start + 1)
+}
+
+/// The member (or end) at or after `i`, inside an object: `,` and whitespace skipped.
+fn next_member(body: &[u8], mut i: usize) -> Option<Member> {
+    loop {
+        i = skip_ws(body, i);
+        match body.get(i)? {
+            b'}' => return Some(Member::End(i + 1)),
+            b',' => i += 1,
+            b'"' => break,
+            _ => return None,
+        }
+    }
+    let key_end = string_end(body, i)?;
+    let colon = skip_ws(body, key_end + 1);
+    if body.get(colon) != Some(&b':') {
+        return None;
+    }
+    Some(Member::At {
+        key: i + 1..key_end,
+        value: skip_ws(body, colon + 1),
+    })
+}
+
+/// The members `keys` of the object that is the value of `key` when `key` is the last member
+/// of the object `body` (`…,"key":{…}}`), found from the end without reading what comes before
+/// it, and walked once: an answer's `usage`. `None` when the last member is another (then
+/// [`object`]). Exactly one `}` after the value proves the member is the outermost object's: a
+/// nested one is followed by at least two. The key is looked for quote by quote from the end
+/// (a reverse substring search has no SIMD form).
+pub fn last_object<const N: usize>(
+    body: &[u8],
+    key: &[u8],
+    keys: [&[u8]; N],
+) -> Option<[Option<Range<usize>>; N]> {
+    let (found, end) = object_at(body, last_key(body, key)?, keys)?;
+    closes_body(body, end).then_some(found)
+}
+
+/// Whether the value ending at `end` is followed by exactly the `}` that ends the body.
+fn closes_body(body: &[u8], end: usize) -> bool {
+    let close = skip_ws(body, end);
+    body.get(close) == Some(&b'}') && skip_ws(body, close + 1) == body.len()
+}
+
+/// Where the value of the last `"key":` in `body` starts.
+fn last_key(body: &[u8], key: &[u8]) -> Option<usize> {
     let quoted_len = key.len() + 2;
     let mut search_end = body.len();
     loop {
@@ -89,12 +158,41 @@ pub fn last_member(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
         if body.get(colon) != Some(&b':') {
             continue;
         }
-        let start = skip_ws(body, colon + 1);
-        let end = value_end(body, start)?;
-        let close = skip_ws(body, end);
-        return (body.get(close) == Some(&b'}') && skip_ws(body, close + 1) == body.len())
-            .then_some(start..end);
+        return Some(skip_ws(body, colon + 1));
     }
+}
+
+/// A JSON number that is a whole non-negative count (`12`; not `1.0`, `-1`, `1e3` or `null`):
+/// how every usage field is written.
+pub fn count(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// The counts among the top-level members of the object `body` named in `keys` (`None` where a
+/// key is absent or not a count); `None` if `body` is not an object. For usage objects: a walk
+/// over a few flat members instead of a deserializer.
+pub fn counts<const N: usize>(body: &[u8], keys: [&[u8]; N]) -> Option<[Option<u64>; N]> {
+    Some(object(body, keys)?.map(|span| span.and_then(|s| count(&body[s]))))
+}
+
+/// The value of the top-level member `key` of the object `body`, as its bytes (the first if
+/// it repeats).
+pub fn member<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    body.get(first_top_level(body, key)?)
+}
+
+/// [`object`] for the object that is the value of the top-level member `key` of `body` (the
+/// first if it repeats), with its members' ranges in `body`: walked once, its end not looked
+/// for first.
+pub fn member_object<const N: usize>(
+    body: &[u8],
+    key: &[u8],
+    keys: [&[u8]; N],
+) -> Option<[Option<Range<usize>>; N]> {
+    object_at(body, member_start(body, key)?, keys).map(|(found, _)| found)
 }
 
 fn skip_ws(body: &[u8], mut i: usize) -> usize {
@@ -108,7 +206,12 @@ fn skip_ws(body: &[u8], mut i: usize) -> usize {
 fn string_end(body: &[u8], open: usize) -> Option<usize> {
     let mut i = open + 1;
     loop {
-        i += memchr::memchr2(b'"', b'\\', body.get(i..)?)?;
+        // Keys and most values end within a few words; a long text, by a SIMD search.
+        let near = (i + 32).min(body.len());
+        i = match find_any(&body[..near], i, [b'"', b'\\']) {
+            Some(at) => at,
+            None => near + memchr::memchr2(b'"', b'\\', body.get(near..)?)?,
+        };
         match body[i] {
             b'\\' => i += 2,
             _ => return Some(i),
@@ -118,33 +221,62 @@ fn string_end(body: &[u8], open: usize) -> Option<usize> {
 
 /// Where the value starting at `start` ends (one past its last byte).
 fn value_end(body: &[u8], start: usize) -> Option<usize> {
-    match body.get(start)? {
-        b'"' => string_end(body, start).map(|e| e + 1),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut i = start;
-            loop {
-                match body.get(i)? {
-                    b'"' => i = string_end(body, i)?,
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
+    let (open, close) = match body.get(start)? {
+        b'"' => return string_end(body, start).map(|e| e + 1),
+        b'{' => (b'{', b'}'),
+        b'[' => (b'[', b']'),
         _ => {
             let len = body[start..]
                 .iter()
                 .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))?;
-            (len > 0).then_some(start + len)
+            return (len > 0).then_some(start + len);
         }
+    };
+    // Only this value's own brackets are counted: in valid JSON the other kind nests inside.
+    let mut depth = 0usize;
+    let mut i = start;
+    loop {
+        i = find_any(body, i, [b'"', open, close])?;
+        match body[i] {
+            b'"' => i = string_end(body, i)?,
+            b if b == open => depth += 1,
+            _ => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+        }
+        i += 1;
     }
+}
+
+/// The first index at or after `from` holding one of `bytes`, eight bytes at a time: the keys,
+/// numbers and short strings of an answer's top level are passed in a few steps, where a byte
+/// loop takes several instructions a byte and a SIMD search costs its set-up for each string.
+fn find_any<const K: usize>(body: &[u8], from: usize, bytes: [u8; K]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = body.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // A byte equal to `b` is a zero byte of `x ^ b…b`: its high bit is set below. Only a
+        // byte above a true match can be flagged falsely, so the lowest flag is a match.
+        let found = bytes.iter().fold(0, |found, &b| {
+            let y = x ^ (u64::from(b) * ONES);
+            found | (y.wrapping_sub(ONES) & !y & HIGHS)
+        });
+        if found != 0 {
+            return Some(i + found.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    body.get(i..)?
+        .iter()
+        .position(|b| bytes.contains(b))
+        .map(|at| i + at)
 }
 
 #[cfg(test)]
@@ -175,17 +307,17 @@ mod tests {
     #[test]
     fn the_first_and_the_last_member_are_found_without_the_rest() {
         use super::first_top_level;
-        let last_member = |body: &[u8]| super::last_member(body, b"usage");
+        fn last_member(body: &[u8]) -> Option<[Option<&[u8]>; 2]> {
+            super::last_object(body, b"usage", [b"input_tokens", b"x"])
+                .map(|found| found.map(|r| r.map(|r| &body[r])))
+        }
         let body = r#"{"id":"m","model" : "claude-x","content":[{"input":{"usage":{"a":1}}}],"usage":{"input_tokens":3}}"#;
         let at = |r: Option<std::ops::Range<usize>>| r.map(|r| &body[r]);
         assert_eq!(
             at(first_top_level(body.as_bytes(), b"model")),
             Some(r#""claude-x""#)
         );
-        assert_eq!(
-            at(last_member(body.as_bytes())),
-            Some(r#"{"input_tokens":3}"#)
-        );
+        assert_eq!(last_member(body.as_bytes()), Some([Some(&b"3"[..]), None]));
         // Not last: found by neither shortcut's promise, so not found.
         let nested_last = r#"{"usage":{"x":1},"content":[{"input":{"usage":{"a":1}}}]}"#;
         assert_eq!(last_member(nested_last.as_bytes()), None);
@@ -193,7 +325,44 @@ mod tests {
         assert_eq!(last_member(inner_object.as_bytes()), None);
         let as_value = r#"{"k":"usage"}"#;
         assert_eq!(last_member(as_value.as_bytes()), None);
+        let not_an_object = r#"{"usage":null}"#;
+        assert_eq!(last_member(not_an_object.as_bytes()), None);
         assert_eq!(first_top_level(br#"{"a":1}"#, b"model"), None);
+    }
+
+    #[test]
+    fn a_members_object_is_walked_where_it_starts() {
+        use super::{member_object, member_start};
+        let data = br#"{"type":"message_start", "message" : {"id":"m","model":"claude-x","content":[{"model":"no"}],"usage":{"input_tokens":3}},"model":"outer"}"#;
+        let at = |r: Option<std::ops::Range<usize>>| r.map(|r| &data[r]);
+        let [model, usage] = member_object(data, b"message", [b"model", b"usage"]).unwrap();
+        assert_eq!(at(model), Some(&br#""claude-x""#[..]));
+        assert_eq!(at(usage), Some(&br#"{"input_tokens":3}"#[..]));
+        assert_eq!(data[member_start(data, b"model").unwrap()], b'"');
+        assert_eq!(
+            member_start(data, b"usage"),
+            None,
+            "nested keys are not members"
+        );
+        assert_eq!(member_object(data, b"type", [b"x"]), None, "not an object");
+        assert_eq!(member_start(br#"{"a":"#, b"b"), None);
+    }
+
+    #[test]
+    fn counts_are_whole_non_negative_numbers() {
+        use super::{count, counts};
+        let body = br#"{"a":12,"b":null,"c":1.5,"d":-1,"e":"3","f":{"x":1},"g":0,"h":18446744073709551615}"#;
+        assert_eq!(
+            counts(body, [b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h", b"z"]),
+            Some([Some(12), None, None, None, None, None, Some(0), None, None])
+        );
+        assert_eq!(
+            count(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(count(b""), None);
+        assert_eq!(counts(b"null", [b"a"]), None);
+        assert_eq!(counts(b"{}", [b"a"]), Some([None]));
     }
 
     #[test]

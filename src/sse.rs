@@ -184,6 +184,20 @@ impl<'a> SseEvent<'a> {
         }
     }
 
+    /// Whether `frames` hold a data line (what makes an event, as opposed to a comment). A line
+    /// starting `data:` is looked for as the first or second line, then by a search; only a
+    /// peer's other shapes (`data` alone, lines ended by a lone CR) take the parser.
+    pub fn has_data(frames: &[u8]) -> bool {
+        static DATA_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\ndata:"));
+        // Usually the first line (`data:`) or the second (after `event:`).
+        let second = memchr::memchr(b'\n', frames).map_or(&b""[..], |nl| &frames[nl + 1..]);
+        frames.starts_with(b"data:")
+            || second.starts_with(b"data:")
+            || DATA_LINE.find(frames).is_some()
+            || SseEvent::parse(frames).data.is_some()
+    }
+
     /// Reads the fields of one frame (as returned by the decoder, or an unterminated remainder).
     pub fn parse(frame: &'a [u8]) -> Self {
         let mut event = SseEvent::default();

@@ -165,3 +165,24 @@ fn data_only_frames_read_as_the_parser_reads_them() {
         );
     }
 }
+
+#[test]
+fn data_lines_are_found_as_the_parser_finds_them() {
+    for frames in [
+        &b"data: {}\n\n"[..],
+        b"event: message_start\ndata: {}\n\nevent: ping\ndata: {}\n\n",
+        b": keep-alive\n\n",
+        b"event: x\n\n",
+        b"data\n\n",
+        b"event: x\rdata: y\r\r",
+        b": note\ndatum: 1\n\n",
+        b"",
+    ] {
+        assert_eq!(
+            SseEvent::has_data(frames),
+            SseEvent::parse(frames).data.is_some(),
+            "{:?}",
+            String::from_utf8_lossy(frames)
+        );
+    }
+}

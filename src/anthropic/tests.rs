@@ -371,3 +371,56 @@ fn the_delta_and_finish_reason_are_found_in_any_layout() {
     let delta = all.iter().find(|(n, _)| n == "message_delta").unwrap();
     assert_eq!(delta.1["delta"]["stop_reason"], "max_tokens");
 }
+
+/// A text delta is copied as the upstream escaped it only when that is valid JSON as it stands:
+/// the client reads the same text either way, and a raw control character or an unknown escape
+/// is never forwarded (the deserializer then refuses the chunk, as before).
+#[test]
+fn text_copied_as_escaped_reads_as_the_text() {
+    let texts = [
+        "plain",
+        "quote \" backslash \\ slash / tab \t newline \n",
+        "\u{e9}\u{1f600} \u{2028}",
+        "\u{1}\u{1f}",
+    ];
+    for text in texts {
+        let mut stream = EventStream::new("msg_5".into(), "alias".into(), false);
+        let mut out = Vec::new();
+        stream.start(&mut out);
+        // As serde_json escapes it, and with `\/` and `\u` escapes a server may use instead.
+        let escaped = serde_json::to_string(text).unwrap();
+        let other = escaped.replace('/', "\\/").replace("\\n", "\\u000a");
+        for json in [&escaped, &other] {
+            let chunk = format!(
+                r#"{{"choices":[{{"index":0,"delta":{{"content":{json}}},"finish_reason":null}}]}}"#
+            );
+            stream.on_chunk(chunk.as_bytes(), &mut out);
+        }
+        stream.finish(None, &mut out);
+        let all = events(&out);
+        assert_well_formed(&all);
+        let read: String = all
+            .iter()
+            .filter_map(|(_, e)| e["delta"]["text"].as_str())
+            .collect();
+        assert_eq!(read, format!("{text}{text}"));
+    }
+    for invalid in [
+        "\"raw \u{1} byte\"",
+        r#""bad \x escape""#,
+        r#""short \u12""#,
+    ] {
+        let mut stream = EventStream::new("msg_6".into(), "alias".into(), false);
+        let mut out = Vec::new();
+        let chunk = format!(
+            r#"{{"choices":[{{"index":0,"delta":{{"content":{invalid}}},"finish_reason":null}}]}}"#
+        );
+        stream.on_chunk(chunk.as_bytes(), &mut out);
+        stream.finish(None, &mut out);
+        let all = events(&out);
+        assert!(
+            all.iter().all(|(name, _)| name != "content_block_delta"),
+            "{invalid}"
+        );
+    }
+}

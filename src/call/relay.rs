@@ -150,7 +150,7 @@ impl RelayStream {
                 {
                     Ok(Relayed::Forward(bytes)) => {
                         // Comment-only frames (keep-alives) do not make the commit point.
-                        if self.phase != Phase::Priming || SseEvent::parse(&bytes).data.is_some() {
+                        if self.phase != Phase::Priming || SseEvent::has_data(&bytes) {
                             self.sendable = true;
                         }
                         if !bytes.is_empty() {

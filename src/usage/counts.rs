@@ -4,7 +4,6 @@
 use std::sync::LazyLock;
 
 use memchr::memmem;
-use serde::Deserialize;
 
 /// Token counts as the upstream reported them (or as we estimated them). `input_tokens` is all
 /// input, the cached and cache-written parts included; `output_tokens` all output, reasoning
@@ -38,35 +37,6 @@ impl Usage {
 static USAGE_KEY: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"usage\""));
 
-#[derive(Deserialize)]
-struct ChatUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<PromptDetails>,
-    #[serde(default)]
-    completion_tokens_details: Option<CompletionDetails>,
-}
-
-/// `cached_tokens` is part of `prompt_tokens`. `cache_write_tokens` is not OpenAI's (it does
-/// not charge for writes) but OpenAI-compatible servers fronting Anthropic-style caches report
-/// it there.
-#[derive(Deserialize)]
-struct PromptDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-    #[serde(default)]
-    cache_write_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct CompletionDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-}
-
 /// The `usage` object of a chat completion body or chunk (OpenAI's shape, which every adapter's
 /// answer has by the time it reaches a client), read without parsing the rest: the value of
 /// the last `"usage"` that is a key (followed by `:`). Inside a JSON string a quote is escaped,
@@ -84,34 +54,48 @@ pub fn chat_usage(body: &[u8]) -> Option<Usage> {
 }
 
 /// A chat `usage` object itself (what follows its key), `None` for `null` or a malformed one.
+/// Its few members are walked, not deserialized: this runs for every answer and the last chunk
+/// of every stream. `cached_tokens` is part of `prompt_tokens`; `cache_write_tokens` is not
+/// OpenAI's (it does not charge for writes) but OpenAI-compatible servers fronting
+/// Anthropic-style caches report it there.
 fn usage_object(json: &[u8]) -> Option<Usage> {
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let usage: Option<ChatUsage> = serde::Deserialize::deserialize(&mut de).ok()?;
-    usage.map(Usage::from)
+    let json = json.trim_ascii_start();
+    let [prompt, completion, prompt_details, completion_details] = crate::json::object(
+        json,
+        [
+            b"prompt_tokens",
+            b"completion_tokens",
+            b"prompt_tokens_details",
+            b"completion_tokens_details",
+        ],
+    )?;
+    let count = |span: Option<std::ops::Range<usize>>| {
+        span.and_then(|s| crate::json::count(&json[s])).unwrap_or(0)
+    };
+    let (input_tokens, output_tokens) = (count(prompt), count(completion));
+    let [cached, written] = nested(
+        json,
+        prompt_details,
+        [b"cached_tokens", b"cache_write_tokens"],
+    );
+    let [reasoning] = nested(json, completion_details, [b"reasoning_tokens"]);
+    // Parts of the input never exceed it, whatever an upstream says.
+    let cached = cached.unwrap_or(0).min(input_tokens);
+    Some(Usage {
+        input_tokens,
+        output_tokens,
+        cached_input_tokens: cached,
+        cache_write_tokens: written.unwrap_or(0).min(input_tokens - cached),
+        reasoning_tokens: reasoning.unwrap_or(0).min(output_tokens),
+    })
 }
 
-impl From<ChatUsage> for Usage {
-    fn from(u: ChatUsage) -> Self {
-        let prompt = u.prompt_tokens_details.as_ref();
-        // Parts of the input never exceed it, whatever an upstream says.
-        let cached = prompt
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0)
-            .min(u.prompt_tokens);
-        let written = prompt
-            .and_then(|d| d.cache_write_tokens)
-            .unwrap_or(0)
-            .min(u.prompt_tokens - cached);
-        Usage {
-            input_tokens: u.prompt_tokens,
-            output_tokens: u.completion_tokens,
-            cached_input_tokens: cached,
-            cache_write_tokens: written,
-            reasoning_tokens: u
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0)
-                .min(u.completion_tokens),
-        }
-    }
+/// The counts of a nested object (`…_details`) at `span` of `json`, if there is one.
+pub fn nested<const N: usize>(
+    json: &[u8],
+    span: Option<std::ops::Range<usize>>,
+    keys: [&[u8]; N],
+) -> [Option<u64>; N] {
+    span.and_then(|s| crate::json::counts(&json[s], keys))
+        .unwrap_or([None; N])
 }

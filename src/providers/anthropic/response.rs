@@ -85,6 +85,47 @@ impl WireUsage {
         }
     }
 
+    /// A `usage` object read by a walk over its members, not deserialized (it is read from every
+    /// pass-through answer and stream); `None` if it is not an object.
+    pub fn read(json: &[u8]) -> Option<Self> {
+        crate::json::object(json, Self::FIELDS).map(|spans| Self::from_spans(json, spans))
+    }
+
+    /// The `usage` member of a `message` or an event: Anthropic writes it last, where it is found
+    /// from the end of the body and walked once; anywhere else, by a walk over the body.
+    pub fn member(body: &[u8]) -> Option<Self> {
+        match crate::json::last_object(body, b"usage", Self::FIELDS) {
+            Some(spans) => Some(Self::from_spans(body, spans)),
+            None => crate::json::member(body, b"usage").and_then(Self::read),
+        }
+    }
+
+    /// The members [`WireUsage::read`] reads.
+    const FIELDS: [&[u8]; 5] = [
+        b"input_tokens",
+        b"output_tokens",
+        b"cache_read_input_tokens",
+        b"cache_creation_input_tokens",
+        b"output_tokens_details",
+    ];
+
+    /// The usage whose [`WireUsage::FIELDS`] are at `spans` of `json`.
+    fn from_spans(json: &[u8], spans: [Option<std::ops::Range<usize>>; 5]) -> Self {
+        let [input, output, read, creation, details] = spans;
+        let count = |span: Option<std::ops::Range<usize>>| crate::json::count(&json[span?]);
+        Self {
+            input_tokens: count(input),
+            output_tokens: count(output),
+            cache_read_input_tokens: count(read),
+            cache_creation_input_tokens: count(creation),
+            output_tokens_details: details.map(|span| {
+                let [thinking_tokens] =
+                    crate::usage::counts::nested(json, Some(span), [b"thinking_tokens"]);
+                OutputDetails { thinking_tokens }
+            }),
+        }
+    }
+
     /// Ours: input is all input, the cache's reads and writes included.
     pub fn canonical(&self) -> Usage {
         let read = self.cache_read_input_tokens.unwrap_or(0);
@@ -185,19 +226,8 @@ pub fn to_chat(body: &[u8], ctx: &ResponseContext) -> Result<(Bytes, Usage), Gat
 /// its usage. Anthropic writes `model` before the content and `usage` last, so each is found
 /// from its end of the body; any other order, by one pass over the body's structure.
 pub fn native(body: Bytes, client_model: &str) -> (Bytes, Option<Usage>) {
-    let (model, usage) = match (
-        crate::json::first_top_level(&body, b"model"),
-        crate::json::last_member(&body, b"usage"),
-    ) {
-        (model, Some(usage)) => (model, Some(usage)),
-        _ => {
-            let [model, usage] = crate::json::top_level(&body, [b"model", b"usage"]);
-            (model, usage)
-        }
-    };
-    let usage = usage
-        .and_then(|span| serde_json::from_slice::<WireUsage>(&body[span]).ok())
-        .map(|u| u.canonical());
+    let usage = WireUsage::member(&body).map(|u| u.canonical());
+    let model = crate::json::first_top_level(&body, b"model");
     match model.filter(|span| body[span.start] == b'"') {
         Some(span) => {
             let mut name = Vec::with_capacity(client_model.len() + 2);

@@ -7,7 +7,6 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::response::{WireUsage, chat_usage_json, completion_id, finish_reason};
 use crate::error::{ErrorKind, GatewayError};
@@ -52,28 +51,6 @@ struct Event<'a> {
 struct Named<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Cow<'a, str>,
-}
-
-/// `message_start` as a pass-through reads it.
-#[derive(Deserialize)]
-struct NativeStart<'a> {
-    #[serde(borrow)]
-    message: NativeMessage<'a>,
-}
-
-#[derive(Deserialize)]
-struct NativeMessage<'a> {
-    #[serde(borrow, default)]
-    model: Option<&'a RawValue>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-}
-
-/// `message_delta` as a pass-through reads it.
-#[derive(Deserialize)]
-struct UsageOnly {
-    #[serde(default)]
-    usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
@@ -225,17 +202,24 @@ impl StreamRelay {
     fn pass(&mut self, name: &[u8], data: &[u8], frame: Bytes) -> Result<Relayed, GatewayError> {
         match name {
             b"message_start" => {
-                let start: NativeStart<'_> = parse(data)?;
-                self.usage = Some(start.message.usage.unwrap_or_default());
-                self.held = Some(match start.message.model {
-                    Some(model) => self.renamed(data, model),
-                    None => frame,
+                let [model, usage] =
+                    crate::json::member_object(data, b"message", [b"model", b"usage"])
+                        .ok_or_else(|| malformed("message_start without its message"))?;
+                self.usage = Some(
+                    usage
+                        .and_then(|span| WireUsage::read(&data[span]))
+                        .unwrap_or_default(),
+                );
+                self.held = Some(match model {
+                    Some(span) if data[span.start] == b'"' => self.renamed(data, span),
+                    _ => frame,
                 });
                 Ok(Relayed::Forward(Bytes::new()))
             }
             b"message_delta" => {
-                let delta: UsageOnly = parse(data)?;
-                self.merge(delta.usage.as_ref());
+                if let Some(usage) = WireUsage::member(data) {
+                    self.merge(Some(&usage));
+                }
                 Ok(Relayed::Forward(self.release(frame)))
             }
             b"message_stop" => Ok(Relayed::Done(self.release(frame))),
@@ -247,14 +231,7 @@ impl StreamRelay {
     }
 
     /// `message_start` with the model the client asked for, spliced where the upstream's was.
-    fn renamed(&self, data: &[u8], model: &RawValue) -> Bytes {
-        let start = (model.get().as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
-        let Some(span) = data
-            .get(start..start + model.get().len())
-            .map(|_| start..start + model.get().len())
-        else {
-            return Bytes::new();
-        };
+    fn renamed(&self, data: &[u8], span: std::ops::Range<usize>) -> Bytes {
         let mut out = Vec::with_capacity(data.len() + self.ctx.client_model.len() + 32);
         out.extend_from_slice(b"event: message_start\ndata: ");
         out.extend_from_slice(&data[..span.start]);
@@ -365,12 +342,14 @@ impl StreamRelay {
 
 /// An event's JSON, or the upstream's fault.
 fn parse<'a, T: Deserialize<'a>>(data: &'a [u8]) -> Result<T, GatewayError> {
-    serde_json::from_slice(data).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::UpstreamFailed,
-            format!("the upstream sent a malformed event: {e}"),
-        )
-    })
+    serde_json::from_slice(data).map_err(malformed)
+}
+
+fn malformed(why: impl std::fmt::Display) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamFailed,
+        format!("the upstream sent a malformed event: {why}"),
+    )
 }
 
 /// `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[{"index":0,"delta":`

@@ -3,7 +3,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::request::{Target, from_chat, from_completion, is_adaptive};
-use super::response::to_chat;
+use super::response::{WireUsage, to_chat};
 use super::stream::StreamRelay;
 use super::*;
 use crate::anthropic::request::{MessagesRequest, Purpose};
@@ -721,4 +721,23 @@ fn the_base_url_may_be_given_with_or_without_v1() {
         "https://dashscope.aliyuncs.com/apps/anthropic"
     ));
     assert!(!is_first_party("http://127.0.0.1:9000"));
+}
+
+/// The walk that reads pass-through usage reads what the deserializer reads (every field
+/// optional, nested thinking tokens, members in any order, unknown ones skipped).
+#[test]
+fn usage_is_read_by_a_walk_as_the_deserializer_reads_it() {
+    for usage in [
+        r#"{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":13}"#,
+        r#"{"input_tokens":3,"cache_creation_input_tokens":2048,"cache_read_input_tokens":90112,"cache_creation":{"ephemeral_5m_input_tokens":2048,"ephemeral_1h_input_tokens":0},"output_tokens":503,"service_tier":"standard","server_tool_use":null}"#,
+        r#"{ "output_tokens" : 9 , "output_tokens_details" : { "thinking_tokens" : 4 } }"#,
+        r#"{"output_tokens":9}"#,
+        r#"{}"#,
+    ] {
+        let walked = WireUsage::read(usage.as_bytes()).unwrap();
+        let parsed: WireUsage = serde_json::from_str(usage).unwrap();
+        assert_eq!(format!("{walked:?}"), format!("{parsed:?}"), "{usage}");
+    }
+    assert!(WireUsage::read(b"null").is_none());
+    assert!(WireUsage::read(br#"{"input_tokens":3"#).is_none());
 }
