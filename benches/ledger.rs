@@ -91,6 +91,7 @@ fn record(i: usize, now_us: i64) -> UsageRecord {
         reasoning_tokens: 0,
         usage_source: UsageSource::Upstream,
         cost: "0.0000088500".into(),
+        cache_saved_cost: "0".into(),
         latency_ms: 120,
         ttft_ms: None,
         attempts: 1,

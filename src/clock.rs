@@ -18,6 +18,11 @@ pub fn unix_micros() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch (0 if the system clock is before it).
+pub fn unix_millis() -> u64 {
+    u64::try_from(unix_micros() / 1000).unwrap_or(0)
+}
+
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;

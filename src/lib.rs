@@ -13,6 +13,7 @@
 pub mod anthropic;
 pub mod api;
 pub mod body;
+pub mod cache;
 pub mod call;
 pub mod clock;
 pub mod config;

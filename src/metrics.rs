@@ -62,9 +62,12 @@ fn zero() {
         SESSION_STORE_ERRORS,
         SESSIONS_EVICTED,
         LIMITER_REDIS_ERRORS,
+        CACHE_EVICTIONS,
+        CACHE_REDIS_ERRORS,
     ] {
         counter!(name).increment(0);
     }
+    gauge!(CACHE_BYTES).set(0.0);
     gauge!(USAGE_QUEUE_DEPTH).set(0.0);
     gauge!(REQUESTS_IN_FLIGHT).set(0.0);
 }
@@ -150,6 +153,22 @@ fn describe() {
         "Sessions evicted from the memory store at its max_sessions bound."
     );
     describe_counter!(
+        CACHE_LOOKUPS,
+        "Result-cache lookups by model and result: hit, miss, bypass (not read: no-store, a session, the store unreachable)."
+    );
+    describe_gauge!(
+        CACHE_BYTES,
+        "Bytes the memory result cache holds (entries, keys and bookkeeping)."
+    );
+    describe_counter!(
+        CACHE_EVICTIONS,
+        "Result-cache entries evicted from the memory store at its max_bytes bound."
+    );
+    describe_counter!(
+        CACHE_REDIS_ERRORS,
+        "Result-cache Redis calls that failed or timed out (the request went on as a bypass)."
+    );
+    describe_counter!(
         RATE_LIMITED,
         "Requests refused by a key's rpm/tpm limit, by key name."
     );
@@ -215,6 +234,11 @@ pub const SESSION_COMPRESSIONS: &str = "gateway_session_compressions_total";
 pub const SESSION_STORE_ERRORS: &str = "gateway_session_store_errors_total";
 pub const SESSIONS_EVICTED: &str = "gateway_sessions_evicted_total";
 
+pub const CACHE_LOOKUPS: &str = "gateway_cache_lookups_total";
+pub const CACHE_BYTES: &str = "gateway_cache_stored_bytes";
+pub const CACHE_EVICTIONS: &str = "gateway_cache_evictions_total";
+pub const CACHE_REDIS_ERRORS: &str = "gateway_cache_redis_errors_total";
+
 pub const RATE_LIMITED: &str = "gateway_rate_limited_total";
 pub const LIMITER_REDIS_ERRORS: &str = "gateway_limiter_redis_errors_total";
 
@@ -248,6 +272,22 @@ pub fn session_compressed(outcome: &'static str) {
 
 pub fn session_store_error() {
     counter!(SESSION_STORE_ERRORS).increment(1);
+}
+
+pub fn cache_lookup(model: &str, result: &'static str) {
+    counter!(CACHE_LOOKUPS, "model" => model.to_owned(), "result" => result).increment(1);
+}
+
+pub fn cache_bytes(bytes: usize) {
+    gauge!(CACHE_BYTES).set(bytes as f64);
+}
+
+pub fn cache_redis_error() {
+    counter!(CACHE_REDIS_ERRORS).increment(1);
+}
+
+pub fn cache_evicted() {
+    counter!(CACHE_EVICTIONS).increment(1);
 }
 
 pub fn session_evicted() {

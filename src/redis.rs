@@ -4,10 +4,14 @@
 //! hangs a request.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use fred::prelude::{
-    Builder, ClientLike, Config, KeysInterface, LuaInterface, Pool, ReconnectPolicy,
+    Builder, ClientLike, Config, Expiration, KeysInterface, LuaInterface, Pool, ReconnectPolicy,
 };
 use fred::types::FromValue;
 use fred::types::scripts::Script;
@@ -110,6 +114,21 @@ impl Redis {
         self.bounded(self.pool.del(keys)).await
     }
 
+    /// A value as its bytes (`None`: no such key).
+    pub async fn get_bytes(&self, key: String) -> Result<Option<Bytes>, RedisError> {
+        self.bounded(self.pool.get(key)).await
+    }
+
+    /// Sets a value that expires after `ttl` (whole milliseconds, at least one).
+    pub async fn set_px(&self, key: String, value: Bytes, ttl: Duration) -> Result<(), RedisError> {
+        let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+        self.bounded(
+            self.pool
+                .set::<(), _, _>(key, value, Some(Expiration::PX(ms)), None, false),
+        )
+        .await
+    }
+
     /// One call under the timeout (on top of fred's own, which a reconnecting client may not
     /// reach).
     async fn bounded<R>(
@@ -124,6 +143,58 @@ impl Redis {
                 self.timeout
             ))),
         }
+    }
+}
+
+/// Trips on a failed call to one Redis, so that its callers skip it at once (and do what their
+/// feature does without it) instead of each waiting out the timeout; one background probe
+/// closes it when Redis answers again. One per feature that can go on without Redis.
+pub struct Breaker {
+    open: AtomicBool,
+    probing: AtomicBool,
+    /// The feature, for its log lines ("rate limits", "result cache").
+    what: &'static str,
+}
+
+// === impl Breaker ===
+
+impl Breaker {
+    pub fn new(what: &'static str) -> Self {
+        Self {
+            open: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
+            what,
+        }
+    }
+
+    /// Whether Redis is known to be down (a probe will say when it is back).
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Opens the breaker and starts the one probe that closes it when `redis` answers again.
+    pub fn trip(self: &Arc<Self>, redis: &Arc<Redis>, error: &RedisError) {
+        if self.open.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::warn!(error = %error, "{}: redis unavailable; not asking it again until a background probe gets an answer", self.what);
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (redis, breaker) = (redis.clone(), self.clone());
+        // The probe ends when Redis answers; it holds nothing that needs flushing at shutdown.
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                every.tick().await;
+                if redis.ping().await.is_ok() {
+                    breaker.open.store(false, Ordering::Release);
+                    breaker.probing.store(false, Ordering::Release);
+                    tracing::info!("{}: redis answers again", breaker.what);
+                    return;
+                }
+            }
+        });
     }
 }
 

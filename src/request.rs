@@ -7,8 +7,10 @@
 
 use std::borrow::Cow;
 use std::ops::Range;
+use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -39,6 +41,9 @@ pub struct ChatRequest {
     pub n: Option<u64>,
     /// A Messages client's own body, which a `kind: anthropic` route gets instead of `body`.
     pub native: Option<std::sync::Arc<Native>>,
+    /// What the client's headers ask of the result cache; `None`: an endpoint the cache does not
+    /// serve (set by the endpoints that it does).
+    pub cache: Option<CacheControl>,
 }
 
 /// A client's body in its own dialect, for a route whose upstream speaks it: a Messages
@@ -77,6 +82,8 @@ pub struct EmbeddingsRequest {
     pub input: EmbeddingInput,
     pub base64: bool,
     pub dimensions: Option<u32>,
+    /// What the client's headers ask of the result cache.
+    pub cache: Option<CacheControl>,
 }
 
 /// The shape of an embeddings `input` or a legacy completion's `prompt`: one text, texts, token
@@ -174,6 +181,7 @@ impl ChatRequest {
             max_tokens,
             n: None,
             native: None,
+            cache: None,
         }
     }
 
@@ -193,6 +201,7 @@ impl ChatRequest {
             max_tokens,
             n: None,
             native: Some(std::sync::Arc::new(native)),
+            cache: None,
         }
     }
 
@@ -243,6 +252,7 @@ impl ChatRequest {
             max_tokens,
             n,
             native: None,
+            cache: None,
         })
     }
 }
@@ -317,6 +327,7 @@ impl EmbeddingsRequest {
             input,
             base64,
             dimensions,
+            cache: None,
         })
     }
 }
@@ -747,6 +758,63 @@ pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> GatewayE
     let field = field.into();
     GatewayError::invalid_request(format!("invalid '{field}': {}", message.into()))
         .with_param(field)
+}
+
+/// The header that sets a stored answer's ttl.
+pub const CACHE_TTL_HEADER: &str = "x-switchyard-cache-ttl";
+
+/// What a request's headers ask of the result cache: `Cache-Control: no-cache` (do not read, store
+/// the fresh answer), `no-store` (neither), `max-age=N` (only entries at most N s old), and
+/// `x-switchyard-cache-ttl` (this answer's ttl).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    pub no_cache: bool,
+    pub no_store: bool,
+    pub max_age: Option<u64>,
+    pub ttl: Option<Duration>,
+}
+
+// === impl CacheControl ===
+
+impl CacheControl {
+    /// Read from a request's headers; an unreadable `x-switchyard-cache-ttl` is a 400 naming it.
+    /// `Cache-Control` directives the cache does not use are ignored, as HTTP caches do.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, GatewayError> {
+        let mut d = Self::default();
+        for value in headers.get_all(http::header::CACHE_CONTROL) {
+            let Ok(value) = value.to_str() else { continue };
+            for directive in value.split(',') {
+                let (name, arg) = match directive.split_once('=') {
+                    Some((name, arg)) => (name.trim(), Some(arg.trim().trim_matches('"'))),
+                    None => (directive.trim(), None),
+                };
+                match name.to_ascii_lowercase().as_str() {
+                    "no-cache" => d.no_cache = true,
+                    "no-store" => d.no_store = true,
+                    "max-age" => d.max_age = arg.and_then(|a| a.parse().ok()),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(value) = headers.get(CACHE_TTL_HEADER) {
+            let ttl = value
+                .to_str()
+                .map_err(|_| "is not text".to_owned())
+                .and_then(crate::config::ConfigDuration::parse)
+                .and_then(|d| match d.0.is_zero() {
+                    true => Err("must be more than 0".to_owned()),
+                    false => Ok(d.0),
+                })
+                .map_err(|e| {
+                    GatewayError::invalid_request(format!(
+                        "header {CACHE_TTL_HEADER}: {e} (a duration such as 30s, 10m or 24h)"
+                    ))
+                    .with_param(CACHE_TTL_HEADER)
+                })?;
+            d.ttl = Some(ttl);
+        }
+        Ok(d)
+    }
 }
 
 #[cfg(test)]

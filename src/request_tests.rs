@@ -2,6 +2,7 @@
 //! nesting depth, embeddings input shapes.
 
 use super::*;
+use http::HeaderValue;
 
 fn chat(body: &str) -> Result<ChatRequest, GatewayError> {
     ChatRequest::parse(Bytes::copy_from_slice(body.as_bytes()))
@@ -204,5 +205,31 @@ fn a_body_too_costly_as_a_tree_is_refused_and_ordinary_ones_fit() {
         let e = check_tree(body.as_bytes()).expect_err(item);
         assert_eq!(e.status().as_u16(), 400);
         assert!(e.to_string().contains("too many JSON values"), "{e}");
+    }
+}
+
+fn cache_control(pairs: &[(&'static str, &'static str)]) -> Result<CacheControl, String> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        headers.append(*name, HeaderValue::from_static(value));
+    }
+    CacheControl::from_headers(&headers).map_err(|e| e.message().to_owned())
+}
+
+#[test]
+fn cache_control_and_the_ttl_header_are_read() {
+    assert_eq!(cache_control(&[]), Ok(CacheControl::default()));
+    let d = cache_control(&[
+        ("cache-control", "No-Cache, max-age=\"60\", private"),
+        ("cache-control", "no-store"),
+        ("x-switchyard-cache-ttl", "10m"),
+    ])
+    .unwrap();
+    assert!(d.no_cache && d.no_store);
+    assert_eq!(d.max_age, Some(60));
+    assert_eq!(d.ttl, Some(Duration::from_secs(600)));
+    for bad in ["10", "0s", "soon"] {
+        let e = cache_control(&[("x-switchyard-cache-ttl", bad)]).unwrap_err();
+        assert!(e.contains("x-switchyard-cache-ttl"), "{e}");
     }
 }

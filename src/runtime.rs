@@ -215,7 +215,9 @@ impl Table {
             }
             let entry = match kept {
                 // Nothing changed: the same entry, so its smooth-WRR state carries on.
-                Some(k) if k.same_as(m.kind, m.context_window, m.price.as_ref(), &routes) => {
+                Some(k)
+                    if k.same_as(m.kind, m.context_window, m.price.as_ref(), m.cache, &routes) =>
+                {
                     k.clone()
                 }
                 _ => Arc::new(ModelEntry::new(
@@ -223,6 +225,7 @@ impl Table {
                     m.kind,
                     m.context_window,
                     m.price.clone(),
+                    m.cache,
                     routes,
                 )),
             };

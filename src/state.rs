@@ -44,6 +44,9 @@ pub struct App {
     pub sessions: Sessions,
     /// Stored Responses, for `previous_response_id` chains and `GET /v1/responses/{id}`.
     pub responses: ResponseStore,
+    /// The result cache (`cache:`); made at start, so a reload keeps its entries (a changed
+    /// `cache` section applies at the next start).
+    pub cache: Option<crate::cache::Cache>,
     /// Per-key rpm/tpm buckets (limits come from the keys, so a reload changes them).
     pub limits: Limiter,
     /// Where work that outlives its request runs (session compressions, limit settlements).
@@ -130,6 +133,11 @@ impl App {
             ledger: ledger(&config.usage)?,
             sessions: Sessions::new(&config.sessions)?,
             responses: ResponseStore::new(&config.responses, &config.sessions)?,
+            cache: config
+                .cache
+                .as_ref()
+                .map(|c| crate::cache::Cache::from_config(c, config.sessions.redis_url.as_deref()))
+                .transpose()?,
             limits: Limiter::new(&config.limits)?,
             background: Background {
                 runtime: tokio::runtime::Handle::current(),

@@ -146,15 +146,19 @@ function drawUsage(s) {
   for (const [period, title] of [["today", "Today (UTC)"], ["month", "This month"]]) {
     for (const [group, what] of [["by_key", "key"], ["by_model", "model"]]) {
       const byModel = group === "by_model";
-      // The share of input read from a prompt cache, and (per model) what that saved.
+      // The share of input read from a prompt cache, and (per model) what that saved; the
+      // requests the result cache answered, and what their answers had cost.
       const cached = (r) => (r.input_tokens ? Math.round((100 * (r.cached_input_tokens || 0)) / r.input_tokens) + "%" : "–");
+      const hits = (r) => (r.cache_hits ? fmt.int(r.cache_hits) + " (" + Math.round(100 * (r.cache_hit_ratio || 0)) + "%)" : "–");
       const rows = (s.usage[period][group] || [])
         .slice()
         .sort((a, b) => Number(b.cost) - Number(a.cost) || b.requests - a.requests)
         .map((r) => [r.name || "(no key)", fmt.int(r.requests), fmt.int(r.input_tokens), cached(r), fmt.int(r.output_tokens), fmt.usd(r.cost)]
-          .concat(byModel ? [fmt.usd(r.saved || "0")] : []));
+          .concat(byModel ? [fmt.usd(r.saved || "0")] : [])
+          .concat([hits(r), fmt.usd(r.cache_saved_cost || "0")]));
       const columns = [[what], ["requests", 1], ["input tokens", 1], ["cached", 1], ["output tokens", 1], ["cost", 1]]
-        .concat(byModel ? [["cache saved", 1]] : []);
+        .concat(byModel ? [["cache saved", 1]] : [])
+        .concat([["result cache hits", 1], ["hits saved", 1]]);
       grid.append(table(title + " by " + what, columns, rows));
     }
   }

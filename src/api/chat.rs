@@ -8,7 +8,7 @@
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use super::{read_body, render, session_header};
+use super::{cache_directives, read_body, render, session_header};
 use crate::body::Body;
 use crate::call::admit;
 use crate::call::context::{Rejection, RequestCtx};
@@ -18,8 +18,10 @@ use crate::request::ChatRequest;
 pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = admit::authenticate(ctx, req.headers())?;
     let header_session = session_header(req.headers())?;
+    let cache = cache_directives(ctx, req.headers())?;
     let body = read_body(ctx, req).await?;
     let mut chat = ChatRequest::parse(body)?;
+    chat.cache = cache;
     let session = chat.session_id.take().or(header_session);
     Ok(render(pipeline::chat(ctx, key, chat, session).await?))
 }

@@ -4,7 +4,7 @@
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use super::{read_body, render};
+use super::{cache_directives, read_body, render};
 use crate::body::Body;
 use crate::call::admit;
 use crate::call::context::{Rejection, RequestCtx};
@@ -13,7 +13,9 @@ use crate::request::ChatRequest;
 
 pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = admit::authenticate(ctx, req.headers())?;
+    let cache = cache_directives(ctx, req.headers())?;
     let body = read_body(ctx, req).await?;
-    let completion = ChatRequest::parse_completion(body)?;
+    let mut completion = ChatRequest::parse_completion(body)?;
+    completion.cache = cache;
     Ok(render(pipeline::chat(ctx, key, completion, None).await?))
 }

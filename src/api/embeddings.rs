@@ -6,7 +6,7 @@
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use super::{read_body, render};
+use super::{cache_directives, read_body, render};
 use crate::body::Body;
 use crate::call::admit;
 use crate::call::context::{Rejection, RequestCtx};
@@ -15,8 +15,10 @@ use crate::request::EmbeddingsRequest;
 
 pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = admit::authenticate(ctx, req.headers())?;
+    let cache = cache_directives(ctx, req.headers())?;
     let body = read_body(ctx, req).await?;
-    let embeddings = EmbeddingsRequest::parse(body)?;
+    let mut embeddings = EmbeddingsRequest::parse(body)?;
+    embeddings.cache = cache;
     let answer = pipeline::embeddings(ctx, key, &embeddings).await?;
     Ok(render(Answered::Whole(answer)))
 }

@@ -23,32 +23,21 @@ use hyper::body::Incoming;
 
 use crate::body::{Body, full};
 use crate::call::context::RequestCtx;
-use crate::call::pipeline::Answered;
+use crate::call::pipeline::{Answer, Answered};
 use crate::error::{ErrorKind, GatewayError};
-use crate::limits::rate::Admission;
-use crate::routing::Route;
 
 /// A served answer as its response: JSON, or an SSE stream that no proxy in front may buffer.
 pub fn render(answered: Answered) -> Response<Body> {
     match answered {
         Answered::Whole(answer) => {
-            let mut response = json(StatusCode::OK, answer.body);
-            answered_headers(
-                &mut response,
-                &answer.route,
-                &answer.admission,
-                answer.session,
-            );
+            let mut response = json(StatusCode::OK, answer.body.clone());
+            answered_headers(&mut response, &answer);
             response
         }
-        Answered::Stream(answer) => {
-            let mut response = Response::new(answer.body);
-            answered_headers(
-                &mut response,
-                &answer.route,
-                &answer.admission,
-                answer.session,
-            );
+        Answered::Stream(mut answer) => {
+            let body = std::mem::replace(&mut answer.body, crate::body::empty());
+            let mut response = Response::new(body);
+            answered_headers(&mut response, &answer);
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -59,32 +48,50 @@ pub fn render(answered: Answered) -> Response<Body> {
 }
 
 const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-switchyard-provider");
+const CACHE_HEADER: HeaderName = HeaderName::from_static(crate::cache::VERDICT_HEADER);
 
-/// What every served answer carries: the provider that served it (never its key or URL), the
-/// key's `x-ratelimit-*` headers and the session it belongs to.
-pub fn answered_headers<B>(
-    response: &mut Response<B>,
-    route: &Route,
-    admission: &Admission,
-    session: Option<String>,
-) {
+/// What a cacheable request's headers ask of the result cache (`None` without a cache).
+pub fn cache_directives(
+    ctx: &RequestCtx,
+    headers: &HeaderMap,
+) -> Result<Option<crate::cache::Directives>, GatewayError> {
+    match ctx.app.cache {
+        Some(_) => crate::cache::Directives::from_headers(headers).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What every served answer carries: the provider that served it (never its key or URL; none
+/// for a cache hit), the key's `x-ratelimit-*` headers, the session it belongs to, and what the
+/// result cache did (`x-switchyard-cache`, with `age` on a hit).
+pub fn answered_headers<B, T>(response: &mut Response<B>, answer: &Answer<T>) {
     let headers = response.headers_mut();
-    if let Some(v) = &route.provider.id_header {
+    if let Some(v) = answer
+        .route
+        .as_ref()
+        .and_then(|r| r.provider.id_header.as_ref())
+    {
         headers.insert(PROVIDER_HEADER, v.clone());
     }
     let mut put = |name: &'static str, value: u64| {
         headers.insert(name, HeaderValue::from(value));
     };
-    if let Some((limit, left)) = admission.requests {
+    if let Some((limit, left)) = answer.admission.requests {
         put("x-ratelimit-limit-requests", limit);
         put("x-ratelimit-remaining-requests", left);
     }
-    if let Some((limit, left)) = admission.tokens {
+    if let Some((limit, left)) = answer.admission.tokens {
         put("x-ratelimit-limit-tokens", limit);
         put("x-ratelimit-remaining-tokens", left);
     }
-    if let Some(id) = session {
-        session_header_out(response, &id);
+    if let Some(verdict) = answer.cache {
+        headers.insert(CACHE_HEADER, HeaderValue::from_static(verdict.label()));
+        if let crate::cache::Verdict::Hit { age } = verdict {
+            headers.insert(http::header::AGE, HeaderValue::from(age));
+        }
+    }
+    if let Some(id) = &answer.session {
+        session_header_out(response, id);
     }
 }
 

@@ -148,6 +148,8 @@ async fn usage(ctx: &RequestCtx) -> Value {
                         "name": t.group, "requests": t.requests, "input_tokens": t.input_tokens,
                         "output_tokens": t.output_tokens, "cached_input_tokens": t.cached_input_tokens,
                         "cache_write_tokens": t.cache_write_tokens, "cost": format_cost(t.cost),
+                        "cache_hits": t.cache_hits, "cache_hit_ratio": t.cache_hit_ratio(),
+                        "cache_saved_cost": format_cost(t.cache_saved_cost),
                     });
                     // What the prompt cache saved, at the model's price now (a key's rows span
                     // models, so only a model's row can say).

@@ -83,9 +83,10 @@ pub async fn messages(
         let served = dispatch::stream(ctx, model, &chat, recorder, None).await?;
         return Ok(Answered::Stream(Answer {
             body: Pinged::new(served.value).boxed_unsync(),
-            route: served.route,
+            route: Some(served.route),
             admission,
             session: None,
+            cache: None,
         }));
     }
     let served = dispatch::complete(ctx, model, &chat, recorder, None).await?;
@@ -98,9 +99,10 @@ pub async fn messages(
     };
     Ok(Answered::Whole(Answer {
         body: message,
-        route: served.route,
+        route: Some(served.route),
         admission,
         session: None,
+        cache: None,
     }))
 }
 

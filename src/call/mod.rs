@@ -12,6 +12,7 @@
 //! [`compress`] → [`turn`], [`chain`] → [`pipeline`] → [`responses`].
 
 pub mod admit;
+pub mod cached;
 pub mod chain;
 pub mod chat_events;
 pub mod compress;

@@ -101,6 +101,7 @@ impl Draft {
                 reasoning_tokens: 0,
                 usage_source: UsageSource::Upstream,
                 cost: String::new(),
+                cache_saved_cost: "0".into(),
                 latency_ms: 0,
                 ttft_ms: None,
                 attempts: 0,
@@ -127,6 +128,21 @@ impl Draft {
         }
         known.record.attempts = attempts.min(i16::MAX as u32) as i16;
         known.record.ttft_ms = ttft.map(|t| t.as_millis().min(i32::MAX as u128) as i32);
+    }
+
+    /// A cache hit's row: nothing generated (zero tokens, zero cost), the stored answer's cost
+    /// at the model's prices as what it saved.
+    fn cached(self, saved: Option<Usage>, latency: Duration) -> Option<UsageRecord> {
+        let Known {
+            mut record, price, ..
+        } = *self.0?;
+        record.usage_source = UsageSource::Cache;
+        record.cost = "0".into();
+        record.cache_saved_cost = saved.map_or_else(|| "0".into(), |u| price.cost(&u));
+        record.latency_ms = latency.as_millis().min(i32::MAX as u128) as i32;
+        record.status = Status::Ok;
+        record.http_status = 200;
+        Some(record)
     }
 
     /// The finished row. With upstream usage its tokens are exact; without, the row carries
@@ -234,6 +250,21 @@ impl Recorder {
             error: None,
             latency,
         });
+    }
+
+    /// The result cache answered (no route, no upstream call, nothing to settle: a hit reserves
+    /// no tokens and no budget). `saved`: the stored answer's usage.
+    /// `stream`: the hit was replayed as a stream, whose server span ends here (the router
+    /// leaves a stream's span to its recorder).
+    pub fn cached(self, saved: Option<Usage>, stream: bool) {
+        let latency = self.started.elapsed();
+        self.traced(None, Some(0), None);
+        if let (true, Some(span)) = (stream, &self.trace) {
+            span.finish(None);
+        }
+        crate::metrics::request_without_route(200);
+        let record = self.draft.cached(saved, latency);
+        self.app.record_usage(record);
     }
 
     /// No route served: the row says so with the status the client gets, and nothing generated

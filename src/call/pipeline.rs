@@ -8,11 +8,13 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 
 use super::admit;
+use super::cached::{self, Plan};
 use super::context::{Rejection, RequestCtx};
 use super::dispatch;
 use super::outcome::Recorder;
 use super::turn;
 use crate::body::Body;
+use crate::cache::{Endpoint, Verdict};
 use crate::config::ModelType;
 use crate::limits::keys::ApiKey;
 use crate::limits::rate::Admission;
@@ -20,13 +22,15 @@ use crate::request::{ChatRequest, EmbeddingsRequest, Form};
 use crate::routing::{Route, affinity};
 use crate::usage::record::Purpose;
 
-/// A served request: the answer's body, the route that served it, the key's limits (for the
-/// `x-ratelimit-*` headers) and the session it belongs to.
+/// A served request: the answer's body, the route that served it (none for a cache hit), the
+/// key's limits (for the `x-ratelimit-*` headers), the session it belongs to and what the
+/// result cache did.
 pub struct Answer<T> {
     pub body: T,
-    pub route: Arc<Route>,
+    pub route: Option<Arc<Route>>,
     pub admission: Admission,
     pub session: Option<String>,
+    pub cache: Option<Verdict>,
 }
 
 /// An answer as the client gets it: one JSON body, or an SSE stream (boxed once, here).
@@ -48,6 +52,42 @@ pub async fn chat(
     let key = key.as_deref();
     let model = admit::model(ctx, key, &chat.model, ModelType::Chat)?;
     admit::choices(ctx, &chat)?;
+    let (endpoint, purpose) = match chat.form {
+        Form::Chat => (Endpoint::Chat, Purpose::Chat),
+        Form::Completion => (Endpoint::Completion, Purpose::Completion),
+    };
+    let mut plan = Plan::new(
+        ctx,
+        key,
+        model,
+        endpoint,
+        &chat.body,
+        chat.cache,
+        session.is_some(),
+    );
+    if let Some(hit) = plan.lookup(ctx, &model.name).await
+        && let Some(body) = hit.body(chat.stream, chat.include_usage)
+    {
+        let request = chat.body.clone();
+        let admission = cached::admit(ctx, key, model, purpose, chat.stream, request, &hit).await?;
+        let cache = Some(Verdict::Hit { age: hit.age });
+        return Ok(match chat.stream {
+            true => Answered::Stream(Answer {
+                body: crate::body::full(body),
+                route: None,
+                admission,
+                session: None,
+                cache,
+            }),
+            false => Answered::Whole(Answer {
+                body,
+                route: None,
+                admission,
+                session: None,
+                cache,
+            }),
+        });
+    }
     let turn = match session {
         None => None,
         Some(id) => {
@@ -62,10 +102,6 @@ pub async fn chat(
     // Reserved: the prompt as sent upstream (session history included) plus the completion.
     let admission = admit::generation_limits(ctx, key, model, model.encoding(), &chat).await?;
     let session = turn.as_ref().map(|t| t.id.clone());
-    let purpose = match chat.form {
-        Form::Chat => Purpose::Chat,
-        Form::Completion => Purpose::Completion,
-    };
     let recorder = Recorder::new(
         ctx,
         key,
@@ -80,26 +116,34 @@ pub async fn chat(
     if chat.stream {
         let served = dispatch::stream(ctx, model, &chat, recorder, affinity).await?;
         let mut relay = served.value;
+        let cache = plan.verdict();
+        // A session's turn and a cache entry never both: a session's request is not cached.
         if let Some(turn) = turn {
             relay.finish_with(turn::stream_finisher(ctx, turn));
+        } else if let Some(store) = plan.stream_store(ctx) {
+            relay.finish_with(store);
         }
         return Ok(Answered::Stream(Answer {
             body: relay.boxed_unsync(),
-            route: served.route,
+            route: Some(served.route),
             admission,
             session,
+            cache,
         }));
     }
     let served = dispatch::complete(ctx, model, &chat, recorder, affinity).await?;
-    let (body, _) = served.value;
+    let (body, usage) = served.value;
     if let Some(turn) = turn {
         Box::pin(turn::store_reply(ctx, turn, &body)).await?;
     }
+    let cache = plan.verdict();
+    plan.store(ctx, &body, usage);
     Ok(Answered::Whole(Answer {
         body,
-        route: served.route,
+        route: Some(served.route),
         admission,
         session,
+        cache,
     }))
 }
 
@@ -111,6 +155,27 @@ pub async fn embeddings(
 ) -> Result<Answer<Bytes>, Rejection> {
     let key = key.as_deref();
     let model = admit::model(ctx, key, &req.model, ModelType::Embedding)?;
+    let mut plan = Plan::new(
+        ctx,
+        key,
+        model,
+        Endpoint::Embeddings,
+        &req.body,
+        req.cache,
+        false,
+    );
+    if let Some(hit) = plan.lookup(ctx, &model.name).await {
+        let request = req.body.clone();
+        let admission =
+            cached::admit(ctx, key, model, Purpose::Embedding, false, request, &hit).await?;
+        return Ok(Answer {
+            body: hit.entry.body,
+            route: None,
+            admission,
+            session: None,
+            cache: Some(Verdict::Hit { age: hit.age }),
+        });
+    }
     let admission = admit::limits(ctx, key, model, model.encoding(), |encoding| {
         (encoding.count_embedding_input(&req.body), 0)
     })
@@ -125,11 +190,15 @@ pub async fn embeddings(
         admission.clone(),
     );
     let served = dispatch::embed(ctx, model, req, recorder).await?;
+    let (body, usage) = served.value;
+    let cache = plan.verdict();
+    plan.store(ctx, &body, usage);
     Ok(Answer {
-        body: served.value.0,
-        route: served.route,
+        body,
+        route: Some(served.route),
         admission,
         session: None,
+        cache,
     })
 }
 

@@ -43,10 +43,11 @@ pub trait StreamObserver: Send {
     fn finished(self: Box<Self>, end: StreamEnd, usage: Option<Usage>, seen: Transcript);
 }
 
-/// Work that must finish before the client sees `[DONE]`: a session stores the turn first, so
-/// the client's next turn always finds it. Given every byte relayed so far (frames, not `[DONE]`).
+/// Work at the upstream's clean end, before the client sees `[DONE]`: a session stores the turn
+/// first, so the client's next turn always finds it; the result cache stores the answer (in the
+/// background). Given every byte relayed so far (frames, not `[DONE]`) and the upstream's usage.
 pub trait StreamFinisher: Send {
-    fn finish(self: Box<Self>, sent: Vec<Bytes>) -> Finishing;
+    fn finish(self: Box<Self>, sent: Vec<Bytes>, usage: Option<Usage>) -> Finishing;
 }
 
 pub type Finishing = Pin<Box<dyn Future<Output = Result<(), GatewayError>> + Send>>;
@@ -237,7 +238,7 @@ impl RelayStream {
             Some(finisher) => {
                 let mut sent = std::mem::take(&mut self.sent);
                 sent.extend(self.pending.iter().cloned());
-                self.finishing = Some((finisher.finish(sent), done));
+                self.finishing = Some((finisher.finish(sent, self.relay.usage()), done));
                 self.phase = Phase::Finishing;
             }
         }

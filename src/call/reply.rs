@@ -1,14 +1,12 @@
-//! The assistant's reply as a message to store: from a `chat.completion` body, or assembled
-//! from the `chat.completion.chunk` events a stream sent the client (content concatenated, tool
-//! calls merged by index). Only what a request may carry back is kept (`role`, `content`,
+//! The assistant's reply as a message to store: from a `chat.completion` body, or from the one
+//! the `chat.completion.chunk` events a stream sent the client add up to (content
+//! concatenated, tool calls merged by index). Only what a request may carry back is kept (`role`, `content`,
 //! `tool_calls`): response-only fields such as `annotations` would be refused upstream.
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
-
-use crate::sse::{SseDecoder, SseEvent};
+use serde_json::{Value, json};
 
 #[derive(Deserialize)]
 struct Choices {
@@ -29,48 +27,9 @@ pub fn from_completion(body: &[u8]) -> Option<Box<RawValue>> {
     Some(assistant(content, tool_calls))
 }
 
-/// The first choice assembled from every event of a stream.
+/// The first choice of the answer a stream adds up to (`cache::assemble`).
 pub fn from_chunks(sent: &[Bytes]) -> Option<Box<RawValue>> {
-    let mut decoder = SseDecoder::new(usize::MAX);
-    let mut content = String::new();
-    let mut saw_content = false;
-    let mut calls: Vec<Map<String, Value>> = Vec::new();
-    for chunk in sent {
-        decoder.push(chunk);
-        while let Ok(Some(frame)) = decoder.next_frame() {
-            let Some(data) = SseEvent::parse(&frame).data else {
-                continue;
-            };
-            let Ok(Choices { choices }) = serde_json::from_slice::<Choices>(&data) else {
-                continue;
-            };
-            let Some(delta) = choices
-                .iter()
-                .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
-                .and_then(|c| c.get("delta"))
-            else {
-                continue;
-            };
-            if let Some(text) = delta.get("content").and_then(Value::as_str) {
-                content.push_str(text);
-                saw_content = true;
-            }
-            for fragment in delta
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                merge_tool_call(&mut calls, fragment);
-            }
-        }
-    }
-    let content = match saw_content || calls.is_empty() {
-        true => Value::String(content),
-        false => Value::Null,
-    };
-    let tool_calls = (!calls.is_empty()).then(|| calls.into_iter().map(Value::Object).collect());
-    Some(assistant(content, tool_calls))
+    from_completion(&crate::cache::assemble::completion(sent, None)?)
 }
 
 fn assistant(content: Value, tool_calls: Option<Vec<Value>>) -> Box<RawValue> {
@@ -92,37 +51,6 @@ fn clean_tool_call(call: &Value) -> Value {
             "arguments": function.get("arguments").cloned().unwrap_or_else(|| json!("")),
         },
     })
-}
-
-/// Streams send a tool call in fragments: id, type and name on the first, `arguments` in
-/// pieces after, all carrying the call's `index`.
-fn merge_tool_call(calls: &mut Vec<Map<String, Value>>, fragment: &Value) {
-    let index = fragment.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-    while calls.len() <= index {
-        let mut call = Map::new();
-        call.insert("id".into(), Value::Null);
-        call.insert("type".into(), json!("function"));
-        call.insert("function".into(), json!({"name": "", "arguments": ""}));
-        calls.push(call);
-    }
-    let call = &mut calls[index];
-    for key in ["id", "type"] {
-        if let Some(v) = fragment.get(key).filter(|v| !v.is_null()) {
-            call.insert(key.into(), v.clone());
-        }
-    }
-    let Some(function) = fragment.get("function") else {
-        return;
-    };
-    if let Some(Value::Object(stored)) = call.get_mut("function") {
-        for key in ["name", "arguments"] {
-            if let Some(piece) = function.get(key).and_then(Value::as_str) {
-                let so_far = stored.get(key).and_then(Value::as_str).unwrap_or("");
-                let joined = format!("{so_far}{piece}");
-                stored.insert(key.into(), Value::String(joined));
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -67,9 +67,10 @@ pub async fn responses(
         let events = ResponsesStream::new(served.value, head, chain);
         return Ok(Answered::Stream(Answer {
             body: events.boxed_unsync(),
-            route: served.route,
+            route: Some(served.route),
             admission,
             session: None,
+            cache: None,
         }));
     }
     let served = dispatch::complete(ctx, model, &chat, recorder, None).await?;
@@ -78,9 +79,10 @@ pub async fn responses(
     Box::pin(chain.store(&object)).await?;
     Ok(Answered::Whole(Answer {
         body: Bytes::from(object.to_string()),
-        route: served.route,
+        route: Some(served.route),
         admission,
         session: None,
+        cache: None,
     }))
 }
 

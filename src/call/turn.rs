@@ -11,6 +11,7 @@ use super::context::RequestCtx;
 use super::relay::{Finishing, StreamFinisher};
 use super::reply;
 use crate::error::{ErrorKind, GatewayError};
+use crate::providers::Usage;
 use crate::request::ChatRequest;
 use crate::routing::ModelEntry;
 use crate::sessions::{Turn, check_id};
@@ -74,7 +75,7 @@ struct StoreStreamedTurn {
 }
 
 impl StreamFinisher for StoreStreamedTurn {
-    fn finish(self: Box<Self>, sent: Vec<Bytes>) -> Finishing {
+    fn finish(self: Box<Self>, sent: Vec<Bytes>, _usage: Option<Usage>) -> Finishing {
         Box::pin(async move {
             let message = reply::from_chunks(&sent).ok_or_else(|| {
                 GatewayError::new(

@@ -7,6 +7,7 @@ mod duration;
 mod env;
 mod error;
 mod schema;
+mod size;
 mod validate;
 
 use std::fmt;
@@ -16,6 +17,7 @@ pub use duration::ConfigDuration;
 pub use env::{Lookup, ProcessEnv};
 pub use error::ConfigError;
 pub use schema::*;
+pub use size::ConfigBytes;
 
 /// The embedded default: runs offline with no key and no service.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/switchyard.yaml");

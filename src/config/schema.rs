@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use super::duration::ConfigDuration;
+use super::size::ConfigBytes;
 use crate::secret::Secret;
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +38,47 @@ pub struct Config {
     /// OpenTelemetry traces over OTLP/HTTP; absent = no traces.
     #[serde(default)]
     pub tracing: Option<TracingConfig>,
+    /// The result cache; absent = no cache.
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+}
+
+/// The result cache (DESIGN §5 "Result cache").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub store: SessionStoreKind,
+    /// For `store: redis`; absent: the sessions' `redis_url`.
+    pub redis_url: Option<String>,
+    /// The memory store's bound, in bytes of entries (bodies, keys and bookkeeping).
+    pub max_bytes: ConfigBytes,
+    /// Larger answers are served, never stored.
+    pub max_entry_bytes: ConfigBytes,
+    /// For every model without its own `cache:`.
+    pub ttl: ConfigDuration,
+    pub scope: CacheScope,
+    /// Longest wait for one Redis call; past it the request goes on as a `bypass`.
+    pub timeout: ConfigDuration,
+}
+
+/// Whose entries a request may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheScope {
+    /// A key reads only what it stored (an open gateway's requests share one scope).
+    Key,
+    /// Every key of a model shares its entries.
+    Shared,
+}
+
+/// A model's `cache:`: absent (the section's ttl), `false` (never cached), `true`, or
+/// `{ ttl: 24h }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelCache {
+    #[default]
+    Inherit,
+    Off,
+    Ttl(ConfigDuration),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -176,6 +218,9 @@ pub struct ModelConfig {
     /// (PROTOCOLS.md §7), else `o200k_base`.
     #[serde(default)]
     pub tokenizer: Option<Tokenizer>,
+    /// The result cache for this model (with a `cache` section).
+    #[serde(default)]
+    pub cache: ModelCache,
     pub routes: Vec<RouteConfig>,
 }
 
@@ -490,6 +535,47 @@ impl Default for SessionsConfig {
             summary_model: None,
             max_sessions: 100_000,
             timeout: ConfigDuration::secs(1),
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            store: SessionStoreKind::Memory,
+            redis_url: None,
+            max_bytes: ConfigBytes::mib(256),
+            max_entry_bytes: ConfigBytes::mib(1),
+            ttl: ConfigDuration::secs(3600),
+            scope: CacheScope::Key,
+            timeout: ConfigDuration(std::time::Duration::from_millis(250)),
+        }
+    }
+}
+
+// === impl ModelCache ===
+
+impl<'de> Deserialize<'de> for ModelCache {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Switch(bool),
+            Ttl(TtlOnly),
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct TtlOnly {
+            ttl: ConfigDuration,
+        }
+        match Written::deserialize(deserializer).map_err(|_| {
+            serde::de::Error::custom(
+                "expected false, true or { ttl: <duration> } such as { ttl: 24h }",
+            )
+        })? {
+            Written::Switch(false) => Ok(ModelCache::Off),
+            Written::Switch(true) => Ok(ModelCache::Inherit),
+            Written::Ttl(t) => Ok(ModelCache::Ttl(t.ttl)),
         }
     }
 }

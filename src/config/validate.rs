@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::duration::ConfigDuration;
 use super::error::ConfigError;
 use super::schema::*;
 
@@ -331,6 +332,40 @@ fn check_sections(config: &Config) -> Result<(), ConfigError> {
             "responses.redis_url",
             "is required with store: redis (or sessions.redis_url)",
         ));
+    }
+    if let Some(c) = &config.cache {
+        if c.max_bytes.0 == 0
+            || c.max_entry_bytes.0 == 0
+            || c.ttl.0.is_zero()
+            || c.timeout.0.is_zero()
+        {
+            return Err(ConfigError::new(
+                "cache",
+                "max_bytes, max_entry_bytes, ttl and timeout must be > 0",
+            ));
+        }
+        if c.max_entry_bytes.0 > c.max_bytes.0 {
+            return Err(ConfigError::new(
+                "cache.max_entry_bytes",
+                format!("is larger than cache.max_bytes ({})", c.max_bytes),
+            ));
+        }
+        if c.store == SessionStoreKind::Redis
+            && c.redis_url.as_ref().or(s.redis_url.as_ref()).is_none()
+        {
+            return Err(ConfigError::new(
+                "cache.redis_url",
+                "is required with store: redis (or sessions.redis_url)",
+            ));
+        }
+    }
+    for (i, m) in config.models.iter().enumerate() {
+        if m.cache == ModelCache::Ttl(ConfigDuration(std::time::Duration::ZERO)) {
+            return Err(ConfigError::new(
+                format!("models[{i}].cache.ttl"),
+                "must be > 0 (use cache: false to turn the cache off)",
+            ));
+        }
     }
     if let Some(name) = &s.summary_model {
         match config.models.iter().find(|m| &m.name == name) {

@@ -2,7 +2,7 @@
 //! from the config file, or from PostgreSQL when `control` is configured; the runtime is built
 //! from one of these plus the config's providers and settings.
 
-use crate::config::{Config, ModelConfig, ModelType, PriceConfig, Tokenizer};
+use crate::config::{Config, ModelCache, ModelConfig, ModelType, PriceConfig, Tokenizer};
 use crate::limits::keys::KeySpec;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,6 +20,8 @@ pub struct ModelSpec {
     pub max_output_tokens: Option<u32>,
     pub price: Option<PriceConfig>,
     pub tokenizer: Option<Tokenizer>,
+    /// The result cache's ttl for it (control-plane models: the section's).
+    pub cache: ModelCache,
     /// When its control-plane row was created (Unix seconds); `None` for a model of the config
     /// file, which lists as created when the gateway started.
     pub created: Option<u64>,
@@ -66,6 +68,7 @@ impl ModelSpec {
             max_output_tokens: m.max_output_tokens,
             price: m.price.clone(),
             tokenizer: m.tokenizer,
+            cache: m.cache,
             created: None,
             routes: m
                 .routes

@@ -135,7 +135,25 @@ impl Limiter {
 
     /// Admits one request reserving `tokens`, or refuses it with a 429 and when to retry.
     pub async fn admit(&self, key: &ApiKey, tokens: u64) -> Result<Admission, GatewayError> {
-        let (rpm, tpm) = (key.rpm.unwrap_or(0), key.tpm.unwrap_or(0));
+        self.decide(key, Some(key.tpm.unwrap_or(0)), tokens).await
+    }
+
+    /// Admits a request that generates nothing (a result-cache hit): its key's rpm only, the
+    /// token bucket neither checked nor touched.
+    pub async fn admit_request(&self, key: &ApiKey) -> Result<Admission, GatewayError> {
+        self.decide(key, None, 0).await
+    }
+
+    /// `tpm`: `None` leaves the key's token bucket alone.
+    async fn decide(
+        &self,
+        key: &ApiKey,
+        tpm: Option<u32>,
+        tokens: u64,
+    ) -> Result<Admission, GatewayError> {
+        let rpm = key.rpm.unwrap_or(0);
+        let buckets = tpm;
+        let tpm = tpm.unwrap_or(0);
         if rpm == 0 && tpm == 0 {
             return Ok(Admission::default());
         }
@@ -151,11 +169,12 @@ impl Limiter {
             .with_code("rate_limit_exceeded"));
         }
         let (decision, shared) = match &self.redis {
-            None => (self.admit_local(key, rpm, tpm, tokens), false),
+            None => (self.admit_local(key, rpm, buckets, tokens), false),
+            // Redis's script leaves the token bucket alone for a tpm of 0.
             Some(shared) => match shared.admit(key, rpm, tpm, tokens).await {
                 Ok(decision) => (decision, true),
                 Err(_) => match shared.store.on_error {
-                    OnRedisError::FailOpen => (self.admit_local(key, rpm, tpm, tokens), false),
+                    OnRedisError::FailOpen => (self.admit_local(key, rpm, buckets, tokens), false),
                     OnRedisError::FailClosed => {
                         return Err(GatewayError::new(
                                 ErrorKind::RateLimited,
@@ -228,12 +247,16 @@ impl Limiter {
         }
     }
 
-    fn admit_local(&self, key: &ApiKey, rpm: u32, tpm: u32, tokens: u64) -> Decision {
+    /// `tpm`: `None` leaves the token bucket alone (a request that generates nothing).
+    fn admit_local(&self, key: &ApiKey, rpm: u32, tpm: Option<u32>, tokens: u64) -> Decision {
         let now = Instant::now();
         let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
         let buckets = local.entry(key.name.clone()).or_default();
         let mut requests = sized(&mut buckets.requests, rpm, now);
-        let mut tokens_bucket = sized(&mut buckets.tokens, tpm, now);
+        let mut tokens_bucket = match tpm {
+            Some(tpm) => sized(&mut buckets.tokens, tpm, now),
+            None => None,
+        };
         let mut wait = Duration::ZERO;
         if let Some(b) = requests.as_deref_mut()
             && let Err(w) = b.check(1, now)

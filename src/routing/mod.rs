@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::config::{ModelType, PriceConfig};
+use crate::config::{ModelCache, ModelType, PriceConfig};
 use crate::metrics::RouteMetrics;
 use crate::tokens::Encoding;
 use health::{Availability, RouteHealth};
@@ -56,6 +56,8 @@ pub struct ModelEntry {
     pub kind: ModelType,
     pub context_window: Option<u32>,
     pub price: Option<PriceConfig>,
+    /// Its result-cache setting (`models[].cache`).
+    pub cache: ModelCache,
     pub tiers: Vec<Tier>,
 }
 
@@ -107,6 +109,7 @@ impl ModelEntry {
         kind: ModelType,
         context_window: Option<u32>,
         price: Option<PriceConfig>,
+        cache: ModelCache,
         mut routes: Vec<Arc<Route>>,
     ) -> Self {
         routes.sort_by_key(|r| r.priority);
@@ -133,6 +136,7 @@ impl ModelEntry {
             kind,
             context_window,
             price,
+            cache,
             tiers,
         }
     }
@@ -143,9 +147,11 @@ impl ModelEntry {
         kind: ModelType,
         context_window: Option<u32>,
         price: Option<&PriceConfig>,
+        cache: ModelCache,
         routes: &[Arc<Route>],
     ) -> bool {
-        self.kind == kind
+        self.cache == cache
+            && self.kind == kind
             && self.context_window == context_window
             && self.price.as_ref() == price
             && self.routes().count() == routes.len()

@@ -40,6 +40,11 @@ pub fn write_line(record: &UsageRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(record.usage_source.as_str().as_bytes());
     out.extend_from_slice(b"\",\"cost\":");
     string(out, &record.cost);
+    // Only on a cache hit's row, as serde writes it (`skip_serializing_if`).
+    if record.cache_saved_cost != "0" {
+        out.extend_from_slice(b",\"cache_saved_cost\":");
+        string(out, &record.cache_saved_cost);
+    }
     out.extend_from_slice(b",\"latency_ms\":");
     integer(out, record.latency_ms);
     out.extend_from_slice(b",\"ttft_ms\":");
@@ -137,6 +142,7 @@ mod tests {
             reasoning_tokens: 7,
             usage_source: UsageSource::Upstream,
             cost: "0.0001234500".into(),
+            cache_saved_cost: "0".into(),
             latency_ms: 812,
             ttft_ms: Some(95),
             attempts: 2,
@@ -183,6 +189,13 @@ mod tests {
             ..record()
         };
         same_as_serde(&every_option);
+        let hit = UsageRecord {
+            usage_source: UsageSource::Cache,
+            cost: "0".into(),
+            cache_saved_cost: "0.0000123000".into(),
+            ..record()
+        };
+        same_as_serde(&hit);
     }
 
     #[test]

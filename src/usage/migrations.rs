@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "max_output_tokens",
         include_str!("../../migrations/0006_max_output_tokens.sql"),
     ),
+    (
+        7,
+        "result_cache",
+        include_str!("../../migrations/0007_result_cache.sql"),
+    ),
 ];
 
 /// The advisory lock key shared by every replica's migrations and partition maintenance.

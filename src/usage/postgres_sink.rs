@@ -217,21 +217,22 @@ async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError
             "WITH inserted AS (
                  INSERT INTO request_logs (request_id, created_at, key_name, session_id, model_name, provider_id, upstream_model, stream,
                      input_tokens, output_tokens, usage_source, cost, latency_ms, ttft_ms, attempts, status, http_status, error_message, purpose,
-                     cached_input_tokens, cache_write_tokens, reasoning_tokens)
-                 SELECT r, c, k, s, m, p, u, st, i, o, us, co::numeric, l, t, a, sta, h, e, pu, ci, cw, rt
+                     cached_input_tokens, cache_write_tokens, reasoning_tokens, cache_saved_cost)
+                 SELECT r, c, k, s, m, p, u, st, i, o, us, co::numeric, l, t, a, sta, h, e, pu, ci, cw, rt, sc::numeric
                  FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[],
                              $9::int8[], $10::int8[], $11::text[], $12::text[], $13::int4[], $14::int4[], $15::int2[], $16::text[],
-                             $17::int2[], $18::text[], $19::text[], $20::int8[], $21::int8[], $22::int8[])
-                      AS x(r, c, k, s, m, p, u, st, i, o, us, co, l, t, a, sta, h, e, pu, ci, cw, rt)
+                             $17::int2[], $18::text[], $19::text[], $20::int8[], $21::int8[], $22::int8[], $23::text[])
+                      AS x(r, c, k, s, m, p, u, st, i, o, us, co, l, t, a, sta, h, e, pu, ci, cw, rt, sc)
                  ON CONFLICT DO NOTHING
                  RETURNING created_at, key_name, model_name, provider_id, purpose, input_tokens, output_tokens, cost,
-                           cached_input_tokens, cache_write_tokens, reasoning_tokens
+                           cached_input_tokens, cache_write_tokens, reasoning_tokens, usage_source, cache_saved_cost
              )
              INSERT INTO usage_hourly AS h (hour, key_name, model_name, provider_id, purpose, requests, input_tokens, output_tokens, cost,
-                                            cached_input_tokens, cache_write_tokens, reasoning_tokens)
+                                            cached_input_tokens, cache_write_tokens, reasoning_tokens, cache_hits, cache_saved_cost)
              SELECT date_trunc('hour', created_at, 'UTC'), coalesce(key_name, ''), model_name, coalesce(provider_id, ''), purpose,
                     count(*), sum(input_tokens), sum(output_tokens), sum(cost),
-                    sum(cached_input_tokens), sum(cache_write_tokens), sum(reasoning_tokens)
+                    sum(cached_input_tokens), sum(cache_write_tokens), sum(reasoning_tokens),
+                    count(*) FILTER (WHERE usage_source = 'cache'), sum(cache_saved_cost)
              FROM inserted
              GROUP BY 1, 2, 3, 4, 5
              ORDER BY 1, 2, 3, 4, 5
@@ -242,7 +243,9 @@ async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError
                  cost = h.cost + EXCLUDED.cost,
                  cached_input_tokens = h.cached_input_tokens + EXCLUDED.cached_input_tokens,
                  cache_write_tokens = h.cache_write_tokens + EXCLUDED.cache_write_tokens,
-                 reasoning_tokens = h.reasoning_tokens + EXCLUDED.reasoning_tokens",
+                 reasoning_tokens = h.reasoning_tokens + EXCLUDED.reasoning_tokens,
+                 cache_hits = h.cache_hits + EXCLUDED.cache_hits,
+                 cache_saved_cost = h.cache_saved_cost + EXCLUDED.cache_saved_cost",
             &[
                 &col(|r| r.request_id.clone()),
                 &created,
@@ -266,6 +269,7 @@ async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError
                 &batch.iter().map(|r| r.cached_input_tokens).collect::<Vec<i64>>(),
                 &batch.iter().map(|r| r.cache_write_tokens).collect::<Vec<i64>>(),
                 &batch.iter().map(|r| r.reasoning_tokens).collect::<Vec<i64>>(),
+                &col(|r| r.cache_saved_cost.clone()),
             ],
         )
         .await?;

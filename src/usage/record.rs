@@ -32,6 +32,10 @@ pub struct UsageRecord {
     pub usage_source: UsageSource,
     /// Exact decimal, 10 places, as text (the column is `numeric(20,10)`).
     pub cost: String,
+    /// A cache hit's saved cost: what the stored answer cost when it was generated, at the
+    /// model's prices (`0` for every other row). Exact decimal as `cost`.
+    #[serde(default = "zero_cost", skip_serializing_if = "is_zero_cost")]
+    pub cache_saved_cost: String,
     pub latency_ms: i32,
     pub ttft_ms: Option<i32>,
     pub attempts: i16,
@@ -46,6 +50,14 @@ pub struct UsageRecord {
     /// The crash-journal segment holding this row (0: none). Never serialised.
     #[serde(skip)]
     pub journal: u64,
+}
+
+fn zero_cost() -> String {
+    "0".into()
+}
+
+fn is_zero_cost(cost: &String) -> bool {
+    cost == "0"
 }
 
 /// How a request ended, as the ledger's `status` column says it.
@@ -66,6 +78,8 @@ pub enum UsageSource {
     Upstream,
     /// The gateway counted them (tiktoken) because the upstream reported none.
     Estimated,
+    /// Answered from the result cache: nothing generated, zero tokens and cost.
+    Cache,
 }
 
 /// Why the gateway made the request.
@@ -115,6 +129,7 @@ impl UsageSource {
         match self {
             UsageSource::Upstream => "upstream",
             UsageSource::Estimated => "estimated",
+            UsageSource::Cache => "cache",
         }
     }
 }

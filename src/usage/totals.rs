@@ -57,6 +57,10 @@ pub struct Totals {
     pub cache_write_tokens: i64,
     pub reasoning_tokens: i64,
     pub cost: u128,
+    /// Requests the result cache answered (part of `requests`), and what their answers cost
+    /// when they were generated (not part of `cost`), in units of 1e-10 dollars.
+    pub cache_hits: i64,
+    pub cache_saved_cost: u128,
 }
 
 // === impl Group ===
@@ -160,20 +164,22 @@ async fn from_postgres(
         [split.hours, split.before, split.after].map(|(x, y)| (at(x), at(y)));
     let sql = format!(
         "SELECT g, sum(n)::int8, sum(i)::int8, sum(o)::int8, coalesce(sum(c), 0)::numeric(30,10)::text,
-                sum(ci)::int8, sum(cw)::int8, sum(r)::int8
+                sum(ci)::int8, sum(cw)::int8, sum(r)::int8,
+                sum(h)::int8, coalesce(sum(s), 0)::numeric(30,10)::text
          FROM (
              SELECT {hourly} AS g, requests AS n, input_tokens AS i, output_tokens AS o, cost AS c,
-                    cached_input_tokens AS ci, cache_write_tokens AS cw, reasoning_tokens AS r
+                    cached_input_tokens AS ci, cache_write_tokens AS cw, reasoning_tokens AS r,
+                    cache_hits AS h, cache_saved_cost AS s
              FROM usage_hourly
              WHERE hour >= $1 AND hour < $2 AND ($7::text IS NULL OR key_name = $7)
              UNION ALL
              SELECT {row}, 1, input_tokens, output_tokens, cost, cached_input_tokens,
-                    cache_write_tokens, reasoning_tokens
+                    cache_write_tokens, reasoning_tokens, (usage_source = 'cache')::int, cache_saved_cost
              FROM request_logs
              WHERE created_at >= $3 AND created_at < $4 AND ($7::text IS NULL OR key_name = $7)
              UNION ALL
              SELECT {row}, 1, input_tokens, output_tokens, cost, cached_input_tokens,
-                    cache_write_tokens, reasoning_tokens
+                    cache_write_tokens, reasoning_tokens, (usage_source = 'cache')::int, cache_saved_cost
              FROM request_logs
              WHERE created_at >= $5 AND created_at < $6 AND ($7::text IS NULL OR key_name = $7)
          ) t
@@ -187,6 +193,7 @@ async fn from_postgres(
     rows.iter()
         .map(|r| {
             let cost: String = r.get(4);
+            let saved: String = r.get(9);
             Ok(Totals {
                 group: r.get(0),
                 requests: r.get(1),
@@ -197,6 +204,9 @@ async fn from_postgres(
                 reasoning_tokens: r.get(7),
                 cost: parse_cost(&cost)
                     .ok_or_else(|| UsageError(format!("unexpected cost {cost:?}")))?,
+                cache_hits: r.get(8),
+                cache_saved_cost: parse_cost(&saved)
+                    .ok_or_else(|| UsageError(format!("unexpected cost {saved:?}")))?,
             })
         })
         .collect()
@@ -248,6 +258,10 @@ fn add_file(
         t.cache_write_tokens += r.cache_write_tokens;
         t.reasoning_tokens += r.reasoning_tokens;
         t.cost += parse_cost(&r.cost).unwrap_or(0);
+        if r.usage_source == super::record::UsageSource::Cache {
+            t.cache_hits += 1;
+            t.cache_saved_cost += parse_cost(&r.cache_saved_cost).unwrap_or(0);
+        }
     }
     Ok(())
 }
@@ -261,7 +275,17 @@ impl Totals {
             "output_tokens": self.output_tokens, "cached_input_tokens": self.cached_input_tokens,
             "cache_write_tokens": self.cache_write_tokens,
             "reasoning_tokens": self.reasoning_tokens, "cost": format_cost(self.cost),
+            "cache_hits": self.cache_hits, "cache_hit_ratio": self.cache_hit_ratio(),
+            "cache_saved_cost": format_cost(self.cache_saved_cost),
         })
+    }
+
+    /// Share of the requests the result cache answered, to four places (0 without requests).
+    pub fn cache_hit_ratio(&self) -> f64 {
+        match self.requests {
+            0 => 0.0,
+            n => (self.cache_hits as f64 / n as f64 * 10_000.0).round() / 10_000.0,
+        }
     }
 }
 

@@ -19,6 +19,7 @@ const ORDER: &[&str] = &[
     "anthropic",
     "control",
     "routing",
+    "cache",
     "sse",
     "sessions",
     "usage",

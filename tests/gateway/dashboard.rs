@@ -20,6 +20,7 @@ fn config(a: &MockOpenAi, b: &MockOpenAi, ledger: &std::path::Path) -> String {
 models:
   - name: gpt-4o-mini
     price: {{ input_per_1m: 0.15, output_per_1m: 0.6 }}
+    cache: false
     routes:
       - {{ provider: alpha, model: up-alpha, weight: 3 }}
       - {{ provider: beta, model: up-beta, weight: 1, max_rps: 50 }}
@@ -30,6 +31,7 @@ auth:
   keys:
     - {{ name: ops, key: {OPS}, admin: true }}
     - {{ name: team, key: {TEAM} }}
+cache: {{}}
 usage:
   sink: file
   path: {}
@@ -77,13 +79,28 @@ async fn stats_show_routes_traffic_and_spend_and_chromium_draws_the_dashboard() 
         assert_eq!(ask().await, 200);
     }
     b.set(Behavior::Normal);
+    // The same embeddings twice: a miss, then a result-cache hit (gpt-4o-mini's cache is off).
+    for verdict in ["miss", "hit"] {
+        let r = client()
+            .post(gw.url("/v1/embeddings"))
+            .bearer_auth(TEAM)
+            .json(&json!({"model": "embed-small", "input": "cache me"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-switchyard-cache"], verdict);
+        crate::harness::eventually(Duration::from_secs(2), "stored", || async {
+            crate::harness::metric(&gw, "gateway_cache_stored_bytes").await > 0.0
+        })
+        .await;
+    }
 
     assert_eq!(stats(&gw, None).await.0, 401);
     assert_eq!(stats(&gw, Some(TEAM)).await.0, 403);
-    // The ledger file is written by the background writer: wait for all twelve rows before the
-    // first figures (they are cached for 5 s, so a partial count would stick).
+    // The ledger file is written by the background writer: wait for all fourteen rows before
+    // the first figures (they are cached for 5 s, so a partial count would stick).
     crate::harness::eventually(Duration::from_secs(10), "the ledger rows", || async {
-        crate::harness::metric(&gw, "gateway_usage_rows_written_total{sink=\"file\"}").await == 12.0
+        crate::harness::metric(&gw, "gateway_usage_rows_written_total{sink=\"file\"}").await == 14.0
     })
     .await;
     let (status, figures) = stats(&gw, Some(OPS)).await;
@@ -116,9 +133,14 @@ async fn stats_show_routes_traffic_and_spend_and_chromium_draws_the_dashboard() 
     assert_eq!(figures["series"]["at"].as_array().unwrap().len(), 90);
     let by_key = figures["usage"]["today"]["by_key"].as_array().unwrap();
     let team = by_key.iter().find(|k| k["name"] == "team").unwrap();
-    // 12 answers of 19 + 10 tokens at $0.15 / $0.60 per million: exactly $0.0001062.
-    assert_eq!(team["requests"], 12, "{team}");
+    // 12 answers of 19 + 10 tokens at $0.15 / $0.60 per million: exactly $0.0001062 (the
+    // embeddings have no price); one of its 14 requests answered by the result cache.
+    assert_eq!(team["requests"], 14, "{team}");
     assert_eq!(team["cost"], "0.0001062000");
+    assert_eq!(
+        (&team["cache_hits"], &team["cache_hit_ratio"]),
+        (&json!(1), &json!(0.0714))
+    );
     let by_model = figures["usage"]["today"]["by_model"].as_array().unwrap();
     let chat = by_model
         .iter()
@@ -160,6 +182,8 @@ async fn stats_show_routes_traffic_and_spend_and_chromium_draws_the_dashboard() 
         "<canvas",
         "Today (UTC) by key",
         "cache saved",
+        "result cache hits",
+        "1 (7%)",
         "team",
     ] {
         assert!(

@@ -481,27 +481,36 @@ async fn usage_totals_from_the_file_sink() {
     let _ = std::fs::remove_file(&path);
 }
 
-/// The same totals, scoping and errors whichever sink holds the rows.
+/// The same totals, scoping and errors whichever sink holds the rows; result-cache hits
+/// counted, with what they saved.
 async fn usage_totals_are_scoped_to_the_callers_key(usage: &str) {
     let a = MockOpenAi::start("a").await;
-    let keys = "auth:\n  keys:\n    - { name: team-a, key: sk-team-a }\n    - { name: team-b, key: sk-team-b }\n    - { name: ops, key: sk-ops, admin: true }\n";
+    let keys = "auth:\n  keys:\n    - { name: team-a, key: sk-team-a }\n    - { name: team-b, key: sk-team-b }\n    - { name: ops, key: sk-ops, admin: true }\ncache: {}\n";
     let gw = Gateway::start(&ledger_config(&a, &format!("{keys}{usage}"))).await;
     let send = |key: &'static str| {
         let gw = &gw;
         async move {
             let r = post_as(gw, "/v1/chat/completions", key, &chat(false)).await;
             assert_eq!(r.status(), 200);
+            r.headers()["x-switchyard-cache"]
+                .to_str()
+                .unwrap()
+                .to_owned()
         }
     };
-    for key in [
-        "sk-team-a",
-        "sk-team-a",
-        "sk-team-a",
-        "sk-team-b",
-        "sk-team-b",
-    ] {
-        send(key).await;
+    // Each key's first request is its miss (scope: key); the rest are hits once it is stored.
+    for (key, times) in [("sk-team-a", 3), ("sk-team-b", 2)] {
+        let stored = crate::harness::metric(&gw, "gateway_cache_stored_bytes").await;
+        assert_eq!(send(key).await, "miss");
+        crate::harness::eventually(Duration::from_secs(2), "stored", || async {
+            crate::harness::metric(&gw, "gateway_cache_stored_bytes").await > stored
+        })
+        .await;
+        for _ in 1..times {
+            assert_eq!(send(key).await, "hit");
+        }
     }
+    assert_eq!(a.count(), 2);
     let totals = |key: &'static str, query: &'static str| {
         let gw = &gw;
         async move {
@@ -528,10 +537,12 @@ async fn usage_totals_are_scoped_to_the_callers_key(usage: &str) {
     assert_eq!(
         all["data"],
         json!([
-            {"group": "team-a", "requests": 3, "input_tokens": 57, "output_tokens": 30, "cached_input_tokens": 0,
-             "cache_write_tokens": 0, "reasoning_tokens": 0, "cost": "0.0000265500"},
-            {"group": "team-b", "requests": 2, "input_tokens": 38, "output_tokens": 20, "cached_input_tokens": 0,
-             "cache_write_tokens": 0, "reasoning_tokens": 0, "cost": "0.0000177000"}
+            {"group": "team-a", "requests": 3, "input_tokens": 19, "output_tokens": 10, "cached_input_tokens": 0,
+             "cache_write_tokens": 0, "reasoning_tokens": 0, "cost": "0.0000088500",
+             "cache_hits": 2, "cache_hit_ratio": 0.6667, "cache_saved_cost": "0.0000177000"},
+            {"group": "team-b", "requests": 2, "input_tokens": 19, "output_tokens": 10, "cached_input_tokens": 0,
+             "cache_write_tokens": 0, "reasoning_tokens": 0, "cost": "0.0000088500",
+             "cache_hits": 1, "cache_hit_ratio": 0.5, "cache_saved_cost": "0.0000088500"}
         ])
     );
     let (_, own) = totals("sk-team-a", "group_by=key&key=team-b").await;

@@ -11,6 +11,7 @@ mod tcp_proxy;
 
 mod architecture;
 mod budgets;
+mod cache;
 mod chat;
 mod cli;
 mod completions;

@@ -125,7 +125,7 @@ async fn migrations_apply_exactly_once_when_replicas_race() {
         .iter()
         .map(|m| m.0)
         .collect();
-    assert_eq!(all, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(all, [1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(applied, all, "one replica applies, the others find it done");
     let client = db.connect().await;
     let rows = client
@@ -417,8 +417,18 @@ async fn hourly_totals_answer_usage_exactly_whatever_the_window() {
         cached_input_tokens: i % 10,
         cache_write_tokens: i % 3,
         reasoning_tokens: i % 13 / 2,
-        usage_source: UsageSource::Upstream,
+        // Every eleventh a result-cache hit: counted apart, with what it saved.
+        usage_source: if i % 11 == 0 {
+            UsageSource::Cache
+        } else {
+            UsageSource::Upstream
+        },
         cost: format!("0.{:010}", 1_000 + i * 37),
+        cache_saved_cost: if i % 11 == 0 {
+            format!("0.{:010}", 500 + i)
+        } else {
+            "0".into()
+        },
         latency_ms: 5,
         ttft_ms: None,
         attempts: 1,
@@ -492,7 +502,9 @@ async fn recount(
             &format!(
                 "SELECT {group}, count(*)::int8, sum(input_tokens)::int8, sum(output_tokens)::int8,
                         (sum(cost) * 10000000000)::numeric(40,0)::text, sum(cached_input_tokens)::int8,
-                        sum(cache_write_tokens)::int8, sum(reasoning_tokens)::int8
+                        sum(cache_write_tokens)::int8, sum(reasoning_tokens)::int8,
+                        count(*) FILTER (WHERE usage_source = 'cache'),
+                        (sum(cache_saved_cost) * 10000000000)::numeric(40,0)::text
                  FROM request_logs WHERE created_at >= $1 AND created_at < $2 AND ($3::text IS NULL OR key_name = $3)
                  GROUP BY 1 ORDER BY 1"
             ),
@@ -510,6 +522,8 @@ async fn recount(
             cached_input_tokens: r.get(5),
             cache_write_tokens: r.get(6),
             reasoning_tokens: r.get(7),
+            cache_hits: r.get(8),
+            cache_saved_cost: r.get::<_, String>(9).parse().unwrap(),
         })
         .collect()
 }

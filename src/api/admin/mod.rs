@@ -2,7 +2,8 @@
 //! only. Models, routes and keys are read from and written to the control tables; a write
 //! answers once this replica serves it (the others follow within a second). Bodies are strict:
 //! an unknown or mistyped field is a 400 that names it. One file per table: [`models`],
-//! [`routes`], [`keys`]; this one authorises, dispatches and renders.
+//! [`routes`], [`keys`]; [`cache`] empties the result cache; this one authorises, dispatches and
+//! renders.
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -18,6 +19,7 @@ use crate::control::store::ControlError;
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::invalid;
 
+mod cache;
 mod keys;
 mod models;
 mod routes;
@@ -48,6 +50,10 @@ pub async fn handle(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response
         false,
         "The admin API needs an admin key.",
     )?;
+    // The result cache is this replica's (or its Redis): no control plane needed.
+    if req.uri().path() == "/admin/v1/cache" {
+        return Ok(cache::handle(ctx, &req).await?);
+    }
     let Some(control) = ctx.app.control.clone() else {
         return Err(GatewayError::new(
             ErrorKind::NotFound,

@@ -55,6 +55,7 @@ pub async fn load(client: &mut Client) -> Result<(i64, Catalog), ControlError> {
             max_output_tokens: m.max_output_tokens,
             price: m.price,
             tokenizer: m.tokenizer,
+            cache: crate::config::ModelCache::Inherit,
             created: Some(m.created),
             routes: Vec::new(),
         })
