@@ -5,7 +5,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::{json, read_body, render};
+use super::{cache_directives, json, read_body, render};
 use crate::body::Body;
 use crate::call::admit;
 use crate::call::chain;
@@ -19,9 +19,10 @@ const MAX_PAGE: usize = 100;
 
 pub async fn create(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = admit::authenticate(ctx, req.headers())?;
+    let cache = cache_directives(ctx, req.headers())?;
     let body = read_body(ctx, req).await?;
     let request = ResponsesRequest::parse(&body)?;
-    Ok(render(responses(ctx, key, request).await?))
+    Ok(render(responses(ctx, key, request, &body, cache).await?))
 }
 
 /// `GET` or `DELETE /v1/responses/{id}`, and `GET /v1/responses/{id}/input_items`.

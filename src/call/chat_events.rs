@@ -1,6 +1,6 @@
 //! The chat relay's stream read back as events, for the Responses API's answers translated
 //! from it: each chunk's `data`, the end (`[DONE]`), or the failure the relay's error event or a
-//! cut stands for. (Messages clients' streams are translated inside the relay instead:
+//! cut stands for. The stream is the relay's, or a stored answer replayed (a cache hit). (Messages clients' streams are translated inside the relay instead:
 //! `providers::messages`.)
 
 use std::pin::Pin;
@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body::Body as HttpBody;
 use serde_json::Value;
 
-use super::relay::RelayStream;
+use crate::body::Body;
 use crate::error::{ErrorKind, GatewayError};
 use crate::sse::{SseDecoder, SseEvent};
 
@@ -28,14 +28,14 @@ pub enum ChatEvent {
 }
 
 pub struct ChatEvents {
-    relay: RelayStream,
+    relay: Body,
     decoder: SseDecoder,
 }
 
 // === impl ChatEvents ===
 
 impl ChatEvents {
-    pub fn new(relay: RelayStream) -> Self {
+    pub fn new(relay: Body) -> Self {
         Self {
             relay,
             decoder: SseDecoder::new(MAX_FRAME),

@@ -15,13 +15,14 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use super::admit;
+use super::cached::{self, Plan};
 use super::chain::Chain;
 use super::chat_events::{ChatEvent, ChatEvents};
 use super::context::{Rejection, RequestCtx};
 use super::dispatch;
 use super::outcome::Recorder;
 use super::pipeline::{Answer, Answered};
-use super::relay::RelayStream;
+use crate::cache::{Directives, Endpoint, Verdict};
 use crate::config::ModelType;
 use crate::error::GatewayError;
 use crate::limits::keys::ApiKey;
@@ -32,10 +33,16 @@ use crate::responses::stream::EventStream;
 use crate::usage::record::Purpose;
 
 /// A Responses request.
+/// `body` is the client's, for the result cache's key (with `cache`, its headers' controls): a
+/// response that continues another (`previous_response_id`) is never cached. The cache holds
+/// the chat answer a response is made from, so a hit is a new response (new ids), stored like
+/// any other.
 pub async fn responses(
     ctx: &RequestCtx,
     key: Option<Arc<ApiKey>>,
     req: ResponsesRequest,
+    body: &[u8],
+    cache: Option<Directives>,
 ) -> Result<Answered, Rejection> {
     let key = key.as_deref();
     let model = admit::model(ctx, key, &req.model, ModelType::Chat)?;
@@ -49,6 +56,44 @@ pub async fn responses(
         ctx.trace.clone(),
     ))
     .await?;
+    let chained = req.previous_response_id.is_some();
+    let mut plan = Plan::new(ctx, key, model, Endpoint::Responses, body, cache, chained);
+    let head = Head::new(req.model.clone(), req.echo.clone());
+    if let Some(hit) = plan.lookup(ctx, &model.name).await
+        && let Some(chat) = hit.body(req.stream, true)
+    {
+        let request = Bytes::copy_from_slice(body);
+        let admission = cached::admit(
+            ctx,
+            key,
+            model,
+            Purpose::Responses,
+            req.stream,
+            request,
+            &hit,
+        )
+        .await?;
+        let cache = Some(Verdict::Hit { age: hit.age });
+        if req.stream {
+            let events = ResponsesStream::new(crate::body::full(chat), head, expanded.chain);
+            return Ok(Answered::Stream(Answer {
+                body: events.boxed_unsync(),
+                route: None,
+                admission,
+                session: None,
+                cache,
+            }));
+        }
+        let object = head.finished(&response::from_completion(&chat)?);
+        Box::pin(expanded.chain.store(&object)).await?;
+        return Ok(Answered::Whole(Answer {
+            body: Bytes::from(object.to_string()),
+            route: None,
+            admission,
+            session: None,
+            cache,
+        }));
+    }
     let chat = ChatRequest::parse(Bytes::from(req.chat_body(expanded.messages)))?;
     let admission = admit::generation_limits(ctx, key, model, encoding, &chat).await?;
     let recorder = Recorder::new(
@@ -60,29 +105,34 @@ pub async fn responses(
         chat.body.clone(),
         admission.clone(),
     );
-    let head = Head::new(req.model.clone(), req.echo.clone());
     let chain = expanded.chain;
+    let cache = plan.verdict();
     if req.stream {
-        let served = dispatch::stream(ctx, model, &chat, recorder, None).await?;
-        let events = ResponsesStream::new(served.value, head, chain);
+        let mut served = dispatch::stream(ctx, model, &chat, recorder, None).await?;
+        if let Some(store) = plan.stream_store(ctx) {
+            served.value.finish_with(store);
+        }
+        let events = ResponsesStream::new(served.value.boxed_unsync(), head, chain);
         return Ok(Answered::Stream(Answer {
             body: events.boxed_unsync(),
             route: Some(served.route),
             admission,
             session: None,
-            cache: None,
+            cache,
         }));
     }
     let served = dispatch::complete(ctx, model, &chat, recorder, None).await?;
-    let output = response::from_completion(&served.value.0)?;
+    let (completion, usage) = served.value;
+    let output = response::from_completion(&completion)?;
     let object = head.finished(&output);
     Box::pin(chain.store(&object)).await?;
+    plan.store(ctx, &completion, usage);
     Ok(Answered::Whole(Answer {
         body: Bytes::from(object.to_string()),
         route: Some(served.route),
         admission,
         session: None,
-        cache: None,
+        cache,
     }))
 }
 
@@ -110,7 +160,7 @@ type Storing = Pin<Box<dyn Future<Output = Result<(), GatewayError>> + Send>>;
 // === impl ResponsesStream ===
 
 impl ResponsesStream {
-    fn new(chat: RelayStream, head: Head, chain: Chain) -> Self {
+    fn new(chat: crate::body::Body, head: Head, chain: Chain) -> Self {
         Self {
             chat: ChatEvents::new(chat),
             events: EventStream::new(head),

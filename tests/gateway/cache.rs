@@ -577,3 +577,72 @@ async fn a_redis_outage_makes_the_cache_a_bypass_never_an_error_or_a_wait() {
     assert_eq!(r.status(), 503);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_responses_hit_is_a_new_stored_response_and_a_continuation_is_never_cached() {
+    let a = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&config(&a, "", "usage: { sink: none }")).await;
+    let create = |body: Value| {
+        let gw = &gw;
+        async move {
+            let r = client()
+                .post(gw.url("/v1/responses"))
+                .bearer_auth("sk-b")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let verdict = r.headers()["x-switchyard-cache"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (verdict, r.text().await.unwrap())
+        }
+    };
+    let body = json!({"model": "gpt-4o-mini", "input": "Cache this response"});
+    let (verdict, first) = create(body.clone()).await;
+    assert_eq!(verdict, "miss");
+    let first: Value = serde_json::from_str(&first).unwrap();
+    stored(&gw, 0.0).await;
+    let (verdict, second) = create(body.clone()).await;
+    assert_eq!(verdict, "hit");
+    let second: Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(second["output_text"], first["output_text"]);
+    assert_eq!(second["status"], "completed");
+    assert_ne!(second["id"], first["id"], "a hit is a new response");
+    assert_ne!(second["output"][0]["id"], first["output"][0]["id"]);
+    // Stored like any other: it can be fetched and continued.
+    let id = second["id"].as_str().unwrap();
+    let fetched = client()
+        .get(gw.url(&format!("/v1/responses/{id}")))
+        .bearer_auth("sk-b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), 200);
+    // A stream hit: the events of a response, ending with response.completed.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let (verdict, sse) = create(streamed).await;
+    assert_eq!(verdict, "hit");
+    // Every frame is `event: <type>` then its `data:` line.
+    let events: Vec<Value> = sse
+        .split("\n\n")
+        .filter_map(|frame| frame.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(events.first().unwrap()["type"], "response.created");
+    let completed = events.last().unwrap();
+    assert_eq!(completed["type"], "response.completed");
+    assert_eq!(
+        completed["response"]["output"][0]["content"][0]["text"],
+        first["output"][0]["content"][0]["text"]
+    );
+    assert_eq!(a.count(), 1);
+    // A continuation depends on stored state the key does not cover: never cached.
+    let next = json!({"model": "gpt-4o-mini", "input": "and then?", "previous_response_id": id});
+    assert_eq!(create(next.clone()).await.0, "bypass");
+    assert_eq!(create(next).await.0, "bypass");
+    assert_eq!(a.count(), 3);
+    gw.shutdown().await;
+}
