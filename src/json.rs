@@ -73,6 +73,50 @@ fn members(
     }
 }
 
+/// A member's key as written (quotes included) and its value, as ranges of the body.
+pub type KeyValue = (Range<usize>, Range<usize>);
+
+/// Every member of the object opening at `start`: its key as written (quotes included) and its
+/// value's range, in order; and where the object ends. `None` if there is no object at `start`
+/// or it is malformed where the walk went.
+pub fn members_at(body: &[u8], start: usize) -> Option<(Vec<KeyValue>, usize)> {
+    let mut found = Vec::new();
+    let end = members(body, start, |key, value| {
+        // `key` is a slice of `body`: its address is its place (quotes on either side).
+        let at = (key.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+        found.push((at - 1..at + key.len() + 1, value));
+        false
+    })?;
+    Some((found, end))
+}
+
+/// The range of the value starting at `start` (a string, number, literal, object or array).
+pub fn value_at(body: &[u8], start: usize) -> Option<Range<usize>> {
+    value_end(body, start).map(|end| start..end)
+}
+
+/// Every element of the array opening at `start`, as value ranges in order, and where the array
+/// ends. `None` if there is no array at `start` or it is malformed where the walk went.
+pub fn elements_at(body: &[u8], start: usize) -> Option<(Vec<Range<usize>>, usize)> {
+    if body.get(start) != Some(&b'[') {
+        return None;
+    }
+    let mut found = Vec::new();
+    let mut i = start + 1;
+    loop {
+        i = skip_ws(body, i);
+        match body.get(i)? {
+            b']' => return Some((found, i + 1)),
+            b',' if !found.is_empty() => i += 1,
+            _ => {
+                let end = value_end(body, i)?;
+                found.push(i..end);
+                i = end;
+            }
+        }
+    }
+}
+
 /// Where the value of the top-level member `key` of the object `body` starts (the first if it
 /// repeats), found without reading that value: `message_start`'s `message`, which is then
 /// walked itself.

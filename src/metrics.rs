@@ -274,10 +274,6 @@ pub fn session_store_error() {
     counter!(SESSION_STORE_ERRORS).increment(1);
 }
 
-pub fn cache_lookup(model: &str, result: &'static str) {
-    counter!(CACHE_LOOKUPS, "model" => model.to_owned(), "result" => result).increment(1);
-}
-
 pub fn cache_bytes(bytes: usize) {
     gauge!(CACHE_BYTES).set(bytes as f64);
 }
@@ -323,6 +319,54 @@ pub fn usage_write_seconds(elapsed: Duration) {
 }
 
 /// Pre-registered handles for one (provider, model) pair.
+/// A model's own series, registered once when its entry is built: result-cache lookups by
+/// result, and the requests the cache answered (as `provider="cache"` in the request series).
+pub struct ModelMetrics {
+    hit: Counter,
+    miss: Counter,
+    bypass: Counter,
+    cached: Counter,
+    cached_duration: Histogram,
+}
+
+/// What a result-cache lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Hit,
+    Miss,
+    Bypass,
+}
+
+// === impl ModelMetrics ===
+
+impl ModelMetrics {
+    pub fn new(model: &str) -> Self {
+        let lookups = |result: &'static str| counter!(CACHE_LOOKUPS, "model" => model.to_owned(), "result" => result);
+        Self {
+            hit: lookups("hit"),
+            miss: lookups("miss"),
+            bypass: lookups("bypass"),
+            cached: counter!(REQUESTS_TOTAL, "provider" => "cache", "model" => model.to_owned(), "status" => "2xx"),
+            cached_duration: histogram!(REQUEST_DURATION, "provider" => "cache", "model" => model.to_owned()),
+        }
+    }
+
+    pub fn cache_lookup(&self, found: Lookup) {
+        match found {
+            Lookup::Hit => &self.hit,
+            Lookup::Miss => &self.miss,
+            Lookup::Bypass => &self.bypass,
+        }
+        .increment(1);
+    }
+
+    /// A request the result cache answered.
+    pub fn cached(&self, duration: Duration) {
+        self.cached.increment(1);
+        self.cached_duration.record(duration.as_secs_f64());
+    }
+}
+
 pub struct RouteMetrics {
     ok: Counter,
     client_error: Counter,

@@ -6,9 +6,6 @@
 //! share it. The hash is deterministic across processes and replicas (no per-process seed):
 //! a shared store is shared.
 
-use std::io::Write;
-
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::GatewayError;
@@ -32,6 +29,9 @@ pub struct Key {
 /// The top-level fields left out of the key.
 const IGNORED: [&str; 4] = ["stream", "stream_options", "user", "metadata"];
 
+/// Deepest nesting read, as the request parsers allow.
+const MAX_DEPTH: usize = 128;
+
 // === impl Endpoint ===
 
 impl Endpoint {
@@ -48,30 +48,31 @@ impl Endpoint {
 // === impl Key ===
 
 impl Key {
-    /// The key of `body` (a JSON object) asked of `model` on `endpoint` within `scope`. The body
-    /// is read as a tree: it is held to the same bound as every tree the gateway builds.
+    /// The key of `body` (a JSON object) asked of `model` on `endpoint` within `scope`. The
+    /// body is canonicalised from its bytes (no tree: a request's body is read as a tree only
+    /// where a translation needs one), nesting bounded as the request parsers bound it.
     pub fn of(
         scope: &str,
         endpoint: Endpoint,
         model: &str,
         body: &[u8],
     ) -> Result<Self, GatewayError> {
-        crate::request::check_tree(body)?;
-        let mut body: serde_json::Map<String, Value> = serde_json::from_slice(body)
-            .map_err(|e| GatewayError::invalid_request(format!("invalid JSON body: {e}")))?;
-        for field in IGNORED {
-            body.remove(field);
-        }
-        let mut hasher = Hasher(Sha256::new());
+        let mut out = Vec::with_capacity(body.len() + scope.len() + model.len() + 16);
         // Each part ends with a byte no UTF-8 text holds, so no two splits read the same.
         for part in [scope, endpoint.name(), model] {
-            hasher.0.update(part.as_bytes());
-            hasher.0.update([0xff]);
+            out.extend_from_slice(part.as_bytes());
+            out.push(0xff);
         }
-        canonical(&Value::Object(body), &mut hasher)
-            .map_err(|e| GatewayError::invalid_request(e.to_string()))?;
+        let start = body
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(0);
+        canonical(body, start, 0, &mut out).ok_or_else(|| {
+            GatewayError::invalid_request("the request body cannot be read as one JSON object")
+        })?;
         Ok(Self {
-            digest: hasher.0.finalize().into(),
+            // One update: the digest's block work is the same, its per-call cost paid once.
+            digest: Sha256::digest(&out).into(),
             model: model.to_owned(),
         })
     }
@@ -84,51 +85,50 @@ impl Key {
     }
 }
 
-/// `value` without whitespace, every object's members sorted by key: sorted here rather than
-/// by relying on serde_json's map order, which a dependency's `preserve_order` feature would
-/// turn into insertion order (and split equal requests between keys).
-fn canonical(value: &Value, out: &mut impl Write) -> std::io::Result<()> {
-    match value {
-        Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.write_all(b"{")?;
+/// The value at `at` without whitespace, every object's members sorted by key (as written):
+/// two bodies that differ only in member order or spacing write the same bytes. At depth 0 the
+/// value must be an object, and the fields that never change an answer are left out.
+fn canonical(body: &[u8], at: usize, depth: usize, out: &mut Vec<u8>) -> Option<()> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    match body.get(at)? {
+        b'{' => {
+            let (mut members, _) = crate::json::members_at(body, at)?;
+            if depth == 0 {
+                members.retain(|(key, _)| {
+                    let name = &body[key.start + 1..key.end - 1];
+                    !IGNORED.iter().any(|f| f.as_bytes() == name)
+                });
+            }
+            members.sort_by(|a, b| body[a.0.clone()].cmp(&body[b.0.clone()]));
+            out.push(b'{');
             for (i, (key, value)) in members.into_iter().enumerate() {
                 if i > 0 {
-                    out.write_all(b",")?;
+                    out.push(b',');
                 }
-                serde_json::to_writer(&mut *out, key)?;
-                out.write_all(b":")?;
-                canonical(value, out)?;
+                out.extend_from_slice(&body[key]);
+                out.push(b':');
+                canonical(body, value.start, depth + 1, out)?;
             }
-            out.write_all(b"}")
+            out.push(b'}');
         }
-        Value::Array(items) => {
-            out.write_all(b"[")?;
-            for (i, item) in items.iter().enumerate() {
+        _ if depth == 0 => return None,
+        b'[' => {
+            let (items, _) = crate::json::elements_at(body, at)?;
+            out.push(b'[');
+            for (i, item) in items.into_iter().enumerate() {
                 if i > 0 {
-                    out.write_all(b",")?;
+                    out.push(b',');
                 }
-                canonical(item, out)?;
+                canonical(body, item.start, depth + 1, out)?;
             }
-            out.write_all(b"]")
+            out.push(b']');
         }
-        scalar => serde_json::to_writer(&mut *out, scalar).map_err(std::io::Error::other),
+        // A string, number or literal, as written.
+        _ => out.extend_from_slice(&body[crate::json::value_at(body, at)?]),
     }
-}
-
-/// Serialization into the digest, without a buffer.
-struct Hasher(Sha256);
-
-impl Write for Hasher {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    Some(())
 }
 
 #[cfg(test)]

@@ -4,90 +4,174 @@
 //! the usage chunk when the client asked for it, and `[DONE]`. Every frame is one `data:` line.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde_json::{Map, Value, json};
+
+use crate::json;
 
 /// The stream of `answer` (a `chat.completion` or `text_completion`); `include_usage`: the
-/// client's `stream_options.include_usage`. `None` if the entry is not a completion.
+/// client's `stream_options.include_usage`. `None` if the entry is not a completion. Written
+/// from the answer's bytes (its strings copied as they are escaped), never a tree: this runs
+/// on every stream hit.
 pub fn stream(answer: &[u8], include_usage: bool) -> Option<Bytes> {
-    let Value::Object(mut answer) = serde_json::from_slice::<Value>(answer).ok()? else {
-        return None;
-    };
-    let legacy = answer.get("object").and_then(Value::as_str) == Some("text_completion");
-    let Some(Value::Array(choices)) = answer.remove("choices") else {
-        return None;
-    };
-    let usage = answer.remove("usage");
-    let object = if legacy {
-        "text_completion"
-    } else {
-        "chat.completion.chunk"
-    };
-    answer.insert("object".into(), json!(object));
-    let mut out = BytesMut::new();
-    let mut frame = |choices: Value, usage: Option<&Value>| {
-        let mut chunk = answer.clone();
-        chunk.insert("choices".into(), choices);
-        if let Some(usage) = usage {
-            chunk.insert("usage".into(), usage.clone());
+    // Values are copied into `data:` lines: a line break between an answer's tokens (pretty-
+    // printed JSON; inside a valid string there is none) is taken out first, rarely.
+    let compacted;
+    let answer = match memchr::memchr2(b'\n', b'\r', answer) {
+        None => answer,
+        Some(_) => {
+            let value: serde_json::Value = serde_json::from_slice(answer).ok()?;
+            compacted = serde_json::to_vec(&value).ok()?;
+            &compacted[..]
         }
-        out.put_slice(b"data: ");
-        // Writing into memory cannot fail.
-        let _ = serde_json::to_writer((&mut out).writer(), &Value::Object(chunk));
-        out.put_slice(b"\n\n");
     };
-    for choice in &choices {
-        let index = choice.get("index").cloned().unwrap_or(json!(0));
-        let finish = choice.get("finish_reason").cloned().unwrap_or(Value::Null);
+    let [id, object, created, model, fingerprint, choices, usage] = json::object(
+        answer,
+        [
+            b"id",
+            b"object",
+            b"created",
+            b"model",
+            b"system_fingerprint",
+            b"choices",
+            b"usage",
+        ],
+    )?;
+    let raw = |span: Option<std::ops::Range<usize>>| span.map(|s| &answer[s]);
+    let legacy = raw(object) == Some(&b"\"text_completion\""[..]);
+    let (choices, _) = json::elements_at(answer, choices?.start)?;
+    // Every chunk repeats the answer's id, object, created and model: written once, each frame
+    // then adds its `choices` (and the usage chunk its `usage`).
+    let mut head = Vec::with_capacity(160);
+    head.extend_from_slice(b"data: {");
+    for (name, value) in [
+        (&b"id"[..], raw(id)),
+        (b"created", raw(created)),
+        (b"model", raw(model)),
+        (b"system_fingerprint", raw(fingerprint)),
+    ] {
+        if let Some(value) = value.filter(|v| *v != b"null") {
+            member(&mut head, name, value);
+            head.push(b',');
+        }
+    }
+    head.extend_from_slice(match legacy {
+        true => b"\"object\":\"text_completion\",\"choices\":[".as_slice(),
+        false => b"\"object\":\"chat.completion.chunk\",\"choices\":[",
+    });
+    let mut out = BytesMut::with_capacity(4 * answer.len() + 6 * head.len() + 64);
+    let mut frame = |choice: &[&[u8]]| {
+        out.put_slice(&head);
+        for part in choice {
+            out.put_slice(part);
+        }
+        out.put_slice(b"]}\n\n");
+    };
+    for choice in choices {
+        let part = &answer[choice];
+        let [index, message, text, finish] =
+            json::object(part, [b"index", b"message", b"text", b"finish_reason"])?;
+        let of_part = |span: Option<std::ops::Range<usize>>| span.map(|s| &part[s]);
+        let index = of_part(index).unwrap_or(b"0");
+        let finish = of_part(finish).unwrap_or(b"null");
         if legacy {
-            let text = choice.get("text").cloned().unwrap_or(json!(""));
-            frame(
-                json!([{"text": text, "index": index, "logprobs": null, "finish_reason": null}]),
-                None,
-            );
-            frame(
-                json!([{"text": "", "index": index, "logprobs": null, "finish_reason": finish}]),
-                None,
-            );
+            let text = of_part(text).unwrap_or(b"\"\"");
+            frame(&[
+                b"{\"text\":",
+                text,
+                b",\"index\":",
+                index,
+                b",\"logprobs\":null,\"finish_reason\":null}",
+            ]);
+            frame(&[
+                b"{\"text\":\"\",\"index\":",
+                index,
+                b",\"logprobs\":null,\"finish_reason\":",
+                finish,
+                b"}",
+            ]);
             continue;
         }
-        let empty = Map::new();
-        let message = choice
-            .get("message")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        let delta = |delta: Value| json!([{"index": index, "delta": delta, "logprobs": null, "finish_reason": null}]);
-        let role = message.get("role").cloned().unwrap_or(json!("assistant"));
+        let message = of_part(message).unwrap_or(b"{}");
+        let [role, content, reasoning, refusal, calls] = json::object(
+            message,
+            [
+                b"role",
+                b"content",
+                b"reasoning_content",
+                b"refusal",
+                b"tool_calls",
+            ],
+        )?;
+        let of = |span: Option<std::ops::Range<usize>>| span.map(|s| &message[s]);
+        let delta_open = [&b"{\"index\":"[..], index, b",\"delta\":{"].concat();
+        let delta_close: &[u8] = b"},\"logprobs\":null,\"finish_reason\":null}";
         // As OpenAI streams them: `""` first for text, `null` for an answer of tool calls only.
-        let opening = match message.get("content") {
-            Some(Value::String(_)) => json!(""),
-            _ => Value::Null,
-        };
-        frame(delta(json!({"role": role, "content": opening})), None);
-        for field in ["reasoning_content", "content", "refusal"] {
-            if let Some(text) = message
-                .get(field)
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-            {
-                frame(delta(json!({ field: text })), None);
+        let text = of(content).filter(|c| c.first() == Some(&b'"'));
+        let opening: &[u8] = if text.is_some() { b"\"\"" } else { b"null" };
+        let role = of(role)
+            .filter(|r| *r != b"null")
+            .unwrap_or(b"\"assistant\"");
+        frame(&[
+            &delta_open,
+            b"\"role\":",
+            role,
+            b",\"content\":",
+            opening,
+            delta_close,
+        ]);
+        for (field, value) in [
+            (&b"\"reasoning_content\":"[..], of(reasoning)),
+            (b"\"content\":", text),
+            (b"\"refusal\":", of(refusal)),
+        ] {
+            // Strings only, and not empty.
+            if let Some(value) = value.filter(|v| v.len() > 2 && v[0] == b'"') {
+                frame(&[&delta_open, field, value, delta_close]);
             }
         }
-        let calls = message.get("tool_calls").and_then(Value::as_array);
-        for (i, call) in calls.into_iter().flatten().enumerate() {
-            let mut call = call.clone();
-            call["index"] = json!(i);
-            frame(delta(json!({"tool_calls": [call]})), None);
+        if let Some(calls) = calls.filter(|c| message[c.start] == b'[') {
+            let (calls, _) = json::elements_at(message, calls.start)?;
+            for (i, call) in calls.into_iter().enumerate() {
+                let call = &message[call];
+                // `{"index":i,` then the call's own members.
+                let rest = call.strip_prefix(b"{")?.trim_ascii_start();
+                let sep: &[u8] = if rest.starts_with(b"}") { b"" } else { b"," };
+                let i = itoa::Buffer::new().format(i).as_bytes().to_vec();
+                frame(&[
+                    &delta_open,
+                    b"\"tool_calls\":[{\"index\":",
+                    &i,
+                    sep,
+                    rest,
+                    b"]",
+                    delta_close,
+                ]);
+            }
         }
-        frame(
-            json!([{"index": index, "delta": {}, "logprobs": null, "finish_reason": finish}]),
-            None,
-        );
+        frame(&[
+            b"{\"index\":",
+            index,
+            b",\"delta\":{},\"logprobs\":null,\"finish_reason\":",
+            finish,
+            b"}",
+        ]);
     }
-    if include_usage && let Some(usage) = usage.as_ref() {
-        frame(json!([]), Some(usage));
+    if include_usage && let Some(usage) = raw(usage).filter(|u| u.first() == Some(&b'{')) {
+        // The usage chunk: no choices.
+        out.put_slice(&head);
+        out.put_slice(b"],\"usage\":");
+        out.put_slice(usage);
+        out.put_slice(b"}\n\n");
     }
     out.put_slice(b"data: [DONE]\n\n");
     Some(out.freeze())
+}
+
+/// `"name":value` (value as written).
+fn member(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(name);
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(value);
 }
 
 #[cfg(test)]
@@ -135,6 +219,19 @@ mod tests {
             );
         }
         assert!(stream(b"[1]", false).is_none());
+        // A pretty-printed answer streams as compact one-line frames.
+        let pretty = serde_json::to_string_pretty(&json!({"object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "a\nb",
+            "tool_calls": [{"id": "x", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            "finish_reason": "tool_calls"}]})).unwrap();
+        let sse = stream(pretty.as_bytes(), false).unwrap();
+        let text = std::str::from_utf8(&sse).unwrap();
+        assert!(
+            text.split("\n\n")
+                .filter(|f| !f.is_empty())
+                .all(|f| f.starts_with("data: ") && !f.contains('\n')),
+            "{text}"
+        );
         assert_eq!(
             stream(br#"{"object":"chat.completion","choices":[]}"#, false),
             Some(Bytes::from_static(b"data: [DONE]\n\n"))

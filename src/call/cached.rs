@@ -15,6 +15,7 @@ use super::relay::{Finishing, StreamFinisher};
 use crate::cache::{Directives, Endpoint, Entry, Key, Verdict};
 use crate::config::CacheScope;
 use crate::limits::keys::ApiKey;
+use crate::metrics::Lookup;
 use crate::providers::Usage;
 use crate::routing::ModelEntry;
 use crate::state::App;
@@ -97,10 +98,10 @@ impl Plan {
 
     /// The stored answer, if there is one the request accepts (`max-age`); counts the lookup.
     /// A store that cannot answer makes the request a `bypass` (not stored either).
-    pub async fn lookup(&mut self, ctx: &RequestCtx, model: &str) -> Option<Hit> {
+    pub async fn lookup(&mut self, ctx: &RequestCtx, model: &ModelEntry) -> Option<Hit> {
         let (Plan::Use(u), Some(cache)) = (&*self, ctx.app.cache.as_ref()) else {
             if matches!(self, Plan::Bypass) {
-                crate::metrics::cache_lookup(model, "bypass");
+                model.metrics.cache_lookup(Lookup::Bypass);
             }
             return None;
         };
@@ -112,7 +113,7 @@ impl Plan {
                 Ok(found) => found,
                 Err(crate::cache::Unavailable) => {
                     *self = Plan::Bypass;
-                    crate::metrics::cache_lookup(model, "bypass");
+                    model.metrics.cache_lookup(Lookup::Bypass);
                     return None;
                 }
             },
@@ -124,7 +125,10 @@ impl Plan {
                 entry,
             })
             .filter(|hit| u.directives.max_age.is_none_or(|max| hit.age <= max));
-        crate::metrics::cache_lookup(model, if hit.is_some() { "hit" } else { "miss" });
+        model.metrics.cache_lookup(match hit {
+            Some(_) => Lookup::Hit,
+            None => Lookup::Miss,
+        });
         if let Some(span) = &ctx.trace {
             span.set(
                 "switchyard.cache",
@@ -223,6 +227,7 @@ pub async fn admit(
         Some(k) => Box::pin(ctx.app.limits.admit_request(k)).await?,
         None => Default::default(),
     };
+    model.metrics.cached(ctx.started.elapsed());
     Recorder::new(ctx, key, model, purpose, stream, request, admission.clone())
         .cached(hit.entry.usage, stream);
     Ok(admission)

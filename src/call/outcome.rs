@@ -262,7 +262,6 @@ impl Recorder {
         if let (true, Some(span)) = (stream, &self.trace) {
             span.finish(None);
         }
-        crate::metrics::request_without_route(200);
         let record = self.draft.cached(saved, latency);
         self.app.record_usage(record);
     }

@@ -65,7 +65,7 @@ pub async fn chat(
         chat.cache,
         session.is_some(),
     );
-    if let Some(hit) = plan.lookup(ctx, &model.name).await
+    if let Some(hit) = plan.lookup(ctx, model).await
         && let Some(body) = hit.body(chat.stream, chat.include_usage)
     {
         let request = chat.body.clone();
@@ -164,7 +164,7 @@ pub async fn embeddings(
         req.cache,
         false,
     );
-    if let Some(hit) = plan.lookup(ctx, &model.name).await {
+    if let Some(hit) = plan.lookup(ctx, model).await {
         let request = req.body.clone();
         let admission =
             cached::admit(ctx, key, model, Purpose::Embedding, false, request, &hit).await?;

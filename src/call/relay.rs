@@ -135,8 +135,20 @@ impl RelayStream {
         self.observer = Some(observer);
     }
 
+    /// Work to do at the upstream's clean end, before `[DONE]` is released. Attached after the
+    /// commit point, so an upstream that sent its whole answer in the first read has ended
+    /// already (its `[DONE]` queued last): the work starts now, on everything queued before it.
     pub fn finish_with(&mut self, finisher: Box<dyn StreamFinisher>) {
-        self.finisher = Some(finisher);
+        if self.phase != Phase::Draining {
+            self.finisher = Some(finisher);
+            return;
+        }
+        let Some(done) = self.pending.pop_back() else {
+            return;
+        };
+        let sent: Vec<Bytes> = self.pending.iter().cloned().collect();
+        self.finishing = Some((finisher.finish(sent, self.relay.usage()), done));
+        self.phase = Phase::Finishing;
     }
 
     /// Advances until there is output to send or the stream ended. While priming, an upstream

@@ -112,3 +112,50 @@ async fn a_slow_but_steady_upstream_is_never_cut_by_the_idle_timeout() {
     );
     assert!(matches!(end, Some(StreamEnd::Completed)), "{end:?}");
 }
+
+/// What a finisher is given: the frames sent before `[DONE]`, and the usage.
+type Given = (Vec<Bytes>, Option<Usage>);
+
+/// Records what a finisher was given.
+#[derive(Clone, Default)]
+struct Finished(Arc<Mutex<Option<Given>>>);
+
+impl StreamFinisher for Finished {
+    fn finish(self: Box<Self>, sent: Vec<Bytes>, usage: Option<Usage>) -> Finishing {
+        *self.0.lock().unwrap() = Some((sent, usage));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A finisher (a session's turn, a cache entry) is attached after the commit point; an
+/// upstream whose whole answer came in the first read has ended by then, and its work still
+/// runs on every frame, before `[DONE]` reaches the client.
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_ended_before_its_finisher_was_attached_is_still_finished() {
+    for one_read in [true, false] {
+        let frames = [
+            chunk(0),
+            chunk(1),
+            bytes::Bytes::from_static(b"data: [DONE]\n\n"),
+        ];
+        let upstream: ByteStream = match one_read {
+            true => futures_util::stream::iter([Ok(frames.concat().into())]).boxed(),
+            false => futures_util::stream::iter(frames.map(Ok)).boxed(),
+        };
+        let translate = StreamRelay::OpenAi(openai::StreamRelay::new(true));
+        let mut stream =
+            RelayStream::new(upstream, translate, route(), IDLE, Instant::now() + FOREVER);
+        stream.prime().await.unwrap();
+        let finished = Finished::default();
+        stream.finish_with(Box::new(finished.clone()));
+        let mut body = Vec::new();
+        while let Some(frame) = stream.frame().await {
+            body.extend_from_slice(&frame.unwrap().into_data().unwrap());
+        }
+        let (sent, _) = finished.0.lock().unwrap().take().expect("the finisher ran");
+        let sent: Vec<u8> = sent.concat();
+        assert_eq!(sent, [chunk(0), chunk(1)].concat(), "one read: {one_read}");
+        assert!(body.ends_with(b"data: [DONE]\n\n"), "one read: {one_read}");
+        assert_eq!(&body[..sent.len()], &sent[..]);
+    }
+}

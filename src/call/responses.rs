@@ -59,7 +59,7 @@ pub async fn responses(
     let chained = req.previous_response_id.is_some();
     let mut plan = Plan::new(ctx, key, model, Endpoint::Responses, body, cache, chained);
     let head = Head::new(req.model.clone(), req.echo.clone());
-    if let Some(hit) = plan.lookup(ctx, &model.name).await
+    if let Some(hit) = plan.lookup(ctx, model).await
         && let Some(chat) = hit.body(req.stream, true)
     {
         let request = Bytes::copy_from_slice(body);

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::config::{ModelCache, ModelType, PriceConfig};
-use crate::metrics::RouteMetrics;
+use crate::metrics::{ModelMetrics, RouteMetrics};
 use crate::tokens::Encoding;
 use health::{Availability, RouteHealth};
 use provider::Provider;
@@ -58,6 +58,7 @@ pub struct ModelEntry {
     pub price: Option<PriceConfig>,
     /// Its result-cache setting (`models[].cache`).
     pub cache: ModelCache,
+    pub metrics: ModelMetrics,
     pub tiers: Vec<Tier>,
 }
 
@@ -132,6 +133,7 @@ impl ModelEntry {
             t.wrr = Mutex::new(SmoothWrr::new(t.routes.len()));
         }
         Self {
+            metrics: ModelMetrics::new(&name),
             name,
             kind,
             context_window,
