@@ -529,3 +529,38 @@ tracing:
         "part of the key reached a span"
     );
 }
+
+/// The server span says what the result cache did; a hit (non-stream and replayed stream) has no
+/// attempt span, and its span ends with the answer.
+#[tokio::test]
+async fn a_cache_hit_is_a_server_span_without_attempts() {
+    let (a, b) = (MockOpenAi::start("a").await, MockOpenAi::start("b").await);
+    let (gw, collector) = traced_gateway(&a, &b, "cache: {}\n").await;
+    assert_eq!(ask(&gw, hi(), None).await.status(), 200);
+    crate::harness::eventually(Duration::from_secs(2), "stored", || async {
+        crate::harness::metric(&gw, "gateway_cache_stored_bytes").await > 0.0
+    })
+    .await;
+    assert_eq!(ask(&gw, hi(), None).await.status(), 200);
+    let mut stream = hi();
+    stream["stream"] = json!(true);
+    let streamed = ask(&gw, stream, None).await;
+    assert_eq!(streamed.headers()["x-switchyard-cache"], "hit");
+    streamed.text().await.unwrap();
+    gw.shutdown().await;
+    let spans = collector.spans();
+    let servers: Vec<&Span> = spans.iter().filter(|s| s.kind == 2).collect();
+    let mut verdicts: Vec<Option<String>> = servers
+        .iter()
+        .map(|s| attr(s, "switchyard.cache"))
+        .collect();
+    verdicts.sort();
+    assert_eq!(
+        verdicts,
+        [Some("hit".into()), Some("hit".into()), Some("miss".into())],
+        "{servers:#?}"
+    );
+    let attempts = spans.iter().filter(|s| s.kind == 3).count();
+    assert_eq!(attempts, 1, "only the miss went upstream");
+    assert_eq!(a.count(), 1);
+}
