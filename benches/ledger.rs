@@ -92,6 +92,8 @@ fn record(i: usize, now_us: i64) -> UsageRecord {
         usage_source: UsageSource::Upstream,
         cost: "0.0000088500".into(),
         cache_saved_cost: "0".into(),
+        units: None,
+        unit: None,
         latency_ms: 120,
         ttft_ms: None,
         attempts: 1,

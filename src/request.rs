@@ -156,6 +156,82 @@ struct EmbeddingsPeek<'a> {
     dimensions: Option<u32>,
 }
 
+/// A rerank request (Cohere/Jina shape, PROTOCOLS.md §13.5): what routing, limits and the
+/// ledger read; the body goes to OpenAI-kind upstreams with only `model` replaced.
+#[derive(Debug)]
+pub struct RerankRequest {
+    pub body: Bytes,
+    pub model: String,
+    pub model_span: Range<usize>,
+    /// How many documents: a search is one query over up to 100 of them.
+    pub documents: usize,
+}
+
+#[derive(Deserialize)]
+struct RerankPeek<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    query: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    documents: Option<Vec<&'a RawValue>>,
+    // Checked for their types only (a negative `top_n` is a 400 naming it); the body carries them.
+    #[serde(default, rename = "top_n")]
+    _top_n: Option<u64>,
+    #[serde(default, rename = "return_documents")]
+    _return_documents: Option<bool>,
+}
+
+// === impl RerankRequest ===
+
+impl RerankRequest {
+    pub fn parse(body: Bytes) -> Result<Self, GatewayError> {
+        let peek: RerankPeek<'_> =
+            serde_json::from_slice(&body).map_err(|e| json_error::<RerankPeek>(&body, e))?;
+        check_depth(&body)?;
+        let (model, model_span) = model_field(&body, peek.model)?;
+        match peek.query.map(|q| q.get().as_bytes().first().copied()) {
+            None => return Err(missing("query")),
+            Some(Some(b'"')) => {}
+            Some(_) => {
+                return Err(
+                    GatewayError::invalid_request("'query' must be a string").with_param("query")
+                );
+            }
+        }
+        let documents = peek.documents.ok_or_else(|| missing("documents"))?;
+        if documents.is_empty() {
+            return Err(
+                GatewayError::invalid_request("'documents' must not be empty")
+                    .with_param("documents"),
+            );
+        }
+        // Strings, or objects (`{"text": …}`; Cohere v1 also takes other fields with
+        // `rank_fields`): what every reranker takes.
+        if documents
+            .iter()
+            .any(|d| !matches!(d.get().as_bytes().first(), Some(b'"' | b'{')))
+        {
+            return Err(GatewayError::invalid_request(
+                "'documents' must be an array of strings (or of objects such as {\"text\": …})",
+            )
+            .with_param("documents"));
+        }
+        let documents = documents.len();
+        Ok(Self {
+            body,
+            model,
+            model_span,
+            documents,
+        })
+    }
+
+    /// The searches this request is, as Cohere counts them: one per 100 documents.
+    pub fn searches(&self) -> u64 {
+        self.documents.div_ceil(100).max(1) as u64
+    }
+}
+
 // === impl ChatRequest ===
 
 impl ChatRequest {

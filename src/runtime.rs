@@ -260,14 +260,19 @@ impl Table {
             .with_param("model")
         })?;
         if model.kind != kind {
-            let (is, wanted) = match model.kind {
-                ModelType::Chat => ("a chat model", "embeddings"),
-                ModelType::Embedding => ("an embedding model", "chat completions"),
+            let serves = |kind: ModelType| match kind {
+                ModelType::Chat => "chat completions",
+                ModelType::Embedding => "embeddings",
+                ModelType::Rerank => "rerank",
             };
             return Err(GatewayError::invalid_request(format!(
-                "The model `{name}` is {is}; it cannot serve {wanted}."
+                "The model `{name}` is a {} model; it serves {}, not {}.",
+                model.kind.name(),
+                serves(model.kind),
+                serves(kind)
             ))
-            .with_param("model"));
+            .with_param("model")
+            .with_code("model_not_supported"));
         }
         Ok(model)
     }
@@ -311,7 +316,7 @@ fn model_object(m: &ModelEntry, created: u64) -> serde_json::Value {
         "object": "model",
         "created": created,
         "owned_by": providers.first().copied().unwrap_or("switchyard"),
-        "type": match m.kind { ModelType::Chat => "chat", ModelType::Embedding => "embedding" },
+        "type": m.kind.name(),
         "providers": providers,
         "context_window": m.context_window,
         "input_price": m.price.as_ref().map(|p| p.input_per_1m),

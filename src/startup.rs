@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{Config, ConfigSource, ModelType, SessionStoreKind, UsageSinkKind};
+use crate::config::{Config, ConfigSource, SessionStoreKind, UsageSinkKind};
 use crate::state::App;
 
 pub fn status(
@@ -48,10 +48,7 @@ pub fn status(
         .models()
         .iter()
         .map(|m| {
-            let kind = match m.kind {
-                ModelType::Chat => "chat",
-                ModelType::Embedding => "embedding",
-            };
+            let kind = m.kind.name();
             let routes = m.routes().count();
             format!(
                 "{} ({kind}, {routes} route{})",

@@ -10,6 +10,7 @@ pub mod embeddings;
 pub mod health;
 pub mod messages;
 pub mod models;
+pub mod rerank;
 pub mod responses;
 pub mod sessions;
 pub mod stats;

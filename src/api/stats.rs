@@ -13,7 +13,6 @@ use tokio::time::Instant;
 use crate::body::Body;
 use crate::call::context::{Rejection, RequestCtx};
 use crate::clock::{unix_micros, unix_now};
-use crate::config::ModelType;
 use crate::routing::health::Availability;
 use crate::usage::counts::Usage;
 use crate::usage::partitions::Month;
@@ -65,7 +64,7 @@ pub async fn handle(
                 .collect();
             json!({
                 "name": m.name,
-                "type": match m.kind { ModelType::Chat => "chat", ModelType::Embedding => "embedding" },
+                "type": m.kind.name(),
                 "routes": routes,
             })
         })

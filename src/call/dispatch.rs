@@ -14,12 +14,13 @@ use super::outcome::Recorder;
 use super::relay::RelayStream;
 use crate::error::{ErrorKind, GatewayError};
 use crate::providers::{Adapter, ResponseContext, StreamRelay, Usage};
-use crate::request::{ChatRequest, EmbeddingsRequest};
+use crate::request::{ChatRequest, EmbeddingsRequest, RerankRequest};
 use crate::routing::dispatch::{Served, dispatch};
 use crate::routing::transport::{ByteStream, UpstreamRequest, collect};
 use crate::routing::{ModelEntry, Route};
 use crate::trace::{Kind, UPSTREAM_TRACEPARENT, Value};
 use crate::usage::estimate::Reply;
+use crate::usage::record::Unit;
 
 /// Largest non-stream upstream chat answer accepted.
 const MAX_COMPLETION: usize = 64 * 1024 * 1024;
@@ -112,6 +113,41 @@ pub async fn embed(
         Reply::Embeddings,
     );
     Ok(served)
+}
+
+/// A rerank request. Its searches are what the upstream billed (Cohere's `search_units`), else
+/// counted as Cohere counts them: one per 100 documents.
+pub async fn rerank(
+    ctx: &RequestCtx,
+    model: &ModelEntry,
+    req: &RerankRequest,
+    recorder: Recorder,
+) -> Result<Served<Bytes>, Rejection> {
+    let (served, recorder) = through_routes(ctx, model, None, recorder, |route| {
+        let adapter = Adapter::of(route.provider.kind);
+        let upstream = adapter.build_rerank(req, &route);
+        async move {
+            let body = send_buffered(&route, adapter, upstream?, MAX_COMPLETION).await?;
+            adapter.parse_rerank(body, req)
+        }
+    })
+    .await?;
+    let answer = served.value;
+    let searches = answer.searches.unwrap_or_else(|| req.searches());
+    recorder.served_with_units(
+        &served.route,
+        served.attempts,
+        // No count from the upstream is zero tokens, not an estimate: rerank is priced by
+        // searches where it is priced at all.
+        Some(answer.usage.unwrap_or_default()),
+        Reply::Embeddings,
+        Some((Unit::Searches, searches)),
+    );
+    Ok(Served {
+        value: answer.body,
+        route: served.route,
+        attempts: served.attempts,
+    })
 }
 
 /// Tries routes with `attempt` until one serves (`routing::dispatch`); a request that no route

@@ -21,8 +21,8 @@ use crate::state::App;
 use crate::tokens::Encoding;
 use crate::trace::{Active, Value};
 use crate::usage::estimate::{Estimate, Reply, Transcript};
-use crate::usage::price::{Price, parse_cost};
-use crate::usage::record::{Purpose, Status, UsageRecord, UsageSource};
+use crate::usage::price::{Price, format_cost, parse_cost};
+use crate::usage::record::{Purpose, Status, Unit, UsageRecord, UsageSource};
 
 /// How a request ended, as its ledger row records it.
 pub struct Outcome<'a> {
@@ -35,6 +35,8 @@ pub struct Outcome<'a> {
     pub reply: Option<Reply>,
     pub error: Option<&'a GatewayError>,
     pub latency: Duration,
+    /// What the request is priced by besides tokens (rerank searches).
+    pub units: Option<(Unit, u64)>,
 }
 
 /// Everything about a request's row that is known before its outcome (`None`: no ledger).
@@ -102,6 +104,8 @@ impl Draft {
                 usage_source: UsageSource::Upstream,
                 cost: String::new(),
                 cache_saved_cost: "0".into(),
+                units: None,
+                unit: None,
                 latency_ms: 0,
                 ttft_ms: None,
                 attempts: 0,
@@ -176,7 +180,14 @@ impl Draft {
         r.cache_write_tokens = usage.cache_write_tokens as i64;
         r.reasoning_tokens = usage.reasoning_tokens as i64;
         r.usage_source = source;
-        r.cost = price.cost(&usage);
+        let units_cost = outcome
+            .units
+            .map_or(0, |(unit, n)| price.units_cost(unit, n));
+        r.cost = format_cost(price.cost_units(&usage) + units_cost);
+        (r.unit, r.units) = match outcome.units {
+            Some((unit, n)) => (Some(unit), Some(n)),
+            None => (None, None),
+        };
         r.latency_ms = outcome.latency.as_millis().min(i32::MAX as u128) as i32;
         r.status = outcome.status;
         r.http_status = outcome.http_status as i16;
@@ -233,7 +244,19 @@ impl Recorder {
     }
 
     /// A route answered (a whole answer, not a stream).
-    pub fn served(mut self, route: &Route, attempts: u32, usage: Option<Usage>, reply: Reply) {
+    pub fn served(self, route: &Route, attempts: u32, usage: Option<Usage>, reply: Reply) {
+        self.served_with_units(route, attempts, usage, reply, None);
+    }
+
+    /// A route answered a request priced by units too (rerank searches).
+    pub fn served_with_units(
+        mut self,
+        route: &Route,
+        attempts: u32,
+        usage: Option<Usage>,
+        reply: Reply,
+        units: Option<(Unit, u64)>,
+    ) {
         self.draft.routed(Some(route), attempts, None);
         self.traced(Some(route), Some(attempts), usage);
         let latency = self.started.elapsed();
@@ -249,6 +272,7 @@ impl Recorder {
             reply: Some(reply),
             error: None,
             latency,
+            units,
         });
     }
 
@@ -289,6 +313,7 @@ impl Recorder {
             reply: None,
             error: Some(&failure.error),
             latency,
+            units: None,
         });
         Rejection {
             recorded: true,
@@ -424,6 +449,7 @@ impl StreamObserver for StreamRecorder {
             reply: Some(Reply::Chunks(seen)),
             error,
             latency,
+            units: None,
         });
     }
 }

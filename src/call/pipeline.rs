@@ -18,7 +18,7 @@ use crate::cache::{Endpoint, Verdict};
 use crate::config::ModelType;
 use crate::limits::keys::ApiKey;
 use crate::limits::rate::Admission;
-use crate::request::{ChatRequest, EmbeddingsRequest, Form};
+use crate::request::{ChatRequest, EmbeddingsRequest, Form, RerankRequest};
 use crate::routing::{Route, affinity};
 use crate::usage::record::Purpose;
 
@@ -199,6 +199,35 @@ pub async fn embeddings(
         admission,
         session: None,
         cache,
+    })
+}
+
+/// A rerank request: admitted (rpm; tokens are counted by the upstream, searches by the
+/// ledger), routed and recorded as `purpose = 'rerank'` with its searches.
+pub async fn rerank(
+    ctx: &RequestCtx,
+    key: Option<Arc<ApiKey>>,
+    req: &RerankRequest,
+) -> Result<Answer<Bytes>, Rejection> {
+    let key = key.as_deref();
+    let model = admit::model(ctx, key, &req.model, ModelType::Rerank)?;
+    let admission = admit::limits(ctx, key, model, model.encoding(), |_| (0, 0)).await?;
+    let recorder = Recorder::new(
+        ctx,
+        key,
+        model,
+        Purpose::Rerank,
+        false,
+        req.body.clone(),
+        admission.clone(),
+    );
+    let served = dispatch::rerank(ctx, model, req, recorder).await?;
+    Ok(Answer {
+        body: served.value,
+        route: Some(served.route),
+        admission,
+        session: None,
+        cache: None,
     })
 }
 

@@ -197,6 +197,8 @@ pub struct MockConfig {
 pub enum ModelType {
     Chat,
     Embedding,
+    /// `/v1/rerank` and `/v2/rerank` (Cohere/Jina shape).
+    Rerank,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,7 +237,10 @@ pub enum Tokenizer {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriceConfig {
+    /// Token prices: required for chat and embedding models, 0 where a model is priced per unit.
+    #[serde(default)]
     pub input_per_1m: f64,
+    #[serde(default)]
     pub output_per_1m: f64,
     /// Input read from the provider's prompt cache; absent: the input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -243,6 +248,9 @@ pub struct PriceConfig {
     /// Input written to the provider's prompt cache (Anthropic); absent: the input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write_per_1m: Option<f64>,
+    /// Rerank: dollars per 1,000 searches (a search: one query over up to 100 documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_1k_searches: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,6 +421,19 @@ mod defaults {
     }
     pub fn trace_batch_delay() -> ConfigDuration {
         ConfigDuration::secs(1)
+    }
+}
+
+// === impl ModelType ===
+
+impl ModelType {
+    /// As the config writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelType::Chat => "chat",
+            ModelType::Embedding => "embedding",
+            ModelType::Rerank => "rerank",
+        }
     }
 }
 

@@ -221,6 +221,56 @@ impl MockUpstream {
         self.json(StatusCode::OK, &out, self.latency)
     }
 
+    /// Cohere/Jina's shape: each document scored by the share of the query's words it holds
+    /// (deterministic, so a demo's order makes sense), best first, `top_n` of them.
+    fn rerank(&self, body: &Value) -> LocalAnswer {
+        let query = body["query"].as_str().unwrap_or_default().to_lowercase();
+        let words: Vec<&str> = query.split_whitespace().collect();
+        let Some(documents) = body["documents"].as_array() else {
+            return self.error(StatusCode::BAD_REQUEST, "mock upstream: documents required");
+        };
+        let text = |d: &Value| {
+            d.as_str()
+                .or_else(|| d["text"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let mut results: Vec<(usize, f64, String)> = documents
+            .iter()
+            .enumerate()
+            .map(|(index, d)| {
+                let doc = text(d);
+                let lower = doc.to_lowercase();
+                let hits = words.iter().filter(|w| lower.contains(**w)).count();
+                let score = (hits as f64 + 0.5) / (words.len() as f64 + 1.0);
+                (index, (score * 1e6).round() / 1e6, doc)
+            })
+            .collect();
+        results.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let top_n = body["top_n"].as_u64().map_or(results.len(), |n| n as usize);
+        let with_documents = body["return_documents"] == true;
+        let results: Vec<Value> = results
+            .into_iter()
+            .take(top_n.max(1))
+            .map(|(index, score, doc)| {
+                let mut r = json!({"index": index, "relevance_score": score});
+                if with_documents {
+                    r["document"] = json!({"text": doc});
+                }
+                r
+            })
+            .collect();
+        let tokens: u64 = estimate_tokens(&query) * documents.len() as u64
+            + documents
+                .iter()
+                .map(|d| estimate_tokens(&text(d)))
+                .sum::<u64>();
+        let out = json!({"id": format!("rerank-{:016x}", fnv1a(body.to_string().as_bytes())),
+            "model": body["model"], "results": results, "usage": {"total_tokens": tokens},
+            "meta": {"billed_units": {"search_units": 1}}});
+        self.json(StatusCode::OK, &out, self.latency)
+    }
+
     fn error(&self, status: StatusCode, message: &str) -> LocalAnswer {
         let out = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}});
         self.json(status, &out, Duration::ZERO)
@@ -310,6 +360,7 @@ impl LocalUpstream for MockUpstream {
             Endpoint::Chat => self.chat(&body, created),
             Endpoint::Completions => self.completion(&body, created),
             Endpoint::Embeddings => self.embeddings(&body),
+            Endpoint::Rerank => self.rerank(&body),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod dashscope;
 pub mod messages;
 pub mod mock;
 pub mod openai;
+pub mod rerank;
 pub mod types;
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use http::StatusCode;
 use crate::anthropic::stream::EventStream;
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::GatewayError;
-use crate::request::{ChatRequest, EmbeddingsRequest, Form};
+use crate::request::{ChatRequest, EmbeddingsRequest, Form, RerankRequest};
 use crate::routing::Route;
 use crate::routing::transport::{Endpoint, Reach, UpstreamRequest};
 use crate::usage::estimate::Transcript;
@@ -174,6 +175,39 @@ impl Adapter {
             .into_iter()
             .map(|body| UpstreamRequest::new(Endpoint::Embeddings, body, false))
             .collect())
+    }
+
+    /// A rerank request as `route` takes it.
+    pub fn build_rerank(
+        self,
+        req: &RerankRequest,
+        route: &Route,
+    ) -> Result<UpstreamRequest, GatewayError> {
+        let body = match self {
+            Adapter::OpenAi | Adapter::Mock => {
+                openai::splice(&req.body, &req.model_span, &route.upstream_model_json)
+            }
+            Adapter::DashScope => rerank::to_dashscope(req, &route.upstream_model)?,
+            Adapter::Anthropic => {
+                return Err(GatewayError::invalid_request(
+                    "this model's route (Anthropic Messages API) serves no rerank",
+                )
+                .with_param("model"));
+            }
+        };
+        Ok(UpstreamRequest::new(Endpoint::Rerank, body, false))
+    }
+
+    /// A rerank answer in the Cohere/Jina shape, with the tokens and searches it reports.
+    pub fn parse_rerank(
+        self,
+        body: Bytes,
+        req: &RerankRequest,
+    ) -> Result<rerank::Reranked, GatewayError> {
+        match self {
+            Adapter::DashScope => rerank::from_dashscope(&body, &req.model),
+            _ => rerank::from_openai_kind(body),
+        }
     }
 
     /// A successful non-stream chat body as the client will see it, and the usage it reports.

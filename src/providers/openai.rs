@@ -63,6 +63,8 @@ pub fn http_spec(base_url: String) -> HttpSpec {
         chat_path: CHAT_PATH,
         completions_path: COMPLETIONS_PATH,
         embeddings_path: EMBEDDINGS_PATH,
+        // vLLM, Jina, Infinity (PROTOCOLS.md §13.5.3).
+        rerank_path: Some("rerank"),
         stream_headers: &[],
         auth: Auth::Bearer,
         headers: &[],

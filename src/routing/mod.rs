@@ -167,6 +167,7 @@ impl ModelEntry {
         match self.kind {
             ModelType::Chat => "chat",
             ModelType::Embedding => "embeddings",
+            ModelType::Rerank => "rerank",
         }
     }
 

@@ -35,6 +35,8 @@ pub enum Endpoint {
     /// Legacy completions (`prompt`).
     Completions,
     Embeddings,
+    /// Rerank (Cohere/Jina shape, or a native translation of it).
+    Rerank,
 }
 
 /// What the dispatcher sends: the endpoint and the finished body.
@@ -73,6 +75,8 @@ pub struct HttpSpec {
     pub chat_path: &'static str,
     pub completions_path: &'static str,
     pub embeddings_path: &'static str,
+    /// `None`: the kind serves no rerank (refused at load time).
+    pub rerank_path: Option<&'static str>,
     /// Sent with stream requests besides `accept: text/event-stream`.
     pub stream_headers: &'static [(&'static str, &'static str)],
     pub probe_url: String,
@@ -130,7 +134,8 @@ pub struct HttpUpstream {
 /// for https:// (TLS, HTTP/2 by ALPN).
 enum Via {
     Plain(Plain),
-    Hyper(Hyper),
+    // Boxed: its URIs make it twice the size of the plain variant.
+    Hyper(Box<Hyper>),
 }
 
 /// hyper-util's requests for an upstream: its endpoints and what stream requests add besides
@@ -139,6 +144,7 @@ struct Hyper {
     chat_uri: Uri,
     completions_uri: Uri,
     embeddings_uri: Uri,
+    rerank_uri: Option<Uri>,
     stream_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -149,6 +155,7 @@ struct Plain {
     chat: Vec<u8>,
     completions: Vec<u8>,
     embeddings: Vec<u8>,
+    rerank: Option<Vec<u8>>,
     stream_extra: Vec<u8>,
 }
 
@@ -234,11 +241,12 @@ impl HttpUpstream {
             chat_uri: uri(spec.chat_path)?,
             completions_uri: uri(spec.completions_path)?,
             embeddings_uri: uri(spec.embeddings_path)?,
+            rerank_uri: spec.rerank_path.map(uri).transpose()?,
             stream_headers,
         };
         let via = match hyper.chat_uri.scheme_str() {
             Some("http") => Via::Plain(Plain::new(&hyper, &fixed)?),
-            _ => Via::Hyper(hyper),
+            _ => Via::Hyper(Box::new(hyper)),
         };
         Ok(Self {
             provider: provider.to_owned(),
@@ -264,6 +272,10 @@ impl HttpUpstream {
             Endpoint::Chat => &hyper.chat_uri,
             Endpoint::Completions => &hyper.completions_uri,
             Endpoint::Embeddings => &hyper.embeddings_uri,
+            Endpoint::Rerank => hyper
+                .rerank_uri
+                .as_ref()
+                .ok_or_else(|| no_such(&self.provider))?,
         };
         let mut request = Request::new(Full::new(req.body));
         *request.method_mut() = Method::POST;
@@ -310,6 +322,10 @@ impl HttpUpstream {
             Endpoint::Chat => &plain.chat,
             Endpoint::Completions => &plain.completions,
             Endpoint::Embeddings => &plain.embeddings,
+            Endpoint::Rerank => plain
+                .rerank
+                .as_ref()
+                .ok_or_else(|| no_such(&self.provider))?,
         };
         let mut extra: &[u8] = if req.stream { &plain.stream_extra } else { &[] };
         // A request's own headers and a sampled attempt's `traceparent` (only then is a head
@@ -423,10 +439,20 @@ impl Plain {
             chat: head(&hyper.chat_uri),
             completions: head(&hyper.completions_uri),
             embeddings: head(&hyper.embeddings_uri),
+            rerank: hyper.rerank_uri.as_ref().map(head),
             stream_extra,
             origin,
         })
     }
+}
+
+/// A request for an endpoint the provider's kind does not serve (a control-plane route the
+/// config's check could not see).
+fn no_such(provider: &str) -> GatewayError {
+    GatewayError::invalid_request(format!(
+        "provider {provider:?} serves no such endpoint for this model"
+    ))
+    .with_param("model")
 }
 
 /// `name: value` without the line end (the head builder adds it).

@@ -24,7 +24,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let request_id = client_request_id(&req).unwrap_or_else(|| app.next_request_id());
     let mut ctx = RequestCtx::new(app, request_id.clone(), started);
     // The dashboard's figures and traces are the API's traffic, not probes, scrapes or polling.
-    let api = req.uri().path().starts_with("/v1/");
+    let api = req.uri().path().starts_with("/v1/") || req.uri().path() == "/v2/rerank";
     if req.uri().path().starts_with("/v1/messages")
         || req.uri().path().starts_with("/v1/v1/messages")
     {
@@ -85,6 +85,10 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
         (&Method::POST, "/v1/chat/completions") => Box::pin(api::chat::handle(ctx, req)).await,
         (&Method::POST, "/v1/completions") => Box::pin(api::completions::handle(ctx, req)).await,
         (&Method::POST, "/v1/embeddings") => Box::pin(api::embeddings::handle(ctx, req)).await,
+        // Cohere's SDKs call `/v1/rerank` (v1 client) and `/v2/rerank` (ClientV2) at the base URL.
+        (&Method::POST, "/v1/rerank" | "/v2/rerank") => {
+            Box::pin(api::rerank::handle(ctx, req)).await
+        }
         (&Method::GET, "/v1/models") => api::models::list(ctx, &req),
         (&Method::GET, p) if p.starts_with("/v1/models/") => api::models::get(ctx, &req),
         (&Method::POST, "/v1/responses") => Box::pin(api::responses::create(ctx, req)).await,
@@ -134,6 +138,8 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
             | "/v1/completions"
             | "/v1/responses"
             | "/v1/embeddings"
+            | "/v1/rerank"
+            | "/v2/rerank"
             | "/v1/messages"
             | "/v1/messages/count_tokens",
         ) => Err(not_allowed(&req, "POST")),

@@ -45,6 +45,15 @@ pub fn write_line(record: &UsageRecord, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"cache_saved_cost\":");
         string(out, &record.cache_saved_cost);
     }
+    if let Some(units) = record.units {
+        out.extend_from_slice(b",\"units\":");
+        integer(out, units);
+    }
+    if let Some(unit) = record.unit {
+        out.extend_from_slice(b",\"unit\":\"");
+        out.extend_from_slice(unit.as_str().as_bytes());
+        out.push(b'"');
+    }
     out.extend_from_slice(b",\"latency_ms\":");
     integer(out, record.latency_ms);
     out.extend_from_slice(b",\"ttft_ms\":");
@@ -143,6 +152,8 @@ mod tests {
             usage_source: UsageSource::Upstream,
             cost: "0.0001234500".into(),
             cache_saved_cost: "0".into(),
+            units: None,
+            unit: None,
             latency_ms: 812,
             ttft_ms: Some(95),
             attempts: 2,
@@ -196,6 +207,12 @@ mod tests {
             ..record()
         };
         same_as_serde(&hit);
+        same_as_serde(&UsageRecord {
+            purpose: Purpose::Rerank,
+            units: Some(3),
+            unit: Some(crate::usage::record::Unit::Searches),
+            ..record()
+        });
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "result_cache",
         include_str!("../../migrations/0007_result_cache.sql"),
     ),
+    (8, "units", include_str!("../../migrations/0008_units.sql")),
 ];
 
 /// The advisory lock key shared by every replica's migrations and partition maintenance.

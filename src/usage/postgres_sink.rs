@@ -217,12 +217,13 @@ async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError
             "WITH inserted AS (
                  INSERT INTO request_logs (request_id, created_at, key_name, session_id, model_name, provider_id, upstream_model, stream,
                      input_tokens, output_tokens, usage_source, cost, latency_ms, ttft_ms, attempts, status, http_status, error_message, purpose,
-                     cached_input_tokens, cache_write_tokens, reasoning_tokens, cache_saved_cost)
-                 SELECT r, c, k, s, m, p, u, st, i, o, us, co::numeric, l, t, a, sta, h, e, pu, ci, cw, rt, sc::numeric
+                     cached_input_tokens, cache_write_tokens, reasoning_tokens, cache_saved_cost, units, unit)
+                 SELECT r, c, k, s, m, p, u, st, i, o, us, co::numeric, l, t, a, sta, h, e, pu, ci, cw, rt, sc::numeric, un, ut
                  FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[],
                              $9::int8[], $10::int8[], $11::text[], $12::text[], $13::int4[], $14::int4[], $15::int2[], $16::text[],
-                             $17::int2[], $18::text[], $19::text[], $20::int8[], $21::int8[], $22::int8[], $23::text[])
-                      AS x(r, c, k, s, m, p, u, st, i, o, us, co, l, t, a, sta, h, e, pu, ci, cw, rt, sc)
+                             $17::int2[], $18::text[], $19::text[], $20::int8[], $21::int8[], $22::int8[], $23::text[],
+                             $24::int8[], $25::text[])
+                      AS x(r, c, k, s, m, p, u, st, i, o, us, co, l, t, a, sta, h, e, pu, ci, cw, rt, sc, un, ut)
                  ON CONFLICT DO NOTHING
                  RETURNING created_at, key_name, model_name, provider_id, purpose, input_tokens, output_tokens, cost,
                            cached_input_tokens, cache_write_tokens, reasoning_tokens, usage_source, cache_saved_cost
@@ -270,6 +271,14 @@ async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError
                 &batch.iter().map(|r| r.cache_write_tokens).collect::<Vec<i64>>(),
                 &batch.iter().map(|r| r.reasoning_tokens).collect::<Vec<i64>>(),
                 &col(|r| r.cache_saved_cost.clone()),
+                &batch
+                    .iter()
+                    .map(|r| r.units.map(|u| i64::try_from(u).unwrap_or(i64::MAX)))
+                    .collect::<Vec<Option<i64>>>(),
+                &batch
+                    .iter()
+                    .map(|r| r.unit.map(|u| u.as_str()))
+                    .collect::<Vec<Option<&str>>>(),
             ],
         )
         .await?;

@@ -3,6 +3,7 @@
 
 use super::counts::Usage;
 use crate::config::PriceConfig;
+use crate::usage::record::Unit;
 
 /// A model's prices in integer nano-dollars per million tokens: exact for any price written
 /// with up to 9 decimals, so the ledger never accumulates float error.
@@ -14,6 +15,8 @@ pub struct Price {
     cached_input_nanos_per_1m: u64,
     /// Input written to a prompt cache; the input price unless configured.
     cache_write_nanos_per_1m: u64,
+    /// Rerank searches, per thousand.
+    search_nanos_per_1k: u64,
 }
 
 // === impl Price ===
@@ -28,6 +31,7 @@ impl Price {
                 output_nanos_per_1m: nanos(p.output_per_1m),
                 cached_input_nanos_per_1m: p.cached_input_per_1m.map_or(input, nanos),
                 cache_write_nanos_per_1m: p.cache_write_per_1m.map_or(input, nanos),
+                search_nanos_per_1k: p.per_1k_searches.map_or(0, nanos),
             }
         })
         .unwrap_or_default()
@@ -56,6 +60,14 @@ impl Price {
             + u128::from(written) * u128::from(self.cache_write_nanos_per_1m)
             + u128::from(usage.output_tokens) * u128::from(self.output_nanos_per_1m);
         (femto + 50_000) / 100_000
+    }
+
+    /// The cost of `units` (of the kind the model's unit price is for) in 1e-10 $ units.
+    pub fn units_cost(&self, unit: Unit, units: u64) -> u128 {
+        match unit {
+            // searches × nano$/1k searches = 1e-12 $ units.
+            Unit::Searches => (u128::from(units) * u128::from(self.search_nanos_per_1k) + 50) / 100,
+        }
     }
 
     /// What reading `usage`'s cached input saved against the full input price (1e-10 $ units).
@@ -127,6 +139,7 @@ mod tests {
 
     fn price(input: f64, output: f64, cached: Option<f64>, write: Option<f64>) -> Price {
         Price::from_config(Some(&PriceConfig {
+            per_1k_searches: None,
             input_per_1m: input,
             output_per_1m: output,
             cached_input_per_1m: cached,

@@ -36,6 +36,11 @@ pub struct UsageRecord {
     /// model's prices (`0` for every other row). Exact decimal as `cost`.
     #[serde(default = "zero_cost", skip_serializing_if = "is_zero_cost")]
     pub cache_saved_cost: String,
+    /// Units the request is priced by besides tokens, and what they count (rerank searches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Unit>,
     pub latency_ms: i32,
     pub ttft_ms: Option<i32>,
     pub attempts: i16,
@@ -96,6 +101,27 @@ pub enum Purpose {
     Completion,
     /// `POST /v1/messages` (Anthropic's Messages API).
     Messages,
+    /// `POST /v1/rerank`, `/v2/rerank`.
+    Rerank,
+}
+
+/// What a row's `units` count, where a request is priced by what it does (DESIGN §5 "Other
+/// endpoints").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    /// Rerank searches: one query over up to 100 documents.
+    Searches,
+}
+
+// === impl Unit ===
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Searches => "searches",
+        }
+    }
 }
 
 // === impl UsageRecord ===
@@ -145,6 +171,7 @@ impl Purpose {
             Purpose::Responses => "responses",
             Purpose::Completion => "completion",
             Purpose::Messages => "messages",
+            Purpose::Rerank => "rerank",
         }
     }
 }

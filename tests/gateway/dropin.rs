@@ -47,6 +47,22 @@ async fn responses_through_the_openai_python_sdk_and_the_agents_sdk() {
 }
 
 #[tokio::test]
+async fn rerank_through_the_cohere_python_sdk() {
+    // The offline default's `demo-rerank` (the in-process mock answers it).
+    let yaml = crate::harness::embedded_default().replace(
+        "  keys: []",
+        "  keys:\n    - { name: dropin, key: sk-dropin }",
+    );
+    run_client(
+        Gateway::start(&yaml).await,
+        "python3",
+        "cohere_sdk.py",
+        "all cohere checks passed",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn responses_through_the_vercel_ai_sdk() {
     let a = MockOpenAi::start("a").await;
     let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await;

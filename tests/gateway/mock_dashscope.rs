@@ -104,6 +104,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if path == "/api/v1/services/embeddings/text-embedding/text-embedding" {
         return Ok(embeddings(&body));
     }
+    if path == "/api/v1/services/rerank/text-rerank/text-rerank" {
+        return Ok(rerank(&body));
+    }
     if path != "/api/v1/services/aigc/text-generation/generation" {
         return Ok(error(
             StatusCode::NOT_FOUND,
@@ -245,6 +248,34 @@ fn stream_events(name: &str, tools: bool, incremental: bool) -> Vec<Value> {
     let last = if incremental { String::new() } else { so_far };
     events.push(event(json!({"content": last, "role": "assistant"}), "stop"));
     events
+}
+
+/// Native text-rerank (PROTOCOLS.md §13.5.4): documents scored in reverse order, best first.
+fn rerank(body: &Value) -> Response<Body> {
+    let docs = body["input"]["documents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let top_n = body["parameters"]["top_n"]
+        .as_u64()
+        .map_or(docs.len(), |n| n as usize);
+    let with_docs = body["parameters"]["return_documents"] == true;
+    let results: Vec<Value> = (0..docs.len())
+        .rev()
+        .take(top_n)
+        .map(|i| {
+            let mut r =
+                json!({"index": i, "relevance_score": 0.9 - 0.1 * (docs.len() - 1 - i) as f64});
+            if with_docs {
+                r["document"] = json!({"text": docs[i]});
+            }
+            r
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"output": {"results": results}, "usage": {"total_tokens": 79}, "request_id": "ds-rerank-1"}),
+    )
 }
 
 fn embeddings(body: &Value) -> Response<Body> {

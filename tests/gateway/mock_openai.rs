@@ -129,6 +129,17 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if path.ends_with("/embeddings") {
         return Ok(json_response(StatusCode::OK, &embeddings(&body)));
     }
+    if path.ends_with("/rerank") {
+        // vLLM's shape: every result with its document, usage in tokens.
+        let docs = body["documents"].as_array().cloned().unwrap_or_default();
+        let results: Vec<Value> = (0..docs.len())
+            .map(|i| json!({"index": i, "relevance_score": 1.0 / (i + 1) as f64, "document": {"text": docs[i]}}))
+            .collect();
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"id": "rerank-mock", "model": body["model"], "usage": {"total_tokens": 42}, "results": results}),
+        ));
+    }
     if path.ends_with("/v1/completions") {
         return Ok(text_completion(&state.name, &body));
     }

@@ -125,7 +125,7 @@ async fn migrations_apply_exactly_once_when_replicas_race() {
         .iter()
         .map(|m| m.0)
         .collect();
-    assert_eq!(all, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(all, [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(applied, all, "one replica applies, the others find it done");
     let client = db.connect().await;
     let rows = client
@@ -429,6 +429,8 @@ async fn hourly_totals_answer_usage_exactly_whatever_the_window() {
         } else {
             "0".into()
         },
+        units: None,
+        unit: None,
         latency_ms: 5,
         ttft_ms: None,
         attempts: 1,

@@ -114,6 +114,7 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
         row.get::<_, Option<String>>(4),
     ) {
         (Some(i), Some(o)) => Some(PriceConfig {
+            per_1k_searches: None,
             input_per_1m: i.parse().unwrap_or(0.0),
             output_per_1m: o.parse().unwrap_or(0.0),
             cached_input_per_1m: row.get::<_, Option<String>>(7).and_then(|p| p.parse().ok()),
@@ -125,6 +126,7 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
         name: row.get(0),
         kind: match row.get::<_, &str>(1) {
             "embedding" => ModelType::Embedding,
+            "rerank" => ModelType::Rerank,
             _ => ModelType::Chat,
         },
         context_window: positive(row.get(2)),
@@ -202,10 +204,7 @@ fn prices(p: Option<&PriceConfig>) -> (Option<String>, Option<String>) {
 }
 
 fn kind_name(kind: ModelType) -> &'static str {
-    match kind {
-        ModelType::Chat => "chat",
-        ModelType::Embedding => "embedding",
-    }
+    kind.name()
 }
 
 fn tokenizer_name(t: Tokenizer) -> &'static str {

@@ -31,6 +31,7 @@ pub fn http_spec(base_url: String) -> HttpSpec {
         completions_path: MESSAGES_PATH,
         // Anthropic serves no embeddings; requests for them are refused before they are sent.
         embeddings_path: MESSAGES_PATH,
+        rerank_path: None,
         stream_headers: &[],
         auth: Auth::ApiKey,
         headers: HEADERS,

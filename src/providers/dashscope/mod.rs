@@ -23,6 +23,8 @@ use types::{
 /// Chat and legacy completions alike (`input.messages` or `input.prompt`).
 pub const CHAT_PATH: &str = "services/aigc/text-generation/generation";
 pub const EMBEDDINGS_PATH: &str = "services/embeddings/text-embedding/text-embedding";
+/// Native text-rerank (PROTOCOLS.md §13.5.4).
+pub const RERANK_PATH: &str = "services/rerank/text-rerank/text-rerank";
 /// Streams are asked for with this header as well as `accept: text/event-stream`.
 pub const STREAM_HEADERS: &[(&str, &str)] = &[("x-dashscope-sse", "enable")];
 
@@ -41,6 +43,7 @@ pub fn http_spec(base_url: String) -> HttpSpec {
         chat_path: CHAT_PATH,
         completions_path: CHAT_PATH,
         embeddings_path: EMBEDDINGS_PATH,
+        rerank_path: Some(RERANK_PATH),
         stream_headers: STREAM_HEADERS,
         auth: Auth::Bearer,
         headers: &[],
