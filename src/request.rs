@@ -182,6 +182,39 @@ struct RerankPeek<'a> {
     _return_documents: Option<bool>,
 }
 
+/// A request passed on as it came but for its model (moderations, image generations): its body
+/// and the model it names; without one, the first configured model of the endpoint's type
+/// serves (both endpoints default their model).
+#[derive(Debug)]
+pub struct PassRequest {
+    pub body: Bytes,
+    /// The name and where it is in the body.
+    pub model: Option<(String, Range<usize>)>,
+}
+
+// === impl PassRequest ===
+
+impl PassRequest {
+    /// `required`: the field the endpoint cannot do without (`input`, `prompt`).
+    pub fn parse(body: Bytes, required: &'static str) -> Result<Self, GatewayError> {
+        let fields: std::collections::HashMap<Cow<'_, str>, &RawValue> =
+            serde_json::from_slice(&body).map_err(|e| {
+                GatewayError::invalid_request(format!("invalid JSON body: {e}"))
+                    .with_code("invalid_json")
+            })?;
+        check_depth(&body)?;
+        if fields.get(required).is_none_or(|v| v.get() == "null") {
+            return Err(missing(required));
+        }
+        let model = fields
+            .get("model")
+            .map(|raw| model_field(&body, Some(raw)))
+            .transpose()?;
+        drop(fields);
+        Ok(Self { body, model })
+    }
+}
+
 // === impl RerankRequest ===
 
 impl RerankRequest {

@@ -264,6 +264,8 @@ impl Table {
                 ModelType::Chat => "chat completions",
                 ModelType::Embedding => "embeddings",
                 ModelType::Rerank => "rerank",
+                ModelType::Moderation => "moderations",
+                ModelType::Image => "image generations",
             };
             return Err(GatewayError::invalid_request(format!(
                 "The model `{name}` is a {} model; it serves {}, not {}.",

@@ -14,9 +14,9 @@ use super::outcome::Recorder;
 use super::relay::RelayStream;
 use crate::error::{ErrorKind, GatewayError};
 use crate::providers::{Adapter, ResponseContext, StreamRelay, Usage};
-use crate::request::{ChatRequest, EmbeddingsRequest, RerankRequest};
+use crate::request::{ChatRequest, EmbeddingsRequest, PassRequest, RerankRequest};
 use crate::routing::dispatch::{Served, dispatch};
-use crate::routing::transport::{ByteStream, UpstreamRequest, collect};
+use crate::routing::transport::{self, ByteStream, UpstreamRequest, collect};
 use crate::routing::{ModelEntry, Route};
 use crate::trace::{Kind, UPSTREAM_TRACEPARENT, Value};
 use crate::usage::estimate::Reply;
@@ -148,6 +148,37 @@ pub async fn rerank(
         route: served.route,
         attempts: served.attempts,
     })
+}
+
+/// A request passed on as it came (moderations, image generations): relayed whole, recorded
+/// with the tokens and units its answer reports.
+pub async fn pass(
+    ctx: &RequestCtx,
+    model: &ModelEntry,
+    endpoint: transport::Endpoint,
+    req: &PassRequest,
+    recorder: Recorder,
+) -> Result<Served<Bytes>, Rejection> {
+    let (served, recorder) = through_routes(ctx, model, None, recorder, |route| {
+        let adapter = Adapter::of(route.provider.kind);
+        let upstream = adapter.build_pass(endpoint, req, &route);
+        // Image answers are base64 images: up to the chat bound; a 200 that is not a JSON
+        // object is the upstream's failure (retried elsewhere), never relayed.
+        async move {
+            let body = send_buffered(&route, adapter, upstream?, MAX_COMPLETION).await?;
+            crate::providers::openai::parse_response(body).map(|(body, _)| body)
+        }
+    })
+    .await?;
+    let (usage, units) = crate::providers::openai::pass_units(endpoint, &served.value);
+    recorder.served_with_units(
+        &served.route,
+        served.attempts,
+        Some(usage.unwrap_or_default()),
+        Reply::Embeddings,
+        units,
+    );
+    Ok(served)
 }
 
 /// Tries routes with `attempt` until one serves (`routing::dispatch`); a request that no route

@@ -16,9 +16,11 @@ use super::turn;
 use crate::body::Body;
 use crate::cache::{Endpoint, Verdict};
 use crate::config::ModelType;
+use crate::error::GatewayError;
 use crate::limits::keys::ApiKey;
 use crate::limits::rate::Admission;
-use crate::request::{ChatRequest, EmbeddingsRequest, Form, RerankRequest};
+use crate::request::{ChatRequest, EmbeddingsRequest, Form, PassRequest, RerankRequest};
+use crate::routing::transport;
 use crate::routing::{Route, affinity};
 use crate::usage::record::Purpose;
 
@@ -222,6 +224,57 @@ pub async fn rerank(
         admission.clone(),
     );
     let served = dispatch::rerank(ctx, model, req, recorder).await?;
+    Ok(Answer {
+        body: served.value,
+        route: Some(served.route),
+        admission,
+        session: None,
+        cache: None,
+    })
+}
+
+/// A moderation or an image generation: passed on to an OpenAI-kind route as it came (its model
+/// replaced, or named when the client gave none: the first configured model of the type),
+/// recorded with the tokens and images its answer reports.
+pub async fn pass(
+    ctx: &RequestCtx,
+    key: Option<Arc<ApiKey>>,
+    kind: ModelType,
+    req: &PassRequest,
+) -> Result<Answer<Bytes>, Rejection> {
+    let key = key.as_deref();
+    let name = match &req.model {
+        Some((name, _)) => name.as_str(),
+        None => ctx
+            .runtime
+            .models()
+            .iter()
+            .find(|m| m.kind == kind)
+            .map(|m| m.name.as_str())
+            .ok_or_else(|| {
+                GatewayError::invalid_request(format!(
+                    "no {} model is configured: name one in 'model'",
+                    kind.name()
+                ))
+                .with_param("model")
+            })?,
+    };
+    let model = admit::model(ctx, key, name, kind)?;
+    let (endpoint, purpose) = match kind {
+        ModelType::Image => (transport::Endpoint::ImageGenerations, Purpose::Image),
+        _ => (transport::Endpoint::Moderations, Purpose::Moderation),
+    };
+    let admission = admit::limits(ctx, key, model, model.encoding(), |_| (0, 0)).await?;
+    let recorder = Recorder::new(
+        ctx,
+        key,
+        model,
+        purpose,
+        false,
+        req.body.clone(),
+        admission.clone(),
+    );
+    let served = dispatch::pass(ctx, model, endpoint, req, recorder).await?;
     Ok(Answer {
         body: served.value,
         route: Some(served.route),

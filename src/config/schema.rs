@@ -199,6 +199,10 @@ pub enum ModelType {
     Embedding,
     /// `/v1/rerank` and `/v2/rerank` (Cohere/Jina shape).
     Rerank,
+    /// `/v1/moderations`.
+    Moderation,
+    /// `/v1/images/generations`.
+    Image,
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,6 +255,9 @@ pub struct PriceConfig {
     /// Rerank: dollars per 1,000 searches (a search: one query over up to 100 documents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_1k_searches: Option<f64>,
+    /// Image generation: dollars per image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_image: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -433,6 +440,23 @@ impl ModelType {
             ModelType::Chat => "chat",
             ModelType::Embedding => "embedding",
             ModelType::Rerank => "rerank",
+            ModelType::Moderation => "moderation",
+            ModelType::Image => "image",
+        }
+    }
+}
+
+// === impl ProviderKind (what each serves) ===
+
+impl ProviderKind {
+    /// Whether routes of this kind can serve models of type `t`: Anthropic's API is chat only;
+    /// DashScope's native API has no moderations or image generations the gateway speaks.
+    pub fn serves(self, t: ModelType) -> bool {
+        match (self, t) {
+            (ProviderKind::Anthropic, ModelType::Chat) => true,
+            (ProviderKind::Anthropic, _) => false,
+            (ProviderKind::Dashscope, ModelType::Moderation | ModelType::Image) => false,
+            _ => true,
         }
     }
 }

@@ -213,12 +213,14 @@ fn check_models(
                     format!("unknown provider {:?}", r.provider),
                 ));
             };
-            if *kind == ProviderKind::Anthropic && m.kind != ModelType::Chat {
+            if !kind.serves(m.kind) {
                 return Err(ConfigError::new(
                     at("provider"),
                     format!(
-                        "{:?} is kind: anthropic, which serves chat models only",
-                        r.provider
+                        "{:?} is kind: {}, which cannot serve {} models",
+                        r.provider,
+                        kind.name(),
+                        m.kind.name()
                     ),
                 ));
             }

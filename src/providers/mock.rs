@@ -271,6 +271,91 @@ impl MockUpstream {
         self.json(StatusCode::OK, &out, self.latency)
     }
 
+    /// OpenAI's moderation shape, one result per input: flagged only for text that names
+    /// violence (so a demo can show both), every category present.
+    fn moderations(&self, body: &Value) -> LocalAnswer {
+        let inputs: Vec<String> = match &body["input"] {
+            Value::String(s) => vec![s.clone()],
+            // Texts, or multimodal parts (one result for all of them, as OpenAI answers).
+            Value::Array(items) if items.iter().all(Value::is_string) => items
+                .iter()
+                .map(|i| i.as_str().unwrap_or_default().to_owned())
+                .collect(),
+            Value::Array(parts) => vec![
+                parts
+                    .iter()
+                    .filter_map(|p| p["text"].as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ],
+            _ => return self.error(StatusCode::BAD_REQUEST, "mock upstream: input required"),
+        };
+        const CATEGORIES: [&str; 13] = [
+            "hate",
+            "hate/threatening",
+            "harassment",
+            "harassment/threatening",
+            "illicit",
+            "illicit/violent",
+            "self-harm",
+            "self-harm/intent",
+            "self-harm/instructions",
+            "sexual",
+            "sexual/minors",
+            "violence",
+            "violence/graphic",
+        ];
+        let results: Vec<Value> = inputs
+            .iter()
+            .map(|text| {
+                let violent = ["kill", "attack", "violence"]
+                    .iter()
+                    .any(|w| text.to_lowercase().contains(w));
+                let flag = |c: &str| violent && c == "violence";
+                let categories: serde_json::Map<String, Value> = CATEGORIES
+                    .iter()
+                    .map(|c| ((*c).into(), json!(flag(c))))
+                    .collect();
+                let scores: serde_json::Map<String, Value> = CATEGORIES
+                    .iter()
+                    .map(|c| ((*c).into(), json!(if flag(c) { 0.91 } else { 0.0001 })))
+                    .collect();
+                let applied: serde_json::Map<String, Value> = CATEGORIES
+                    .iter()
+                    .map(|c| ((*c).into(), json!(["text"])))
+                    .collect();
+                json!({"flagged": violent, "categories": categories, "category_scores": scores,
+                       "category_applied_input_types": applied})
+            })
+            .collect();
+        let model = body["model"].as_str().unwrap_or("omni-moderation-latest");
+        let out = json!({"id": format!("modr-{:016x}", fnv1a(body.to_string().as_bytes())),
+                         "model": model, "results": results});
+        self.json(StatusCode::OK, &out, self.latency)
+    }
+
+    /// `n` images (a 1×1 PNG, as base64 or a data URL), with GPT image models' token usage.
+    fn images(&self, body: &Value, created: u64) -> LocalAnswer {
+        if !body["prompt"].is_string() {
+            return self.error(StatusCode::BAD_REQUEST, "mock upstream: prompt required");
+        }
+        const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+        let n = body["n"].as_u64().unwrap_or(1).clamp(1, 10);
+        let url = body["response_format"] == "url";
+        let data: Vec<Value> = (0..n)
+            .map(|_| match url {
+                true => json!({"url": format!("data:image/png;base64,{PNG}")}),
+                false => json!({"b64_json": PNG}),
+            })
+            .collect();
+        let prompt_tokens = estimate_tokens(body["prompt"].as_str().unwrap_or_default());
+        let out = json!({"created": created, "data": data, "output_format": "png", "size": "1x1",
+            "usage": {"input_tokens": prompt_tokens, "output_tokens": 16 * n,
+                      "total_tokens": prompt_tokens + 16 * n,
+                      "input_tokens_details": {"text_tokens": prompt_tokens, "image_tokens": 0}}});
+        self.json(StatusCode::OK, &out, self.latency)
+    }
+
     fn error(&self, status: StatusCode, message: &str) -> LocalAnswer {
         let out = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}});
         self.json(status, &out, Duration::ZERO)
@@ -361,6 +446,8 @@ impl LocalUpstream for MockUpstream {
             Endpoint::Completions => self.completion(&body, created),
             Endpoint::Embeddings => self.embeddings(&body),
             Endpoint::Rerank => self.rerank(&body),
+            Endpoint::Moderations => self.moderations(&body),
+            Endpoint::ImageGenerations => self.images(&body, created),
         }
     }
 }

@@ -21,7 +21,7 @@ use http::StatusCode;
 use crate::anthropic::stream::EventStream;
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::GatewayError;
-use crate::request::{ChatRequest, EmbeddingsRequest, Form, RerankRequest};
+use crate::request::{ChatRequest, EmbeddingsRequest, Form, PassRequest, RerankRequest};
 use crate::routing::Route;
 use crate::routing::transport::{Endpoint, Reach, UpstreamRequest};
 use crate::usage::estimate::Transcript;
@@ -175,6 +175,31 @@ impl Adapter {
             .into_iter()
             .map(|body| UpstreamRequest::new(Endpoint::Embeddings, body, false))
             .collect())
+    }
+
+    /// A request passed on as it came (moderations, image generations) as `route` takes it: its
+    /// model replaced, or written in when the client named none. Only OpenAI-kind routes serve
+    /// these (the config refuses others).
+    pub fn build_pass(
+        self,
+        endpoint: Endpoint,
+        req: &PassRequest,
+        route: &Route,
+    ) -> Result<UpstreamRequest, GatewayError> {
+        let model = &route.upstream_model_json;
+        let body = match (self, &req.model) {
+            (Adapter::OpenAi | Adapter::Mock, Some((_, span))) => {
+                openai::splice(&req.body, span, model)
+            }
+            (Adapter::OpenAi | Adapter::Mock, None) => openai::insert_model(&req.body, model),
+            _ => {
+                return Err(GatewayError::invalid_request(
+                    "this model's route cannot serve this endpoint",
+                )
+                .with_param("model"));
+            }
+        };
+        Ok(UpstreamRequest::new(endpoint, body, false))
     }
 
     /// A rerank request as `route` takes it.

@@ -13,9 +13,10 @@ use serde::Deserialize;
 
 use super::types::{Relayed, Usage};
 use crate::error::{ErrorKind, GatewayError};
-use crate::routing::transport::{Auth, HttpSpec};
+use crate::routing::transport::{Auth, Endpoint, HttpSpec};
 use crate::sse::SseEvent;
 use crate::usage::estimate::Transcript;
+use crate::usage::record::Unit;
 
 pub const CHAT_PATH: &str = "chat/completions";
 pub const COMPLETIONS_PATH: &str = "completions";
@@ -65,6 +66,8 @@ pub fn http_spec(base_url: String) -> HttpSpec {
         embeddings_path: EMBEDDINGS_PATH,
         // vLLM, Jina, Infinity (PROTOCOLS.md §13.5.3).
         rerank_path: Some("rerank"),
+        moderations_path: Some("moderations"),
+        images_path: Some("images/generations"),
         stream_headers: &[],
         auth: Auth::Bearer,
         headers: &[],
@@ -84,6 +87,63 @@ pub fn splice(body: &Bytes, span: &Range<usize>, replacement: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// What a passed-on answer (moderations, image generations) reports: its tokens (GPT image
+/// models' `input_tokens`/`output_tokens`) and, for images, how many there are (`data`'s
+/// length). Read by a walk: an image answer's base64 runs to megabytes.
+pub fn pass_units(endpoint: Endpoint, body: &[u8]) -> (Option<Usage>, Option<(Unit, u64)>) {
+    let usage = crate::json::member(body, b"usage")
+        .and_then(|u| {
+            crate::json::counts(
+                u,
+                [
+                    b"input_tokens",
+                    b"output_tokens",
+                    b"prompt_tokens",
+                    b"completion_tokens",
+                ],
+            )
+        })
+        .map(|[input, output, prompt, completion]| {
+            Usage::tokens(
+                input.or(prompt).unwrap_or(0),
+                output.or(completion).unwrap_or(0),
+            )
+        });
+    let units = match endpoint {
+        Endpoint::ImageGenerations => {
+            let data = crate::json::first_top_level(body, b"data");
+            let n = data
+                .and_then(|d| crate::json::elements_at(body, d.start))
+                .map_or(0, |(items, _)| items.len());
+            Some((Unit::Images, n as u64))
+        }
+        _ => None,
+    };
+    (usage, units)
+}
+
+/// `body` with `"model": model` (JSON) as its first member, for a client that named none.
+pub fn insert_model(body: &Bytes, model: &[u8]) -> Bytes {
+    insert_first(body, &[&b"\"model\":"[..], model].concat())
+}
+
+/// `body` (an object) with `member` (`"key":value`) inserted after its opening brace, every
+/// other byte as the client sent it.
+fn insert_first(body: &Bytes, member: &[u8]) -> Bytes {
+    let Some(open) = body.iter().position(|&b| b == b'{') else {
+        return body.clone();
+    };
+    let empty = body[open + 1..].trim_ascii_start().starts_with(b"}");
+    let mut out = BytesMut::with_capacity(body.len() + member.len() + 1);
+    out.extend_from_slice(&body[..=open]);
+    out.extend_from_slice(member);
+    if !empty {
+        out.extend_from_slice(b",");
+    }
+    out.extend_from_slice(&body[open + 1..]);
+    out.freeze()
+}
+
 /// For a stream whose client did not ask for the usage chunk: the body with
 /// `stream_options.include_usage` set, so the ledger gets the upstream's exact counts (the relay
 /// then hides that chunk from the client). Without `stream_options` in the body the field is
@@ -91,14 +151,7 @@ pub fn splice(body: &Bytes, span: &Range<usize>, replacement: &[u8]) -> Bytes {
 /// `stream_options` (rare) is merged through a parse.
 pub fn ask_for_usage(body: Bytes, has_stream_options: bool) -> Bytes {
     if !has_stream_options {
-        let Some(open) = body.iter().position(|&b| b == b'{') else {
-            return body;
-        };
-        let mut out = BytesMut::with_capacity(body.len() + 40);
-        out.extend_from_slice(&body[..=open]);
-        out.extend_from_slice(br#""stream_options":{"include_usage":true},"#);
-        out.extend_from_slice(&body[open + 1..]);
-        return out.freeze();
+        return insert_first(&body, br#""stream_options":{"include_usage":true}"#);
     }
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return body;

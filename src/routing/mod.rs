@@ -168,6 +168,8 @@ impl ModelEntry {
             ModelType::Chat => "chat",
             ModelType::Embedding => "embeddings",
             ModelType::Rerank => "rerank",
+            ModelType::Moderation => "moderations",
+            ModelType::Image => "image_generation",
         }
     }
 

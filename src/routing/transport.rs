@@ -37,6 +37,8 @@ pub enum Endpoint {
     Embeddings,
     /// Rerank (Cohere/Jina shape, or a native translation of it).
     Rerank,
+    Moderations,
+    ImageGenerations,
 }
 
 /// What the dispatcher sends: the endpoint and the finished body.
@@ -75,8 +77,10 @@ pub struct HttpSpec {
     pub chat_path: &'static str,
     pub completions_path: &'static str,
     pub embeddings_path: &'static str,
-    /// `None`: the kind serves no rerank (refused at load time).
+    /// `None`: the kind serves no rerank (refused at load time); the same for the others.
     pub rerank_path: Option<&'static str>,
+    pub moderations_path: Option<&'static str>,
+    pub images_path: Option<&'static str>,
     /// Sent with stream requests besides `accept: text/event-stream`.
     pub stream_headers: &'static [(&'static str, &'static str)],
     pub probe_url: String,
@@ -133,8 +137,9 @@ pub struct HttpUpstream {
 /// Which client carries the requests: the gateway's own for an http:// base_url, hyper-util's
 /// for https:// (TLS, HTTP/2 by ALPN).
 enum Via {
-    Plain(Plain),
-    // Boxed: its URIs make it twice the size of the plain variant.
+    // Boxed, both: a provider holds one for its whole life, and its endpoints' URIs and heads
+    // make either variant a few hundred bytes.
+    Plain(Box<Plain>),
     Hyper(Box<Hyper>),
 }
 
@@ -145,6 +150,8 @@ struct Hyper {
     completions_uri: Uri,
     embeddings_uri: Uri,
     rerank_uri: Option<Uri>,
+    moderations_uri: Option<Uri>,
+    images_uri: Option<Uri>,
     stream_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -156,6 +163,8 @@ struct Plain {
     completions: Vec<u8>,
     embeddings: Vec<u8>,
     rerank: Option<Vec<u8>>,
+    moderations: Option<Vec<u8>>,
+    images: Option<Vec<u8>>,
     stream_extra: Vec<u8>,
 }
 
@@ -242,10 +251,12 @@ impl HttpUpstream {
             completions_uri: uri(spec.completions_path)?,
             embeddings_uri: uri(spec.embeddings_path)?,
             rerank_uri: spec.rerank_path.map(uri).transpose()?,
+            moderations_uri: spec.moderations_path.map(uri).transpose()?,
+            images_uri: spec.images_path.map(uri).transpose()?,
             stream_headers,
         };
         let via = match hyper.chat_uri.scheme_str() {
-            Some("http") => Via::Plain(Plain::new(&hyper, &fixed)?),
+            Some("http") => Via::Plain(Box::new(Plain::new(&hyper, &fixed)?)),
             _ => Via::Hyper(Box::new(hyper)),
         };
         Ok(Self {
@@ -269,14 +280,14 @@ impl HttpUpstream {
         req: UpstreamRequest,
     ) -> Result<UpstreamResponse, GatewayError> {
         let uri = match req.endpoint {
-            Endpoint::Chat => &hyper.chat_uri,
-            Endpoint::Completions => &hyper.completions_uri,
-            Endpoint::Embeddings => &hyper.embeddings_uri,
-            Endpoint::Rerank => hyper
-                .rerank_uri
-                .as_ref()
-                .ok_or_else(|| no_such(&self.provider))?,
-        };
+            Endpoint::Chat => Some(&hyper.chat_uri),
+            Endpoint::Completions => Some(&hyper.completions_uri),
+            Endpoint::Embeddings => Some(&hyper.embeddings_uri),
+            Endpoint::Rerank => hyper.rerank_uri.as_ref(),
+            Endpoint::Moderations => hyper.moderations_uri.as_ref(),
+            Endpoint::ImageGenerations => hyper.images_uri.as_ref(),
+        }
+        .ok_or_else(|| no_such(&self.provider))?;
         let mut request = Request::new(Full::new(req.body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
@@ -319,14 +330,14 @@ impl HttpUpstream {
         req: UpstreamRequest,
     ) -> Result<UpstreamResponse, GatewayError> {
         let head = match req.endpoint {
-            Endpoint::Chat => &plain.chat,
-            Endpoint::Completions => &plain.completions,
-            Endpoint::Embeddings => &plain.embeddings,
-            Endpoint::Rerank => plain
-                .rerank
-                .as_ref()
-                .ok_or_else(|| no_such(&self.provider))?,
-        };
+            Endpoint::Chat => Some(&plain.chat),
+            Endpoint::Completions => Some(&plain.completions),
+            Endpoint::Embeddings => Some(&plain.embeddings),
+            Endpoint::Rerank => plain.rerank.as_ref(),
+            Endpoint::Moderations => plain.moderations.as_ref(),
+            Endpoint::ImageGenerations => plain.images.as_ref(),
+        }
+        .ok_or_else(|| no_such(&self.provider))?;
         let mut extra: &[u8] = if req.stream { &plain.stream_extra } else { &[] };
         // A request's own headers and a sampled attempt's `traceparent` (only then is a head
         // line allocated).
@@ -440,6 +451,8 @@ impl Plain {
             completions: head(&hyper.completions_uri),
             embeddings: head(&hyper.embeddings_uri),
             rerank: hyper.rerank_uri.as_ref().map(head),
+            moderations: hyper.moderations_uri.as_ref().map(head),
+            images: hyper.images_uri.as_ref().map(head),
             stream_extra,
             origin,
         })

@@ -89,6 +89,10 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
         (&Method::POST, "/v1/rerank" | "/v2/rerank") => {
             Box::pin(api::rerank::handle(ctx, req)).await
         }
+        (&Method::POST, "/v1/moderations") => Box::pin(api::moderations::handle(ctx, req)).await,
+        (&Method::POST, "/v1/images/generations") => {
+            Box::pin(api::images::generate(ctx, req)).await
+        }
         (&Method::GET, "/v1/models") => api::models::list(ctx, &req),
         (&Method::GET, p) if p.starts_with("/v1/models/") => api::models::get(ctx, &req),
         (&Method::POST, "/v1/responses") => Box::pin(api::responses::create(ctx, req)).await,
@@ -140,6 +144,8 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
             | "/v1/embeddings"
             | "/v1/rerank"
             | "/v2/rerank"
+            | "/v1/moderations"
+            | "/v1/images/generations"
             | "/v1/messages"
             | "/v1/messages/count_tokens",
         ) => Err(not_allowed(&req, "POST")),

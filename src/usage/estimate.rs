@@ -122,6 +122,7 @@ mod tests {
             encoding: Encoding::O200kBase,
             price: Price::from_config(Some(&crate::config::PriceConfig {
                 per_1k_searches: None,
+                per_image: None,
                 cached_input_per_1m: None,
                 cache_write_per_1m: None,
                 input_per_1m: 1.0,

@@ -17,6 +17,8 @@ pub struct Price {
     cache_write_nanos_per_1m: u64,
     /// Rerank searches, per thousand.
     search_nanos_per_1k: u64,
+    /// Images, each.
+    image_nanos: u64,
 }
 
 // === impl Price ===
@@ -32,6 +34,7 @@ impl Price {
                 cached_input_nanos_per_1m: p.cached_input_per_1m.map_or(input, nanos),
                 cache_write_nanos_per_1m: p.cache_write_per_1m.map_or(input, nanos),
                 search_nanos_per_1k: p.per_1k_searches.map_or(0, nanos),
+                image_nanos: p.per_image.map_or(0, nanos),
             }
         })
         .unwrap_or_default()
@@ -67,6 +70,8 @@ impl Price {
         match unit {
             // searches × nano$/1k searches = 1e-12 $ units.
             Unit::Searches => (u128::from(units) * u128::from(self.search_nanos_per_1k) + 50) / 100,
+            // images × nano$ = 1e-9 $ units.
+            Unit::Images => u128::from(units) * u128::from(self.image_nanos) * 10,
         }
     }
 
@@ -140,6 +145,7 @@ mod tests {
     fn price(input: f64, output: f64, cached: Option<f64>, write: Option<f64>) -> Price {
         Price::from_config(Some(&PriceConfig {
             per_1k_searches: None,
+            per_image: None,
             input_per_1m: input,
             output_per_1m: output,
             cached_input_per_1m: cached,

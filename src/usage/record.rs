@@ -103,6 +103,10 @@ pub enum Purpose {
     Messages,
     /// `POST /v1/rerank`, `/v2/rerank`.
     Rerank,
+    /// `POST /v1/moderations`.
+    Moderation,
+    /// `POST /v1/images/generations`.
+    Image,
 }
 
 /// What a row's `units` count, where a request is priced by what it does (DESIGN §5 "Other
@@ -112,6 +116,8 @@ pub enum Purpose {
 pub enum Unit {
     /// Rerank searches: one query over up to 100 documents.
     Searches,
+    /// Images generated.
+    Images,
 }
 
 // === impl Unit ===
@@ -120,6 +126,7 @@ impl Unit {
     pub fn as_str(self) -> &'static str {
         match self {
             Unit::Searches => "searches",
+            Unit::Images => "images",
         }
     }
 }
@@ -172,6 +179,8 @@ impl Purpose {
             Purpose::Completion => "completion",
             Purpose::Messages => "messages",
             Purpose::Rerank => "rerank",
+            Purpose::Moderation => "moderation",
+            Purpose::Image => "image",
         }
     }
 }

@@ -140,7 +140,7 @@ async fn the_admin_api_is_for_admin_keys_and_names_bad_fields() {
         ("/admin/v1/models", json!({"type": "chat"}), "name"),
         (
             "/admin/v1/models",
-            json!({"name": "x", "type": "image"}),
+            json!({"name": "x", "type": "video"}),
             "type",
         ),
         (

@@ -63,6 +63,21 @@ async fn rerank_through_the_cohere_python_sdk() {
 }
 
 #[tokio::test]
+async fn moderations_and_images_through_the_openai_python_sdk() {
+    let yaml = crate::harness::embedded_default().replace(
+        "  keys: []",
+        "  keys:\n    - { name: dropin, key: sk-dropin }",
+    );
+    run_client(
+        Gateway::start(&yaml).await,
+        "python3",
+        "media_sdk.py",
+        "all media checks passed",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn responses_through_the_vercel_ai_sdk() {
     let a = MockOpenAi::start("a").await;
     let gw = Gateway::start(&config_for(&[("a", &a.base_url(), 1, 1)], KEY_CONFIG)).await;

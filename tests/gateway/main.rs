@@ -30,6 +30,7 @@ mod limits;
 mod memory;
 mod messages;
 mod mixups;
+mod moderations_images;
 mod rerank;
 mod responses;
 mod routing;

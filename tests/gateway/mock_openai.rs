@@ -129,6 +129,25 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if path.ends_with("/embeddings") {
         return Ok(json_response(StatusCode::OK, &embeddings(&body)));
     }
+    if path.ends_with("/moderations") {
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"id": "modr-mock", "model": body["model"], "results": [{"flagged": false,
+                "categories": {"violence": false}, "category_scores": {"violence": 0.0001},
+                "category_applied_input_types": {"violence": ["text"]}}]}),
+        ));
+    }
+    if path.ends_with("/images/generations") {
+        let n = body["n"].as_u64().unwrap_or(1);
+        let data: Vec<Value> = (0..n)
+            .map(|_| json!({"b64_json": "iVBORw0KGgo="}))
+            .collect();
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"created": 1713833628, "data": data,
+                    "usage": {"input_tokens": 50, "output_tokens": 50, "total_tokens": 100}}),
+        ));
+    }
     if path.ends_with("/rerank") {
         // vLLM's shape: every result with its document, usage in tokens.
         let docs = body["documents"].as_array().cloned().unwrap_or_default();

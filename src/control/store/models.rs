@@ -115,6 +115,7 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
     ) {
         (Some(i), Some(o)) => Some(PriceConfig {
             per_1k_searches: None,
+            per_image: None,
             input_per_1m: i.parse().unwrap_or(0.0),
             output_per_1m: o.parse().unwrap_or(0.0),
             cached_input_per_1m: row.get::<_, Option<String>>(7).and_then(|p| p.parse().ok()),
@@ -127,6 +128,8 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
         kind: match row.get::<_, &str>(1) {
             "embedding" => ModelType::Embedding,
             "rerank" => ModelType::Rerank,
+            "moderation" => ModelType::Moderation,
+            "image" => ModelType::Image,
             _ => ModelType::Chat,
         },
         context_window: positive(row.get(2)),

@@ -32,6 +32,8 @@ pub fn http_spec(base_url: String) -> HttpSpec {
         // Anthropic serves no embeddings; requests for them are refused before they are sent.
         embeddings_path: MESSAGES_PATH,
         rerank_path: None,
+        moderations_path: None,
+        images_path: None,
         stream_headers: &[],
         auth: Auth::ApiKey,
         headers: HEADERS,

@@ -44,6 +44,8 @@ pub fn http_spec(base_url: String) -> HttpSpec {
         completions_path: CHAT_PATH,
         embeddings_path: EMBEDDINGS_PATH,
         rerank_path: Some(RERANK_PATH),
+        moderations_path: None,
+        images_path: None,
         stream_headers: STREAM_HEADERS,
         auth: Auth::Bearer,
         headers: &[],
