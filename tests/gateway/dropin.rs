@@ -49,12 +49,8 @@ async fn responses_through_the_openai_python_sdk_and_the_agents_sdk() {
 #[tokio::test]
 async fn rerank_through_the_cohere_python_sdk() {
     // The offline default's `demo-rerank` (the in-process mock answers it).
-    let yaml = crate::harness::embedded_default().replace(
-        "  keys: []",
-        "  keys:\n    - { name: dropin, key: sk-dropin }",
-    );
     run_client(
-        Gateway::start(&yaml).await,
+        Gateway::start(&crate::harness::offline_default()).await,
         "python3",
         "cohere_sdk.py",
         "all cohere checks passed",
@@ -64,12 +60,8 @@ async fn rerank_through_the_cohere_python_sdk() {
 
 #[tokio::test]
 async fn moderations_and_images_through_the_openai_python_sdk() {
-    let yaml = crate::harness::embedded_default().replace(
-        "  keys: []",
-        "  keys:\n    - { name: dropin, key: sk-dropin }",
-    );
     run_client(
-        Gateway::start(&yaml).await,
+        Gateway::start(&crate::harness::offline_default()).await,
         "python3",
         "media_sdk.py",
         "all media checks passed",

@@ -172,6 +172,27 @@ pub async fn post_as(
         .unwrap()
 }
 
+/// POSTs JSON with `key` as the bearer: the status and the JSON answer (`Null` if none).
+pub async fn post_json(
+    gw: &Gateway,
+    path: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = post_as(gw, path, key, body).await;
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// The embedded default (its in-process mock serves every endpoint), ledger off, one key:
+/// `sk-dropin`.
+pub fn offline_default() -> String {
+    embedded_default().replace(
+        "  keys: []",
+        "  keys:\n    - { name: dropin, key: sk-dropin }",
+    )
+}
+
 /// The embedded default, with its file ledger turned off so tests write nothing into the checkout.
 pub fn embedded_default() -> String {
     switchyard::config::EMBEDDED_DEFAULT.replace("sink: file", "sink: none")

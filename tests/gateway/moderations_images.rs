@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client, ledger_rows, unique};
+use crate::harness::{Gateway, ledger_rows, post_json, unique};
 use crate::mock_openai::{Behavior, MockOpenAi};
 
 fn config(a: &MockOpenAi, b: &MockOpenAi, ledger: &str) -> String {
@@ -31,14 +31,7 @@ auth:
 }
 
 async fn post(gw: &Gateway, path: &str, body: &Value) -> (u16, Value) {
-    let r = client()
-        .post(gw.url(path))
-        .bearer_auth("sk-team")
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    post_json(gw, path, "sk-team", body).await
 }
 
 #[tokio::test]
