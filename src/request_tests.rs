@@ -233,3 +233,25 @@ fn cache_control_and_the_ttl_header_are_read() {
         assert!(e.contains("x-switchyard-cache-ttl"), "{e}");
     }
 }
+
+#[test]
+fn a_pass_request_names_its_model_if_any_and_needs_its_field() {
+    let parse = |body: &str| PassRequest::parse(Bytes::copy_from_slice(body.as_bytes()), "input");
+    let named = parse(r#"{"input":"x","model":"omni"}"#).unwrap();
+    let (name, span) = named.model.unwrap();
+    assert_eq!(
+        (name.as_str(), &named.body[span]),
+        ("omni", &br#""omni""#[..])
+    );
+    assert!(parse(r#"{"input":["a","b"]}"#).unwrap().model.is_none());
+    for (bad, param) in [
+        (r#"{"model":"m"}"#, "input"),
+        (r#"{"input":null}"#, "input"),
+        (r#"{"input":"x","model":null}"#, "model"),
+        (r#"{"input":"x","model":7}"#, "model"),
+    ] {
+        let e = parse(bad).unwrap_err();
+        assert!(e.message().contains(param), "{bad}: {}", e.message());
+    }
+    assert!(parse("[1]").is_err());
+}

@@ -163,3 +163,25 @@ fn relay_turns_an_in_stream_error_into_an_error() {
     assert!(e.is_retryable());
     assert_eq!(e.message(), "overloaded");
 }
+
+#[test]
+fn a_model_is_written_in_first_and_every_other_byte_kept() {
+    let body = Bytes::from_static(br#" {"input": "hi", "n": 2}"#);
+    assert_eq!(
+        insert_model(&body, br#""omni""#),
+        Bytes::from_static(br#" {"model":"omni","input": "hi", "n": 2}"#)
+    );
+    // An empty object gets no dangling comma.
+    assert_eq!(
+        insert_model(&Bytes::from_static(b"{ }"), br#""m""#),
+        Bytes::from_static(br#"{"model":"m" }"#)
+    );
+    let images = br#"{"created":1,"data":[{"b64_json":"AAAA"},{"b64_json":"BBBB"}],"usage":{"input_tokens":50,"output_tokens":30,"total_tokens":80}}"#;
+    let (usage, units) = pass_units(Endpoint::ImageGenerations, images);
+    assert_eq!(usage, Some(Usage::tokens(50, 30)));
+    assert_eq!(units, Some((Unit::Images, 2)));
+    assert_eq!(
+        pass_units(Endpoint::Moderations, br#"{"results":[]}"#),
+        (None, None)
+    );
+}
