@@ -1,19 +1,14 @@
-//! Top-level members of a JSON object found without parsing it: one pass over its structure,
-//! strings skipped with a SIMD search for their end. For answers the gateway forwards as they
-//! are but must read a field of (usage) or rewrite one in place (the model's name): no tree, no
-//! copy, and a key nested deeper or inside a string never matches.
+//! Members of a JSON object found without parsing it: one pass over its structure, strings
+//! skipped eight bytes at a time (a SIMD search past their first 32 bytes). For answers the
+//! gateway forwards as they are but must read a field of (usage, images) or rewrite one in place
+//! (the model's name), and for the cache's canonical key: no tree, no copy, and a key nested
+//! deeper or inside a string never matches.
 
 use std::ops::Range;
 
 /// The byte ranges of the values of `keys` among the top-level members of the object `body`
-/// (`None` where a key is absent; the last wins if one repeats). All `None` if `body` is not an
+/// (`None` where a key is absent; the last wins if one repeats); `None` when `body` is not an
 /// object or is malformed where the pass looks. Keys are compared as written, escapes and all.
-pub fn top_level<const N: usize>(body: &[u8], keys: [&[u8]; N]) -> [Option<Range<usize>>; N] {
-    object(body, keys).unwrap_or([const { None }; N])
-}
-
-/// [`top_level`], but `None` when `body` is not an object (or is malformed where the pass
-/// looks), so that an empty object and no object read differently.
 pub fn object<const N: usize>(body: &[u8], keys: [&[u8]; N]) -> Option<[Option<Range<usize>>; N]> {
     object_at(body, skip_ws(body, 0), keys).map(|(found, _)| found)
 }
@@ -35,7 +30,7 @@ fn object_at<const N: usize>(
     Some((found, end))
 }
 
-/// [`top_level`] for one key, stopping at the first match: cheap for a key near the start (an
+/// [`object`] for one key, stopping at the first match: cheap for a key near the start (an
 /// answer's `model`, before its content).
 pub fn first_top_level(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
     let mut found = None;
@@ -120,7 +115,7 @@ pub fn elements_at(body: &[u8], start: usize) -> Option<(Vec<Range<usize>>, usiz
 /// Where the value of the top-level member `key` of the object `body` starts (the first if it
 /// repeats), found without reading that value: `message_start`'s `message`, which is then
 /// walked itself.
-pub fn member_start(body: &[u8], key: &[u8]) -> Option<usize> {
+fn member_start(body: &[u8], key: &[u8]) -> Option<usize> {
     let mut i = open(body, skip_ws(body, 0))?;
     loop {
         match next_member(body, i)? {
@@ -325,11 +320,14 @@ fn find_any<const K: usize>(body: &[u8], from: usize, bytes: [u8; K]) -> Option<
 
 #[cfg(test)]
 mod tests {
-    use super::top_level;
+    use super::object;
 
+    /// The members' values, all `None` when there is no object.
     fn values<'a, const N: usize>(body: &'a str, keys: [&str; N]) -> [Option<&'a str>; N] {
         let keys = keys.map(str::as_bytes);
-        top_level(body.as_bytes(), keys).map(|r| r.map(|r| &body[r]))
+        object(body.as_bytes(), keys)
+            .unwrap_or([const { None }; N])
+            .map(|r| r.map(|r| &body[r]))
     }
 
     #[test]

@@ -32,8 +32,8 @@ use crate::error::{ErrorKind, GatewayError};
 /// A served answer as its response: JSON, or an SSE stream that no proxy in front may buffer.
 pub fn render(answered: Answered) -> Response<Body> {
     match answered {
-        Answered::Whole(answer) => {
-            let mut response = json(StatusCode::OK, answer.body.clone());
+        Answered::Whole(mut answer) => {
+            let mut response = json(StatusCode::OK, std::mem::take(&mut answer.body));
             answered_headers(&mut response, &answer);
             response
         }

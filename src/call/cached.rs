@@ -150,12 +150,10 @@ impl Plan {
     /// Stores a whole answer, after the response (a clean 200 only reaches here).
     pub fn store(self, ctx: &RequestCtx, body: &Bytes, usage: Option<Usage>) {
         let Plan::Use(u) = self else { return };
-        let entry = Entry {
-            body: body.clone(),
-            usage,
-            stored_at_ms: crate::clock::unix_millis(),
-        };
-        put(&ctx.app, u, entry);
+        let (app, body) = (ctx.app.clone(), body.clone());
+        ctx.app
+            .background
+            .spawn(async move { put(&app, u, body, usage).await });
     }
 
     /// What stores a stream's answer when it ends cleanly, if this plan stores anything.
@@ -168,21 +166,20 @@ impl Plan {
     }
 }
 
-/// Stores `entry` under the plan's key in the background, unless it is over `max_entry_bytes`.
-fn put(app: &Arc<App>, u: Use, entry: Entry) {
+/// Stores an answer under the plan's key (off the request path: callers spawn it), unless it
+/// is over `max_entry_bytes` (then it was served, never stored).
+async fn put(app: &App, u: Use, body: Bytes, usage: Option<Usage>) {
     let Some(cache) = app.cache.as_ref() else {
         return;
     };
-    // Served, never stored.
-    if entry.size() > cache.max_entry_bytes {
-        return;
+    let entry = Entry {
+        body,
+        usage,
+        stored_at_ms: crate::clock::unix_millis(),
+    };
+    if entry.size() <= cache.max_entry_bytes {
+        cache.put(&u.key, entry, u.ttl).await;
     }
-    let app2 = app.clone();
-    app.background.spawn(async move {
-        if let Some(cache) = app2.cache.as_ref() {
-            cache.put(&u.key, entry, u.ttl).await;
-        }
-    });
 }
 
 /// A streamed miss's answer, stored when the upstream finished cleanly: the chunks the client
@@ -196,17 +193,10 @@ struct StoreStream {
 impl StreamFinisher for StoreStream {
     fn finish(self: Box<Self>, sent: Vec<Bytes>, usage: Option<Usage>) -> Finishing {
         let Self { app, plan } = *self;
-        let app2 = app.clone();
-        app.background.spawn(async move {
-            let Some(body) = crate::cache::assemble::completion(&sent, usage) else {
-                return;
-            };
-            let entry = Entry {
-                body,
-                usage,
-                stored_at_ms: crate::clock::unix_millis(),
-            };
-            put(&app2, plan, entry);
+        app.clone().background.spawn(async move {
+            if let Some(body) = crate::cache::assemble::completion(&sent, usage) {
+                put(&app, plan, body, usage).await;
+            }
         });
         Box::pin(async { Ok(()) })
     }

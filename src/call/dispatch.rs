@@ -13,14 +13,13 @@ use super::context::{Rejection, RequestCtx};
 use super::outcome::Recorder;
 use super::relay::RelayStream;
 use crate::error::{ErrorKind, GatewayError};
-use crate::providers::{Adapter, ResponseContext, StreamRelay, Usage};
-use crate::request::{ChatRequest, EmbeddingsRequest, PassRequest, RerankRequest};
+use crate::providers::{Adapter, Priced, ResponseContext, StreamRelay, Usage};
+use crate::request::{ChatRequest, EmbeddingsRequest};
 use crate::routing::dispatch::{Served, dispatch};
-use crate::routing::transport::{self, ByteStream, UpstreamRequest, collect};
+use crate::routing::transport::{ByteStream, UpstreamRequest, collect};
 use crate::routing::{ModelEntry, Route};
 use crate::trace::{Kind, UPSTREAM_TRACEPARENT, Value};
 use crate::usage::estimate::Reply;
-use crate::usage::record::Unit;
 
 /// Largest non-stream upstream chat answer accepted.
 const MAX_COMPLETION: usize = 64 * 1024 * 1024;
@@ -115,62 +114,32 @@ pub async fn embed(
     Ok(served)
 }
 
-/// A rerank request. Its searches are what the upstream billed (Cohere's `search_units`), else
-/// counted as Cohere counts them: one per 100 documents.
-pub async fn rerank(
+/// A request priced by what its answer reports (rerank, moderations, image generations):
+/// `build` makes each route's request, `parse` reads its answer; recorded with the answer's
+/// tokens and units. No count from the upstream is zero tokens, not an estimate: these
+/// endpoints are priced by their units where they are priced at all.
+pub async fn priced<B, P>(
     ctx: &RequestCtx,
     model: &ModelEntry,
-    req: &RerankRequest,
     recorder: Recorder,
-) -> Result<Served<Bytes>, Rejection> {
+    build: B,
+    parse: P,
+) -> Result<Served<Bytes>, Rejection>
+where
+    B: Fn(Adapter, &Route) -> Result<UpstreamRequest, GatewayError>,
+    P: Fn(Adapter, Bytes) -> Result<Priced, GatewayError> + Copy,
+{
     let (served, recorder) = through_routes(ctx, model, None, recorder, |route| {
         let adapter = Adapter::of(route.provider.kind);
-        let upstream = adapter.build_rerank(req, &route);
+        let upstream = build(adapter, &route);
+        // Image answers are base64 images: up to the chat bound.
         async move {
             let body = send_buffered(&route, adapter, upstream?, MAX_COMPLETION).await?;
-            adapter.parse_rerank(body, req)
+            parse(adapter, body)
         }
     })
     .await?;
-    let answer = served.value;
-    let searches = answer.searches.unwrap_or_else(|| req.searches());
-    recorder.served_with_units(
-        &served.route,
-        served.attempts,
-        // No count from the upstream is zero tokens, not an estimate: rerank is priced by
-        // searches where it is priced at all.
-        Some(answer.usage.unwrap_or_default()),
-        Reply::Embeddings,
-        Some((Unit::Searches, searches)),
-    );
-    Ok(Served {
-        value: answer.body,
-        route: served.route,
-        attempts: served.attempts,
-    })
-}
-
-/// A request passed on as it came (moderations, image generations): relayed whole, recorded
-/// with the tokens and units its answer reports.
-pub async fn pass(
-    ctx: &RequestCtx,
-    model: &ModelEntry,
-    endpoint: transport::Endpoint,
-    req: &PassRequest,
-    recorder: Recorder,
-) -> Result<Served<Bytes>, Rejection> {
-    let (served, recorder) = through_routes(ctx, model, None, recorder, |route| {
-        let adapter = Adapter::of(route.provider.kind);
-        let upstream = adapter.build_pass(endpoint, req, &route);
-        // Image answers are base64 images: up to the chat bound; a 200 that is not a JSON
-        // object is the upstream's failure (retried elsewhere), never relayed.
-        async move {
-            let body = send_buffered(&route, adapter, upstream?, MAX_COMPLETION).await?;
-            crate::providers::openai::parse_response(body).map(|(body, _)| body)
-        }
-    })
-    .await?;
-    let (usage, units) = crate::providers::openai::pass_units(endpoint, &served.value);
+    let Priced { body, usage, units } = served.value;
     recorder.served_with_units(
         &served.route,
         served.attempts,
@@ -178,7 +147,11 @@ pub async fn pass(
         Reply::Embeddings,
         units,
     );
-    Ok(served)
+    Ok(Served {
+        value: body,
+        route: served.route,
+        attempts: served.attempts,
+    })
 }
 
 /// Tries routes with `attempt` until one serves (`routing::dispatch`); a request that no route

@@ -131,7 +131,7 @@ impl Draft {
             known.encoding = route.encoding;
         }
         known.record.attempts = attempts.min(i16::MAX as u32) as i16;
-        known.record.ttft_ms = ttft.map(|t| t.as_millis().min(i32::MAX as u128) as i32);
+        known.record.ttft_ms = ttft.map(millis);
     }
 
     /// A cache hit's row: nothing generated (zero tokens, zero cost), the stored answer's cost
@@ -143,7 +143,7 @@ impl Draft {
         record.usage_source = UsageSource::Cache;
         record.cost = "0".into();
         record.cache_saved_cost = saved.map_or_else(|| "0".into(), |u| price.cost(&u));
-        record.latency_ms = latency.as_millis().min(i32::MAX as u128) as i32;
+        record.latency_ms = millis(latency);
         record.status = Status::Ok;
         record.http_status = 200;
         Some(record)
@@ -184,11 +184,9 @@ impl Draft {
             .units
             .map_or(0, |(unit, n)| price.units_cost(unit, n));
         r.cost = format_cost(price.cost_units(&usage) + units_cost);
-        (r.unit, r.units) = match outcome.units {
-            Some((unit, n)) => (Some(unit), Some(n)),
-            None => (None, None),
-        };
-        r.latency_ms = outcome.latency.as_millis().min(i32::MAX as u128) as i32;
+        r.unit = outcome.units.map(|(unit, _)| unit);
+        r.units = outcome.units.map(|(_, n)| n);
+        r.latency_ms = millis(outcome.latency);
         r.status = outcome.status;
         r.http_status = outcome.http_status as i16;
         r.error_message = outcome.error.map(|e| e.message().to_owned());
@@ -374,6 +372,11 @@ impl Recorder {
         }
         self.app.record_usage(record);
     }
+}
+
+/// A duration as the ledger's `integer` milliseconds.
+fn millis(d: Duration) -> i32 {
+    d.as_millis().min(i32::MAX as u128) as i32
 }
 
 /// Settles a budget reservation to the row's exact cost, off the request path. A row whose

@@ -20,8 +20,9 @@ use crate::error::GatewayError;
 use crate::limits::keys::ApiKey;
 use crate::limits::rate::Admission;
 use crate::request::{ChatRequest, EmbeddingsRequest, Form, PassRequest, RerankRequest};
+use crate::routing::dispatch::Served;
 use crate::routing::transport;
-use crate::routing::{Route, affinity};
+use crate::routing::{ModelEntry, Route, affinity};
 use crate::usage::record::Purpose;
 
 /// A served request: the answer's body, the route that served it (none for a cache hit), the
@@ -213,24 +214,16 @@ pub async fn rerank(
 ) -> Result<Answer<Bytes>, Rejection> {
     let key = key.as_deref();
     let model = admit::model(ctx, key, &req.model, ModelType::Rerank)?;
-    let admission = admit::limits(ctx, key, model, model.encoding(), |_| (0, 0)).await?;
-    let recorder = Recorder::new(
+    let (admission, recorder) = admit_by_units(ctx, key, model, Purpose::Rerank, &req.body).await?;
+    let served = dispatch::priced(
         ctx,
-        key,
         model,
-        Purpose::Rerank,
-        false,
-        req.body.clone(),
-        admission.clone(),
-    );
-    let served = dispatch::rerank(ctx, model, req, recorder).await?;
-    Ok(Answer {
-        body: served.value,
-        route: Some(served.route),
-        admission,
-        session: None,
-        cache: None,
-    })
+        recorder,
+        |adapter, route| adapter.build_rerank(req, route),
+        |adapter, body| adapter.parse_rerank(body, req),
+    )
+    .await?;
+    Ok(whole(served, admission))
 }
 
 /// A moderation or an image generation: passed on to an OpenAI-kind route as it came (its model
@@ -264,6 +257,27 @@ pub async fn pass(
         ModelType::Image => (transport::Endpoint::ImageGenerations, Purpose::Image),
         _ => (transport::Endpoint::Moderations, Purpose::Moderation),
     };
+    let (admission, recorder) = admit_by_units(ctx, key, model, purpose, &req.body).await?;
+    let served = dispatch::priced(
+        ctx,
+        model,
+        recorder,
+        |adapter, route| adapter.build_pass(endpoint, req, route),
+        |adapter, body| adapter.parse_pass(endpoint, body),
+    )
+    .await?;
+    Ok(whole(served, admission))
+}
+
+/// Admits a request priced by what its answer reports (tokens counted upstream, units): the
+/// key's rpm and budget, no tokens reserved; and its recorder.
+async fn admit_by_units(
+    ctx: &RequestCtx,
+    key: Option<&ApiKey>,
+    model: &ModelEntry,
+    purpose: Purpose,
+    body: &Bytes,
+) -> Result<(Admission, Recorder), Rejection> {
     let admission = admit::limits(ctx, key, model, model.encoding(), |_| (0, 0)).await?;
     let recorder = Recorder::new(
         ctx,
@@ -271,17 +285,21 @@ pub async fn pass(
         model,
         purpose,
         false,
-        req.body.clone(),
+        body.clone(),
         admission.clone(),
     );
-    let served = dispatch::pass(ctx, model, endpoint, req, recorder).await?;
-    Ok(Answer {
+    Ok((admission, recorder))
+}
+
+/// A whole answer a route served, outside any session or cache.
+fn whole(served: Served<Bytes>, admission: Admission) -> Answer<Bytes> {
+    Answer {
         body: served.value,
         route: Some(served.route),
         admission,
         session: None,
         cache: None,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -135,25 +135,29 @@ impl Limiter {
 
     /// Admits one request reserving `tokens`, or refuses it with a 429 and when to retry.
     pub async fn admit(&self, key: &ApiKey, tokens: u64) -> Result<Admission, GatewayError> {
-        self.decide(key, Some(key.tpm.unwrap_or(0)), tokens).await
+        self.decide(key, true, tokens).await
     }
 
     /// Admits a request that generates nothing (a result-cache hit): its key's rpm only, the
     /// token bucket neither checked nor touched.
     pub async fn admit_request(&self, key: &ApiKey) -> Result<Admission, GatewayError> {
-        self.decide(key, None, 0).await
+        self.decide(key, false, 0).await
     }
 
-    /// `tpm`: `None` leaves the key's token bucket alone.
+    /// `limit_tokens`: the key's tpm applies (else its token bucket is left alone).
     async fn decide(
         &self,
         key: &ApiKey,
-        tpm: Option<u32>,
+        limit_tokens: bool,
         tokens: u64,
     ) -> Result<Admission, GatewayError> {
         let rpm = key.rpm.unwrap_or(0);
-        let buckets = tpm;
-        let tpm = tpm.unwrap_or(0);
+        let tpm = if limit_tokens {
+            key.tpm.unwrap_or(0)
+        } else {
+            0
+        };
+        let buckets = limit_tokens.then_some(tpm);
         if rpm == 0 && tpm == 0 {
             return Ok(Admission::default());
         }

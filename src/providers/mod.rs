@@ -25,7 +25,8 @@ use crate::request::{ChatRequest, EmbeddingsRequest, Form, PassRequest, RerankRe
 use crate::routing::Route;
 use crate::routing::transport::{Endpoint, Reach, UpstreamRequest};
 use crate::usage::estimate::Transcript;
-pub use types::{Relayed, ResponseContext, Usage};
+use crate::usage::record::Unit;
+pub use types::{Priced, Relayed, ResponseContext, Usage};
 
 /// What a provider kind speaks and where it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +203,14 @@ impl Adapter {
         Ok(UpstreamRequest::new(endpoint, body, false))
     }
 
+    /// A passed-on answer as the client gets it (as it came; a 200 that is not a JSON object
+    /// is the upstream's failure, retried elsewhere), with the tokens and units it reports.
+    pub fn parse_pass(self, endpoint: Endpoint, body: Bytes) -> Result<Priced, GatewayError> {
+        let (body, _) = openai::parse_response(body)?;
+        let (usage, units) = openai::pass_units(endpoint, &body);
+        Ok(Priced { body, usage, units })
+    }
+
     /// A rerank request as `route` takes it.
     pub fn build_rerank(
         self,
@@ -223,16 +232,19 @@ impl Adapter {
         Ok(UpstreamRequest::new(Endpoint::Rerank, body, false))
     }
 
-    /// A rerank answer in the Cohere/Jina shape, with the tokens and searches it reports.
-    pub fn parse_rerank(
-        self,
-        body: Bytes,
-        req: &RerankRequest,
-    ) -> Result<rerank::Reranked, GatewayError> {
-        match self {
-            Adapter::DashScope => rerank::from_dashscope(&body, &req.model),
-            _ => rerank::from_openai_kind(body),
-        }
+    /// A rerank answer in the Cohere/Jina shape, with its tokens and its searches: what the
+    /// upstream billed (Cohere's `search_units`), else counted as Cohere counts them.
+    pub fn parse_rerank(self, body: Bytes, req: &RerankRequest) -> Result<Priced, GatewayError> {
+        let answer = match self {
+            Adapter::DashScope => rerank::from_dashscope(&body, &req.model)?,
+            _ => rerank::from_openai_kind(body)?,
+        };
+        let searches = answer.searches.unwrap_or_else(|| req.searches());
+        Ok(Priced {
+            body: answer.body,
+            usage: answer.usage,
+            units: Some((Unit::Searches, searches)),
+        })
     }
 
     /// A successful non-stream chat body as the client will see it, and the usage it reports.

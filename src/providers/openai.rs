@@ -61,13 +61,15 @@ pub fn http_spec(base_url: String) -> HttpSpec {
     HttpSpec {
         probe_url: format!("{}/models", base_url.trim_end_matches('/')),
         base_url,
-        chat_path: CHAT_PATH,
-        completions_path: COMPLETIONS_PATH,
-        embeddings_path: EMBEDDINGS_PATH,
-        // vLLM, Jina, Infinity (PROTOCOLS.md §13.5.3).
-        rerank_path: Some("rerank"),
-        moderations_path: Some("moderations"),
-        images_path: Some("images/generations"),
+        paths: &[
+            (Endpoint::Chat, CHAT_PATH),
+            (Endpoint::Completions, COMPLETIONS_PATH),
+            (Endpoint::Embeddings, EMBEDDINGS_PATH),
+            // vLLM, Jina, Infinity (PROTOCOLS.md §13.5.3).
+            (Endpoint::Rerank, "rerank"),
+            (Endpoint::Moderations, "moderations"),
+            (Endpoint::ImageGenerations, "images/generations"),
+        ],
         stream_headers: &[],
         auth: Auth::Bearer,
         headers: &[],

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::request::{Form, Native};
 pub use crate::usage::counts::Usage;
+use crate::usage::record::Unit;
 
 /// What one upstream frame becomes for the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -14,6 +15,14 @@ pub enum Relayed {
     Forward(Bytes),
     /// Send these bytes; the stream is complete.
     Done(Bytes),
+}
+
+/// A whole answer priced by what it reports: the body as the client gets it, the tokens the
+/// upstream counted, and the units (rerank searches, images) it is priced by besides.
+pub struct Priced {
+    pub body: Bytes,
+    pub usage: Option<Usage>,
+    pub units: Option<(Unit, u64)>,
 }
 
 /// What the response translation needs from the request.

@@ -41,6 +41,30 @@ pub enum Endpoint {
     ImageGenerations,
 }
 
+/// One `T` per endpoint a provider serves (`None` for the others): its URIs, its heads.
+struct PerEndpoint<T>([Option<T>; Endpoint::COUNT]);
+
+// === impl Endpoint ===
+
+impl Endpoint {
+    const COUNT: usize = 6;
+}
+
+// A new endpoint must widen the table.
+const _: () = assert!(Endpoint::ImageGenerations as usize + 1 == Endpoint::COUNT);
+
+// === impl PerEndpoint ===
+
+impl<T> PerEndpoint<T> {
+    fn get(&self, endpoint: Endpoint) -> Option<&T> {
+        self.0[endpoint as usize].as_ref()
+    }
+
+    fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> PerEndpoint<U> {
+        PerEndpoint(std::array::from_fn(|i| self.0[i].as_ref().map(&mut f)))
+    }
+}
+
 /// What the dispatcher sends: the endpoint and the finished body.
 #[derive(Debug, Clone)]
 pub struct UpstreamRequest {
@@ -74,13 +98,9 @@ pub enum Reach {
 /// that spends no tokens.
 pub struct HttpSpec {
     pub base_url: String,
-    pub chat_path: &'static str,
-    pub completions_path: &'static str,
-    pub embeddings_path: &'static str,
-    /// `None`: the kind serves no rerank (refused at load time); the same for the others.
-    pub rerank_path: Option<&'static str>,
-    pub moderations_path: Option<&'static str>,
-    pub images_path: Option<&'static str>,
+    /// Each endpoint the kind serves, relative to `base_url` (an endpoint left out is one it
+    /// cannot serve: its models are refused at load time).
+    pub paths: &'static [(Endpoint, &'static str)],
     /// Sent with stream requests besides `accept: text/event-stream`.
     pub stream_headers: &'static [(&'static str, &'static str)],
     pub probe_url: String,
@@ -146,12 +166,7 @@ enum Via {
 /// hyper-util's requests for an upstream: its endpoints and what stream requests add besides
 /// `accept`.
 struct Hyper {
-    chat_uri: Uri,
-    completions_uri: Uri,
-    embeddings_uri: Uri,
-    rerank_uri: Option<Uri>,
-    moderations_uri: Option<Uri>,
-    images_uri: Option<Uri>,
+    uris: PerEndpoint<Uri>,
     stream_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -159,12 +174,7 @@ struct Hyper {
 /// `content-type` and the key; what stream requests add.
 struct Plain {
     origin: h1::Origin,
-    chat: Vec<u8>,
-    completions: Vec<u8>,
-    embeddings: Vec<u8>,
-    rerank: Option<Vec<u8>>,
-    moderations: Option<Vec<u8>>,
-    images: Option<Vec<u8>>,
+    heads: PerEndpoint<Vec<u8>>,
     stream_extra: Vec<u8>,
 }
 
@@ -246,18 +256,19 @@ impl HttpUpstream {
         }
         fixed.extend(static_headers(spec.headers)?);
         let stream_headers = static_headers(spec.stream_headers)?;
+        let mut uris = PerEndpoint(std::array::from_fn(|_| None));
+        for (endpoint, path) in spec.paths {
+            uris.0[*endpoint as usize] = Some(uri(path)?);
+        }
+        // Every endpoint is under the one base URL: the chat one says how it is reached.
+        let plain = uris.get(Endpoint::Chat).and_then(Uri::scheme_str) == Some("http");
         let hyper = Hyper {
-            chat_uri: uri(spec.chat_path)?,
-            completions_uri: uri(spec.completions_path)?,
-            embeddings_uri: uri(spec.embeddings_path)?,
-            rerank_uri: spec.rerank_path.map(uri).transpose()?,
-            moderations_uri: spec.moderations_path.map(uri).transpose()?,
-            images_uri: spec.images_path.map(uri).transpose()?,
+            uris,
             stream_headers,
         };
-        let via = match hyper.chat_uri.scheme_str() {
-            Some("http") => Via::Plain(Box::new(Plain::new(&hyper, &fixed)?)),
-            _ => Via::Hyper(Box::new(hyper)),
+        let via = match plain {
+            true => Via::Plain(Box::new(Plain::new(&hyper, &fixed)?)),
+            false => Via::Hyper(Box::new(hyper)),
         };
         Ok(Self {
             provider: provider.to_owned(),
@@ -279,15 +290,10 @@ impl HttpUpstream {
         hyper: &Hyper,
         req: UpstreamRequest,
     ) -> Result<UpstreamResponse, GatewayError> {
-        let uri = match req.endpoint {
-            Endpoint::Chat => Some(&hyper.chat_uri),
-            Endpoint::Completions => Some(&hyper.completions_uri),
-            Endpoint::Embeddings => Some(&hyper.embeddings_uri),
-            Endpoint::Rerank => hyper.rerank_uri.as_ref(),
-            Endpoint::Moderations => hyper.moderations_uri.as_ref(),
-            Endpoint::ImageGenerations => hyper.images_uri.as_ref(),
-        }
-        .ok_or_else(|| no_such(&self.provider))?;
+        let uri = hyper
+            .uris
+            .get(req.endpoint)
+            .ok_or_else(|| no_such(&self.provider))?;
         let mut request = Request::new(Full::new(req.body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
@@ -329,15 +335,10 @@ impl HttpUpstream {
         plain: &Plain,
         req: UpstreamRequest,
     ) -> Result<UpstreamResponse, GatewayError> {
-        let head = match req.endpoint {
-            Endpoint::Chat => Some(&plain.chat),
-            Endpoint::Completions => Some(&plain.completions),
-            Endpoint::Embeddings => Some(&plain.embeddings),
-            Endpoint::Rerank => plain.rerank.as_ref(),
-            Endpoint::Moderations => plain.moderations.as_ref(),
-            Endpoint::ImageGenerations => plain.images.as_ref(),
-        }
-        .ok_or_else(|| no_such(&self.provider))?;
+        let head = plain
+            .heads
+            .get(req.endpoint)
+            .ok_or_else(|| no_such(&self.provider))?;
         let mut extra: &[u8] = if req.stream { &plain.stream_extra } else { &[] };
         // A request's own headers and a sampled attempt's `traceparent` (only then is a head
         // line allocated).
@@ -430,7 +431,11 @@ const MAX_PROBE_BODY: usize = 1 << 20;
 impl Plain {
     /// The same endpoints and headers as `hyper` would send, as ready-made heads.
     fn new(hyper: &Hyper, fixed: &[(HeaderName, HeaderValue)]) -> Result<Self, String> {
-        let origin = h1::Origin::of(&hyper.chat_uri)?;
+        let chat = hyper
+            .uris
+            .get(Endpoint::Chat)
+            .ok_or("a provider serves chat at least")?;
+        let origin = h1::Origin::of(chat)?;
         let lines = header_lines(fixed);
         let mut fields: Vec<&[u8]> = vec![b"content-type: application/json"];
         fields.extend(lines.iter().map(Vec::as_slice));
@@ -447,12 +452,7 @@ impl Plain {
             );
         }
         Ok(Self {
-            chat: head(&hyper.chat_uri),
-            completions: head(&hyper.completions_uri),
-            embeddings: head(&hyper.embeddings_uri),
-            rerank: hyper.rerank_uri.as_ref().map(head),
-            moderations: hyper.moderations_uri.as_ref().map(head),
-            images: hyper.images_uri.as_ref().map(head),
+            heads: hyper.uris.map(head),
             stream_extra,
             origin,
         })

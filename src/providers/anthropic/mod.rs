@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::error::GatewayError;
 use crate::request::Native;
-use crate::routing::transport::{Auth, HttpSpec};
+use crate::routing::transport::{Auth, Endpoint, HttpSpec};
 
 pub const MESSAGES_PATH: &str = "v1/messages";
 /// Sent with every request: the version every SDK pins (any other is accepted from clients).
@@ -27,13 +27,11 @@ pub fn http_spec(base_url: String) -> HttpSpec {
     HttpSpec {
         probe_url: format!("{base}/v1/models?limit=1"),
         base_url: base,
-        chat_path: MESSAGES_PATH,
-        completions_path: MESSAGES_PATH,
-        // Anthropic serves no embeddings; requests for them are refused before they are sent.
-        embeddings_path: MESSAGES_PATH,
-        rerank_path: None,
-        moderations_path: None,
-        images_path: None,
+        // Chat and legacy completions, both translated to Messages; nothing else.
+        paths: &[
+            (Endpoint::Chat, MESSAGES_PATH),
+            (Endpoint::Completions, MESSAGES_PATH),
+        ],
         stream_headers: &[],
         auth: Auth::ApiKey,
         headers: HEADERS,

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use super::types::{ResponseContext, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::EmbeddingInput;
-use crate::routing::transport::{Auth, HttpSpec};
+use crate::routing::transport::{Auth, Endpoint, HttpSpec};
 use types::{
     DashScopeEmbeddingResponse, DashScopeGenerationResponse, DashScopeMessage, DashScopeUsage,
 };
@@ -40,12 +40,13 @@ pub fn http_spec(base_url: String) -> HttpSpec {
     HttpSpec {
         probe_url: format!("{origin}/compatible-mode/v1/models"),
         base_url,
-        chat_path: CHAT_PATH,
-        completions_path: CHAT_PATH,
-        embeddings_path: EMBEDDINGS_PATH,
-        rerank_path: Some(RERANK_PATH),
-        moderations_path: None,
-        images_path: None,
+        paths: &[
+            (Endpoint::Chat, CHAT_PATH),
+            // Legacy completions are chat requests with a prompt, natively.
+            (Endpoint::Completions, CHAT_PATH),
+            (Endpoint::Embeddings, EMBEDDINGS_PATH),
+            (Endpoint::Rerank, RERANK_PATH),
+        ],
         stream_headers: STREAM_HEADERS,
         auth: Auth::Bearer,
         headers: &[],
