@@ -107,6 +107,8 @@ struct Inner {
     retry_after: Option<Duration>,
     /// Only for `MethodNotAllowed`: the methods the path takes (the `Allow` header).
     allow: &'static str,
+    /// Not retried on another route whatever its kind (an upload that cannot be sent twice).
+    last: bool,
 }
 
 #[derive(Serialize)]
@@ -261,7 +263,14 @@ impl GatewayError {
             upstream: None,
             retry_after: None,
             allow: "",
+            last: false,
         }))
+    }
+
+    /// The same error, never retried on another route (its request cannot be sent again).
+    pub fn not_retried(mut self) -> Self {
+        self.0.last = true;
+        self
     }
 
     /// 405 for `method` on `path`, which takes only `allow` (RFC 9110 §15.5.6: the answer names
@@ -353,14 +362,15 @@ impl GatewayError {
 
     /// Whether the dispatcher may try another route (and count a failure against this one).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self.0.kind,
-            ErrorKind::UpstreamRateLimited
-                | ErrorKind::UpstreamAuth
-                | ErrorKind::UpstreamFailed
-                | ErrorKind::UpstreamUnreachable
-                | ErrorKind::UpstreamTimeout
-        )
+        !self.0.last
+            && matches!(
+                self.0.kind,
+                ErrorKind::UpstreamRateLimited
+                    | ErrorKind::UpstreamAuth
+                    | ErrorKind::UpstreamFailed
+                    | ErrorKind::UpstreamUnreachable
+                    | ErrorKind::UpstreamTimeout
+            )
     }
 
     pub fn metric_label(&self) -> &'static str {

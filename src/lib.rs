@@ -39,4 +39,5 @@ pub mod state;
 pub mod stats;
 pub mod tokens;
 pub mod trace;
+pub mod upload;
 pub mod usage;

@@ -215,6 +215,43 @@ impl PassRequest {
     }
 }
 
+/// `POST /v1/audio/speech` (PROTOCOLS.md §13.2): `model` and the `input` it speaks, counted in
+/// characters (what tts models are priced by).
+#[derive(Debug)]
+pub struct SpeechRequest {
+    pub body: Bytes,
+    pub model: String,
+    pub model_span: Range<usize>,
+    /// Unicode scalar values of `input`.
+    pub characters: u64,
+}
+
+#[derive(Deserialize)]
+struct SpeechPeek<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    input: Option<Cow<'a, str>>,
+}
+
+// === impl SpeechRequest ===
+
+impl SpeechRequest {
+    pub fn parse(body: Bytes) -> Result<Self, GatewayError> {
+        let peek: SpeechPeek<'_> =
+            serde_json::from_slice(&body).map_err(|e| json_error::<SpeechPeek>(&body, e))?;
+        check_depth(&body)?;
+        let (model, model_span) = model_field(&body, peek.model)?;
+        let characters = peek.input.ok_or_else(|| missing("input"))?.chars().count() as u64;
+        Ok(Self {
+            body,
+            model,
+            model_span,
+            characters,
+        })
+    }
+}
+
 // === impl RerankRequest ===
 
 impl RerankRequest {

@@ -28,6 +28,8 @@ use crate::usage::price::Price;
 /// Everything one config generation defines.
 pub struct Runtime {
     pub max_body_bytes: usize,
+    /// Multipart uploads' limit (`server.max_upload_bytes`).
+    pub max_upload_bytes: usize,
     /// A stalled request body gets 408 after this.
     pub body_read_timeout: Duration,
     /// Most choices (`n`) one request may ask for.
@@ -75,6 +77,7 @@ impl Runtime {
         let table = Table::build(&providers, policy, catalog, None)?;
         Ok(Self {
             max_body_bytes: config.server.max_body_bytes,
+            max_upload_bytes: config.server.max_upload_bytes,
             body_read_timeout: config.server.body_read_timeout.0,
             max_n: u64::from(config.limits.max_n),
             cors_origins: config
@@ -97,6 +100,7 @@ impl Runtime {
     pub fn with_catalog(&self, catalog: &Catalog) -> Result<Self, String> {
         Ok(Self {
             max_body_bytes: self.max_body_bytes,
+            max_upload_bytes: self.max_upload_bytes,
             body_read_timeout: self.body_read_timeout,
             max_n: self.max_n,
             cors_origins: self.cors_origins.clone(),
@@ -265,7 +269,9 @@ impl Table {
                 ModelType::Embedding => "embeddings",
                 ModelType::Rerank => "rerank",
                 ModelType::Moderation => "moderations",
-                ModelType::Image => "image generations",
+                ModelType::Image => "image generations and edits",
+                ModelType::Transcription => "audio transcriptions and translations",
+                ModelType::Speech => "speech",
             };
             return Err(GatewayError::invalid_request(format!(
                 "The model `{name}` is a {} model; it serves {}, not {}.",

@@ -3,6 +3,7 @@
 //! formats an error body itself.
 
 pub mod admin;
+pub mod audio;
 pub mod chat;
 pub mod completions;
 pub mod dashboard;
@@ -35,6 +36,16 @@ pub fn render(answered: Answered) -> Response<Body> {
         Answered::Whole(mut answer) => {
             let mut response = json(StatusCode::OK, std::mem::take(&mut answer.body));
             answered_headers(&mut response, &answer);
+            response
+        }
+        Answered::Typed(mut answer, content_type) => {
+            let body = std::mem::replace(&mut answer.body, crate::body::empty());
+            let mut response = Response::new(body);
+            answered_headers(&mut response, &answer);
+            let headers = response.headers_mut();
+            // Streamed audio and events must not wait in a proxy's buffer.
+            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            headers.insert(CONTENT_TYPE, content_type);
             response
         }
         Answered::Stream(mut answer) => {
@@ -138,7 +149,9 @@ pub async fn read_body(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Bytes
         // The 413 goes out now; the body still arriving is read and thrown away for a bounded
         // time (nginx's lingering close), so a client that writes all of it before reading
         // gets the answer instead of a reset.
-        ctx.app.background.spawn(discard(req.into_body()));
+        ctx.app
+            .background
+            .spawn(crate::body::discard(req.into_body()));
         return Err(too_large());
     }
     let capacity = declared.map_or(0, |len| len as usize);
@@ -193,17 +206,20 @@ pub async fn read_body(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Bytes
     Ok(body)
 }
 
-/// Most a refused body is read for, and how long, before its connection is let go.
-const DISCARD_BYTES: usize = 64 * 1024 * 1024;
-const DISCARD_FOR: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Reads and drops a body, up to `DISCARD_BYTES` or `DISCARD_FOR`, whichever comes first.
-async fn discard(body: Incoming) {
-    let drain = async {
-        let mut body = Limited::new(body, DISCARD_BYTES);
-        while let Some(Ok(_)) = body.frame().await {}
+/// Reads a multipart upload far enough to route it (`crate::upload`), within
+/// `server.max_upload_bytes`.
+pub async fn read_upload(
+    ctx: &RequestCtx,
+    req: Request<Incoming>,
+    form: &crate::upload::Form,
+) -> Result<crate::upload::Upload, GatewayError> {
+    let limits = crate::upload::Limits {
+        max_bytes: ctx.runtime.max_upload_bytes as u64,
+        read_timeout: ctx.runtime.body_read_timeout,
     };
-    let _ = tokio::time::timeout(DISCARD_FOR, drain).await;
+    let background = &ctx.app.background;
+    let discard = |body| background.spawn(crate::body::discard(body));
+    crate::upload::Upload::read(req, form, &limits, discard).await
 }
 
 pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {

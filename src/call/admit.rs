@@ -42,6 +42,33 @@ pub fn model<'a>(
     Ok(model)
 }
 
+/// [`model`] for an endpoint whose clients may leave `model` out (moderations, images): then
+/// the first configured model of the type serves.
+pub fn model_or_first<'a>(
+    ctx: &'a RequestCtx,
+    key: Option<&ApiKey>,
+    name: Option<&str>,
+    kind: ModelType,
+) -> Result<&'a Arc<ModelEntry>, GatewayError> {
+    let name = match name {
+        Some(name) => name,
+        None => ctx
+            .runtime
+            .models()
+            .iter()
+            .find(|m| m.kind == kind)
+            .map(|m| m.name.as_str())
+            .ok_or_else(|| {
+                GatewayError::invalid_request(format!(
+                    "no {} model is configured: name one in 'model'",
+                    kind.name()
+                ))
+                .with_param("model")
+            })?,
+    };
+    model(ctx, key, name, kind)
+}
+
 /// Admits a request under its key's rpm/tpm limits and budget. `tokens` gives the request's
 /// reservation as (prompt tokens, most completion tokens), counted with `encoding`; it is only
 /// computed for a key with a tpm limit or a budget: counting costs CPU, and the encoding's table

@@ -63,7 +63,13 @@ impl ChatEvents {
                         self.decoder.push(&data);
                     }
                 }
-                Some(Err(never)) => match never {},
+                // Chat relays end with an error event, never a cut.
+                Some(Err(crate::body::Cut)) => {
+                    return Poll::Ready(ChatEvent::Failed(GatewayError::new(
+                        ErrorKind::UpstreamFailed,
+                        "the stream was cut short",
+                    )));
+                }
                 // The relay always ends with `[DONE]` or an error event; anything else is a cut,
                 // never a silent end.
                 None => {

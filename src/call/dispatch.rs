@@ -7,7 +7,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
+use http::HeaderValue;
 use tokio::time::{Instant, timeout};
+
+use super::media_stream::MediaStream;
 
 use super::context::{Rejection, RequestCtx};
 use super::outcome::Recorder;
@@ -16,7 +20,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::providers::{Adapter, Priced, ResponseContext, StreamRelay, Usage};
 use crate::request::{ChatRequest, EmbeddingsRequest};
 use crate::routing::dispatch::{Served, dispatch};
-use crate::routing::transport::{ByteStream, UpstreamRequest, collect};
+use crate::routing::transport::{UpstreamRequest, UpstreamResponse, collect};
 use crate::routing::{ModelEntry, Route};
 use crate::trace::{Kind, UPSTREAM_TRACEPARENT, Value};
 use crate::usage::estimate::Reply;
@@ -154,6 +158,73 @@ where
     })
 }
 
+/// What a media attempt got: a whole answer (JSON, text, subtitles), or a streamed one (audio,
+/// SSE) past its first read; either with the upstream's content type.
+pub enum Got {
+    Whole(Bytes, HeaderValue),
+    // Boxed: the stream's timers and state are large, and whole answers are the common case.
+    Stream(Box<MediaStream>, HeaderValue),
+}
+
+/// Audio and image edits: each route's request from `build`; the answer read whole, or streamed
+/// when it is SSE or `stream` says so (speech's audio), its first read before the commit point.
+/// `until`: when an attempt gives up (an upload's attempt lasts as long as the client takes to
+/// send it: the request's deadline, not the provider's timeout). `spent`: whether the request
+/// can no longer be sent again (an upload already read by a route), making a failure final.
+pub async fn media<B, S>(
+    ctx: &RequestCtx,
+    model: &ModelEntry,
+    recorder: Recorder,
+    stream: bool,
+    until: Option<Instant>,
+    build: B,
+    spent: S,
+) -> Result<(Served<Got>, Recorder), Rejection>
+where
+    B: Fn(Adapter, &Route) -> Result<UpstreamRequest, GatewayError>,
+    S: Fn() -> bool + Copy,
+{
+    let deadline = ctx.deadline;
+    through_routes(ctx, model, None, recorder, |route| {
+        let adapter = Adapter::of(route.provider.kind);
+        let upstream = build(adapter, &route);
+        async move {
+            let attempt = async {
+                let response = send_checked(&route, adapter, upstream?).await?;
+                let content_type = response
+                    .content_type
+                    .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+                let sse = content_type.as_bytes().starts_with(b"text/event-stream");
+                let mut body = response.body;
+                if !(stream || sse) {
+                    let body = collect(body, MAX_COMPLETION).await?;
+                    return Ok(Got::Whole(
+                        route.provider.transport.scrub(body),
+                        content_type,
+                    ));
+                }
+                let first = body.next().await.transpose()?.unwrap_or_default();
+                let stream = MediaStream::new(first, body, sse, route.clone(), deadline);
+                Ok(Got::Stream(Box::new(stream), content_type))
+            };
+            let until = until.unwrap_or_else(|| Instant::now() + route.provider.timeout);
+            let result = tokio::time::timeout_at(until, attempt)
+                .await
+                .unwrap_or_else(|_| Err(timed_out(&route)));
+            match result {
+                // Counted against the route here: the dispatcher will not see it as a failure.
+                Err(e) if e.is_retryable() && spent() => {
+                    route.health.record_failure(Instant::now());
+                    crate::metrics::upstream_failure(&route.provider.id, e.metric_label());
+                    Err(e.not_retried())
+                }
+                result => result,
+            }
+        }
+    })
+    .await
+}
+
 /// Tries routes with `attempt` until one serves (`routing::dispatch`); a request that no route
 /// served is recorded here, so the caller only handles success.
 async fn through_routes<T, F, Fut>(
@@ -249,7 +320,7 @@ async fn send_buffered(
     max_response: usize,
 ) -> Result<Bytes, GatewayError> {
     let attempt = async {
-        let body = send_checked(route, adapter, req).await?;
+        let body = send_checked(route, adapter, req).await?.body;
         let body = collect(body, max_response).await?;
         // Whole, before any adapter reads it.
         Ok(route.provider.transport.scrub(body))
@@ -269,7 +340,7 @@ async fn open_stream(
     deadline: Instant,
 ) -> Result<RelayStream, GatewayError> {
     let attempt = async {
-        let body = send_checked(route, adapter, req).await?;
+        let body = send_checked(route, adapter, req).await?.body;
         let mut stream =
             RelayStream::new(body, relay, route.clone(), route.provider.timeout, deadline);
         stream.prime().await?;
@@ -285,11 +356,11 @@ async fn send_checked(
     route: &Route,
     adapter: Adapter,
     req: UpstreamRequest,
-) -> Result<ByteStream, GatewayError> {
+) -> Result<UpstreamResponse, GatewayError> {
     let provider = &route.provider;
     let response = provider.transport.send(req).await?;
     if response.status.is_success() {
-        return Ok(response.body);
+        return Ok(response);
     }
     let body = collect(response.body, MAX_ERROR_BODY)
         .await

@@ -13,7 +13,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderValue;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::time::Sleep;
 
@@ -82,7 +81,7 @@ pub async fn messages(
         // Anthropic's events already, whichever route served (see `providers::messages`).
         let served = dispatch::stream(ctx, model, &chat, recorder, None).await?;
         return Ok(Answered::Stream(Answer {
-            body: Pinged::new(served.value).boxed_unsync(),
+            body: crate::body::boxed(Pinged::new(served.value)),
             route: Some(served.route),
             admission,
             session: None,

@@ -18,6 +18,8 @@ pub mod chat_events;
 pub mod compress;
 pub mod context;
 pub mod dispatch;
+pub mod media;
+mod media_stream;
 pub mod messages;
 pub mod outcome;
 pub mod pipeline;

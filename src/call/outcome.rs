@@ -68,6 +68,9 @@ pub struct Recorder {
 struct StreamRecorder {
     route: Arc<Route>,
     recorder: Recorder,
+    /// A media stream's: priced by these units and the usage its events report, never by
+    /// counting what was relayed (audio is not text).
+    units: Option<Option<(Unit, u64)>>,
 }
 
 // === impl Draft ===
@@ -332,6 +335,27 @@ impl Recorder {
         Box::new(StreamRecorder {
             route: route.clone(),
             recorder: self,
+            units: None,
+        })
+    }
+
+    /// A media stream (audio, transcript events) passed its commit point: recorded when it ends
+    /// with `units` and the usage its events reported (zero tokens if none).
+    pub fn streaming_media(
+        self,
+        route: &Arc<Route>,
+        attempts: u32,
+        ttft: Duration,
+        units: Option<(Unit, u64)>,
+    ) -> Box<dyn StreamObserver> {
+        route.metrics.ttft(ttft);
+        let mut recorder = self;
+        recorder.draft.routed(Some(route), attempts, Some(ttft));
+        recorder.traced(Some(route), Some(attempts), None);
+        Box::new(StreamRecorder {
+            route: route.clone(),
+            recorder,
+            units: Some(units),
         })
     }
 
@@ -410,7 +434,16 @@ fn settle_budget(app: &Arc<App>, spend: Spend, record: Option<&UsageRecord>) {
 
 impl StreamObserver for StreamRecorder {
     fn finished(self: Box<Self>, end: StreamEnd, usage: Option<Usage>, seen: Transcript) {
-        let Self { route, recorder } = *self;
+        let Self {
+            route,
+            recorder,
+            units,
+        } = *self;
+        // A media stream's usage is what its events said, or none at all.
+        let usage = match units {
+            Some(_) => Some(usage.unwrap_or_default()),
+            None => usage,
+        };
         let latency = recorder.started.elapsed();
         if let Some(span) = &recorder.trace {
             recorder.traced(Some(&route), None, usage);
@@ -452,7 +485,7 @@ impl StreamObserver for StreamRecorder {
             reply: Some(Reply::Chunks(seen)),
             error,
             latency,
-            units: None,
+            units: units.flatten(),
         });
     }
 }

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 
 use super::admit;
 use super::cached::{self, Plan};
@@ -16,7 +15,6 @@ use super::turn;
 use crate::body::Body;
 use crate::cache::{Endpoint, Verdict};
 use crate::config::ModelType;
-use crate::error::GatewayError;
 use crate::limits::keys::ApiKey;
 use crate::limits::rate::Admission;
 use crate::request::{ChatRequest, EmbeddingsRequest, Form, PassRequest, RerankRequest};
@@ -36,10 +34,12 @@ pub struct Answer<T> {
     pub cache: Option<Verdict>,
 }
 
-/// An answer as the client gets it: one JSON body, or an SSE stream (boxed once, here).
+/// An answer as the client gets it: one JSON body, an SSE stream (boxed once, here), or a
+/// media answer with the upstream's content type (audio, text, subtitles; whole or streamed).
 pub enum Answered {
     Whole(Answer<Bytes>),
     Stream(Answer<Body>),
+    Typed(Answer<Body>, http::HeaderValue),
 }
 
 /// A chat request, or a legacy completion (`Form::Completion`: a chat model's routes,
@@ -127,7 +127,7 @@ pub async fn chat(
             relay.finish_with(store);
         }
         return Ok(Answered::Stream(Answer {
-            body: relay.boxed_unsync(),
+            body: crate::body::boxed(relay),
             route: Some(served.route),
             admission,
             session,
@@ -236,23 +236,8 @@ pub async fn pass(
     req: &PassRequest,
 ) -> Result<Answer<Bytes>, Rejection> {
     let key = key.as_deref();
-    let name = match &req.model {
-        Some((name, _)) => name.as_str(),
-        None => ctx
-            .runtime
-            .models()
-            .iter()
-            .find(|m| m.kind == kind)
-            .map(|m| m.name.as_str())
-            .ok_or_else(|| {
-                GatewayError::invalid_request(format!(
-                    "no {} model is configured: name one in 'model'",
-                    kind.name()
-                ))
-                .with_param("model")
-            })?,
-    };
-    let model = admit::model(ctx, key, name, kind)?;
+    let name = req.model.as_ref().map(|(name, _)| name.as_str());
+    let model = admit::model_or_first(ctx, key, name, kind)?;
     let (endpoint, purpose) = match kind {
         ModelType::Image => (transport::Endpoint::ImageGenerations, Purpose::Image),
         _ => (transport::Endpoint::Moderations, Purpose::Moderation),
@@ -271,7 +256,7 @@ pub async fn pass(
 
 /// Admits a request priced by what its answer reports (tokens counted upstream, units): the
 /// key's rpm and budget, no tokens reserved; and its recorder.
-async fn admit_by_units(
+pub(super) async fn admit_by_units(
     ctx: &RequestCtx,
     key: Option<&ApiKey>,
     model: &ModelEntry,

@@ -12,7 +12,6 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::BodyExt;
 
 use super::admit;
 use super::cached::{self, Plan};
@@ -77,7 +76,7 @@ pub async fn responses(
         if req.stream {
             let events = ResponsesStream::new(crate::body::full(chat), head, expanded.chain);
             return Ok(Answered::Stream(Answer {
-                body: events.boxed_unsync(),
+                body: crate::body::boxed(events),
                 route: None,
                 admission,
                 session: None,
@@ -112,9 +111,9 @@ pub async fn responses(
         if let Some(store) = plan.stream_store(ctx) {
             served.value.finish_with(store);
         }
-        let events = ResponsesStream::new(served.value.boxed_unsync(), head, chain);
+        let events = ResponsesStream::new(crate::body::boxed(served.value), head, chain);
         return Ok(Answered::Stream(Answer {
-            body: events.boxed_unsync(),
+            body: crate::body::boxed(events),
             route: Some(served.route),
             admission,
             session: None,

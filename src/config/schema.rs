@@ -113,6 +113,8 @@ pub struct ControlConfig {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
+    /// Multipart uploads (audio, image edits), streamed upstream as they arrive.
+    pub max_upload_bytes: usize,
     /// Request line plus headers; a larger head gets 431.
     pub max_header_bytes: usize,
     pub request_timeout: ConfigDuration,
@@ -201,8 +203,12 @@ pub enum ModelType {
     Rerank,
     /// `/v1/moderations`.
     Moderation,
-    /// `/v1/images/generations`.
+    /// `/v1/images/generations`, `/v1/images/edits`.
     Image,
+    /// `/v1/audio/transcriptions`, `/v1/audio/translations`.
+    Transcription,
+    /// `/v1/audio/speech`.
+    Speech,
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,7 +244,7 @@ pub enum Tokenizer {
     O200kHarmony,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriceConfig {
     /// Token prices: required for chat and embedding models, 0 where a model is priced per unit.
@@ -258,6 +264,12 @@ pub struct PriceConfig {
     /// Image generation: dollars per image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_image: Option<f64>,
+    /// Transcription and translation: dollars per minute of audio (billed by the second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<f64>,
+    /// Speech: dollars per million characters of input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_1m_chars: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -442,6 +454,8 @@ impl ModelType {
             ModelType::Rerank => "rerank",
             ModelType::Moderation => "moderation",
             ModelType::Image => "image",
+            ModelType::Transcription => "transcription",
+            ModelType::Speech => "speech",
         }
     }
 }
@@ -455,7 +469,13 @@ impl ProviderKind {
         match (self, t) {
             (ProviderKind::Anthropic, ModelType::Chat) => true,
             (ProviderKind::Anthropic, _) => false,
-            (ProviderKind::Dashscope, ModelType::Moderation | ModelType::Image) => false,
+            (
+                ProviderKind::Dashscope,
+                ModelType::Moderation
+                | ModelType::Image
+                | ModelType::Transcription
+                | ModelType::Speech,
+            ) => false,
             _ => true,
         }
     }
@@ -512,6 +532,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             max_body_bytes: 8 * 1024 * 1024,
+            max_upload_bytes: 25 * 1024 * 1024,
             max_header_bytes: 32 * 1024,
             request_timeout: ConfigDuration::secs(600),
             shutdown_grace: ConfigDuration::secs(30),

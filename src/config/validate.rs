@@ -54,6 +54,12 @@ fn check_server(server: &ServerConfig) -> Result<(), ConfigError> {
             "must be greater than 0",
         ));
     }
+    if server.max_upload_bytes == 0 {
+        return Err(ConfigError::new(
+            "server.max_upload_bytes",
+            "must be greater than 0",
+        ));
+    }
     if server.max_connections == 0 {
         return Err(ConfigError::new(
             "server.max_connections",

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
 use crate::config::MockConfig;
 use crate::routing::transport::{Endpoint, LocalAnswer, LocalUpstream, UpstreamRequest};
 use crate::sse::{DONE_FRAME, data_frame};
+
+mod media;
 
 #[derive(Debug, Clone)]
 pub struct MockUpstream {
@@ -113,6 +115,7 @@ impl MockUpstream {
         chunks.push(Bytes::from_static(DONE_FRAME));
         LocalAnswer {
             status: StatusCode::OK,
+            content_type: Some(HeaderValue::from_static("text/event-stream")),
             chunks,
             latency: self.latency,
             interval: self.chunk_interval,
@@ -168,6 +171,7 @@ impl MockUpstream {
         chunks.push(Bytes::from_static(DONE_FRAME));
         LocalAnswer {
             status: StatusCode::OK,
+            content_type: Some(HeaderValue::from_static("text/event-stream")),
             chunks,
             latency: self.latency,
             interval: self.chunk_interval,
@@ -335,7 +339,7 @@ impl MockUpstream {
     }
 
     /// `n` images (a 1×1 PNG, as base64 or a data URL), with GPT image models' token usage.
-    fn images(&self, body: &Value, created: u64) -> LocalAnswer {
+    pub(super) fn images(&self, body: &Value, created: u64) -> LocalAnswer {
         if !body["prompt"].is_string() {
             return self.error(StatusCode::BAD_REQUEST, "mock upstream: prompt required");
         }
@@ -356,14 +360,15 @@ impl MockUpstream {
         self.json(StatusCode::OK, &out, self.latency)
     }
 
-    fn error(&self, status: StatusCode, message: &str) -> LocalAnswer {
+    pub(super) fn error(&self, status: StatusCode, message: &str) -> LocalAnswer {
         let out = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}});
         self.json(status, &out, Duration::ZERO)
     }
 
-    fn json(&self, status: StatusCode, value: &Value, latency: Duration) -> LocalAnswer {
+    pub(super) fn json(&self, status: StatusCode, value: &Value, latency: Duration) -> LocalAnswer {
         LocalAnswer {
             status,
+            content_type: Some(HeaderValue::from_static("application/json")),
             chunks: vec![Bytes::from(value.to_string())],
             latency,
             interval: Duration::ZERO,
@@ -435,6 +440,12 @@ impl LocalUpstream for MockUpstream {
     fn answer(&self, req: &UpstreamRequest, created: u64) -> LocalAnswer {
         // The mock reads requests as a tree, in the gateway's own process: held to the same
         // bound as the translating paths, as a real upstream would refuse a body it cannot hold.
+        match req.endpoint {
+            Endpoint::Transcriptions => return media::transcription(self, req, false),
+            Endpoint::Translations => return media::transcription(self, req, true),
+            Endpoint::ImageEdits => return media::image_edit(self, req, created),
+            _ => {}
+        }
         if let Err(e) = crate::request::check_tree(&req.body) {
             return self.error(StatusCode::BAD_REQUEST, e.message());
         }
@@ -448,6 +459,10 @@ impl LocalUpstream for MockUpstream {
             Endpoint::Rerank => self.rerank(&body),
             Endpoint::Moderations => self.moderations(&body),
             Endpoint::ImageGenerations => self.images(&body, created),
+            Endpoint::Speech => media::speech(self, &body),
+            Endpoint::Transcriptions | Endpoint::Translations | Endpoint::ImageEdits => {
+                self.error(StatusCode::BAD_REQUEST, "mock upstream: expected a form")
+            }
         }
     }
 }

@@ -69,6 +69,10 @@ pub fn http_spec(base_url: String) -> HttpSpec {
             (Endpoint::Rerank, "rerank"),
             (Endpoint::Moderations, "moderations"),
             (Endpoint::ImageGenerations, "images/generations"),
+            (Endpoint::ImageEdits, "images/edits"),
+            (Endpoint::Transcriptions, "audio/transcriptions"),
+            (Endpoint::Translations, "audio/translations"),
+            (Endpoint::Speech, "audio/speech"),
         ],
         stream_headers: &[],
         auth: Auth::Bearer,
@@ -112,7 +116,10 @@ pub fn pass_units(endpoint: Endpoint, body: &[u8]) -> (Option<Usage>, Option<(Un
             )
         });
     let units = match endpoint {
-        Endpoint::ImageGenerations => {
+        Endpoint::Transcriptions | Endpoint::Translations => {
+            audio_seconds(body).map(|seconds| (Unit::Seconds, seconds))
+        }
+        Endpoint::ImageGenerations | Endpoint::ImageEdits => {
             let data = crate::json::first_top_level(body, b"data");
             let n = data
                 .and_then(|d| crate::json::elements_at(body, d.start))
@@ -122,6 +129,18 @@ pub fn pass_units(endpoint: Endpoint, body: &[u8]) -> (Option<Usage>, Option<(Un
         _ => None,
     };
     (usage, units)
+}
+
+/// The seconds a transcription reports: whisper's `usage.seconds` (already rounded up), else
+/// `verbose_json`'s `duration` rounded up the same way (PROTOCOLS.md §13.7).
+fn audio_seconds(body: &[u8]) -> Option<u64> {
+    let usage = crate::json::member(body, b"usage");
+    if let Some([Some(seconds)]) = usage.and_then(|u| crate::json::counts(u, [b"seconds"])) {
+        return Some(seconds);
+    }
+    let duration = crate::json::member(body, b"duration")?;
+    let duration: f64 = std::str::from_utf8(duration).ok()?.parse().ok()?;
+    (duration.is_finite() && duration >= 0.0).then(|| duration.ceil() as u64)
 }
 
 /// `body` with `"model": model` (JSON) as its first member, for a client that named none.

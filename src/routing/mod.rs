@@ -170,6 +170,8 @@ impl ModelEntry {
             ModelType::Rerank => "rerank",
             ModelType::Moderation => "moderations",
             ModelType::Image => "image_generation",
+            ModelType::Transcription => "transcription",
+            ModelType::Speech => "speech",
         }
     }
 

@@ -39,6 +39,12 @@ pub enum Endpoint {
     Rerank,
     Moderations,
     ImageGenerations,
+    /// Multipart uploads (PROTOCOLS.md §13.1, §13.3).
+    Transcriptions,
+    Translations,
+    ImageEdits,
+    /// Audio back, streamed (§13.2).
+    Speech,
 }
 
 /// One `T` per endpoint a provider serves (`None` for the others): its URIs, its heads.
@@ -47,11 +53,33 @@ struct PerEndpoint<T>([Option<T>; Endpoint::COUNT]);
 // === impl Endpoint ===
 
 impl Endpoint {
-    const COUNT: usize = 6;
+    const COUNT: usize = 10;
+
+    /// Its body is the client's multipart form, not JSON.
+    pub fn is_upload(self) -> bool {
+        matches!(
+            self,
+            Endpoint::Transcriptions | Endpoint::Translations | Endpoint::ImageEdits
+        )
+    }
 }
 
 // A new endpoint must widen the table.
-const _: () = assert!(Endpoint::ImageGenerations as usize + 1 == Endpoint::COUNT);
+const _: () = assert!(Endpoint::Speech as usize + 1 == Endpoint::COUNT);
+
+/// Every endpoint, in table order.
+const ENDPOINTS: [Endpoint; Endpoint::COUNT] = [
+    Endpoint::Chat,
+    Endpoint::Completions,
+    Endpoint::Embeddings,
+    Endpoint::Rerank,
+    Endpoint::Moderations,
+    Endpoint::ImageGenerations,
+    Endpoint::Transcriptions,
+    Endpoint::Translations,
+    Endpoint::ImageEdits,
+    Endpoint::Speech,
+];
 
 // === impl PerEndpoint ===
 
@@ -59,20 +87,28 @@ impl<T> PerEndpoint<T> {
     fn get(&self, endpoint: Endpoint) -> Option<&T> {
         self.0[endpoint as usize].as_ref()
     }
-
-    fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> PerEndpoint<U> {
-        PerEndpoint(std::array::from_fn(|i| self.0[i].as_ref().map(&mut f)))
-    }
 }
 
 /// What the dispatcher sends: the endpoint and the finished body.
-#[derive(Debug, Clone)]
 pub struct UpstreamRequest {
     pub endpoint: Endpoint,
+    /// A JSON body (empty for an upload).
     pub body: Bytes,
     pub stream: bool,
     /// This request's own headers (a Messages client's `anthropic-beta`); usually none.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// A multipart upload, sent as it arrives instead of `body` (boxed: a JSON request, passed
+    /// by value through every layer of a send, should not carry its space).
+    pub upload: Option<Box<Outgoing>>,
+}
+
+/// A body sent as it is read: its type, its length if known (else it goes chunked), its bytes.
+/// An error from the stream (the client's body broke off or broke the form) abandons the
+/// upstream request and is what the client is told.
+pub struct Outgoing {
+    pub content_type: HeaderValue,
+    pub length: Option<u64>,
+    pub stream: ByteStream,
 }
 
 // === impl UpstreamRequest ===
@@ -84,6 +120,15 @@ impl UpstreamRequest {
             body,
             stream,
             headers: Vec::new(),
+            upload: None,
+        }
+    }
+
+    /// An upload to `endpoint`.
+    pub fn upload(endpoint: Endpoint, upload: Outgoing) -> Self {
+        Self {
+            upload: Some(Box::new(upload)),
+            ..Self::new(endpoint, Bytes::new(), false)
         }
     }
 }
@@ -129,15 +174,28 @@ pub trait LocalUpstream: Send + Sync {
 #[derive(Debug)]
 pub struct LocalAnswer {
     pub status: StatusCode,
+    /// Its type, where it is not JSON or SSE (audio, text).
+    pub content_type: Option<HeaderValue>,
     pub chunks: Vec<Bytes>,
     pub latency: Duration,
     pub interval: Duration,
 }
 
-/// Status, the retry hint, and the body as it arrives.
+// === impl LocalAnswer ===
+
+impl LocalAnswer {
+    /// The same answer with `body` as its one chunk.
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
+        self.chunks = vec![body.into()];
+        self
+    }
+}
+
+/// Status, the retry hint, the body's type and the body as it arrives.
 pub struct UpstreamResponse {
     pub status: StatusCode,
     pub retry_after: Option<Duration>,
+    pub content_type: Option<HeaderValue>,
     pub body: ByteStream,
 }
 
@@ -178,7 +236,14 @@ struct Plain {
     stream_extra: Vec<u8>,
 }
 
-type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, SendBody>;
+
+/// What hyper-util's client sends: a whole body, or an upload as it is read.
+type SendBody = http_body_util::combinators::UnsyncBoxBody<Bytes, GatewayError>;
+
+fn full_body(bytes: Bytes) -> SendBody {
+    BodyExt::boxed_unsync(Full::new(bytes).map_err(|never| match never {}))
+}
 
 // === impl Transport ===
 
@@ -219,7 +284,7 @@ impl Transport {
     pub async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, GatewayError> {
         match self {
             Transport::Http(h) => h.send(req).await,
-            Transport::Local(local) => Ok(send_local(local.as_ref(), &req).await),
+            Transport::Local(local) => send_local(local.as_ref(), req).await,
         }
     }
 
@@ -294,11 +359,30 @@ impl HttpUpstream {
             .uris
             .get(req.endpoint)
             .ok_or_else(|| no_such(&self.provider))?;
-        let mut request = Request::new(Full::new(req.body));
+        let (body, content_type, length) = match req.upload {
+            None => (
+                full_body(req.body),
+                HeaderValue::from_static("application/json"),
+                None,
+            ),
+            Some(upload) => {
+                let frames = upload.stream.map_ok(http_body::Frame::data);
+                let body = http_body_util::StreamBody::new(frames);
+                (
+                    BodyExt::boxed_unsync(body),
+                    upload.content_type,
+                    upload.length,
+                )
+            }
+        };
+        let mut request = Request::new(body);
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
         let headers = request.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, content_type);
+        if let Some(length) = length {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
         for (name, value) in self.fixed.iter().chain(&req.headers) {
             headers.insert(name.clone(), value.clone());
         }
@@ -317,6 +401,7 @@ impl HttpUpstream {
             .map_err(|e| classify(&self.provider, &e))?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
+        let content_type = response.headers().get(CONTENT_TYPE).cloned();
         let provider = self.provider.clone();
         let body = response
             .into_body()
@@ -326,6 +411,7 @@ impl HttpUpstream {
         Ok(UpstreamResponse {
             status,
             retry_after,
+            content_type,
             body,
         })
     }
@@ -357,10 +443,16 @@ impl HttpUpstream {
         if let Ok(traced) = &traced {
             extra = traced;
         }
-        let response = match plain.origin.send(head, extra, Some(&req.body)).await {
+        let sent = match req.upload {
+            None => plain.origin.send(head, extra, Some(&req.body)).await,
+            // Boxed: only uploads should carry (and move) the streamed send's state.
+            Some(upload) => Box::pin(plain.origin.send_streamed(head, extra, *upload)).await,
+        };
+        let response = match sent {
             Ok(response) => response,
             Err(h1::Failure::Connect(_)) => return Err(cannot_connect(&self.provider)),
             Err(h1::Failure::Exchange(e)) => return Err(connection_failed(&self.provider, &e)),
+            Err(h1::Failure::Body(e)) => return Err(e),
         };
         let provider = self.provider.clone();
         let body = response
@@ -371,6 +463,7 @@ impl HttpUpstream {
         Ok(UpstreamResponse {
             status: response.status,
             retry_after: response.retry_after,
+            content_type: response.content_type,
             body,
         })
     }
@@ -385,7 +478,7 @@ impl HttpUpstream {
                 .unwrap_or(false);
         }
         let client = thread_client();
-        let mut request = Request::new(Full::new(Bytes::new()));
+        let mut request = Request::new(full_body(Bytes::new()));
         *request.uri_mut() = uri;
         for (name, value) in &self.fixed {
             request.headers_mut().insert(name.clone(), value.clone());
@@ -439,10 +532,14 @@ impl Plain {
         let lines = header_lines(fixed);
         let mut fields: Vec<&[u8]> = vec![b"content-type: application/json"];
         fields.extend(lines.iter().map(Vec::as_slice));
-        let head = |uri: &Uri| {
+        let mut heads = PerEndpoint(std::array::from_fn(|_| None));
+        for (i, uri) in hyper.uris.0.iter().enumerate() {
+            let Some(uri) = uri else { continue };
             let target = uri.path_and_query().map_or("/", |p| p.as_str());
-            origin.head("POST", target, &fields)
-        };
+            // An upload's type (its multipart boundary) is the client's, sent per request.
+            let upload = ENDPOINTS[i].is_upload();
+            heads.0[i] = Some(origin.head("POST", target, &fields[usize::from(upload)..]));
+        }
         let mut stream_extra = b"accept: text/event-stream\r\n".to_vec();
         for (name, value) in &hyper.stream_headers {
             push_line(
@@ -452,7 +549,7 @@ impl Plain {
             );
         }
         Ok(Self {
-            heads: hyper.uris.map(head),
+            heads,
             stream_extra,
             origin,
         })
@@ -523,7 +620,7 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// POSTs `body` to `uri` with this thread's client (the OTLP exporter's batches); `Ok` for a
 /// 2xx, else why not.
 pub async fn post(uri: Uri, content_type: &'static str, body: Bytes) -> Result<(), String> {
-    let mut request = Request::new(Full::new(body));
+    let mut request = Request::new(full_body(body));
     *request.method_mut() = Method::POST;
     *request.uri_mut() = uri;
     request
@@ -572,6 +669,14 @@ fn http_client() -> Client {
 }
 
 fn classify(provider: &str, e: &hyper_util::client::legacy::Error) -> GatewayError {
+    // An upload that broke off: the client's error, not the upstream's.
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        if let Some(own) = inner.downcast_ref::<GatewayError>() {
+            return own.clone();
+        }
+        source = inner.source();
+    }
     if e.is_connect() {
         cannot_connect(provider)
     } else {
@@ -588,9 +693,18 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     h1::retry_hint(value("retry-after-ms"), value("retry-after"))
 }
 
-async fn send_local(local: &dyn LocalUpstream, req: &UpstreamRequest) -> UpstreamResponse {
+async fn send_local(
+    local: &dyn LocalUpstream,
+    mut req: UpstreamRequest,
+) -> Result<UpstreamResponse, GatewayError> {
+    // An in-process upstream reads an upload whole (the demo's mock; bounded by the upload's
+    // own limit).
+    if let Some(upload) = req.upload.take() {
+        req.body = Box::pin(collect(upload.stream, usize::MAX)).await?;
+        req.headers.push((CONTENT_TYPE, upload.content_type));
+    }
     let created = crate::clock::unix_now();
-    let answer = local.answer(req, created);
+    let answer = local.answer(&req, created);
     if !answer.latency.is_zero() {
         tokio::time::sleep(answer.latency).await;
     }
@@ -604,11 +718,12 @@ async fn send_local(local: &dyn LocalUpstream, req: &UpstreamRequest) -> Upstrea
         Some((Ok(chunk), chunks))
     })
     .boxed();
-    UpstreamResponse {
+    Ok(UpstreamResponse {
         status: answer.status,
         retry_after: None,
+        content_type: answer.content_type,
         body,
-    }
+    })
 }
 
 /// Reads a whole body, refusing more than `limit` bytes.

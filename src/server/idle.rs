@@ -119,7 +119,7 @@ impl Activity {
 
 impl HttpBody for Tracked {
     type Data = Bytes;
-    type Error = std::convert::Infallible;
+    type Error = crate::body::Cut;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,

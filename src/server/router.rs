@@ -93,6 +93,14 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
         (&Method::POST, "/v1/images/generations") => {
             Box::pin(api::images::generate(ctx, req)).await
         }
+        (&Method::POST, "/v1/images/edits") => Box::pin(api::images::edit(ctx, req)).await,
+        (&Method::POST, "/v1/audio/transcriptions") => {
+            Box::pin(api::audio::transcribe(ctx, req, false)).await
+        }
+        (&Method::POST, "/v1/audio/translations") => {
+            Box::pin(api::audio::transcribe(ctx, req, true)).await
+        }
+        (&Method::POST, "/v1/audio/speech") => Box::pin(api::audio::speech(ctx, req)).await,
         (&Method::GET, "/v1/models") => api::models::list(ctx, &req),
         (&Method::GET, p) if p.starts_with("/v1/models/") => api::models::get(ctx, &req),
         (&Method::POST, "/v1/responses") => Box::pin(api::responses::create(ctx, req)).await,
@@ -146,6 +154,10 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
             | "/v2/rerank"
             | "/v1/moderations"
             | "/v1/images/generations"
+            | "/v1/images/edits"
+            | "/v1/audio/transcriptions"
+            | "/v1/audio/translations"
+            | "/v1/audio/speech"
             | "/v1/messages"
             | "/v1/messages/count_tokens",
         ) => Err(not_allowed(&req, "POST")),

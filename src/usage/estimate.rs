@@ -121,12 +121,11 @@ mod tests {
         let estimate = Estimate {
             encoding: Encoding::O200kBase,
             price: Price::from_config(Some(&crate::config::PriceConfig {
-                per_1k_searches: None,
-                per_image: None,
                 cached_input_per_1m: None,
                 cache_write_per_1m: None,
                 input_per_1m: 1.0,
                 output_per_1m: 2.0,
+                ..Default::default()
             })),
             request: Bytes::from_static(br#"{"messages":[{"role":"user","content":"Hello"}]}"#),
             reply: Reply::Chunks(transcript),

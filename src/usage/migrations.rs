@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0007_result_cache.sql"),
     ),
     (8, "units", include_str!("../../migrations/0008_units.sql")),
+    (9, "audio", include_str!("../../migrations/0009_audio.sql")),
 ];
 
 /// The advisory lock key shared by every replica's migrations and partition maintenance.

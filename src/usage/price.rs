@@ -19,6 +19,10 @@ pub struct Price {
     search_nanos_per_1k: u64,
     /// Images, each.
     image_nanos: u64,
+    /// Audio in, per minute.
+    minute_nanos: u64,
+    /// Speech input, per million characters.
+    chars_nanos_per_1m: u64,
 }
 
 // === impl Price ===
@@ -35,6 +39,8 @@ impl Price {
                 cache_write_nanos_per_1m: p.cache_write_per_1m.map_or(input, nanos),
                 search_nanos_per_1k: p.per_1k_searches.map_or(0, nanos),
                 image_nanos: p.per_image.map_or(0, nanos),
+                minute_nanos: p.per_minute.map_or(0, nanos),
+                chars_nanos_per_1m: p.per_1m_chars.map_or(0, nanos),
             }
         })
         .unwrap_or_default()
@@ -72,6 +78,12 @@ impl Price {
             Unit::Searches => (u128::from(units) * u128::from(self.search_nanos_per_1k) + 50) / 100,
             // images × nano$ = 1e-9 $ units.
             Unit::Images => u128::from(units) * u128::from(self.image_nanos) * 10,
+            // seconds × nano$/minute / 60 = 1e-9 $ units.
+            Unit::Seconds => (u128::from(units) * u128::from(self.minute_nanos) * 10 + 30) / 60,
+            // characters × nano$/1M characters = 1e-15 $ units.
+            Unit::Characters => {
+                (u128::from(units) * u128::from(self.chars_nanos_per_1m) + 50_000) / 100_000
+            }
         }
     }
 
@@ -144,12 +156,11 @@ mod tests {
 
     fn price(input: f64, output: f64, cached: Option<f64>, write: Option<f64>) -> Price {
         Price::from_config(Some(&PriceConfig {
-            per_1k_searches: None,
-            per_image: None,
             input_per_1m: input,
             output_per_1m: output,
             cached_input_per_1m: cached,
             cache_write_per_1m: write,
+            ..PriceConfig::default()
         }))
     }
 

@@ -105,8 +105,14 @@ pub enum Purpose {
     Rerank,
     /// `POST /v1/moderations`.
     Moderation,
-    /// `POST /v1/images/generations`.
+    /// `POST /v1/images/generations`, `/v1/images/edits`.
     Image,
+    /// `POST /v1/audio/transcriptions`.
+    Transcription,
+    /// `POST /v1/audio/translations`.
+    Translation,
+    /// `POST /v1/audio/speech`.
+    Speech,
 }
 
 /// What a row's `units` count, where a request is priced by what it does (DESIGN §5 "Other
@@ -118,6 +124,10 @@ pub enum Unit {
     Searches,
     /// Images generated.
     Images,
+    /// Seconds of audio transcribed or translated (rounded up, as OpenAI bills them).
+    Seconds,
+    /// Characters of speech input (Unicode scalar values).
+    Characters,
 }
 
 // === impl Unit ===
@@ -127,6 +137,8 @@ impl Unit {
         match self {
             Unit::Searches => "searches",
             Unit::Images => "images",
+            Unit::Seconds => "seconds",
+            Unit::Characters => "characters",
         }
     }
 }
@@ -181,6 +193,9 @@ impl Purpose {
             Purpose::Rerank => "rerank",
             Purpose::Moderation => "moderation",
             Purpose::Image => "image",
+            Purpose::Transcription => "transcription",
+            Purpose::Translation => "translation",
+            Purpose::Speech => "speech",
         }
     }
 }

@@ -18,6 +18,7 @@ const ORDER: &[&str] = &[
     "responses",
     "anthropic",
     "control",
+    "upload",
     "routing",
     "cache",
     "sse",

@@ -114,12 +114,11 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
         row.get::<_, Option<String>>(4),
     ) {
         (Some(i), Some(o)) => Some(PriceConfig {
-            per_1k_searches: None,
-            per_image: None,
             input_per_1m: i.parse().unwrap_or(0.0),
             output_per_1m: o.parse().unwrap_or(0.0),
             cached_input_per_1m: row.get::<_, Option<String>>(7).and_then(|p| p.parse().ok()),
             cache_write_per_1m: row.get::<_, Option<String>>(8).and_then(|p| p.parse().ok()),
+            ..PriceConfig::default()
         }),
         _ => None,
     };
@@ -130,6 +129,8 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
             "rerank" => ModelType::Rerank,
             "moderation" => ModelType::Moderation,
             "image" => ModelType::Image,
+            "transcription" => ModelType::Transcription,
+            "speech" => ModelType::Speech,
             _ => ModelType::Chat,
         },
         context_window: positive(row.get(2)),

@@ -35,6 +35,8 @@ pub struct ResponseHead {
     /// The connection may carry another request once the body is read.
     pub keep_alive: bool,
     pub retry_after: Option<Duration>,
+    /// Where the `content-type` value lies in the buffer parsed (read only by who needs it).
+    pub content_type: Option<std::ops::Range<usize>>,
     /// Bytes of the head, to drop from the front of the read buffer.
     pub len: usize,
 }
@@ -108,6 +110,7 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<ResponseHead>> {
     let mut close = http10;
     let mut retry_after_ms: Option<&[u8]> = None;
     let mut retry_after_s: Option<&[u8]> = None;
+    let mut content_type = None;
     for field in response.headers.iter() {
         let name = field.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -138,6 +141,10 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<ResponseHead>> {
             retry_after_ms = Some(field.value);
         } else if name.eq_ignore_ascii_case("retry-after") {
             retry_after_s = Some(field.value);
+        } else if name.eq_ignore_ascii_case("content-type") {
+            // httparse's values are slices of `buf`.
+            let at = field.value.as_ptr() as usize - buf.as_ptr() as usize;
+            content_type = Some(at..at + field.value.len());
         }
     }
 
@@ -171,6 +178,7 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<ResponseHead>> {
         framing,
         keep_alive: !close && framing != Framing::UntilClose,
         retry_after: retry_hint(retry_after_ms, retry_after_s),
+        content_type,
         len,
     }))
 }

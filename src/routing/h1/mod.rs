@@ -16,11 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::Stream;
-use http::{StatusCode, Uri};
+use futures_util::{Stream, StreamExt};
+use http::{HeaderValue, StatusCode, Uri};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::error::GatewayError;
+use crate::routing::transport::Outgoing;
 pub use framing::retry_hint;
 use framing::{Decoder, parse_head};
 
@@ -39,17 +41,20 @@ pub struct Origin {
     port: u16,
 }
 
-/// Why an exchange failed: before a connection existed, or on one.
+/// Why an exchange failed: before a connection existed, on one, or because the body being
+/// sent failed (a client's upload broke off: its error is what the client is told).
 #[derive(Debug)]
 pub enum Failure {
     Connect(io::Error),
     Exchange(io::Error),
+    Body(GatewayError),
 }
 
 /// A response whose head has been read; its body is read as it is consumed.
 pub struct Response {
     pub status: StatusCode,
     pub retry_after: Option<Duration>,
+    pub content_type: Option<HeaderValue>,
     pub body: Body,
 }
 
@@ -183,6 +188,82 @@ impl Origin {
                 Attempt::Failed(e)
             });
         }
+        self.read_response(io, pooled).await
+    }
+
+    /// Sends a request whose body is read as it is sent (an upload), on a new connection: a
+    /// pooled one the upstream closed meanwhile could not be retried once the body's first
+    /// bytes were taken. With no length the body goes chunked. A failing body abandons the
+    /// connection and its error comes back as [`Failure::Body`].
+    pub async fn send_streamed(
+        &self,
+        head: &[u8],
+        extra: &[u8],
+        body: Outgoing,
+    ) -> Result<Response, Failure> {
+        let mut request = Vec::with_capacity(head.len() + extra.len() + 120);
+        request.extend_from_slice(head);
+        request.extend_from_slice(extra);
+        request.extend_from_slice(b"content-type: ");
+        request.extend_from_slice(body.content_type.as_bytes());
+        request.extend_from_slice(b"\r\n");
+        match body.length {
+            Some(len) => {
+                request.extend_from_slice(b"content-length: ");
+                request.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+                request.extend_from_slice(b"\r\n\r\n");
+            }
+            None => request.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
+        }
+        let chunked = body.length.is_none();
+        let mut io = self.connect().await.map_err(Failure::Connect)?;
+        let mut stream = body.stream;
+        let written = async {
+            write_all(&mut io, &request, &[]).await?;
+            while let Some(piece) = stream.next().await {
+                let piece = piece.map_err(Sent::Body)?;
+                if piece.is_empty() {
+                    continue;
+                }
+                if chunked {
+                    let mut size = [0u8; 18];
+                    let line = chunk_line(&mut size, piece.len());
+                    write_all(&mut io, line, &piece).await?;
+                    write_all(&mut io, b"\r\n", &[]).await?;
+                } else {
+                    write_all(&mut io, &piece, &[]).await?;
+                }
+            }
+            if chunked {
+                write_all(&mut io, b"0\r\n\r\n", &[]).await?;
+            }
+            Ok(())
+        };
+        match written.await {
+            Ok(()) => {}
+            Err(Sent::Body(e)) => return Err(Failure::Body(e)),
+            // The upstream stopped reading: it may have answered already (a 413, a 400).
+            Err(Sent::Io(e)) => {
+                return match self.read_response(io, false).await {
+                    Ok(mut response) => {
+                        response.body.keep_alive = false;
+                        Ok(response)
+                    }
+                    Err(_) => Err(Failure::Exchange(e)),
+                };
+            }
+        }
+        self.read_response(io, false)
+            .await
+            .map_err(|attempt| match attempt {
+                Attempt::Failed(e) => Failure::Exchange(e),
+                Attempt::Stale => Failure::Exchange(io::ErrorKind::BrokenPipe.into()),
+            })
+    }
+
+    /// Reads the response head (interim ones skipped) and hands the body out as it arrives.
+    async fn read_response(&self, io: TcpStream, pooled: bool) -> Result<Response, Attempt> {
+        let mut io = io;
         let mut buf = BytesMut::with_capacity(READ_SIZE);
         let mut answered = false;
         // Every head of the exchange, interim ones included, must allow reuse.
@@ -205,6 +286,7 @@ impl Origin {
                 Err(e) => return Err(Attempt::Failed(e)),
             }
             while let Some(head) = parse_head(&buf).map_err(Attempt::Failed)? {
+                let content_type = head.content_type.clone().map(|at| content_type(&buf[at]));
                 buf.advance(head.len);
                 keep_alive &= head.keep_alive;
                 // 100 Continue and 103 Early Hints come before the answer.
@@ -223,10 +305,51 @@ impl Origin {
                 return Ok(Response {
                     status: head.status,
                     retry_after: head.retry_after,
+                    content_type,
                     body,
                 });
             }
         }
+    }
+}
+
+/// Why writing a streamed request stopped: the connection, or the body being sent.
+enum Sent {
+    Io(io::Error),
+    Body(GatewayError),
+}
+
+impl From<io::Error> for Sent {
+    fn from(e: io::Error) -> Self {
+        Sent::Io(e)
+    }
+}
+
+/// A chunk's size line (`<hex>\r\n`) written into `buf`.
+fn chunk_line(buf: &mut [u8; 18], len: usize) -> &[u8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut at = 16;
+    let mut n = len;
+    loop {
+        at -= 1;
+        buf[at] = HEX[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    buf[16] = b'\r';
+    buf[17] = b'\n';
+    &buf[at..]
+}
+
+/// A response's content type; the two every chat answer has without an allocation.
+fn content_type(value: &[u8]) -> HeaderValue {
+    match value {
+        b"application/json" => HeaderValue::from_static("application/json"),
+        b"text/event-stream" => HeaderValue::from_static("text/event-stream"),
+        other => HeaderValue::from_bytes(other)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
     }
 }
 

@@ -1,0 +1,153 @@
+//! Audio and image edits (DESIGN.md §5 "Other endpoints", PROTOCOLS.md §13.1–§13.3): the same
+//! admission, routing and recording as every model call, with bodies that are not chat's.
+//! Uploads (transcriptions, translations, image edits) go upstream as they arrive
+//! ([`crate::upload`]); answers come back with the upstream's content type, whole (JSON, text,
+//! subtitles) or streamed as they arrive (speech audio, SSE events).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::admit;
+use super::context::{Rejection, RequestCtx};
+use super::dispatch::{self, Got};
+use super::pipeline::{Answer, Answered, admit_by_units};
+use crate::config::ModelType;
+use crate::error::GatewayError;
+use crate::limits::keys::ApiKey;
+use crate::providers::{Adapter, openai};
+use crate::request::SpeechRequest;
+use crate::routing::Route;
+use crate::routing::transport::{Endpoint, UpstreamRequest};
+use crate::upload::Upload;
+use crate::usage::estimate::Reply;
+use crate::usage::record::{Purpose, Unit};
+
+/// A transcription, a translation or an image edit: `upload` routed by its `model` field (for
+/// image edits, the first image model when it names none).
+pub async fn upload(
+    ctx: &RequestCtx,
+    key: Option<Arc<ApiKey>>,
+    endpoint: Endpoint,
+    upload: &Upload,
+) -> Result<Answered, Rejection> {
+    let key = key.as_deref();
+    let (kind, purpose) = match endpoint {
+        Endpoint::Translations => (ModelType::Transcription, Purpose::Translation),
+        Endpoint::ImageEdits => (ModelType::Image, Purpose::Image),
+        _ => (ModelType::Transcription, Purpose::Transcription),
+    };
+    let model = admit::model_or_first(ctx, key, upload.model(), kind)?;
+    let (admission, recorder) = admit_by_units(ctx, key, model, purpose, &Bytes::new()).await?;
+    // Seconds measured from a WAV upload's header, where the answer reports none.
+    let measured = upload.audio_seconds.map(|s| (Unit::Seconds, s));
+    let build = |adapter: Adapter, route: &Route| {
+        served_by_openai_kind(adapter)?;
+        let outgoing = upload.outgoing(&route.upstream_model)?;
+        Ok(UpstreamRequest::upload(endpoint, outgoing))
+    };
+    // The client's upload takes as long as it takes: the request's deadline bounds it.
+    let until = Some(ctx.deadline);
+    let (served, recorder) =
+        dispatch::media(ctx, model, recorder, false, until, build, || upload.spent()).await?;
+    let route = served.route.clone();
+    let (body, content_type) = match served.value {
+        Got::Whole(body, content_type) => {
+            // A JSON answer reports its usage and units (an upstream may leave its type out).
+            let (usage, units) = match body.first() {
+                Some(b'{') => openai::pass_units(endpoint, &body),
+                _ => (None, None),
+            };
+            recorder.served_with_units(
+                &route,
+                served.attempts,
+                Some(usage.unwrap_or_default()),
+                Reply::Embeddings,
+                units.or(if endpoint == Endpoint::ImageEdits {
+                    None
+                } else {
+                    measured
+                }),
+            );
+            (crate::body::full(body), content_type)
+        }
+        Got::Stream(mut stream, content_type) => {
+            let ttft = ctx.started.elapsed();
+            stream.observe(recorder.streaming_media(&route, served.attempts, ttft, measured));
+            stream.close_on(&ctx.app.closing);
+            (http_body_util::BodyExt::boxed_unsync(stream), content_type)
+        }
+    };
+    Ok(Answered::Typed(
+        Answer {
+            body,
+            route: Some(route),
+            admission,
+            session: None,
+            cache: None,
+        },
+        content_type,
+    ))
+}
+
+/// Speech: the audio (or its SSE events) streamed back as the upstream produces it, priced by
+/// the characters of its input.
+pub async fn speech(
+    ctx: &RequestCtx,
+    key: Option<Arc<ApiKey>>,
+    req: &SpeechRequest,
+) -> Result<Answered, Rejection> {
+    let key = key.as_deref();
+    let model = admit::model(ctx, key, &req.model, ModelType::Speech)?;
+    let (admission, recorder) = admit_by_units(ctx, key, model, Purpose::Speech, &req.body).await?;
+    let build = |adapter: Adapter, route: &Route| {
+        served_by_openai_kind(adapter)?;
+        let body = openai::splice(&req.body, &req.model_span, &route.upstream_model_json);
+        Ok(UpstreamRequest::new(Endpoint::Speech, body, false))
+    };
+    let (served, recorder) =
+        dispatch::media(ctx, model, recorder, true, None, build, || false).await?;
+    let route = served.route.clone();
+    let characters = Some((Unit::Characters, req.characters));
+    let (body, content_type) = match served.value {
+        Got::Stream(mut stream, content_type) => {
+            let ttft = ctx.started.elapsed();
+            stream.observe(recorder.streaming_media(&route, served.attempts, ttft, characters));
+            stream.close_on(&ctx.app.closing);
+            (http_body_util::BodyExt::boxed_unsync(stream), content_type)
+        }
+        // Not reached (speech is always streamed); recorded all the same.
+        Got::Whole(body, content_type) => {
+            recorder.served_with_units(
+                &route,
+                served.attempts,
+                Some(Default::default()),
+                Reply::Embeddings,
+                characters,
+            );
+            (crate::body::full(body), content_type)
+        }
+    };
+    Ok(Answered::Typed(
+        Answer {
+            body,
+            route: Some(route),
+            admission,
+            session: None,
+            cache: None,
+        },
+        content_type,
+    ))
+}
+
+/// Only OpenAI-kind routes serve these (the load-time check refuses the others; a control-plane
+/// route it could not see is refused here).
+fn served_by_openai_kind(adapter: Adapter) -> Result<(), GatewayError> {
+    match adapter {
+        Adapter::OpenAi | Adapter::Mock => Ok(()),
+        _ => Err(
+            GatewayError::invalid_request("this model's route cannot serve this endpoint")
+                .with_param("model"),
+        ),
+    }
+}
