@@ -4,3 +4,9 @@
 ALTER TABLE models DROP CONSTRAINT IF EXISTS models_type_check;
 ALTER TABLE models ADD CONSTRAINT models_type_check
     CHECK (type IN ('chat', 'embedding', 'rerank', 'moderation', 'image', 'transcription', 'speech'));
+
+-- The hourly totals sum the units of their rows. One (key, model, provider, purpose) has one
+-- unit (a model's purpose says which), so the sum is of like with like. Rows written before
+-- this migration keep their units in request_logs only (0008 shipped days before it).
+ALTER TABLE usage_hourly
+    ADD COLUMN units numeric(30, 6) NOT NULL DEFAULT 0;

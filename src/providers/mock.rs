@@ -14,7 +14,7 @@ use crate::config::MockConfig;
 use crate::routing::transport::{Endpoint, LocalAnswer, LocalUpstream, UpstreamRequest};
 use crate::sse::{DONE_FRAME, data_frame};
 
-mod media;
+use super::mock_media::{self, Pacing, estimate_tokens};
 
 #[derive(Debug, Clone)]
 pub struct MockUpstream {
@@ -339,7 +339,7 @@ impl MockUpstream {
     }
 
     /// `n` images (a 1×1 PNG, as base64 or a data URL), with GPT image models' token usage.
-    pub(super) fn images(&self, body: &Value, created: u64) -> LocalAnswer {
+    fn images(&self, body: &Value, created: u64) -> LocalAnswer {
         if !body["prompt"].is_string() {
             return self.error(StatusCode::BAD_REQUEST, "mock upstream: prompt required");
         }
@@ -360,12 +360,12 @@ impl MockUpstream {
         self.json(StatusCode::OK, &out, self.latency)
     }
 
-    pub(super) fn error(&self, status: StatusCode, message: &str) -> LocalAnswer {
+    fn error(&self, status: StatusCode, message: &str) -> LocalAnswer {
         let out = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}});
         self.json(status, &out, Duration::ZERO)
     }
 
-    pub(super) fn json(&self, status: StatusCode, value: &Value, latency: Duration) -> LocalAnswer {
+    fn json(&self, status: StatusCode, value: &Value, latency: Duration) -> LocalAnswer {
         LocalAnswer {
             status,
             content_type: Some(HeaderValue::from_static("application/json")),
@@ -396,11 +396,6 @@ fn content_text(content: &Value) -> String {
             .join(" "),
         _ => String::new(),
     }
-}
-
-/// About four characters a token, at least one for non-empty text: deterministic and cheap.
-fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4)
 }
 
 /// Words with their following space, so the pieces concatenate back to the text.
@@ -440,10 +435,24 @@ impl LocalUpstream for MockUpstream {
     fn answer(&self, req: &UpstreamRequest, created: u64) -> LocalAnswer {
         // The mock reads requests as a tree, in the gateway's own process: held to the same
         // bound as the translating paths, as a real upstream would refuse a body it cannot hold.
+        let pacing = Pacing {
+            latency: self.latency,
+            interval: self.chunk_interval,
+        };
+        let refused = |why| self.error(StatusCode::BAD_REQUEST, why);
         match req.endpoint {
-            Endpoint::Transcriptions => return media::transcription(self, req, false),
-            Endpoint::Translations => return media::transcription(self, req, true),
-            Endpoint::ImageEdits => return media::image_edit(self, req, created),
+            Endpoint::Transcriptions => {
+                return mock_media::transcription(req, false, pacing).unwrap_or_else(refused);
+            }
+            Endpoint::Translations => {
+                return mock_media::transcription(req, true, pacing).unwrap_or_else(refused);
+            }
+            Endpoint::ImageEdits => {
+                return match mock_media::edit_request(req) {
+                    Ok(body) => self.images(&body, created),
+                    Err(why) => refused(why),
+                };
+            }
             _ => {}
         }
         if let Err(e) = crate::request::check_tree(&req.body) {
@@ -459,7 +468,7 @@ impl LocalUpstream for MockUpstream {
             Endpoint::Rerank => self.rerank(&body),
             Endpoint::Moderations => self.moderations(&body),
             Endpoint::ImageGenerations => self.images(&body, created),
-            Endpoint::Speech => media::speech(self, &body),
+            Endpoint::Speech => mock_media::speech(&body, pacing).unwrap_or_else(refused),
             Endpoint::Transcriptions | Endpoint::Translations | Endpoint::ImageEdits => {
                 self.error(StatusCode::BAD_REQUEST, "mock upstream: expected a form")
             }

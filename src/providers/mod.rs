@@ -8,6 +8,7 @@ pub mod completion;
 pub mod dashscope;
 pub mod messages;
 pub mod mock;
+mod mock_media;
 pub mod openai;
 pub mod rerank;
 pub mod types;

@@ -181,16 +181,6 @@ pub struct LocalAnswer {
     pub interval: Duration,
 }
 
-// === impl LocalAnswer ===
-
-impl LocalAnswer {
-    /// The same answer with `body` as its one chunk.
-    pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
-        self.chunks = vec![body.into()];
-        self
-    }
-}
-
 /// Status, the retry hint, the body's type and the body as it arrives.
 pub struct UpstreamResponse {
     pub status: StatusCode,
@@ -446,7 +436,21 @@ impl HttpUpstream {
         let sent = match req.upload {
             None => plain.origin.send(head, extra, Some(&req.body)).await,
             // Boxed: only uploads should carry (and move) the streamed send's state.
-            Some(upload) => Box::pin(plain.origin.send_streamed(head, extra, *upload)).await,
+            Some(upload) => {
+                let Outgoing {
+                    content_type,
+                    length,
+                    stream,
+                } = *upload;
+                let send = plain.origin.send_streamed(
+                    head,
+                    extra,
+                    content_type.as_bytes(),
+                    length,
+                    stream,
+                );
+                Box::pin(send).await
+            }
         };
         let response = match sent {
             Ok(response) => response,

@@ -34,26 +34,32 @@ pub fn seconds(file: &[u8]) -> Option<u64> {
     None
 }
 
+/// The 44-byte header of a 16-bit mono PCM WAV of `data` bytes at `rate` Hz (the mock's tone;
+/// tests' uploads).
+pub fn header(rate: u32, data: u32) -> Vec<u8> {
+    let mut h = Vec::with_capacity(44);
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&(36 + data).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    h.extend_from_slice(&1u16.to_le_bytes()); // mono
+    h.extend_from_slice(&rate.to_le_bytes());
+    h.extend_from_slice(&(rate * 2).to_le_bytes());
+    h.extend_from_slice(&2u16.to_le_bytes());
+    h.extend_from_slice(&16u16.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&data.to_le_bytes());
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A mono 16-bit WAV header for `samples` samples at `rate` Hz.
-    pub fn header(rate: u32, samples: u32) -> Vec<u8> {
-        let data = samples * 2;
-        let mut h = b"RIFF".to_vec();
-        h.extend_from_slice(&(36 + data).to_le_bytes());
-        h.extend_from_slice(b"WAVEfmt ");
-        h.extend_from_slice(&16u32.to_le_bytes());
-        h.extend_from_slice(&1u16.to_le_bytes());
-        h.extend_from_slice(&1u16.to_le_bytes());
-        h.extend_from_slice(&rate.to_le_bytes());
-        h.extend_from_slice(&(rate * 2).to_le_bytes());
-        h.extend_from_slice(&2u16.to_le_bytes());
-        h.extend_from_slice(&16u16.to_le_bytes());
-        h.extend_from_slice(b"data");
-        h.extend_from_slice(&data.to_le_bytes());
-        h
+    /// A WAV header for `samples` 16-bit samples at `rate` Hz.
+    fn header(rate: u32, samples: u32) -> Vec<u8> {
+        super::header(rate, samples * 2)
     }
 
     #[test]

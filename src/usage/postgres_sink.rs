@@ -226,14 +226,14 @@ async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError
                       AS x(r, c, k, s, m, p, u, st, i, o, us, co, l, t, a, sta, h, e, pu, ci, cw, rt, sc, un, ut)
                  ON CONFLICT DO NOTHING
                  RETURNING created_at, key_name, model_name, provider_id, purpose, input_tokens, output_tokens, cost,
-                           cached_input_tokens, cache_write_tokens, reasoning_tokens, usage_source, cache_saved_cost
+                           cached_input_tokens, cache_write_tokens, reasoning_tokens, usage_source, cache_saved_cost, units
              )
              INSERT INTO usage_hourly AS h (hour, key_name, model_name, provider_id, purpose, requests, input_tokens, output_tokens, cost,
-                                            cached_input_tokens, cache_write_tokens, reasoning_tokens, cache_hits, cache_saved_cost)
+                                            cached_input_tokens, cache_write_tokens, reasoning_tokens, cache_hits, cache_saved_cost, units)
              SELECT date_trunc('hour', created_at, 'UTC'), coalesce(key_name, ''), model_name, coalesce(provider_id, ''), purpose,
                     count(*), sum(input_tokens), sum(output_tokens), sum(cost),
                     sum(cached_input_tokens), sum(cache_write_tokens), sum(reasoning_tokens),
-                    count(*) FILTER (WHERE usage_source = 'cache'), sum(cache_saved_cost)
+                    count(*) FILTER (WHERE usage_source = 'cache'), sum(cache_saved_cost), coalesce(sum(units), 0)
              FROM inserted
              GROUP BY 1, 2, 3, 4, 5
              ORDER BY 1, 2, 3, 4, 5
@@ -246,7 +246,8 @@ async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError
                  cache_write_tokens = h.cache_write_tokens + EXCLUDED.cache_write_tokens,
                  reasoning_tokens = h.reasoning_tokens + EXCLUDED.reasoning_tokens,
                  cache_hits = h.cache_hits + EXCLUDED.cache_hits,
-                 cache_saved_cost = h.cache_saved_cost + EXCLUDED.cache_saved_cost",
+                 cache_saved_cost = h.cache_saved_cost + EXCLUDED.cache_saved_cost,
+                 units = h.units + EXCLUDED.units",
             &[
                 &col(|r| r.request_id.clone()),
                 &created,

@@ -59,7 +59,7 @@ async fn rerank_through_the_cohere_python_sdk() {
 }
 
 #[tokio::test]
-async fn moderations_and_images_through_the_openai_python_sdk() {
+async fn audio_images_and_moderations_through_the_openai_python_sdk() {
     run_client(
         Gateway::start(&crate::harness::offline_default()).await,
         "python3",

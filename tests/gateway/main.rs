@@ -5,11 +5,13 @@ mod anthropic_upstream;
 mod harness;
 mod mock_anthropic;
 mod mock_dashscope;
+mod mock_media;
 mod mock_openai;
 mod mock_server;
 mod tcp_proxy;
 
 mod architecture;
+mod audio;
 mod budgets;
 mod cache;
 mod chat;

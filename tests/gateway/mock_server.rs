@@ -156,14 +156,19 @@ where
 }
 
 pub fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    typed_response(status, "application/json", v.to_string())
+}
+
+/// A whole body of `content_type`.
+pub fn typed_response(status: StatusCode, content_type: &str, body: String) -> Response<Body> {
     let mut r = Response::new(
-        Full::new(Bytes::from(v.to_string()))
+        Full::new(Bytes::from(body))
             .map_err(|never| match never {})
             .boxed_unsync(),
     );
     *r.status_mut() = status;
     r.headers_mut()
-        .insert("content-type", "application/json".parse().unwrap());
+        .insert("content-type", content_type.parse().unwrap());
     r
 }
 

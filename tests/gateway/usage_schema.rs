@@ -125,7 +125,7 @@ async fn migrations_apply_exactly_once_when_replicas_race() {
         .iter()
         .map(|m| m.0)
         .collect();
-    assert_eq!(all, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(all, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert_eq!(applied, all, "one replica applies, the others find it done");
     let client = db.connect().await;
     let rows = client
@@ -345,10 +345,11 @@ pub async fn assert_hourly_totals_match_the_rows(client: &Client) -> i64 {
                           sum(input_tokens)::int8 AS input_tokens, sum(output_tokens)::int8 AS output_tokens,
                           sum(cost)::numeric(30,10) AS cost, sum(cached_input_tokens)::int8 AS cached_input_tokens,
                           sum(cache_write_tokens)::int8 AS cache_write_tokens,
-                          sum(reasoning_tokens)::int8 AS reasoning_tokens
+                          sum(reasoning_tokens)::int8 AS reasoning_tokens,
+                          coalesce(sum(units), 0)::numeric(30,6) AS units
                    FROM request_logs GROUP BY 1, 2, 3, 4, 5";
     let hourly = "SELECT hour, key_name, model_name, provider_id, purpose, requests, input_tokens,
-                         output_tokens, cost, cached_input_tokens, cache_write_tokens, reasoning_tokens
+                         output_tokens, cost, cached_input_tokens, cache_write_tokens, reasoning_tokens, units
                   FROM usage_hourly";
     let differences: i64 = client
         .query_one(
@@ -379,7 +380,7 @@ pub async fn assert_hourly_totals_match_the_rows(client: &Client) -> i64 {
 /// one hour, grouped every way.
 #[tokio::test]
 async fn hourly_totals_answer_usage_exactly_whatever_the_window() {
-    use switchyard::usage::record::{Purpose, Status, UsageRecord, UsageSource};
+    use switchyard::usage::record::{Purpose, Status, Unit, UsageRecord, UsageSource};
     use switchyard::usage::totals::{Group, Ledger, Query};
     use switchyard::usage::writer::UsageSink;
 
@@ -429,8 +430,9 @@ async fn hourly_totals_answer_usage_exactly_whatever_the_window() {
         } else {
             "0".into()
         },
-        units: None,
-        unit: None,
+        // Every fifth priced by units too (seconds of audio).
+        units: (i % 5 == 0).then_some(i as u64 % 4 + 1),
+        unit: (i % 5 == 0).then_some(Unit::Seconds),
         latency_ms: 5,
         ttft_ms: None,
         attempts: 1,
@@ -544,14 +546,15 @@ async fn upgrading_an_existing_ledger_fills_its_hourly_totals() {
         month: 11,
     };
     maintain(&client, nov, 1, 12).await.unwrap();
-    // Back to the schema before 0003 (and 0005), with rows in two months.
+    // Back to the schema before 0003 (and 0005; 0007's and 0009's hourly columns), with rows in
+    // two months.
     client
         .batch_execute(
             "DROP TABLE usage_hourly;
              ALTER TABLE request_logs DROP COLUMN cached_input_tokens, DROP COLUMN cache_write_tokens,
-                 DROP COLUMN reasoning_tokens;
+                 DROP COLUMN reasoning_tokens, DROP COLUMN cache_saved_cost;
              ALTER TABLE models DROP COLUMN cached_input_per_1m, DROP COLUMN cache_write_per_1m;
-             DELETE FROM schema_migrations WHERE version IN (3, 5);
+             DELETE FROM schema_migrations WHERE version IN (3, 5, 7, 9);
              INSERT INTO request_logs (request_id, created_at, key_name, model_name, provider_id, input_tokens, output_tokens, cost, status)
              SELECT 'req-' || n, '2026-11-29 22:00:00+00'::timestamptz + n * interval '7 minutes',
                     CASE WHEN n % 2 = 0 THEN 'team-a' END, 'm', 'p', n, 1, n * 0.0000000001, 'ok'
@@ -559,7 +562,7 @@ async fn upgrading_an_existing_ledger_fills_its_hourly_totals() {
         )
         .await
         .unwrap();
-    assert_eq!(migrate(&mut client).await.unwrap(), [3, 5]);
+    assert_eq!(migrate(&mut client).await.unwrap(), [3, 5, 7, 9]);
     assert_eq!(
         partitions_of(&client, "usage_hourly").await.unwrap(),
         ["usage_hourly_2026_11", "usage_hourly_2026_12"]

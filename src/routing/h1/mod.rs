@@ -22,7 +22,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::GatewayError;
-use crate::routing::transport::Outgoing;
 pub use framing::retry_hint;
 use framing::{Decoder, parse_head};
 
@@ -191,23 +190,29 @@ impl Origin {
         self.read_response(io, pooled).await
     }
 
-    /// Sends a request whose body is read as it is sent (an upload), on a new connection: a
-    /// pooled one the upstream closed meanwhile could not be retried once the body's first
-    /// bytes were taken. With no length the body goes chunked. A failing body abandons the
-    /// connection and its error comes back as [`Failure::Body`].
-    pub async fn send_streamed(
+    /// Sends a request whose body (of `content_type`, `length` bytes if known) is read from
+    /// `stream` as it is sent (an upload), on a new connection: a pooled one the upstream closed
+    /// meanwhile could not be retried once the body's first bytes were taken. With no length the
+    /// body goes chunked. A failing body abandons the connection and its error comes back as
+    /// [`Failure::Body`].
+    pub async fn send_streamed<S>(
         &self,
         head: &[u8],
         extra: &[u8],
-        body: Outgoing,
-    ) -> Result<Response, Failure> {
+        content_type: &[u8],
+        length: Option<u64>,
+        mut stream: S,
+    ) -> Result<Response, Failure>
+    where
+        S: Stream<Item = Result<Bytes, GatewayError>> + Unpin,
+    {
         let mut request = Vec::with_capacity(head.len() + extra.len() + 120);
         request.extend_from_slice(head);
         request.extend_from_slice(extra);
         request.extend_from_slice(b"content-type: ");
-        request.extend_from_slice(body.content_type.as_bytes());
+        request.extend_from_slice(content_type);
         request.extend_from_slice(b"\r\n");
-        match body.length {
+        match length {
             Some(len) => {
                 request.extend_from_slice(b"content-length: ");
                 request.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
@@ -215,9 +220,8 @@ impl Origin {
             }
             None => request.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
         }
-        let chunked = body.length.is_none();
+        let chunked = length.is_none();
         let mut io = self.connect().await.map_err(Failure::Connect)?;
-        let mut stream = body.stream;
         let written = async {
             write_all(&mut io, &request, &[]).await?;
             while let Some(piece) = stream.next().await {

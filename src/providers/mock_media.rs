@@ -1,4 +1,4 @@
-//! The mock's audio and image-edit answers, so the embedded default demonstrates them offline:
+//! The mock's audio and image-edit answers (pure, like the mock), so the embedded default demonstrates them offline:
 //! a transcription that names the WAV it was sent and its length (in every `response_format`,
 //! and as `transcript.text.*` events with `stream=true`), a short generated tone for speech
 //! (WAV, or raw PCM for `pcm`; as `speech.audio.*` events with `stream_format: "sse"`), and the
@@ -10,7 +10,8 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
-use super::{MockUpstream, estimate_tokens};
+use std::time::Duration;
+
 use crate::routing::transport::{LocalAnswer, UpstreamRequest};
 use crate::sse::data_frame;
 use crate::upload::multipart::{self, Scanner};
@@ -20,6 +21,22 @@ const RATE: u32 = 24_000;
 const PITCH: f64 = 440.0;
 /// Audio bytes per chunk sent.
 const CHUNK: usize = 8 * 1024;
+
+/// When the answer starts and how its chunks are spaced (the mock's `latency` and
+/// `chunk_interval`).
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    pub latency: Duration,
+    pub interval: Duration,
+}
+
+/// Why the mock refuses a request (a 400 with this message).
+type Refused = &'static str;
+
+/// About four characters a token, at least one for non-empty text: deterministic and cheap.
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
 
 /// A form's fields (values) and its file part's name and bytes.
 struct Form {
@@ -63,16 +80,13 @@ impl Form {
 }
 
 /// A transcription (or translation) of the uploaded file, in the format asked for.
-pub fn transcription(mock: &MockUpstream, req: &UpstreamRequest, translate: bool) -> LocalAnswer {
-    let Some(form) = Form::read(req, &["file"]) else {
-        return mock.error(
-            StatusCode::BAD_REQUEST,
-            "mock upstream: not a multipart form",
-        );
-    };
-    let Some((name, file)) = &form.file else {
-        return mock.error(StatusCode::BAD_REQUEST, "mock upstream: no file");
-    };
+pub fn transcription(
+    req: &UpstreamRequest,
+    translate: bool,
+    pacing: Pacing,
+) -> Result<LocalAnswer, Refused> {
+    let form = Form::read(req, &["file"]).ok_or("mock upstream: not a multipart form")?;
+    let (name, file) = form.file.as_ref().ok_or("mock upstream: no file")?;
     let model = form.field("model").unwrap_or("whisper-1");
     let seconds = crate::upload::wav::seconds(file);
     let name = name.as_deref().unwrap_or("audio");
@@ -86,7 +100,7 @@ pub fn transcription(mock: &MockUpstream, req: &UpstreamRequest, translate: bool
     let secs = seconds.unwrap_or(1);
     let format = form.field("response_format").unwrap_or("json");
     if form.field("stream") == Some("true") && !translate {
-        return transcript_events(mock, &text);
+        return Ok(transcript_events(&text, pacing));
     }
     let duration = json!({"type": "duration", "seconds": secs});
     let (content_type, body) = match format {
@@ -121,11 +135,13 @@ pub fn transcription(mock: &MockUpstream, req: &UpstreamRequest, translate: bool
             ("application/json", out.to_string())
         }
     };
-    LocalAnswer {
+    Ok(LocalAnswer {
+        status: StatusCode::OK,
         content_type: Some(HeaderValue::from_static(content_type)),
-        ..mock.json(StatusCode::OK, &Value::Null, mock.latency)
-    }
-    .with_body(body)
+        chunks: vec![Bytes::from(body)],
+        latency: pacing.latency,
+        interval: Duration::ZERO,
+    })
 }
 
 /// `HH:MM:SS<sep>000` for a whole number of seconds.
@@ -139,7 +155,7 @@ fn clock(secs: u64, sep: char) -> String {
 }
 
 /// `stream=true`: a delta per word, then the done event with token usage (PROTOCOLS.md §13.1).
-fn transcript_events(mock: &MockUpstream, text: &str) -> LocalAnswer {
+fn transcript_events(text: &str, pacing: Pacing) -> LocalAnswer {
     let mut chunks: Vec<Bytes> = text
         .split_inclusive(' ')
         .map(|word| {
@@ -156,17 +172,17 @@ fn transcript_events(mock: &MockUpstream, text: &str) -> LocalAnswer {
         status: StatusCode::OK,
         content_type: Some(HeaderValue::from_static("text/event-stream")),
         chunks,
-        latency: mock.latency,
-        interval: mock.chunk_interval,
+        latency: pacing.latency,
+        interval: pacing.interval,
     }
 }
 
 /// Speech: a tone as long as the input takes to say (50 ms a character, 0.5 to 5 s), in chunks
 /// paced like a stream.
-pub fn speech(mock: &MockUpstream, body: &Value) -> LocalAnswer {
-    let Some(input) = body["input"].as_str() else {
-        return mock.error(StatusCode::BAD_REQUEST, "mock upstream: input required");
-    };
+pub fn speech(body: &Value, pacing: Pacing) -> Result<LocalAnswer, Refused> {
+    let input = body["input"]
+        .as_str()
+        .ok_or("mock upstream: input required")?;
     let chars = input.chars().count() as f64;
     let seconds = (chars * 0.05).clamp(0.5, 5.0);
     let pcm = tone(seconds);
@@ -185,26 +201,29 @@ pub fn speech(mock: &MockUpstream, body: &Value) -> LocalAnswer {
         let done = json!({"type": "speech.audio.done", "usage": {"input_tokens": input_tokens,
             "output_tokens": output, "total_tokens": input_tokens + output}});
         chunks.push(data_frame(done.to_string().as_bytes()));
-        return LocalAnswer {
+        return Ok(LocalAnswer {
             status: StatusCode::OK,
             content_type: Some(HeaderValue::from_static("text/event-stream")),
             chunks,
-            latency: mock.latency,
-            interval: mock.chunk_interval,
-        };
+            latency: pacing.latency,
+            interval: pacing.interval,
+        });
     }
     // The mock makes no compressed audio: a WAV for every format but raw `pcm`.
     let (content_type, audio) = match format {
         "pcm" => ("audio/pcm", pcm),
-        _ => ("audio/wav", [wav_header(pcm.len() as u32), pcm].concat()),
+        _ => (
+            "audio/wav",
+            [crate::upload::wav::header(RATE, pcm.len() as u32), pcm].concat(),
+        ),
     };
-    LocalAnswer {
+    Ok(LocalAnswer {
         status: StatusCode::OK,
         content_type: Some(HeaderValue::from_static(content_type)),
         chunks: audio.chunks(CHUNK).map(Bytes::copy_from_slice).collect(),
-        latency: mock.latency,
-        interval: mock.chunk_interval,
-    }
+        latency: pacing.latency,
+        interval: pacing.interval,
+    })
 }
 
 /// `seconds` of a sine tone, 16-bit little-endian mono at `RATE`.
@@ -219,40 +238,16 @@ fn tone(seconds: f64) -> Vec<u8> {
     out
 }
 
-/// A 44-byte WAV header for `data` bytes of the tone.
-fn wav_header(data: u32) -> Vec<u8> {
-    let mut h = Vec::with_capacity(44);
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&(36 + data).to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    h.extend_from_slice(&16u32.to_le_bytes());
-    h.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    h.extend_from_slice(&1u16.to_le_bytes()); // mono
-    h.extend_from_slice(&RATE.to_le_bytes());
-    h.extend_from_slice(&(RATE * 2).to_le_bytes());
-    h.extend_from_slice(&2u16.to_le_bytes());
-    h.extend_from_slice(&16u16.to_le_bytes());
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&data.to_le_bytes());
-    h
-}
-
-/// An image edit: the generations' answer for the form's prompt and `n`.
-pub fn image_edit(mock: &MockUpstream, req: &UpstreamRequest, created: u64) -> LocalAnswer {
-    let Some(form) = Form::read(req, &["image", "image[]"]) else {
-        return mock.error(
-            StatusCode::BAD_REQUEST,
-            "mock upstream: not a multipart form",
-        );
-    };
-    if form.file.is_none() {
-        return mock.error(StatusCode::BAD_REQUEST, "mock upstream: no image");
-    }
+/// An image edit as the generation request the mock answers it with: the form's prompt and `n`.
+pub fn edit_request(req: &UpstreamRequest) -> Result<Value, Refused> {
+    let form =
+        Form::read(req, &["image", "image[]"]).ok_or("mock upstream: not a multipart form")?;
+    form.file.as_ref().ok_or("mock upstream: no image")?;
     let mut body = json!({"prompt": form.field("prompt")});
     if let Some(n) = form.field("n").and_then(|n| n.parse::<u64>().ok()) {
         body["n"] = json!(n);
     }
-    mock.images(&body, created)
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -262,7 +257,7 @@ mod tests {
     #[test]
     fn the_tone_is_a_wav_whose_header_tells_its_length() {
         let pcm = tone(1.0);
-        let wav = [wav_header(pcm.len() as u32), pcm].concat();
+        let wav = [crate::upload::wav::header(RATE, pcm.len() as u32), pcm].concat();
         assert_eq!(crate::upload::wav::seconds(&wav), Some(1));
         assert_eq!(clock(3_725, ','), "01:02:05,000");
     }
