@@ -195,6 +195,14 @@ pub struct PassRequest {
 // === impl PassRequest ===
 
 impl PassRequest {
+    /// The images an image request asks for (`n`, 1 if absent or not a count).
+    pub fn images(&self) -> u64 {
+        crate::json::member(&self.body, b"n")
+            .and_then(crate::json::count)
+            .unwrap_or(1)
+            .max(1)
+    }
+
     /// `required`: the field the endpoint cannot do without (`input`, `prompt`).
     pub fn parse(body: Bytes, required: &'static str) -> Result<Self, GatewayError> {
         let fields: std::collections::HashMap<Cow<'_, str>, &RawValue> =

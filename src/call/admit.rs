@@ -17,6 +17,7 @@ use crate::request::ChatRequest;
 use crate::routing::ModelEntry;
 use crate::tokens::Encoding;
 use crate::usage::price::Price;
+use crate::usage::record::Unit;
 use crate::usage::totals::{Group, Query};
 
 /// The caller's key (`None` on an open gateway); a missing or unknown key is a 401.
@@ -80,6 +81,29 @@ pub async fn limits(
     encoding: Encoding,
     tokens: impl FnOnce(Encoding) -> (u64, u64),
 ) -> Result<Admission, GatewayError> {
+    reserving(ctx, key, model, encoding, tokens, None).await
+}
+
+/// Admits a request priced by what its answer reports (rerank, audio, images, moderations):
+/// the key's rpm, and its budget reserving what is known before the answer (`units`: a
+/// speech's characters, the images asked for, one search, a WAV's seconds); no tokens.
+pub async fn priced_limits(
+    ctx: &RequestCtx,
+    key: Option<&ApiKey>,
+    model: &ModelEntry,
+    units: Option<(Unit, u64)>,
+) -> Result<Admission, GatewayError> {
+    reserving(ctx, key, model, Encoding::O200kBase, |_| (0, 0), units).await
+}
+
+async fn reserving(
+    ctx: &RequestCtx,
+    key: Option<&ApiKey>,
+    model: &ModelEntry,
+    encoding: Encoding,
+    tokens: impl FnOnce(Encoding) -> (u64, u64),
+    known_units: Option<(Unit, u64)>,
+) -> Result<Admission, GatewayError> {
     let Some(k) = key.filter(|k| k.rpm.is_some() || k.tpm.is_some() || k.budget.is_some()) else {
         return Ok(Admission::default());
     };
@@ -95,9 +119,11 @@ pub async fn limits(
     let spend = match k.budget {
         Some(budget) => {
             let price = Price::from_config(model.price.as_ref());
-            // The most it can cost: every prompt token at the full input price.
+            // The most it can cost: every prompt token at the full input price, and the units
+            // known now.
             let most = Usage::tokens(prompt, completion);
-            let units = i64::try_from(price.cost_units(&most)).unwrap_or(i64::MAX);
+            let known = known_units.map_or(0, |(unit, n)| price.units_cost(unit, n));
+            let units = i64::try_from(price.cost_units(&most) + known).unwrap_or(i64::MAX);
             let rebuild = spent_before(ctx, k.name.clone());
             Some(Box::pin(ctx.app.limits.budgets.reserve(k, budget, units, rebuild)).await?)
         }

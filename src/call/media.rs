@@ -38,9 +38,14 @@ pub async fn upload(
         _ => (ModelType::Transcription, Purpose::Transcription),
     };
     let model = admit::model_or_first(ctx, key, upload.model(), kind)?;
-    let (admission, recorder) = admit_by_units(ctx, key, model, purpose, &Bytes::new()).await?;
     // Seconds measured from a WAV upload's header, where the answer reports none.
     let measured = upload.audio_seconds.map(|s| (Unit::Seconds, s));
+    let known = match endpoint {
+        Endpoint::ImageEdits => Some((Unit::Images, upload.images)),
+        _ => measured,
+    };
+    let (admission, recorder) =
+        admit_by_units(ctx, key, model, purpose, &Bytes::new(), known).await?;
     let build = |adapter: Adapter, route: &Route| {
         served_by_openai_kind(adapter)?;
         let outgoing = upload.outgoing(&route.upstream_model)?;
@@ -99,7 +104,9 @@ pub async fn speech(
 ) -> Result<Answered, Rejection> {
     let key = key.as_deref();
     let model = admit::model(ctx, key, &req.model, ModelType::Speech)?;
-    let (admission, recorder) = admit_by_units(ctx, key, model, Purpose::Speech, &req.body).await?;
+    let characters = Some((Unit::Characters, req.characters));
+    let (admission, recorder) =
+        admit_by_units(ctx, key, model, Purpose::Speech, &req.body, characters).await?;
     let build = |adapter: Adapter, route: &Route| {
         served_by_openai_kind(adapter)?;
         let body = openai::splice(&req.body, &req.model_span, &route.upstream_model_json);
@@ -108,7 +115,6 @@ pub async fn speech(
     let (served, recorder) =
         dispatch::media(ctx, model, recorder, true, None, build, || false).await?;
     let route = served.route.clone();
-    let characters = Some((Unit::Characters, req.characters));
     let (body, content_type) = match served.value {
         Got::Stream(mut stream, content_type) => {
             let ttft = ctx.started.elapsed();

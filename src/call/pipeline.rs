@@ -21,7 +21,7 @@ use crate::request::{ChatRequest, EmbeddingsRequest, Form, PassRequest, RerankRe
 use crate::routing::dispatch::Served;
 use crate::routing::transport;
 use crate::routing::{ModelEntry, Route, affinity};
-use crate::usage::record::Purpose;
+use crate::usage::record::{Purpose, Unit};
 
 /// A served request: the answer's body, the route that served it (none for a cache hit), the
 /// key's limits (for the `x-ratelimit-*` headers), the session it belongs to and what the
@@ -214,7 +214,9 @@ pub async fn rerank(
 ) -> Result<Answer<Bytes>, Rejection> {
     let key = key.as_deref();
     let model = admit::model(ctx, key, &req.model, ModelType::Rerank)?;
-    let (admission, recorder) = admit_by_units(ctx, key, model, Purpose::Rerank, &req.body).await?;
+    let searches = Some((Unit::Searches, req.searches()));
+    let (admission, recorder) =
+        admit_by_units(ctx, key, model, Purpose::Rerank, &req.body, searches).await?;
     let served = dispatch::priced(
         ctx,
         model,
@@ -242,7 +244,9 @@ pub async fn pass(
         ModelType::Image => (transport::Endpoint::ImageGenerations, Purpose::Image),
         _ => (transport::Endpoint::Moderations, Purpose::Moderation),
     };
-    let (admission, recorder) = admit_by_units(ctx, key, model, purpose, &req.body).await?;
+    // The images asked for (`n`, default 1).
+    let images = (kind == ModelType::Image).then(|| (Unit::Images, req.images()));
+    let (admission, recorder) = admit_by_units(ctx, key, model, purpose, &req.body, images).await?;
     let served = dispatch::priced(
         ctx,
         model,
@@ -255,15 +259,17 @@ pub async fn pass(
 }
 
 /// Admits a request priced by what its answer reports (tokens counted upstream, units): the
-/// key's rpm and budget, no tokens reserved; and its recorder.
+/// key's rpm and budget, no tokens reserved but the units known now (`known`); and its
+/// recorder.
 pub(super) async fn admit_by_units(
     ctx: &RequestCtx,
     key: Option<&ApiKey>,
     model: &ModelEntry,
     purpose: Purpose,
     body: &Bytes,
+    known: Option<(Unit, u64)>,
 ) -> Result<(Admission, Recorder), Rejection> {
-    let admission = admit::limits(ctx, key, model, model.encoding(), |_| (0, 0)).await?;
+    let admission = admit::priced_limits(ctx, key, model, known).await?;
     let recorder = Recorder::new(
         ctx,
         key,

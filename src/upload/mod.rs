@@ -73,6 +73,8 @@ pub struct Upload {
     /// A WAV file's duration, read from its header (rounded up): the seconds a transcription is
     /// priced by when the answer reports none.
     pub audio_seconds: Option<u64>,
+    /// The images an edit asks for (its `n` field; 1 without one).
+    pub images: u64,
 }
 
 enum Source {
@@ -154,6 +156,7 @@ impl Upload {
             length: declared,
             source: Source::Memory(Bytes::new()),
             audio_seconds: None,
+            images: 1,
         };
         if ended {
             reader.scanner.finish().map_err(refused)?;
@@ -281,6 +284,10 @@ impl Upload {
             self.model = Some((name, span));
         }
         self.first_delimiter = scanner.first_delimiter().unwrap_or(0);
+        if let Some(n) = parts.iter().find(|p| p.name == "n" && p.end.is_some()) {
+            let n = field_text(n, "n")?;
+            self.images = n.parse::<u64>().map_or(1, |n| n.max(1));
+        }
         let file = parts.iter().find(|p| form.files.contains(&p.name.as_str()));
         if let Some(file) = file
             && self.audio_seconds.is_none()

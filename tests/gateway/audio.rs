@@ -467,3 +467,42 @@ async fn speech_reaches_the_client_as_it_is_made_and_a_cut_is_not_an_end() {
     assert_eq!(rows[0]["status"], "ok");
     assert_eq!(rows[1]["status"], "error");
 }
+
+#[tokio::test]
+async fn a_budget_reserves_what_is_known_before_the_answer() {
+    let (a, b) = (MockMedia::start().await, MockMedia::start().await);
+    let yaml = config(&a, &b, "usage: { sink: none }", 25 << 20).replace(
+        &format!("{{ name: team, key: {KEY} }}"),
+        &format!("{{ name: team, key: {KEY}, budget: {{ usd: 0.01, period: day }} }}"),
+    );
+    let gw = Gateway::start(&yaml).await;
+    let speak = |input: String| {
+        client()
+            .post(gw.url("/v1/audio/speech"))
+            .bearer_auth(KEY)
+            .json(&json!({"model": "voice", "input": input, "voice": "alloy"}))
+            .send()
+    };
+    // 1,000 characters at $15 a million: $0.015 reserved at admission, while the upstream has
+    // not yet made a sound (the mock holds its first piece).
+    let first = tokio::spawn(speak("x".repeat(1000)));
+    crate::harness::eventually(
+        Duration::from_secs(5),
+        "the first speech is upstream",
+        || {
+            let seen = a.uploads().len();
+            async move { seen == 1 }
+        },
+    )
+    .await;
+    // The budget is spent by what the first will cost: the next is refused before any upstream.
+    let answer = speak("y".repeat(10)).await.unwrap();
+    assert_eq!(answer.status(), 429);
+    let error: Value = answer.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "insufficient_quota");
+    assert_eq!(a.uploads().len(), 1);
+    a.release(SPEECH_PIECES);
+    let answer = first.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.bytes().await.unwrap();
+}

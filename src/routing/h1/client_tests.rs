@@ -409,3 +409,202 @@ fn origins_are_plain_http_with_a_port() {
         b"POST /v1/embeddings HTTP/1.1\r\nhost: [::1]:8000\r\nauthorization: Bearer k\r\n"
     );
 }
+
+/// An upload upstream: reads each request's head and body (content-length or chunked, decoded
+/// here as RFC 9112 §7.1 says), answers with the body's length and a digest of it, and reports
+/// what it received (`None`: the body never ended).
+async fn upload_upstream() -> (
+    Origin,
+    tokio::sync::mpsc::UnboundedReceiver<Option<(String, Vec<u8>)>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut io, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let got = read_upload(&mut io).await;
+                let answer = got.as_ref().map(|(_, body)| {
+                    let text = format!("{}:{:x}", body.len(), fnv(body));
+                    format!("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{text}", text.len())
+                });
+                let _ = tx.send(got);
+                if let Some(answer) = answer {
+                    let _ = io.write_all(answer.as_bytes()).await;
+                }
+            });
+        }
+    });
+    let uri: Uri = format!("http://127.0.0.1:{port}/v1").parse().expect("uri");
+    (Origin::of(&uri).expect("origin"), rx)
+}
+
+/// A request's head and decoded body; `None` if the connection ended first.
+async fn read_upload(io: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        read_more(io, &mut buf).await?;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    buf.drain(..end + 4);
+    if let Some(length) = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+    {
+        let length: usize = length.trim().parse().ok()?;
+        while buf.len() < length {
+            read_more(io, &mut buf).await?;
+        }
+        return Some((head, buf[..length].to_vec()));
+    }
+    let mut body = Vec::new();
+    loop {
+        let line_end = loop {
+            if let Some(at) = buf.windows(2).position(|w| w == b"\r\n") {
+                break at;
+            }
+            read_more(io, &mut buf).await?;
+        };
+        let size = usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).ok()?, 16).ok()?;
+        buf.drain(..line_end + 2);
+        while buf.len() < size + 2 {
+            read_more(io, &mut buf).await?;
+        }
+        if &buf[size..size + 2] != b"\r\n" {
+            return None;
+        }
+        body.extend_from_slice(&buf[..size]);
+        buf.drain(..size + 2);
+        if size == 0 {
+            return Some((head, body));
+        }
+    }
+}
+
+async fn read_more(io: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 16 * 1024];
+    match io.read(&mut chunk).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Some(())
+        }
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn pieces(seed: u8, sizes: &[usize]) -> Vec<Bytes> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Bytes::from(vec![seed.wrapping_add(i as u8); *n]))
+        .collect()
+}
+
+async fn upload(
+    origin: &Origin,
+    length: Option<u64>,
+    body: Vec<Result<Bytes, GatewayError>>,
+) -> Result<Response, Failure> {
+    let head = origin.head("POST", "/v1/audio/transcriptions", &[]);
+    origin
+        .send_streamed(
+            &head,
+            b"",
+            b"multipart/form-data; boundary=x",
+            length,
+            futures_util::stream::iter(body),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn an_upload_goes_chunked_without_a_length_and_as_it_is_with_one() {
+    let (origin, mut seen) = upload_upstream().await;
+    // Sizes around the chunk-size line's digits, and an empty piece (never an early `0` chunk).
+    let body = pieces(1, &[1, 15, 16, 255, 0, 4096, 70_000]);
+    let whole: Vec<u8> = body.iter().flat_map(|b| b.to_vec()).collect();
+    let response = upload(&origin, None, body.iter().cloned().map(Ok).collect())
+        .await
+        .expect("answered");
+    assert_eq!(
+        response.content_type.as_ref().map(|v| v.as_bytes()),
+        Some(&b"text/plain"[..])
+    );
+    let answer = read_all(response.body).await.expect("read");
+    assert_eq!(
+        answer,
+        format!("{}:{:x}", whole.len(), fnv(&whole)).into_bytes()
+    );
+    let (head, got) = seen.recv().await.flatten().expect("a whole body");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert!(
+        head.contains("content-type: multipart/form-data; boundary=x"),
+        "{head}"
+    );
+    assert_eq!(got, whole);
+
+    let length = Some(whole.len() as u64);
+    let response = upload(&origin, length, body.into_iter().map(Ok).collect())
+        .await
+        .expect("answered");
+    read_all(response.body).await.expect("read");
+    let (head, got) = seen.recv().await.flatten().expect("a whole body");
+    assert!(
+        head.contains(&format!("content-length: {}", whole.len())),
+        "{head}"
+    );
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert_eq!(got, whole);
+}
+
+#[tokio::test]
+async fn an_upload_that_breaks_off_abandons_its_connection_with_its_own_error() {
+    let (origin, mut seen) = upload_upstream().await;
+    let broken = vec![
+        Ok(Bytes::from_static(b"--x\r\n")),
+        Err(GatewayError::invalid_request("the client's form broke")),
+    ];
+    match upload(&origin, None, broken).await {
+        Err(Failure::Body(e)) => assert_eq!(e.message(), "the client's form broke"),
+        other => panic!(
+            "expected the body's failure, got {:?}",
+            other.map(|r| r.status)
+        ),
+    }
+    // The upstream saw the connection end without the last chunk: no complete request.
+    assert_eq!(seen.recv().await, Some(None));
+}
+
+#[tokio::test]
+async fn concurrent_uploads_each_get_their_own_answer() {
+    let (origin, _seen) = upload_upstream().await;
+    let uploads = (0..16u8).map(|i| {
+        let origin = origin.clone();
+        async move {
+            let body = pieces(i, &[1000 + usize::from(i) * 7, 30_000, 3]);
+            let whole: Vec<u8> = body.iter().flat_map(|b| b.to_vec()).collect();
+            let length = (i % 2 == 0).then_some(whole.len() as u64);
+            let response = upload(&origin, length, body.into_iter().map(Ok).collect())
+                .await
+                .expect("answered");
+            let answer = read_all(response.body).await.expect("read");
+            answer == format!("{}:{:x}", whole.len(), fnv(&whole)).into_bytes()
+        }
+    });
+    let crossed = futures_util::future::join_all(uploads)
+        .await
+        .into_iter()
+        .filter(|own| !own)
+        .count();
+    assert_eq!(crossed, 0, "answers crossed between uploads");
+}
