@@ -34,6 +34,8 @@ use spool::{Spool, Spooled};
 
 /// Kept in memory, and retryable on another route: bodies up to this size.
 pub const KEEP: usize = 1024 * 1024;
+/// Room for the frame that crosses `KEEP` (HTTP/1.1 reads and HTTP/2 frames are smaller).
+const SLACK: usize = 64 * 1024;
 
 /// What an endpoint's form must hold.
 pub struct Form {
@@ -135,8 +137,10 @@ impl Upload {
             limits: *limits,
             read: 0,
         };
-        let mut kept =
-            BytesMut::with_capacity(declared.map_or(16 * 1024, |l| l as usize).min(KEEP));
+        // Sized once: the last read may pass KEEP by one frame, and a buffer that grew would
+        // double (2 MiB held for a 1 MiB window). Pages are touched only as they are written.
+        let capacity = declared.map_or(KEEP + SLACK, |l| (l as usize).min(KEEP + SLACK));
+        let mut kept = BytesMut::with_capacity(capacity);
         let mut ended = false;
         while kept.len() < KEEP {
             match reader.next().await? {
