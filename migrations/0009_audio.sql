@@ -10,3 +10,10 @@ ALTER TABLE models ADD CONSTRAINT models_type_check
 -- this migration keep their units in request_logs only (0008 shipped days before it).
 ALTER TABLE usage_hourly
     ADD COLUMN units numeric(30, 6) NOT NULL DEFAULT 0;
+
+-- The control plane's models carry unit prices too (config: models[].price.per_*).
+ALTER TABLE models
+    ADD COLUMN per_1k_searches numeric(20, 9) CHECK (per_1k_searches >= 0),
+    ADD COLUMN per_image       numeric(20, 9) CHECK (per_image >= 0),
+    ADD COLUMN per_minute      numeric(20, 9) CHECK (per_minute >= 0),
+    ADD COLUMN per_1m_chars    numeric(20, 9) CHECK (per_1m_chars >= 0);

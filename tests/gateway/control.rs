@@ -227,6 +227,44 @@ async fn the_admin_api_is_for_admin_keys_and_names_bad_fields() {
             .0,
         200
     );
+    // Audio models and unit prices, kept and read back; a negative unit price is refused.
+    let spoken = json!({"input_per_1m": 0.0, "output_per_1m": 0.0, "per_1m_chars": 15.0});
+    let (status, _) = admin(
+        &gw,
+        M::POST,
+        "/admin/v1/models",
+        Some(OPS),
+        Some(json!({"name": "voice", "type": "speech", "price": spoken})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, model) = admin(&gw, M::GET, "/admin/v1/models/voice", Some(OPS), None).await;
+    assert_eq!(
+        (&model["type"], &model["price"]),
+        (&json!("speech"), &spoken)
+    );
+    let (status, answer) = admin(
+        &gw,
+        M::PATCH,
+        "/admin/v1/models/voice",
+        Some(OPS),
+        Some(json!({"type": "transcription", "price": {"per_minute": -1}})),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["error"]["param"]),
+        (400, &json!("price.per_minute"))
+    );
+    let (status, model) = admin(
+        &gw,
+        M::PATCH,
+        "/admin/v1/models/voice",
+        Some(OPS),
+        Some(json!({"type": "transcription", "price": {"per_minute": 0.006}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(model["price"]["per_minute"], 0.006, "{model}");
     assert_eq!(
         admin(
             &gw,

@@ -553,7 +553,9 @@ async fn upgrading_an_existing_ledger_fills_its_hourly_totals() {
             "DROP TABLE usage_hourly;
              ALTER TABLE request_logs DROP COLUMN cached_input_tokens, DROP COLUMN cache_write_tokens,
                  DROP COLUMN reasoning_tokens, DROP COLUMN cache_saved_cost;
-             ALTER TABLE models DROP COLUMN cached_input_per_1m, DROP COLUMN cache_write_per_1m;
+             ALTER TABLE models DROP COLUMN cached_input_per_1m, DROP COLUMN cache_write_per_1m,
+                 DROP COLUMN per_1k_searches, DROP COLUMN per_image, DROP COLUMN per_minute,
+                 DROP COLUMN per_1m_chars;
              DELETE FROM schema_migrations WHERE version IN (3, 5, 7, 9);
              INSERT INTO request_logs (request_id, created_at, key_name, model_name, provider_id, input_tokens, output_tokens, cost, status)
              SELECT 'req-' || n, '2026-11-29 22:00:00+00'::timestamptz + n * interval '7 minutes',

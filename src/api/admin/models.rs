@@ -107,6 +107,10 @@ fn check_model(m: &ModelRow) -> Result<(), GatewayError> {
             ("price.output_per_1m", Some(p.output_per_1m)),
             ("price.cached_input_per_1m", p.cached_input_per_1m),
             ("price.cache_write_per_1m", p.cache_write_per_1m),
+            ("price.per_1k_searches", p.per_1k_searches),
+            ("price.per_image", p.per_image),
+            ("price.per_minute", p.per_minute),
+            ("price.per_1m_chars", p.per_1m_chars),
         ] {
             let Some(v) = v else { continue };
             if !(v.is_finite() && (0.0..1e9).contains(&v)) {

@@ -33,7 +33,8 @@ pub async fn list_models(client: &impl GenericClient) -> Result<Vec<ModelRow>, C
         .query(
             "SELECT name, type, context_window, input_per_1m::text, output_per_1m::text, tokenizer,
                     floor(extract(epoch FROM created_at))::int8, cached_input_per_1m::text,
-                    cache_write_per_1m::text, max_output_tokens
+                    cache_write_per_1m::text, max_output_tokens, per_1k_searches::text,
+                    per_image::text, per_minute::text, per_1m_chars::text
              FROM models ORDER BY created_at, name",
             &[],
         )
@@ -55,7 +56,9 @@ pub async fn update_model(client: &mut Client, m: &ModelRow) -> Result<i64, Cont
             "UPDATE models SET type = $2, context_window = $3, input_per_1m = $4::text::numeric,
                     output_per_1m = $5::text::numeric, tokenizer = $6,
                     cached_input_per_1m = $7::text::numeric, cache_write_per_1m = $8::text::numeric,
-                    max_output_tokens = $9, updated_at = clock_timestamp()
+                    max_output_tokens = $9, per_1k_searches = $10::text::numeric,
+                    per_image = $11::text::numeric, per_minute = $12::text::numeric,
+                    per_1m_chars = $13::text::numeric, updated_at = clock_timestamp()
              WHERE name = $1",
             &Columns::of(m).params(),
         )
@@ -74,7 +77,8 @@ pub async fn get_model(client: &Client, name: &str) -> Result<ModelRow, ControlE
         .query_opt(
             "SELECT name, type, context_window, input_per_1m::text, output_per_1m::text, tokenizer,
                     floor(extract(epoch FROM created_at))::int8, cached_input_per_1m::text,
-                    cache_write_per_1m::text, max_output_tokens
+                    cache_write_per_1m::text, max_output_tokens, per_1k_searches::text,
+                    per_image::text, per_minute::text, per_1m_chars::text
              FROM models WHERE name = $1",
             &[&name],
         )
@@ -98,9 +102,11 @@ pub(super) async fn insert_model(
     client
         .execute(
             "INSERT INTO models (name, type, context_window, input_per_1m, output_per_1m, tokenizer,
-                                 cached_input_per_1m, cache_write_per_1m, max_output_tokens)
+                                 cached_input_per_1m, cache_write_per_1m, max_output_tokens,
+                                 per_1k_searches, per_image, per_minute, per_1m_chars)
              VALUES ($1, $2, $3, $4::text::numeric, $5::text::numeric, $6, $7::text::numeric,
-                     $8::text::numeric, $9)",
+                     $8::text::numeric, $9, $10::text::numeric, $11::text::numeric,
+                     $12::text::numeric, $13::text::numeric)",
             &Columns::of(m).params(),
         )
         .await
@@ -109,6 +115,7 @@ pub(super) async fn insert_model(
 }
 
 pub(super) fn model_row(row: &Row) -> ModelRow {
+    let decimal = |i: usize| row.get::<_, Option<String>>(i).and_then(|p| p.parse().ok());
     let price = match (
         row.get::<_, Option<String>>(3),
         row.get::<_, Option<String>>(4),
@@ -116,9 +123,12 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
         (Some(i), Some(o)) => Some(PriceConfig {
             input_per_1m: i.parse().unwrap_or(0.0),
             output_per_1m: o.parse().unwrap_or(0.0),
-            cached_input_per_1m: row.get::<_, Option<String>>(7).and_then(|p| p.parse().ok()),
-            cache_write_per_1m: row.get::<_, Option<String>>(8).and_then(|p| p.parse().ok()),
-            ..PriceConfig::default()
+            cached_input_per_1m: decimal(7),
+            cache_write_per_1m: decimal(8),
+            per_1k_searches: decimal(10),
+            per_image: decimal(11),
+            per_minute: decimal(12),
+            per_1m_chars: decimal(13),
         }),
         _ => None,
     };
@@ -145,7 +155,8 @@ pub(super) fn model_row(row: &Row) -> ModelRow {
 
 /// A model's fields as the table's columns, in the order both statements bind them: name, type,
 /// context_window, input_per_1m, output_per_1m (decimal text, cast by the statement), tokenizer,
-/// cached_input_per_1m, cache_write_per_1m, max_output_tokens.
+/// cached_input_per_1m, cache_write_per_1m, max_output_tokens, then the unit prices
+/// (per_1k_searches, per_image, per_minute, per_1m_chars).
 struct Columns<'a> {
     name: &'a str,
     kind: &'static str,
@@ -156,11 +167,15 @@ struct Columns<'a> {
     cached_input: Option<String>,
     cache_write: Option<String>,
     max_output_tokens: Option<i32>,
+    units: [Option<String>; 4],
 }
 
 impl<'a> Columns<'a> {
     fn of(m: &'a ModelRow) -> Self {
         let (input, output) = prices(m.price.as_ref());
+        let text = |f: fn(&PriceConfig) -> Option<f64>| {
+            m.price.as_ref().and_then(f).map(|v| v.to_string())
+        };
         Self {
             name: &m.name,
             kind: kind_name(m.kind),
@@ -168,21 +183,19 @@ impl<'a> Columns<'a> {
             input,
             output,
             tokenizer: m.tokenizer.map(tokenizer_name),
-            cached_input: m
-                .price
-                .as_ref()
-                .and_then(|p| p.cached_input_per_1m)
-                .map(|v| v.to_string()),
-            cache_write: m
-                .price
-                .as_ref()
-                .and_then(|p| p.cache_write_per_1m)
-                .map(|v| v.to_string()),
+            cached_input: text(|p| p.cached_input_per_1m),
+            cache_write: text(|p| p.cache_write_per_1m),
             max_output_tokens: m.max_output_tokens.map(|c| c.min(i32::MAX as u32) as i32),
+            units: [
+                text(|p| p.per_1k_searches),
+                text(|p| p.per_image),
+                text(|p| p.per_minute),
+                text(|p| p.per_1m_chars),
+            ],
         }
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
         [
             &self.name,
             &self.kind,
@@ -193,6 +206,10 @@ impl<'a> Columns<'a> {
             &self.cached_input,
             &self.cache_write,
             &self.max_output_tokens,
+            &self.units[0],
+            &self.units[1],
+            &self.units[2],
+            &self.units[3],
         ]
     }
 }
