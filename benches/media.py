@@ -3,9 +3,11 @@
   media.py upstream PORT            an OpenAI-kind audio upstream: reads uploads whole (length or
                                     chunked) and answers a transcription; speech is sent as
                                     PIECES pieces GAP_MS apart, each stamped with when it was sent
-  media.py upload URL FILE RUNS [AT_ONCE]
+  media.py upload URL FILE RUNS [AT_ONCE [MBPS]]
                                     RUNS uploads of FILE as a transcription form, AT_ONCE at a
-                                    time (default 1); prints the median and best wall time in ms
+                                    time (default 1), sent as fast as the socket takes it or
+                                    paced to MBPS megabytes a second (a client on a real
+                                    network); prints the median and best wall time in ms
   media.py speech URL RUNS          RUNS speech requests; prints how long each piece took from the
                                     upstream's send to the client's read (ms: median, p99)
 
@@ -82,7 +84,7 @@ def connect(url):
     return asyncio.open_connection(host, int(port))
 
 
-async def upload(url, path, runs, at_once=1):
+async def upload(url, path, runs, at_once=1, mbps=0.0):
     with open(path, "rb") as f:
         audio = f.read()
     form = (b"--%s\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nears\r\n"
@@ -101,6 +103,10 @@ async def upload(url, path, runs, at_once=1):
         for at in range(0, len(audio), 1 << 16):
             writer.write(view[at:at + (1 << 16)])
             await writer.drain()
+            if mbps:
+                ahead = (at + (1 << 16)) / (mbps * 1e6) - (time.perf_counter() - start)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
         writer.write(tail)
         await writer.drain()
         status, fields = await read_head(reader)
@@ -152,6 +158,7 @@ if __name__ == "__main__":
         asyncio.run(serve(int(sys.argv[2])))
     elif mode == "upload":
         at_once = int(sys.argv[5]) if len(sys.argv) > 5 else 1
-        asyncio.run(upload(sys.argv[2], sys.argv[3], int(sys.argv[4]), at_once))
+        mbps = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
+        asyncio.run(upload(sys.argv[2], sys.argv[3], int(sys.argv[4]), at_once, mbps))
     else:
         asyncio.run(speech(sys.argv[2], int(sys.argv[3])))

@@ -2,7 +2,9 @@
 # Uploads and speech through the gateway against the same requests sent straight to the upstream
 # and through nginx (`proxy_pass`, request and response buffering off: streamed like the
 # gateway), one worker each (#21's figures): a SIZE_MB upload's wall time (median of RUNS; direct,
-# gateway and nginx runs taken in turn), the gateway's peak RSS growth while AT_ONCE such uploads stream through it at once
+# gateway and nginx runs taken in turn), sent as fast as loopback takes it (CPU-bound: the hop's
+# copies compete with the client and the upstream for the two cores) and paced to MBPS (125 MB/s,
+# a 1 Gbit/s client: what a real network gives), the gateway's peak RSS growth while AT_ONCE such uploads stream through it at once
 # (VmHWM after minus before, per upload: what it holds of one), and how long speech pieces take
 # from the upstream's send to the client's read.
 #
@@ -18,6 +20,7 @@ bin=${SWITCHYARD_BIN:-$target_dir/release/switchyard}
 size_mb=${SIZE_MB:-20}
 runs=${RUNS:-21}
 at_once=${AT_ONCE:-8}
+mbps=${MBPS:-125}
 [ -x "$bin" ] || { echo "build first: cargo build --release ($bin missing)" >&2; exit 1; }
 root=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-media.XXXXXX")
 pids=()
@@ -72,15 +75,20 @@ hwm() { awk '/VmHWM/ {print $2}' "/proc/$gateway/status"; }
 head -c 10000 /dev/urandom > "$root/small.bin"
 python3 benches/media.py upload http://127.0.0.1:18120/v1 "$root/small.bin" 2 >/dev/null
 python3 benches/media.py speech http://127.0.0.1:18120/v1 1 >/dev/null
-direct=(); through=(); nginx=()
-timed() { python3 benches/media.py upload "$1" "$root/audio.bin" 1 | cut -d' ' -f1; }
-for _ in $(seq 1 "$runs"); do
-    direct+=("$(timed http://127.0.0.1:18121/v1)")
-    through+=("$(timed http://127.0.0.1:18120/v1)")
-    nginx+=("$(timed http://127.0.0.1:18122/v1)")
-done
+timed() { python3 benches/media.py upload "$1" "$root/audio.bin" 1 1 "$2" | cut -d' ' -f1; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-direct=$(median "${direct[@]}"); through=$(median "${through[@]}"); nginx=$(median "${nginx[@]}")
+# Prints the medians (direct, gateway, nginx) at a rate (0: unpaced).
+uploads() {
+    local direct=() through=() nginx=()
+    for _ in $(seq 1 "$runs"); do
+        direct+=("$(timed http://127.0.0.1:18121/v1 "$1")")
+        through+=("$(timed http://127.0.0.1:18120/v1 "$1")")
+        nginx+=("$(timed http://127.0.0.1:18122/v1 "$1")")
+    done
+    echo "$(median "${direct[@]}") $(median "${through[@]}") $(median "${nginx[@]}")"
+}
+read -r direct through nginx < <(uploads 0)
+read -r p_direct p_through p_nginx < <(uploads "$mbps")
 before=$(hwm)
 python3 benches/media.py upload http://127.0.0.1:18120/v1 "$root/audio.bin" 2 "$at_once" >/dev/null
 after=$(hwm)
@@ -88,7 +96,9 @@ read -r s_direct s_direct_p99 < <(python3 benches/media.py speech http://127.0.0
 read -r s_through s_through_p99 < <(python3 benches/media.py speech http://127.0.0.1:18120/v1 "$runs")
 read -r s_nginx s_nginx_p99 < <(python3 benches/media.py speech http://127.0.0.1:18122/v1 "$runs")
 
-echo "upload of ${size_mb} MB, median of $runs: direct ${direct} ms, through the gateway ${through} ms, through nginx ${nginx} ms"
+echo "upload of ${size_mb} MB, median of $runs, unpaced: direct ${direct} ms, through the gateway ${through} ms, through nginx ${nginx} ms"
 python3 -c "print(f'  the gateway adds {($through / $direct - 1) * 100:.1f} %, nginx {($nginx / $direct - 1) * 100:.1f} %')"
+echo "upload of ${size_mb} MB, median of $runs, paced to $mbps MB/s: direct ${p_direct} ms, through the gateway ${p_through} ms, through nginx ${p_nginx} ms"
+python3 -c "print(f'  the gateway adds {($p_through / $p_direct - 1) * 100:.1f} %, nginx {($p_nginx / $p_direct - 1) * 100:.1f} %')"
 echo "gateway peak RSS: ${before} kB before, ${after} kB after $at_once uploads at once: +$((after - before)) kB, $(((after - before) / at_once)) kB an upload"
 echo "speech piece, upstream send to client read (median / p99): direct ${s_direct} / ${s_direct_p99} ms, through the gateway ${s_through} / ${s_through_p99} ms, through nginx ${s_nginx} / ${s_nginx_p99} ms"
