@@ -37,12 +37,12 @@ fn assistant(text: &str) -> Box<serde_json::value::RawValue> {
 }
 
 async fn cpu_per_turn() {
-    let sessions = Sessions::new(&SessionsConfig {
+    let config = SessionsConfig {
         max_tokens: 1_000_000,
         compression_threshold: 1_000_000,
         ..SessionsConfig::default()
-    })
-    .unwrap();
+    };
+    let sessions = Sessions::new(&config, None).unwrap();
     let e = Encoding::O200kBase;
     e.warm();
     let question =

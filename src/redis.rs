@@ -2,6 +2,11 @@
 //! pool that connects in the background and reconnects for ever, Lua scripts run by hash, and
 //! every call under a timeout, so a Redis that is down or slow fails its callers fast and never
 //! hangs a request.
+//!
+//! One node, a Cluster (`redis-cluster://`) or a Sentinel-managed master (`redis-sentinel://`),
+//! each over TLS (`rediss…`, with `redis.tls`'s private CA and client certificate). Every script
+//! keeps its keys in one hash slot (`{…}` tags); the key-less scans (counts, the cache's clear)
+//! run on every primary of a cluster.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,10 +16,15 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use fred::prelude::{
-    Builder, ClientLike, Config, Expiration, KeysInterface, LuaInterface, Pool, ReconnectPolicy,
+    Builder, ClientLike, ClusterInterface, Config, Expiration, KeysInterface, LuaInterface, Pool,
+    ReconnectPolicy, Server,
 };
 use fred::types::FromValue;
+use fred::types::config::{Options, TlsConnector};
 use fred::types::scripts::Script;
+use fred::types::{ClusterHash, CustomCommand};
+
+use crate::config::{RedisTarget, RedisTls};
 
 const POOL_SIZE: usize = 4;
 
@@ -46,9 +56,17 @@ pub struct RedisError(pub String);
 // === impl Redis ===
 
 impl Redis {
-    /// `field` names the config key in errors (`sessions.redis_url`, `limits.redis_url`).
-    pub fn connect(url: &str, timeout: Duration, field: &str) -> Result<Self, String> {
-        let config = Config::from_url(url).map_err(|e| format!("{field}: {e}"))?;
+    /// Errors name the config key the URL came from (`redis.url`, `limits.redis_url`, …) or
+    /// the TLS file that cannot be used (`redis.tls.ca_file`).
+    pub fn connect(target: &RedisTarget, timeout: Duration) -> Result<Self, String> {
+        let field = target.field;
+        let mut config = Config::from_url(&target.url).map_err(|e| format!("{field}: {e}"))?;
+        if config.uses_tls() {
+            // Ours, not fred's default (the system's roots): the public roots compiled in, or
+            // the private CA alone, and the client certificate for mutual TLS.
+            let tls = tls_config(target.tls.as_ref())?;
+            config.tls = Some(TlsConnector::from(tls).into());
+        }
         let pool = Builder::from_config(config)
             .with_performance_config(|p| p.default_command_timeout = timeout)
             .with_connection_config(|c| {
@@ -98,11 +116,72 @@ impl Redis {
         static COUNT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
         let script = COUNT.get_or_init(|| Script::from_lua(COUNT_KEYS));
         let args = vec![pattern.to_owned(), except.to_owned(), cap.to_string()];
-        let reply: Vec<i64> = self.script(script, vec![], args).await?;
-        Ok((
-            reply.first().copied().unwrap_or(0).max(0) as u64,
-            reply.get(1) == Some(&1),
-        ))
+        let replies: Vec<Vec<i64>> = self.script_on_every_primary(script, args).await?;
+        let count = replies
+            .iter()
+            .map(|r| r.first().copied().unwrap_or(0).max(0) as u64)
+            .sum();
+        Ok((count, replies.iter().all(|r| r.get(1) == Some(&1))))
+    }
+
+    /// Runs a key-less script (a SCAN step) on every node that holds keys: each primary of a
+    /// cluster (a SCAN sees one node's keys), or the one server. One reply per node.
+    pub async fn script_on_every_primary<R: FromValue>(
+        &self,
+        script: &Script,
+        args: Vec<String>,
+    ) -> Result<Vec<R>, RedisError> {
+        let mut replies = Vec::new();
+        for node in self.primaries()? {
+            replies.push(self.script_on(node.as_ref(), script, args.clone()).await?);
+        }
+        Ok(replies)
+    }
+
+    /// The primaries to scan: `[None]` (the pool's one server) unless this is a cluster.
+    pub fn primaries(&self) -> Result<Vec<Option<Server>>, RedisError> {
+        let client = self.pool.next();
+        if !client.client_config().server.is_clustered() {
+            return Ok(vec![None]);
+        }
+        let state = client
+            .cached_cluster_state()
+            .ok_or_else(|| RedisError("the cluster's layout is not known yet".into()))?;
+        Ok(state.unique_primary_nodes().into_iter().map(Some).collect())
+    }
+
+    /// A key-less script on one node (`None`: wherever the pool sends it).
+    pub async fn script_on<R: FromValue>(
+        &self,
+        node: Option<&Server>,
+        script: &Script,
+        args: Vec<String>,
+    ) -> Result<R, RedisError> {
+        let Some(node) = node else {
+            return self.script(script, vec![], args).await;
+        };
+        // Through `custom`, which goes by the options' node: fred's Lua commands on a client
+        // with options are its inner client's, which ignore them.
+        let client = self.pool.next().with_options(&Options {
+            cluster_node: Some(node.clone()),
+            ..Options::default()
+        });
+        let call = |command: &'static str, first: String| {
+            let mut argv = vec![first, "0".to_owned()];
+            argv.extend(args.iter().cloned());
+            let command = CustomCommand::new_static(command, ClusterHash::Random, false);
+            client.custom::<R, String>(command, argv)
+        };
+        match self
+            .bounded(call("EVALSHA", script.sha1().to_string()))
+            .await
+        {
+            Err(RedisError(e)) if e.contains("NOSCRIPT") => {
+                let lua = script.lua().map(ToString::to_string).unwrap_or_default();
+                self.bounded(call("EVAL", lua)).await
+            }
+            other => other,
+        }
     }
 
     /// One round trip that changes nothing (a health probe).
@@ -195,6 +274,55 @@ impl Breaker {
                 }
             }
         });
+    }
+}
+
+/// The TLS client configuration for Redis: the private CA of `tls.ca_file` (else the public
+/// roots compiled in), and `cert_file`/`key_file` for mutual TLS. Files are read now, at start:
+/// one that cannot be used refuses start naming its field.
+fn tls_config(tls: Option<&RedisTls>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let unusable = |field: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        format!("{field}: cannot use {}: {e}", path.display())
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    match tls.and_then(|t| t.ca_file.as_deref()) {
+        Some(path) => {
+            let field = "redis.tls.ca_file";
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| unusable(field, path, &e))?;
+            if certs.is_empty() {
+                return Err(unusable(field, path, &"it holds no certificate"));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| unusable(field, path, &e))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("redis.tls: {e}"))?
+        .with_root_certificates(roots);
+    let cert = tls.and_then(|t| t.cert_file.as_deref());
+    let key = tls.and_then(|t| t.key_file.as_deref());
+    match (cert, key) {
+        (None, None) => Ok(builder.with_no_client_auth()),
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| unusable("redis.tls.cert_file", cert, &e))?;
+            let private = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| unusable("redis.tls.key_file", key, &e))?;
+            builder
+                .with_client_auth_cert(chain, private)
+                .map_err(|e| format!("redis.tls.key_file: {e}"))
+        }
+        _ => Err("redis.tls: cert_file and key_file go together (mutual TLS)".into()),
     }
 }
 

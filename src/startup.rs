@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{Config, ConfigSource, SessionStoreKind, UsageSinkKind};
+use crate::config::{Config, ConfigSource, RedisUser, SessionStoreKind, UsageSinkKind};
 use crate::state::App;
 
 pub fn status(
@@ -58,24 +58,21 @@ pub fn status(
         })
         .collect();
     line("models", &list(&models));
-    let store = |kind: SessionStoreKind, url: Option<&String>| match (kind, url) {
-        (SessionStoreKind::Redis, Some(url)) => format!("redis {}", masked(url)),
+    let store = |kind: SessionStoreKind, user: RedisUser| match (kind, config.redis_for(user)) {
+        (SessionStoreKind::Redis, Some(target)) => format!("redis {}", masked(&target.url)),
         _ => "memory".to_owned(),
     };
     let s = &config.sessions;
     line(
         "sessions",
-        &format!("{} (ttl {})", store(s.store, s.redis_url.as_ref()), s.ttl),
+        &format!("{} (ttl {})", store(s.store, RedisUser::Sessions), s.ttl),
     );
     let r = &config.responses;
     line(
         "responses",
         &format!(
             "{} (ttl {})",
-            store(
-                r.store.unwrap_or(s.store),
-                r.redis_url.as_ref().or(s.redis_url.as_ref())
-            ),
+            store(r.store.unwrap_or(s.store), RedisUser::Responses),
             r.ttl
         ),
     );
@@ -90,8 +87,8 @@ pub fn status(
     );
     line(
         "limits",
-        &match &config.limits.redis_url {
-            Some(url) => format!("redis {} (shared by every replica)", masked(url)),
+        &match config.redis_for(RedisUser::Limits) {
+            Some(target) => format!("redis {} (shared by every replica)", masked(&target.url)),
             None => "memory (per replica)".to_owned(),
         },
     );

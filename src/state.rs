@@ -17,7 +17,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, TracingConfig};
+use crate::config::{Config, RedisUser, TracingConfig};
 use crate::control::catalog::Catalog;
 use crate::control::store::Seed;
 use crate::control::{Control, follower};
@@ -131,14 +131,18 @@ impl App {
             metrics,
             usage: UsageSink::start(&config.usage, tracer.clone())?,
             ledger: ledger(&config.usage)?,
-            sessions: Sessions::new(&config.sessions)?,
-            responses: ResponseStore::new(&config.responses, &config.sessions)?,
+            sessions: Sessions::new(&config.sessions, config.redis_for(RedisUser::Sessions))?,
+            responses: ResponseStore::new(
+                &config.responses,
+                &config.sessions,
+                config.redis_for(RedisUser::Responses),
+            )?,
             cache: config
                 .cache
                 .as_ref()
-                .map(|c| crate::cache::Cache::from_config(c, config.sessions.redis_url.as_deref()))
+                .map(|c| crate::cache::Cache::from_config(c, config.redis_for(RedisUser::Cache)))
                 .transpose()?,
-            limits: Limiter::new(&config.limits)?,
+            limits: Limiter::new(&config.limits, config.redis_for(RedisUser::Limits))?,
             background: Background {
                 runtime: tokio::runtime::Handle::current(),
                 tasks: TaskTracker::new(),

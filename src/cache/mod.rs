@@ -22,7 +22,9 @@ use memory::MemoryStore;
 use redis::RedisStore;
 pub use redis::Unavailable;
 
-use crate::config::{CacheConfig, CacheScope, ConfigDuration, ModelCache, SessionStoreKind};
+use crate::config::{
+    CacheConfig, CacheScope, ConfigDuration, ModelCache, RedisTarget, SessionStoreKind,
+};
 use crate::error::{ErrorKind, GatewayError};
 
 /// The configured cache: its store and what the `cache` section says.
@@ -51,23 +53,16 @@ pub const VERDICT_HEADER: &str = "x-switchyard-cache";
 // === impl Cache ===
 
 impl Cache {
-    /// `sessions_redis`: the sessions' `redis_url`, the default for `store: redis`.
-    pub fn from_config(config: &CacheConfig, sessions_redis: Option<&str>) -> Result<Self, String> {
+    /// `redis`: the cache's Redis (`cache.redis_url`, the sessions', or `redis.url`), for
+    /// `store: redis`.
+    pub fn from_config(config: &CacheConfig, redis: Option<RedisTarget>) -> Result<Self, String> {
         let store = match config.store {
             SessionStoreKind::Memory => Store::Memory(MemoryStore::new(
                 usize::try_from(config.max_bytes.0).unwrap_or(usize::MAX),
             )),
             SessionStoreKind::Redis => {
-                let url = config
-                    .redis_url
-                    .as_deref()
-                    .or(sessions_redis)
-                    .ok_or("cache.redis_url: required with store: redis")?;
-                Store::Redis(RedisStore::connect(
-                    url,
-                    config.timeout.0,
-                    "cache.redis_url",
-                )?)
+                let target = redis.ok_or("cache.redis_url: required with store: redis")?;
+                Store::Redis(RedisStore::connect(&target, config.timeout.0)?)
             }
         };
         Ok(Self {

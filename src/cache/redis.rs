@@ -11,6 +11,7 @@ use fred::types::scripts::Script;
 
 use super::entry::Entry;
 use super::key::Key;
+use crate::config::RedisTarget;
 use crate::redis::{Breaker, Redis, RedisError};
 
 pub struct RedisStore {
@@ -37,9 +38,9 @@ const PREFIX: &str = "switchyard:cache:";
 // === impl RedisStore ===
 
 impl RedisStore {
-    pub fn connect(url: &str, timeout: Duration, field: &str) -> Result<Self, String> {
+    pub fn connect(target: &RedisTarget, timeout: Duration) -> Result<Self, String> {
         Ok(Self {
-            redis: Arc::new(Redis::connect(url, timeout, field)?),
+            redis: Arc::new(Redis::connect(target, timeout)?),
             breaker: Arc::new(Breaker::new("result cache")),
             clear: Script::from_lua(CLEAR_STEP),
         })
@@ -74,17 +75,24 @@ impl RedisStore {
             Some(model) => format!("{PREFIX}{}:{}", glob_escape(model), "?".repeat(64)),
             None => format!("{PREFIX}*"),
         };
-        let mut cursor = "0".to_owned();
+        // SCAN sees one node's keys: a cluster's primaries are each walked to the end.
         let mut deleted = 0u64;
-        loop {
-            let args = vec![cursor, pattern.clone()];
-            let (next, n): (String, i64) = self.redis.script(&self.clear, vec![], args).await?;
-            deleted += u64::try_from(n).unwrap_or(0);
-            if next == "0" {
-                return Ok(deleted);
+        for node in self.redis.primaries()? {
+            let mut cursor = "0".to_owned();
+            loop {
+                let args = vec![cursor, pattern.clone()];
+                let (next, n): (String, i64) = self
+                    .redis
+                    .script_on(node.as_ref(), &self.clear, args)
+                    .await?;
+                deleted += u64::try_from(n).unwrap_or(0);
+                if next == "0" {
+                    break;
+                }
+                cursor = next;
             }
-            cursor = next;
         }
+        Ok(deleted)
     }
 
     fn failed(&self, error: &RedisError) -> Unavailable {

@@ -41,6 +41,82 @@ pub struct Config {
     /// The result cache; absent = no cache.
     #[serde(default)]
     pub cache: Option<CacheConfig>,
+    /// The one Redis every feature uses unless it names its own `redis_url`: with it, limits and
+    /// budgets are shared and `store: redis` anywhere needs no URL of its own.
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+}
+
+/// `redis:` (DESIGN §3): a URL of any form fred reads (`redis://`, `rediss://`,
+/// `redis-cluster://…?node=…`, `redis-sentinel://…?sentinelServiceName=…`) and its TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: String,
+    #[serde(default)]
+    pub tls: Option<RedisTls>,
+}
+
+/// TLS to Redis: a private CA (instead of the public roots), and a client certificate for mutual
+/// TLS. Applies to every Redis URL of the config that uses TLS (`rediss…`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisTls {
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub cert_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+/// A feature's Redis as the config resolves it: the URL, the config key it came from (named in
+/// errors) and the TLS settings of `redis.tls`.
+#[derive(Debug, Clone)]
+pub struct RedisTarget {
+    pub url: String,
+    pub field: &'static str,
+    pub tls: Option<RedisTls>,
+}
+
+/// The features that keep state in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisUser {
+    Limits,
+    Sessions,
+    Responses,
+    Cache,
+}
+
+// === impl Config (Redis) ===
+
+impl Config {
+    /// The Redis `user` uses: its own `redis_url`; for stored responses and the cache the
+    /// sessions' next; then `redis.url`. `None`: the feature keeps its state in memory (limits
+    /// per replica; a store that is `redis` without any URL is refused by the validator).
+    pub fn redis_for(&self, user: RedisUser) -> Option<RedisTarget> {
+        let own = |url: &Option<String>, field| url.clone().map(|url| (url, field));
+        let sessions = || own(&self.sessions.redis_url, "sessions.redis_url");
+        let found = match user {
+            RedisUser::Limits => own(&self.limits.redis_url, "limits.redis_url"),
+            RedisUser::Sessions => sessions(),
+            RedisUser::Responses => {
+                own(&self.responses.redis_url, "responses.redis_url").or_else(sessions)
+            }
+            RedisUser::Cache => self
+                .cache
+                .as_ref()
+                .and_then(|c| own(&c.redis_url, "cache.redis_url"))
+                .or_else(sessions),
+        };
+        let (url, field) =
+            found.or_else(|| self.redis.as_ref().map(|r| (r.url.clone(), "redis.url")))?;
+        Some(RedisTarget {
+            url,
+            field,
+            tls: self.redis.as_ref().and_then(|r| r.tls.clone()),
+        })
+    }
 }
 
 /// The result cache (DESIGN §5 "Result cache").

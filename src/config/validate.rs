@@ -312,10 +312,10 @@ fn check_sections(config: &Config) -> Result<(), ConfigError> {
             "max_sessions and timeout must be > 0",
         ));
     }
-    if s.store == SessionStoreKind::Redis && s.redis_url.is_none() {
+    if s.store == SessionStoreKind::Redis && config.redis_for(RedisUser::Sessions).is_none() {
         return Err(ConfigError::new(
             "sessions.redis_url",
-            "is required with store: redis",
+            "is required with store: redis (or redis.url)",
         ));
     }
     if config.usage.max_file_bytes < 4096 {
@@ -334,11 +334,12 @@ fn check_sections(config: &Config) -> Result<(), ConfigError> {
             "ttl and max_responses must be > 0",
         ));
     }
-    let redis_url = r.redis_url.as_ref().or(s.redis_url.as_ref());
-    if r.store.unwrap_or(s.store) == SessionStoreKind::Redis && redis_url.is_none() {
+    if r.store.unwrap_or(s.store) == SessionStoreKind::Redis
+        && config.redis_for(RedisUser::Responses).is_none()
+    {
         return Err(ConfigError::new(
             "responses.redis_url",
-            "is required with store: redis (or sessions.redis_url)",
+            "is required with store: redis (or sessions.redis_url, or redis.url)",
         ));
     }
     if let Some(c) = &config.cache {
@@ -358,12 +359,10 @@ fn check_sections(config: &Config) -> Result<(), ConfigError> {
                 format!("is larger than cache.max_bytes ({})", c.max_bytes),
             ));
         }
-        if c.store == SessionStoreKind::Redis
-            && c.redis_url.as_ref().or(s.redis_url.as_ref()).is_none()
-        {
+        if c.store == SessionStoreKind::Redis && config.redis_for(RedisUser::Cache).is_none() {
             return Err(ConfigError::new(
                 "cache.redis_url",
-                "is required with store: redis (or sessions.redis_url)",
+                "is required with store: redis (or sessions.redis_url, or redis.url)",
             ));
         }
     }

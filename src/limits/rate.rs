@@ -17,7 +17,7 @@ use super::bucket::Bucket;
 use super::keys::ApiKey;
 use super::shared::SharedRedis;
 use super::spend::{Budgets, Spend};
-use crate::config::{LimitsConfig, OnRedisError};
+use crate::config::{LimitsConfig, OnRedisError, RedisTarget};
 use crate::error::{ErrorKind, GatewayError};
 
 /// Both buckets of a key, in Redis: refill, check, take, in one step on the server's clock.
@@ -116,11 +116,13 @@ impl Admission {
 // === impl Limiter ===
 
 impl Limiter {
-    pub fn new(config: &LimitsConfig) -> Result<Self, String> {
-        let redis = match &config.redis_url {
+    /// `redis`: where limits and budgets are shared (`limits.redis_url`, else `redis.url`);
+    /// `None`: held per replica.
+    pub fn new(config: &LimitsConfig, redis: Option<RedisTarget>) -> Result<Self, String> {
+        let redis = match redis {
             None => None,
-            Some(url) => Some(Shared {
-                store: Arc::new(SharedRedis::connect(url, config.on_redis_error)?),
+            Some(target) => Some(Shared {
+                store: Arc::new(SharedRedis::connect(&target, config.on_redis_error)?),
                 admit: Script::from_lua(ADMIT),
                 settle: Script::from_lua(SETTLE),
             }),

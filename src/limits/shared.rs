@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::OnRedisError;
+use crate::config::{OnRedisError, RedisTarget};
 use crate::redis::{Breaker, Redis, RedisError};
 
 pub struct SharedRedis {
@@ -18,13 +18,9 @@ pub struct SharedRedis {
 // === impl SharedRedis ===
 
 impl SharedRedis {
-    pub fn connect(url: &str, on_error: OnRedisError) -> Result<Self, String> {
+    pub fn connect(target: &RedisTarget, on_error: OnRedisError) -> Result<Self, String> {
         Ok(Self {
-            redis: Arc::new(Redis::connect(
-                url,
-                Duration::from_millis(500),
-                "limits.redis_url",
-            )?),
+            redis: Arc::new(Redis::connect(target, Duration::from_millis(500))?),
             on_error,
             breaker: Arc::new(Breaker::new("rate limits")),
         })

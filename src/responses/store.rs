@@ -7,12 +7,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fred::types::scripts::Script;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::config::{ResponsesConfig, SessionStoreKind, SessionsConfig};
+use crate::config::{RedisTarget, ResponsesConfig, SessionStoreKind, SessionsConfig};
 use crate::redis::{Redis, RedisError};
 use crate::sessions::session::StoredMessage;
 
@@ -70,26 +70,13 @@ struct Memory {
     order: VecDeque<String>,
 }
 
+/// A response under its key, and each of its items under a key that names the response: every
+/// command touches one key, so a cluster spreads them over its shards as it likes. The response
+/// is written before its items point to it, so an item never leads to a response not yet there.
 pub struct RedisStore {
     redis: Redis,
     ttl: Duration,
-    put: Script,
-    get: Script,
 }
-
-/// KEYS: the response, then one per item. ARGV: the response JSON, its id, the TTL in ms.
-const PUT: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[2], 'PX', ARGV[3]) end
-return 1
-";
-
-/// KEYS: a response key, or an item key (then the response it points to is read).
-const GET: &str = r"
-local value = redis.call('GET', KEYS[1])
-if value and ARGV[1] == 'item' then value = redis.call('GET', value) end
-return value
-";
 
 // === impl StoredResponse ===
 
@@ -125,20 +112,23 @@ impl StoredResponse {
 // === impl ResponseStore ===
 
 impl ResponseStore {
-    /// The configured store: `responses.store`, else the sessions' store (and its Redis).
-    pub fn new(config: &ResponsesConfig, sessions: &SessionsConfig) -> Result<Self, String> {
+    /// The configured store: `responses.store`, else the sessions' store; `redis`: its Redis
+    /// (`responses.redis_url`, the sessions', or `redis.url`).
+    pub fn new(
+        config: &ResponsesConfig,
+        sessions: &SessionsConfig,
+        redis: Option<RedisTarget>,
+    ) -> Result<Self, String> {
         let ttl = config.ttl.0;
-        Ok(match config.store.unwrap_or(sessions.store) {
-            SessionStoreKind::Memory => {
+        Ok(match (config.store.unwrap_or(sessions.store), redis) {
+            (SessionStoreKind::Memory, _) => {
                 ResponseStore::Memory(MemoryStore::new(ttl, config.max_responses))
             }
-            SessionStoreKind::Redis => {
-                let url = config.redis_url.as_ref().or(sessions.redis_url.as_ref());
-                ResponseStore::Redis(RedisStore::connect(
-                    url.map(String::as_str).unwrap_or_default(),
-                    ttl,
-                    sessions.timeout.0,
-                )?)
+            (SessionStoreKind::Redis, Some(target)) => {
+                ResponseStore::Redis(RedisStore::connect(&target, ttl, sessions.timeout.0)?)
+            }
+            (SessionStoreKind::Redis, None) => {
+                return Err("responses.redis_url: required with store: redis".into());
             }
         })
     }
@@ -294,26 +284,28 @@ impl Memory {
 impl RedisStore {
     /// Connects in the background: a Redis that is down fails Responses requests that need the
     /// store, not the gateway.
-    pub fn connect(url: &str, ttl: Duration, timeout: Duration) -> Result<Self, String> {
+    pub fn connect(target: &RedisTarget, ttl: Duration, timeout: Duration) -> Result<Self, String> {
         Ok(Self {
-            redis: Redis::connect(url, timeout, "responses.redis_url")?,
+            redis: Redis::connect(target, timeout)?,
             ttl,
-            put: Script::from_lua(PUT),
-            get: Script::from_lua(GET),
         })
     }
 
     async fn put(&self, response: &StoredResponse) -> Result<(), StoreError> {
         let json =
-            serde_json::to_string(response).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let mut keys = vec![response_key(&response.id)];
-        keys.extend(response.item_ids().map(item_key));
-        let ttl_ms = self.ttl.as_millis().max(1).to_string();
-        let args = vec![json, response_key(&response.id), ttl_ms];
+            serde_json::to_vec(response).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let key = response_key(&response.id);
         self.redis
-            .script::<i64>(&self.put, keys, args)
+            .set_px(key.clone(), Bytes::from(json), self.ttl)
             .await
-            .map(|_| ())
+            .map_err(unavailable)?;
+        let pointer = Bytes::from(key);
+        let items = response
+            .item_ids()
+            .map(|id| self.redis.set_px(item_key(id), pointer.clone(), self.ttl));
+        futures_util::future::try_join_all(items)
+            .await
+            .map(drop)
             .map_err(unavailable)
     }
 
@@ -322,18 +314,20 @@ impl RedisStore {
         key: &str,
         through_item: bool,
     ) -> Result<Option<StoredResponse>, StoreError> {
-        let mode = if through_item { "item" } else { "response" };
-        let value: Option<String> = self
-            .redis
-            .script(&self.get, vec![key.to_owned()], vec![mode.to_owned()])
-            .await
-            .map_err(unavailable)?;
-        Ok(value.and_then(|json| serde_json::from_str(&json).ok()))
+        let mut key = key.to_owned();
+        if through_item {
+            let pointer = self.redis.get_bytes(key).await.map_err(unavailable)?;
+            match pointer.map(|p| String::from_utf8(p.to_vec())) {
+                Some(Ok(response)) => key = response,
+                _ => return Ok(None),
+            }
+        }
+        let value = self.redis.get_bytes(key).await.map_err(unavailable)?;
+        Ok(value.and_then(|json| serde_json::from_slice(&json).ok()))
     }
 }
 
-/// A put and an item lookup touch a response's key and its items' keys in one script: a
-/// single Redis node (or one cluster shard) holds them all.
+/// A response's key; its items' keys hold it, for a lookup by item.
 fn response_key(id: &str) -> String {
     format!("switchyard:response:{id}")
 }

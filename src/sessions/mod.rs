@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
-use crate::config::{SessionStoreKind, SessionsConfig};
+use crate::config::{RedisTarget, SessionStoreKind, SessionsConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::tokens::Encoding;
 use session::{Append, Compaction, Session, StoreError, StoredMessage};
@@ -68,15 +68,19 @@ pub struct Snapshot {
 // === impl Sessions ===
 
 impl Sessions {
-    pub fn new(config: &SessionsConfig) -> Result<Self, String> {
+    /// `redis`: the sessions' Redis (`sessions.redis_url`, else `redis.url`), for `store: redis`.
+    pub fn new(config: &SessionsConfig, redis: Option<RedisTarget>) -> Result<Self, String> {
         let ttl = config.ttl.0;
-        let store = match config.store {
-            SessionStoreKind::Memory => Store::Memory(MemoryStore::new(config.max_sessions, ttl)),
-            SessionStoreKind::Redis => Store::Redis(redis::RedisStore::connect(
-                config.redis_url.as_deref().unwrap_or_default(),
-                ttl,
-                config.timeout.0,
-            )?),
+        let store = match (config.store, redis) {
+            (SessionStoreKind::Redis, Some(target)) => {
+                Store::Redis(redis::RedisStore::connect(&target, ttl, config.timeout.0)?)
+            }
+            (SessionStoreKind::Redis, None) => {
+                return Err("sessions.redis_url: required with store: redis".into());
+            }
+            (SessionStoreKind::Memory, _) => {
+                Store::Memory(MemoryStore::new(config.max_sessions, ttl))
+            }
         };
         Ok(Self {
             store,

@@ -10,6 +10,7 @@ use fred::prelude::Value;
 use fred::types::scripts::Script;
 
 use super::session::{Append, Compaction, Session, StoreError, StoredMessage};
+use crate::config::RedisTarget;
 use crate::redis::{Redis, RedisError};
 
 /// Atomic read of a session: its metadata and its messages.
@@ -58,9 +59,9 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects in the background: a Redis that is down at start-up fails session requests,
     /// not the gateway.
-    pub fn connect(url: &str, ttl: Duration, timeout: Duration) -> Result<Self, String> {
+    pub fn connect(target: &RedisTarget, ttl: Duration, timeout: Duration) -> Result<Self, String> {
         Ok(Self {
-            redis: Redis::connect(url, timeout, "sessions.redis_url")?,
+            redis: Redis::connect(target, timeout)?,
             ttl,
             load: Script::from_lua(LOAD),
             append: Script::from_lua(APPEND),

@@ -6,13 +6,16 @@ use crate::config::SessionsConfig;
 use serde_json::json;
 
 fn sessions(threshold: u32, max_tokens: u32, keep_recent: u32) -> Sessions {
-    Sessions::new(&SessionsConfig {
-        compression_threshold: threshold,
-        max_tokens,
-        keep_recent,
-        summary_model: Some("summarizer".into()),
-        ..SessionsConfig::default()
-    })
+    Sessions::new(
+        &SessionsConfig {
+            compression_threshold: threshold,
+            max_tokens,
+            keep_recent,
+            summary_model: Some("summarizer".into()),
+            ..SessionsConfig::default()
+        },
+        None,
+    )
     .unwrap()
 }
 

@@ -8,6 +8,7 @@ mod mock_dashscope;
 mod mock_media;
 mod mock_openai;
 mod mock_server;
+mod redis_servers;
 mod tcp_proxy;
 
 mod architecture;
@@ -33,6 +34,7 @@ mod memory;
 mod messages;
 mod mixups;
 mod moderations_images;
+mod redis_fleet;
 mod rerank;
 mod responses;
 mod routing;

@@ -1,0 +1,209 @@
+//! Shared state on the Redis that fleets run (DESIGN §5 "Fleet state"): two replicas on a real
+//! three-master Redis Cluster share limits, budgets, sessions, stored responses and the cache
+//! (every script's keys in one slot, key-less scans on every primary); a TLS-only Redis is
+//! reached through `redis.tls`'s private CA, and a wrong CA is a clear outage, never a hang.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Gateway, client};
+use crate::mock_openai::MockOpenAi;
+use crate::redis_servers::Servers;
+
+fn config(a: &MockOpenAi, redis: &str) -> String {
+    format!(
+        r#"providers:
+  - {{ id: a, kind: openai, base_url: "{}", api_key: sk-a, timeout: 2s, health_check: {{ enabled: false }} }}
+models:
+  - name: chat
+    price: {{ input_per_1m: 1.0, output_per_1m: 2.0 }}
+    routes: [ {{ provider: a, model: up-chat }} ]
+auth:
+  keys:
+    - {{ name: capped, key: sk-capped, rpm: 3 }}
+    - {{ name: team, key: sk-team }}
+    - {{ name: ops, key: sk-ops, admin: true }}
+{redis}
+sessions: {{ store: redis, timeout: 500ms }}
+cache: {{ store: redis, timeout: 500ms }}
+usage: {{ sink: none }}
+"#,
+        a.base_url()
+    )
+}
+
+async fn chat(gw: &Gateway, key: &str, body: Value) -> (u16, Value, String) {
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let cache = r
+        .headers()
+        .get("x-switchyard-cache")
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    (status, r.json().await.unwrap_or(Value::Null), cache)
+}
+
+fn ask(text: &str) -> Value {
+    json!({"model": "chat", "messages": [{"role": "user", "content": text}]})
+}
+
+#[tokio::test]
+async fn replicas_share_every_store_on_a_redis_cluster() {
+    let cluster = tokio::task::spawn_blocking(Servers::cluster).await.unwrap();
+    let a = MockOpenAi::start("a").await;
+    let yaml = config(
+        &a,
+        &format!("redis: {{ url: \"{}\" }}", cluster.cluster_url()),
+    );
+    let (one, two) = (Gateway::start(&yaml).await, Gateway::start(&yaml).await);
+
+    // Rate limits: three a minute for the key, across both replicas.
+    let mut statuses = Vec::new();
+    for (i, gw) in [&one, &two, &one, &two].into_iter().enumerate() {
+        statuses.push(chat(gw, "sk-capped", ask(&format!("rpm {i}"))).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+
+    // Sessions: a turn on one replica, the next on the other sees it.
+    let first = json!({"model": "chat", "session_id": "s-cluster", "messages": [{"role": "user", "content": "my name is Ada"}]});
+    assert_eq!(chat(&one, "sk-team", first).await.0, 200);
+    let next = json!({"model": "chat", "session_id": "s-cluster", "messages": [{"role": "user", "content": "what is my name?"}]});
+    assert_eq!(chat(&two, "sk-team", next).await.0, 200);
+    let sent = a.requests().last().unwrap().body.clone();
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 3, "{sent}");
+
+    // Stored responses: made on one, continued and read on the other.
+    let made: Value = client()
+        .post(one.url("/v1/responses"))
+        .bearer_auth("sk-team")
+        .json(&json!({"model": "chat", "input": "remember 42"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = made["id"].as_str().unwrap().to_owned();
+    let read = client()
+        .get(two.url(&format!("/v1/responses/{id}")))
+        .bearer_auth("sk-team")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let continued = client()
+        .post(two.url("/v1/responses"))
+        .bearer_auth("sk-team")
+        .json(&json!({"model": "chat", "input": "and?", "previous_response_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        continued.status(),
+        200,
+        "{}",
+        continued.text().await.unwrap()
+    );
+
+    // The cache: entries written by one replica, hit by the other, spread over the shards, and
+    // emptied from every shard by one admin call.
+    // (The requests above were cached too.)
+    let before: usize = cluster.keys_per_node("switchyard:cache:*").iter().sum();
+    let asks: Vec<Value> = (0..24).map(|i| ask(&format!("cache me {i}"))).collect();
+    for body in &asks {
+        assert_eq!(chat(&one, "sk-team", body.clone()).await.2, "miss");
+    }
+    crate::harness::eventually(Duration::from_secs(3), "entries stored", || {
+        let per_node = cluster.keys_per_node("switchyard:cache:*");
+        async move { per_node.iter().sum::<usize>() == before + 24 }
+    })
+    .await;
+    let per_node = cluster.keys_per_node("switchyard:cache:*");
+    assert!(
+        per_node.iter().all(|n| *n > 0),
+        "spread over every shard: {per_node:?}"
+    );
+    assert_eq!(chat(&two, "sk-team", asks[0].clone()).await.2, "hit");
+    let cleared: Value = client()
+        .delete(one.url("/admin/v1/cache"))
+        .bearer_auth("sk-ops")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cleared["deleted"], before + 24, "{cleared}");
+    assert_eq!(cluster.keys_per_node("switchyard:cache:*"), [0, 0, 0]);
+
+    // The dashboard's store counts add up every shard.
+    let stats: Value = client()
+        .get(two.url("/admin/v1/stats"))
+        .bearer_auth("sk-ops")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["sessions"]["count"], 1, "{stats}");
+    assert_eq!(stats["responses"]["count"], 2, "{stats}");
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tls_redis_is_reached_through_its_private_ca_and_a_wrong_ca_is_an_outage() {
+    let tls = tokio::task::spawn_blocking(Servers::tls).await.unwrap();
+    let a = MockOpenAi::start("a").await;
+    let url = format!("rediss://127.0.0.1:{}", tls.ports[0]);
+    let with_ca = |ca: &str| {
+        config(
+            &a,
+            &format!(
+                "redis: {{ url: \"{url}\", tls: {{ ca_file: \"{}\" }} }}",
+                tls.dir.join(ca).display()
+            ),
+        )
+    };
+    let gw = Gateway::start(&with_ca("ca.pem")).await;
+    let statuses: Vec<u16> = futures_util::future::join_all((0..4).map(|i| {
+        let gw = &gw;
+        async move { chat(gw, "sk-capped", ask(&format!("tls {i}"))).await.0 }
+    }))
+    .await;
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert_eq!(sorted, [200, 200, 200, 429], "limits kept in the TLS Redis");
+    gw.shutdown().await;
+
+    // Another CA: the handshake fails, which is an outage the features ride out (limits fail
+    // open, the cache bypasses) within their bounds, and sessions answer 503; never a hang.
+    let gw = Gateway::start(&with_ca("other-ca.pem")).await;
+    let started = std::time::Instant::now();
+    let (status, _, cache) = chat(&gw, "sk-team", ask("wrong ca")).await;
+    assert_eq!((status, cache.as_str()), (200, "bypass"));
+    let session = json!({"model": "chat", "session_id": "s-tls", "messages": [{"role": "user", "content": "hi"}]});
+    let (status, body, _) = chat(&gw, "sk-team", session).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_ca_file_refuses_start_naming_the_field() {
+    let yaml = "providers: [ { id: m, kind: mock } ]\nmodels: [ { name: m, routes: [ { provider: m, model: m } ] } ]\nredis: { url: \"rediss://127.0.0.1:1\", tls: { ca_file: /nonexistent/ca.pem } }\nusage: { sink: none }\n";
+    let (config, _) = switchyard::config::parse(yaml, &|_: &str| None).expect("parses");
+    let error = match switchyard::state::App::new(&config) {
+        Ok(_) => panic!("started with an unreadable CA file"),
+        Err(e) => e,
+    };
+    assert!(error.contains("redis.tls.ca_file"), "{error}");
+}

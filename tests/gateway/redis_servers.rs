@@ -1,0 +1,259 @@
+//! Redis deployments the tests start themselves on loopback ports with the installed
+//! `redis-server` (never the machine's own Redis): a three-master Cluster, and a TLS node with a
+//! CA made by `openssl`. Each lives in its own temporary directory and is stopped when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Redis processes, killed when dropped.
+pub struct Servers {
+    children: Vec<Child>,
+    pub ports: Vec<u16>,
+    pub dir: PathBuf,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loopback port free now, whose cluster-bus port (+10000) is free too.
+fn free_port() -> u16 {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn redis_server(dir: &Path, args: &[String]) -> Child {
+    Command::new("redis-server")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed")
+}
+
+fn cli(args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli is installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until `check` holds (at most 10 s).
+fn until(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting: {what}");
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(crate::harness::unique(name));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+impl Servers {
+    /// Three masters, slots split evenly, no replicas.
+    pub fn cluster() -> Self {
+        let dir = temp_dir("redis-cluster");
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let children = ports
+            .iter()
+            .map(|port| {
+                let args = [
+                    "--port".to_owned(),
+                    port.to_string(),
+                    "--bind".into(),
+                    "127.0.0.1".into(),
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    format!("nodes-{port}.conf"),
+                    "--save".into(),
+                    "".into(),
+                    "--appendonly".into(),
+                    "no".into(),
+                ];
+                redis_server(&dir, &args)
+            })
+            .collect();
+        let servers = Self {
+            children,
+            ports,
+            dir,
+        };
+        for port in &servers.ports {
+            let port = port.to_string();
+            until("a cluster node answers", || {
+                cli(&["-p", &port, "ping"]).trim() == "PONG"
+            });
+        }
+        let nodes: Vec<String> = servers
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let mut args = vec!["--cluster", "create"];
+        args.extend(nodes.iter().map(String::as_str));
+        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        cli(&args);
+        for port in &servers.ports {
+            let port = port.to_string();
+            until("the cluster is ok", || {
+                cli(&["-p", &port, "cluster", "info"]).contains("cluster_state:ok")
+            });
+        }
+        servers
+    }
+
+    /// The gateway's URL for the cluster.
+    pub fn cluster_url(&self) -> String {
+        let (first, rest) = self.ports.split_first().expect("nodes");
+        let nodes: Vec<String> = rest.iter().map(|p| format!("node=127.0.0.1:{p}")).collect();
+        format!("redis-cluster://127.0.0.1:{first}?{}", nodes.join("&"))
+    }
+
+    /// Keys matching `pattern` on each node (a cluster spreads them).
+    pub fn keys_per_node(&self, pattern: &str) -> Vec<usize> {
+        self.ports
+            .iter()
+            .map(|p| {
+                cli(&["-p", &p.to_string(), "--scan", "--pattern", pattern])
+                    .lines()
+                    .count()
+            })
+            .collect()
+    }
+
+    /// One node serving only TLS, its certificate signed by a CA made here (`ca.pem`); also a
+    /// second CA that signed nothing (`other-ca.pem`).
+    pub fn tls() -> Self {
+        let dir = temp_dir("redis-tls");
+        let ssl = |args: &[&str]| {
+            let ok = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl is installed")
+                .success();
+            assert!(ok, "openssl {args:?}");
+        };
+        for ca in ["ca", "other-ca"] {
+            ssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=switchyard test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ]);
+        }
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("ext");
+        ssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        ssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ]);
+        let port = free_port();
+        let args: Vec<String> = [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            "server.pem",
+            "--tls-key-file",
+            "server.key",
+            "--tls-ca-cert-file",
+            "ca.pem",
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let child = redis_server(&dir, &args);
+        let servers = Self {
+            children: vec![child],
+            ports: vec![port],
+            dir,
+        };
+        let ca = servers.dir.join("ca.pem");
+        until("the TLS node answers", || {
+            cli(&[
+                "--tls",
+                "--cacert",
+                ca.to_str().unwrap_or_default(),
+                "-p",
+                &port.to_string(),
+                "ping",
+            ])
+            .trim()
+                == "PONG"
+        });
+        servers
+    }
+}
