@@ -22,6 +22,7 @@ models:
 auth:
   keys:
     - {{ name: capped, key: sk-capped, rpm: 3 }}
+    - {{ name: busy, key: sk-busy, rpm: 100000 }}
     - {{ name: team, key: sk-team }}
     - {{ name: ops, key: sk-ops, admin: true }}
 {redis}
@@ -157,6 +158,86 @@ async fn replicas_share_every_store_on_a_redis_cluster() {
     assert_eq!(stats["responses"]["count"], 2, "{stats}");
     one.shutdown().await;
     two.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_sentinel_failover_loses_no_request_to_a_hang() {
+    let mut redis = tokio::task::spawn_blocking(Servers::sentinel)
+        .await
+        .unwrap();
+    let a = MockOpenAi::start("a").await;
+    let yaml = config(
+        &a,
+        &format!("redis: {{ url: \"{}\" }}", redis.sentinel_url()),
+    );
+    let gw = Gateway::start(&yaml).await;
+    let turn = |text: &str| json!({"model": "chat", "session_id": "s-failover", "messages": [{"role": "user", "content": text}]});
+    assert_eq!(chat(&gw, "sk-team", turn("my name is Ada")).await.0, 200);
+    // The turn is on the replica before the master goes (replication is asynchronous: a write
+    // from the master's last moments could be lost, see the README).
+    let replica = redis.ports[1].to_string();
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..100 {
+            let out = std::process::Command::new("redis-cli")
+                .args([
+                    "-p",
+                    &replica,
+                    "--scan",
+                    "--pattern",
+                    "switchyard:session:*",
+                ])
+                .output()
+                .unwrap();
+            if !out.stdout.is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the session never reached the replica");
+    })
+    .await
+    .unwrap();
+    let old_master = redis.ports[0];
+    redis.kill(0);
+
+    // Requests go on through the failover: limited ones as limits fail open, session ones
+    // 503 while there is no master; none waits past the Redis bounds.
+    let started = std::time::Instant::now();
+    let mut outage = 0;
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(30), "no new master");
+        let asked = std::time::Instant::now();
+        let (status, _, _) = chat(&gw, "sk-busy", ask("during")).await;
+        assert_eq!(status, 200);
+        let (status, _, _) = chat(&gw, "sk-team", turn("what is my name?")).await;
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "a request waited {:?}",
+            asked.elapsed()
+        );
+        match status {
+            200 => break,
+            503 => outage += 1,
+            other => panic!("unexpected {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(
+        redis.current_master(),
+        Some(old_master),
+        "the sentinels moved the master"
+    );
+    assert!(outage > 0, "the master was gone for a while");
+    // The session came through the switch.
+    let sent = a.requests().last().unwrap().body.clone();
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 3, "{sent}");
+    // Limits are shared through the new master again.
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        statuses.push(chat(&gw, "sk-capped", ask(&format!("after {i}"))).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    gw.shutdown().await;
 }
 
 #[tokio::test]

@@ -145,6 +145,110 @@ impl Servers {
             .collect()
     }
 
+    /// A master, its replica and three sentinels watching them as `mymaster` (a quorum of two;
+    /// the master is thought down after 1 s). `ports`: master, replica, then the sentinels.
+    pub fn sentinel() -> Self {
+        let dir = temp_dir("redis-sentinel");
+        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+        let node = |port: u16, extra: &[String]| {
+            let mut args = vec![
+                "--port".to_owned(),
+                port.to_string(),
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--save".into(),
+                "".into(),
+                "--appendonly".into(),
+                "no".into(),
+            ];
+            args.extend(extra.iter().cloned());
+            args
+        };
+        let mut children = vec![redis_server(&dir, &node(ports[0], &[]))];
+        let replica_of = [
+            "--replicaof".to_owned(),
+            "127.0.0.1".into(),
+            ports[0].to_string(),
+        ];
+        children.push(redis_server(&dir, &node(ports[1], &replica_of)));
+        for port in &ports[2..] {
+            let conf = dir.join(format!("sentinel-{port}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {} 2\n\
+                     sentinel down-after-milliseconds mymaster 1000\n\
+                     sentinel failover-timeout mymaster 4000\n\
+                     sentinel parallel-syncs mymaster 1\n",
+                    ports[0]
+                ),
+            )
+            .expect("sentinel.conf");
+            let args = [conf.display().to_string(), "--sentinel".to_owned()];
+            children.push(redis_server(&dir, &args));
+        }
+        let servers = Self {
+            children,
+            ports,
+            dir,
+        };
+        let replica = servers.ports[1].to_string();
+        until("the replica is in sync", || {
+            cli(&["-p", &replica, "info", "replication"]).contains("master_link_status:up")
+        });
+        for port in &servers.ports[2..] {
+            let port = port.to_string();
+            until(
+                "each sentinel sees the replica and the other sentinels",
+                || {
+                    let master = cli(&["-p", &port, "sentinel", "master", "mymaster"]);
+                    let lines: Vec<&str> = master.lines().collect();
+                    let field = |name: &str| {
+                        lines
+                            .iter()
+                            .position(|l| *l == name)
+                            .and_then(|i| lines.get(i + 1))
+                            .map(|v| v.trim().to_owned())
+                    };
+                    field("num-slaves").as_deref() == Some("1")
+                        && field("num-other-sentinels").as_deref() == Some("2")
+                },
+            );
+        }
+        servers
+    }
+
+    /// The gateway's URL for the sentinels.
+    pub fn sentinel_url(&self) -> String {
+        let nodes: Vec<String> = self.ports[3..]
+            .iter()
+            .map(|p| format!("node=127.0.0.1:{p}"))
+            .collect();
+        format!(
+            "redis-sentinel://127.0.0.1:{}/0?{}&sentinelServiceName=mymaster",
+            self.ports[2],
+            nodes.join("&")
+        )
+    }
+
+    /// Kills the process serving `ports[i]` at once (SIGKILL: no goodbye to its clients).
+    pub fn kill(&mut self, i: usize) {
+        let _ = self.children[i].kill();
+        let _ = self.children[i].wait();
+    }
+
+    /// The port of the master the sentinels name now.
+    pub fn current_master(&self) -> Option<u16> {
+        let reply = cli(&[
+            "-p",
+            &self.ports[2].to_string(),
+            "sentinel",
+            "get-master-addr-by-name",
+            "mymaster",
+        ]);
+        reply.lines().nth(1)?.trim().parse().ok()
+    }
+
     /// One node serving only TLS, its certificate signed by a CA made here (`ca.pem`); also a
     /// second CA that signed nothing (`other-ca.pem`).
     pub fn tls() -> Self {
