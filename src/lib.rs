@@ -18,6 +18,7 @@ pub mod call;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod db;
 pub mod error;
 pub mod hex;
 pub mod json;

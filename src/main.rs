@@ -450,7 +450,10 @@ fn migrate(config: &Config) -> ExitCode {
 async fn connect(
     url: &str,
 ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), UsageError> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    let target = switchyard::db::Target::parse(url, "database_url").map_err(UsageError)?;
+    let (client, connection) = target
+        .config
+        .connect(target.tls.clone())
         .await
         .map_err(UsageError::from)?;
     let connection = tokio::spawn(async move {

@@ -50,12 +50,12 @@ async fn session(
     apply: &impl Fn(Arc<Catalog>) -> Result<(), String>,
     retry: &mut Duration,
 ) -> ControlError {
-    let mut pg_config: tokio_postgres::Config = match control.url.parse() {
-        Ok(c) => c,
-        Err(e) => return ControlError::Unavailable(format!("control.database_url: {e}")),
+    let mut target = match crate::db::Target::parse(&control.url, "control.database_url") {
+        Ok(target) => target,
+        Err(e) => return ControlError::Unavailable(e),
     };
-    pg_config.connect_timeout(QUERY_TIMEOUT);
-    let (mut client, mut connection) = match pg_config.connect(tokio_postgres::NoTls).await {
+    target.config.connect_timeout(QUERY_TIMEOUT);
+    let (mut client, mut connection) = match target.config.connect(target.tls.clone()).await {
         Ok(pair) => pair,
         Err(e) => return e.into(),
     };

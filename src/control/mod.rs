@@ -41,7 +41,8 @@ impl Control {
         Ok(Arc::new(Self {
             resync: config.resync.0,
             url: config.database_url.clone(),
-            pool: crate::usage::pool(&config.database_url, 2)
+            pool: crate::db::Target::parse(&config.database_url, "control.database_url")?
+                .pool(2)
                 .map_err(|e| format!("control.database_url: {e}"))?,
             migrate,
             applied: watch::Sender::new(-1),

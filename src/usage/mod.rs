@@ -18,7 +18,6 @@ pub mod totals;
 pub mod writer;
 
 use std::fmt;
-use std::time::Duration;
 
 /// A ledger problem (database, spill or sink file); never on the request path.
 #[derive(Debug)]
@@ -41,27 +40,4 @@ impl From<tokio_postgres::Error> for UsageError {
             None => format!("postgres: {e}"),
         })
     }
-}
-
-/// A small Postgres pool whose connections are made on first use (a database that is down at
-/// start-up does not stop the gateway), each call bounded on both sides: a 10 s statement
-/// timeout on the server, 3 s to connect, wait or recycle on the client.
-pub fn pool(url: &str, size: usize) -> Result<deadpool_postgres::Pool, String> {
-    let mut config = deadpool_postgres::Config::new();
-    config.url = Some(url.to_owned());
-    config.connect_timeout = Some(Duration::from_secs(3));
-    config.options = Some("-c statement_timeout=10000".into());
-    let mut pool = deadpool_postgres::PoolConfig::new(size);
-    pool.timeouts = deadpool_postgres::Timeouts {
-        wait: Some(Duration::from_secs(3)),
-        create: Some(Duration::from_secs(3)),
-        recycle: Some(Duration::from_secs(3)),
-    };
-    config.pool = Some(pool);
-    config
-        .create_pool(
-            Some(deadpool_postgres::Runtime::Tokio1),
-            tokio_postgres::NoTls,
-        )
-        .map_err(|e| e.to_string())
 }

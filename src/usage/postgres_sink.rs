@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::UsageError;
 use super::file_sink::append;
@@ -30,7 +30,7 @@ const REPLAY_CHUNK: usize = 2_000;
 
 /// The Postgres sink and its spill file.
 pub struct Postgres {
-    url: String,
+    target: crate::db::Target,
     spill: PathBuf,
     migrate_on_start: bool,
     retention_months: u32,
@@ -43,10 +43,11 @@ pub struct Postgres {
 // === impl Postgres ===
 
 impl Postgres {
-    pub fn new(config: &UsageConfig) -> Self {
+    pub fn new(config: &UsageConfig) -> Result<Self, String> {
         let spill = PathBuf::from(&config.spill_path);
-        Self {
-            url: config.database_url.clone().unwrap_or_default(),
+        let url = config.database_url.as_deref().unwrap_or_default();
+        Ok(Self {
+            target: crate::db::Target::parse(url, "usage.database_url")?,
             spill_pending: spill.exists(),
             spill,
             migrate_on_start: config.migrate_on_start,
@@ -54,7 +55,7 @@ impl Postgres {
             client: None,
             last_attempt: None,
             last_maintenance: None,
-        }
+        })
     }
 
     pub fn spill(&self) -> &Path {
@@ -123,10 +124,12 @@ impl Postgres {
             ));
         }
         self.last_attempt = Some(Instant::now());
-        let (mut client, connection) =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(&self.url, NoTls))
-                .await
-                .map_err(|_| UsageError("connecting to the usage database timed out".into()))??;
+        let (mut client, connection) = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.target.config.connect(self.target.tls.clone()),
+        )
+        .await
+        .map_err(|_| UsageError("connecting to the usage database timed out".into()))??;
         // The connection's task ends when `client` is dropped (or the socket closes).
         tokio::spawn(async move {
             if let Err(e) = connection.await {

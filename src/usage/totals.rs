@@ -128,7 +128,9 @@ impl Ledger {
     /// seconds, never hang it: bounded waits for a pooled connection, for making one, and for
     /// every statement.
     pub fn postgres(url: &str) -> Result<Self, String> {
-        super::pool(url, 4).map(Ledger::Postgres)
+        crate::db::Target::parse(url, "usage.database_url")?
+            .pool(4)
+            .map(Ledger::Postgres)
     }
 
     pub async fn totals(&self, query: Query) -> Result<Vec<Totals>, UsageError> {

@@ -75,7 +75,7 @@ impl UsageSink {
         let mut destination = match config.sink {
             UsageSinkKind::None => return Ok(None),
             UsageSinkKind::File => Destination::File(FileSink::new(config)),
-            UsageSinkKind::Postgres => Destination::Postgres(Box::new(Postgres::new(config))),
+            UsageSinkKind::Postgres => Destination::Postgres(Box::new(Postgres::new(config)?)),
         };
         let spill_claim = match &destination {
             Destination::Postgres(pg) => claim(pg.spill())?,

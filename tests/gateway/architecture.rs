@@ -27,6 +27,7 @@ const ORDER: &[&str] = &[
     "tokens",
     "limits",
     "redis",
+    "db",
     "request",
     "error",
     "body",

@@ -34,6 +34,7 @@ mod memory;
 mod messages;
 mod mixups;
 mod moderations_images;
+mod pg_fleet;
 mod redis_fleet;
 mod rerank;
 mod responses;
