@@ -2,6 +2,7 @@
 //! the OpenAI wire format (PROTOCOLS.md) and fail on command.
 
 mod anthropic_upstream;
+mod certs;
 mod harness;
 mod mock_anthropic;
 mod mock_dashscope;

@@ -34,18 +34,6 @@ fn run(program: &Path, args: &[&str]) {
     assert!(ok, "{} {args:?}", program.display());
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let ok = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is installed")
-        .success();
-    assert!(ok, "openssl {args:?}");
-}
-
 impl TlsPostgres {
     fn start() -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
@@ -56,62 +44,7 @@ impl TlsPostgres {
             .expect("a PostgreSQL version");
         let dir = std::env::temp_dir().join(crate::harness::unique("pg-tls"));
         std::fs::create_dir_all(&dir).expect("dir");
-        for ca in ["ca", "other-ca"] {
-            openssl(
-                &dir,
-                &[
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "2",
-                    "-subj",
-                    &format!("/CN=switchyard pg {ca}"),
-                    "-keyout",
-                    &format!("{ca}.key"),
-                    "-out",
-                    &format!("{ca}.pem"),
-                ],
-            );
-        }
-        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-            ],
-        );
-        openssl(
-            &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "san.ext",
-                "-out",
-                "server.pem",
-            ],
-        );
+        crate::certs::make(&dir);
         let chown = |path: &Path| {
             Command::new("chown")
                 .args(["-R", "postgres:postgres"])
