@@ -53,6 +53,10 @@ pub struct Redis {
 #[derive(Debug)]
 pub struct RedisError(pub String);
 
+/// What an outage's errors start with (Redis unreachable, slow, failing over; not a script's
+/// or a command's own error): what trips a [`Breaker`].
+const OUTAGE: &str = "unavailable: ";
+
 // === impl Redis ===
 
 impl Redis {
@@ -214,14 +218,78 @@ impl Redis {
         &self,
         call: impl Future<Output = Result<R, fred::error::Error>>,
     ) -> Result<R, RedisError> {
+        use fred::error::ErrorKind;
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(RedisError(e.to_string())),
+            Ok(Err(e)) => match e.kind() {
+                ErrorKind::IO
+                | ErrorKind::Timeout
+                | ErrorKind::Canceled
+                | ErrorKind::Tls
+                | ErrorKind::Routing
+                | ErrorKind::Cluster
+                | ErrorKind::Sentinel
+                | ErrorKind::Backpressure => Err(RedisError(format!("{OUTAGE}{e}"))),
+                // A loading replica, a read-only ex-master, a busy script: down for now too.
+                _ if ["LOADING", "READONLY", "MASTERDOWN", "BUSY"]
+                    .iter()
+                    .any(|code| e.details().starts_with(code)) =>
+                {
+                    Err(RedisError(format!("{OUTAGE}{e}")))
+                }
+                _ => Err(RedisError(e.to_string())),
+            },
             Err(_) => Err(RedisError(format!(
-                "redis did not answer within {:?}",
+                "{OUTAGE}redis did not answer within {:?}",
                 self.timeout
             ))),
         }
+    }
+}
+
+// === impl RedisError ===
+
+impl RedisError {
+    /// Redis could not be reached or answer (as opposed to refusing the command itself).
+    pub fn is_outage(&self) -> bool {
+        self.0.starts_with(OUTAGE)
+    }
+}
+
+/// A Redis its feature can go on without (sessions and stored responses answer 503 while it is
+/// away): every call skips it at once while its breaker is open, and an outage opens it.
+pub struct Guarded {
+    pub redis: Arc<Redis>,
+    breaker: Arc<Breaker>,
+}
+
+// === impl Guarded ===
+
+impl Guarded {
+    pub fn new(redis: Redis, what: &'static str) -> Self {
+        Self {
+            redis: Arc::new(redis),
+            breaker: Arc::new(Breaker::new(what)),
+        }
+    }
+
+    /// `call` on this Redis, unless it is known to be down.
+    pub async fn call<R>(
+        &self,
+        call: impl Future<Output = Result<R, RedisError>>,
+    ) -> Result<R, RedisError> {
+        if self.breaker.is_open() {
+            return Err(RedisError(format!(
+                "{OUTAGE}redis is down (retried in the background)"
+            )));
+        }
+        let result = call.await;
+        if let Err(e) = &result
+            && e.is_outage()
+        {
+            self.breaker.trip(&self.redis, e);
+        }
+        result
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::config::{RedisTarget, ResponsesConfig, SessionStoreKind, SessionsConfig};
-use crate::redis::{Redis, RedisError};
+use crate::redis::{Guarded, Redis, RedisError};
 use crate::sessions::session::StoredMessage;
 
 /// One stored response.
@@ -74,7 +74,7 @@ struct Memory {
 /// command touches one key, so a cluster spreads them over its shards as it likes. The response
 /// is written before its items point to it, so an item never leads to a response not yet there.
 pub struct RedisStore {
-    redis: Redis,
+    redis: Guarded,
     ttl: Duration,
 }
 
@@ -172,23 +172,27 @@ impl ResponseStore {
                     true,
                 ))
             }
-            ResponseStore::Redis(r) => r
-                .redis
-                .count_keys("switchyard:response:*", "", 200_000)
-                .await
-                .ok(),
+            ResponseStore::Redis(r) => {
+                let count = r
+                    .redis
+                    .redis
+                    .count_keys("switchyard:response:*", "", 200_000);
+                r.redis.call(count).await.ok()
+            }
         }
     }
 
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         match self {
             ResponseStore::Memory(m) => Ok(m.delete(id)),
-            ResponseStore::Redis(r) => r
-                .redis
-                .del(vec![response_key(id)])
-                .await
-                .map(|n| n > 0)
-                .map_err(unavailable),
+            ResponseStore::Redis(r) => {
+                let deleted = r.redis.redis.del(vec![response_key(id)]);
+                r.redis
+                    .call(deleted)
+                    .await
+                    .map(|n| n > 0)
+                    .map_err(unavailable)
+            }
         }
     }
 }
@@ -286,7 +290,7 @@ impl RedisStore {
     /// store, not the gateway.
     pub fn connect(target: &RedisTarget, ttl: Duration, timeout: Duration) -> Result<Self, String> {
         Ok(Self {
-            redis: Redis::connect(target, timeout)?,
+            redis: Guarded::new(Redis::connect(target, timeout)?, "stored responses"),
             ttl,
         })
     }
@@ -295,18 +299,15 @@ impl RedisStore {
         let json =
             serde_json::to_vec(response).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let key = response_key(&response.id);
-        self.redis
-            .set_px(key.clone(), Bytes::from(json), self.ttl)
-            .await
-            .map_err(unavailable)?;
+        let redis = &self.redis.redis;
+        let stored = redis.set_px(key.clone(), Bytes::from(json), self.ttl);
+        self.redis.call(stored).await.map_err(unavailable)?;
         let pointer = Bytes::from(key);
         let items = response
             .item_ids()
-            .map(|id| self.redis.set_px(item_key(id), pointer.clone(), self.ttl));
-        futures_util::future::try_join_all(items)
-            .await
-            .map(drop)
-            .map_err(unavailable)
+            .map(|id| redis.set_px(item_key(id), pointer.clone(), self.ttl));
+        let items = futures_util::future::try_join_all(items);
+        self.redis.call(items).await.map(drop).map_err(unavailable)
     }
 
     async fn get(
@@ -316,13 +317,15 @@ impl RedisStore {
     ) -> Result<Option<StoredResponse>, StoreError> {
         let mut key = key.to_owned();
         if through_item {
-            let pointer = self.redis.get_bytes(key).await.map_err(unavailable)?;
+            let pointer = self.redis.call(self.redis.redis.get_bytes(key));
+            let pointer = pointer.await.map_err(unavailable)?;
             match pointer.map(|p| String::from_utf8(p.to_vec())) {
                 Some(Ok(response)) => key = response,
                 _ => return Ok(None),
             }
         }
-        let value = self.redis.get_bytes(key).await.map_err(unavailable)?;
+        let value = self.redis.call(self.redis.redis.get_bytes(key));
+        let value = value.await.map_err(unavailable)?;
         Ok(value.and_then(|json| serde_json::from_slice(&json).ok()))
     }
 }

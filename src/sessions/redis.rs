@@ -11,7 +11,7 @@ use fred::types::scripts::Script;
 
 use super::session::{Append, Compaction, Session, StoreError, StoredMessage};
 use crate::config::RedisTarget;
-use crate::redis::{Redis, RedisError};
+use crate::redis::{Guarded, Redis, RedisError};
 
 /// Atomic read of a session: its metadata and its messages.
 const LOAD: &str = r"
@@ -47,7 +47,7 @@ return 1
 ";
 
 pub struct RedisStore {
-    redis: Redis,
+    redis: Guarded,
     ttl: Duration,
     load: Script,
     append: Script,
@@ -61,7 +61,7 @@ impl RedisStore {
     /// not the gateway.
     pub fn connect(target: &RedisTarget, ttl: Duration, timeout: Duration) -> Result<Self, String> {
         Ok(Self {
-            redis: Redis::connect(target, timeout)?,
+            redis: Guarded::new(Redis::connect(target, timeout)?, "sessions"),
             ttl,
             load: Script::from_lua(LOAD),
             append: Script::from_lua(APPEND),
@@ -71,8 +71,12 @@ impl RedisStore {
 
     /// Live sessions (each has a state key and a `:messages` list; the state keys are counted).
     pub async fn count(&self) -> Result<(u64, bool), StoreError> {
+        let count = self
+            .redis
+            .redis
+            .count_keys("switchyard:session:*", ":messages", COUNT_CAP);
         self.redis
-            .count_keys("switchyard:session:*", ":messages", COUNT_CAP)
+            .call(count)
             .await
             .map_err(|e| StoreError::Unavailable(e.0))
     }
@@ -145,7 +149,7 @@ impl RedisStore {
         let (meta, messages) = keys(id);
         let removed = self
             .redis
-            .del(vec![meta, messages])
+            .call(self.redis.redis.del(vec![meta, messages]))
             .await
             .map_err(store_error)?;
         Ok(removed > 0)
@@ -158,10 +162,8 @@ impl RedisStore {
         args: Vec<String>,
     ) -> Result<R, StoreError> {
         let (meta, messages) = keys(id);
-        self.redis
-            .script(script, vec![meta, messages], args)
-            .await
-            .map_err(store_error)
+        let call = self.redis.redis.script(script, vec![meta, messages], args);
+        self.redis.call(call).await.map_err(store_error)
     }
 }
 

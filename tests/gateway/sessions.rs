@@ -292,6 +292,18 @@ async fn redis_going_away_fails_session_requests_fast_and_nothing_else() {
         "no hang: {:?}",
         started.elapsed()
     );
+    // The store's breaker is open now: the next ones fail at once instead of each waiting out
+    // the 300 ms timeout (ten of them would take 3 s).
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        let r = turn(&gw, "sk-team-a", &session, "two", false).await;
+        assert_eq!(r.status(), 503);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "skipped while down: {:?}",
+        started.elapsed()
+    );
     let keyed = post_as(
         &gw,
         "/v1/chat/completions",
