@@ -1,6 +1,7 @@
 //! Certificates for the TLS tests, made by `openssl` in a test's directory: `ca.pem` (which
-//! signed `server.pem`/`server.key`, valid for 127.0.0.1 and localhost) and `other-ca.pem`,
-//! which signed nothing.
+//! signed `server.pem`/`server.key`, valid for 127.0.0.1 and localhost, and the client
+//! certificate `client.pem`/`client.key` for mutual TLS) and `other-ca.pem`, which signed
+//! nothing.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -30,6 +31,8 @@ pub fn make(dir: &Path) {
         "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
     )
     .expect("san.ext");
+    // An extension makes it X.509 v3, as rustls requires of a client certificate too.
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("client.ext");
     openssl(&[
         "req",
         "-newkey",
@@ -58,5 +61,34 @@ pub fn make(dir: &Path) {
         "san.ext",
         "-out",
         "server.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=switchyard gateway",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.ext",
+        "-out",
+        "client.pem",
     ]);
 }

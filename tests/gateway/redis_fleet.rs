@@ -242,7 +242,9 @@ async fn a_sentinel_failover_loses_no_request_to_a_hang() {
 
 #[tokio::test]
 async fn a_tls_redis_is_reached_through_its_private_ca_and_a_wrong_ca_is_an_outage() {
-    let tls = tokio::task::spawn_blocking(Servers::tls).await.unwrap();
+    let tls = tokio::task::spawn_blocking(|| Servers::tls(false))
+        .await
+        .unwrap();
     let a = MockOpenAi::start("a").await;
     let url = format!("rediss://127.0.0.1:{}", tls.ports[0]);
     let with_ca = |ca: &str| {
@@ -278,6 +280,50 @@ async fn a_tls_redis_is_reached_through_its_private_ca_and_a_wrong_ca_is_an_outa
     gw.shutdown().await;
 }
 
+/// Four requests of the key allowed three a minute.
+async fn limited(gw: &Gateway) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        statuses.push(chat(gw, "sk-capped", ask(&format!("limited {i}"))).await.0);
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn mutual_tls_shows_the_client_certificate() {
+    let tls = tokio::task::spawn_blocking(|| Servers::tls(true))
+        .await
+        .unwrap();
+    let a = MockOpenAi::start("a").await;
+    let url = format!("rediss://127.0.0.1:{}", tls.ports[0]);
+    let file = |name: &str| tls.dir.join(name).display().to_string();
+    // With the client certificate the limits are in Redis (the fourth is refused)...
+    let yaml = config(
+        &a,
+        &format!(
+            "redis: {{ url: \"{url}\", tls: {{ ca_file: \"{}\", cert_file: \"{}\", key_file: \"{}\" }} }}",
+            file("ca.pem"),
+            file("client.pem"),
+            file("client.key")
+        ),
+    );
+    let gw = Gateway::start(&yaml).await;
+    assert_eq!(limited(&gw).await, [200, 200, 200, 429]);
+    gw.shutdown().await;
+    // ...without it the server refuses the handshake: an outage the cache rides out.
+    let yaml = config(
+        &a,
+        &format!(
+            "redis: {{ url: \"{url}\", tls: {{ ca_file: \"{}\" }} }}",
+            file("ca.pem")
+        ),
+    );
+    let gw = Gateway::start(&yaml).await;
+    let (status, _, cache) = chat(&gw, "sk-team", ask("no client certificate")).await;
+    assert_eq!((status, cache.as_str()), (200, "bypass"));
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_unreadable_ca_file_refuses_start_naming_the_field() {
     let yaml = "providers: [ { id: m, kind: mock } ]\nmodels: [ { name: m, routes: [ { provider: m, model: m } ] } ]\nredis: { url: \"rediss://127.0.0.1:1\", tls: { ca_file: /nonexistent/ca.pem } }\nusage: { sink: none }\n";
@@ -287,4 +333,23 @@ async fn an_unreadable_ca_file_refuses_start_naming_the_field() {
         Err(e) => e,
     };
     assert!(error.contains("redis.tls.ca_file"), "{error}");
+    // A URL fred cannot read, and a client certificate without its key, name theirs too.
+    for (redis, field) in [
+        ("{ url: \"redis-sentinel://127.0.0.1:1/0\" }", "redis.url"),
+        (
+            "{ url: \"rediss://127.0.0.1:1\", tls: { cert_file: /tmp/c.pem } }",
+            "redis.tls",
+        ),
+    ] {
+        let yaml = yaml.replace(
+            "redis: { url: \"rediss://127.0.0.1:1\", tls: { ca_file: /nonexistent/ca.pem } }",
+            &format!("redis: {redis}"),
+        );
+        let (config, _) = switchyard::config::parse(&yaml, &|_: &str| None).expect("parses");
+        let error = match switchyard::state::App::new(&config) {
+            Ok(_) => panic!("started with {redis}"),
+            Err(e) => e,
+        };
+        assert!(error.starts_with(field), "{error}");
+    }
 }

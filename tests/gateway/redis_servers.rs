@@ -250,8 +250,9 @@ impl Servers {
     }
 
     /// One node serving only TLS, its certificate signed by a CA made here (`ca.pem`); also a
-    /// second CA that signed nothing (`other-ca.pem`).
-    pub fn tls() -> Self {
+    /// second CA that signed nothing (`other-ca.pem`). `mutual`: clients must show a
+    /// certificate of the CA (`client.pem`).
+    pub fn tls(mutual: bool) -> Self {
         let dir = temp_dir("redis-tls");
         crate::certs::make(&dir);
         let port = free_port();
@@ -269,7 +270,7 @@ impl Servers {
             "--tls-ca-cert-file",
             "ca.pem",
             "--tls-auth-clients",
-            "no",
+            if mutual { "yes" } else { "no" },
             "--save",
             "",
             "--appendonly",
@@ -284,18 +285,16 @@ impl Servers {
             ports: vec![port],
             dir,
         };
-        let ca = servers.dir.join("ca.pem");
+        let file = |name: &str| servers.dir.join(name).display().to_string();
+        let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
         until("the TLS node answers", || {
-            cli(&[
-                "--tls",
-                "--cacert",
-                ca.to_str().unwrap_or_default(),
-                "-p",
-                &port.to_string(),
-                "ping",
-            ])
-            .trim()
-                == "PONG"
+            let port = port.to_string();
+            let mut args = vec!["--tls", "--cacert", &ca, "-p", &port];
+            if mutual {
+                args.extend(["--cert", &cert, "--key", &key]);
+            }
+            args.push("ping");
+            cli(&args).trim() == "PONG"
         });
         servers
     }
