@@ -22,7 +22,7 @@ pub mod usage;
 use bytes::{Bytes, BytesMut};
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::body::{Body, full};
@@ -155,7 +155,8 @@ pub async fn read_body(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Bytes
         return Err(too_large());
     }
     let capacity = declared.map_or(0, |len| len as usize);
-    let mut body = Limited::new(req.into_body(), max);
+    let mut body = req.into_body();
+    let mut read = 0usize;
     let mut out = BytesMut::with_capacity(capacity);
     let mut first: Option<Bytes> = None;
     loop {
@@ -168,9 +169,6 @@ pub async fn read_body(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Bytes
             }
             Ok(None) => break,
             Ok(Some(Ok(frame))) => frame,
-            Ok(Some(Err(e))) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(too_large());
-            }
             Ok(Some(Err(e))) => {
                 return Err(GatewayError::invalid_request(format!(
                     "could not read the request body: {e}"
@@ -180,6 +178,14 @@ pub async fn read_body(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Bytes
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        read += data.len();
+        if read > max {
+            // As for a declared length: the rest is read and dropped while the 413 goes out, so
+            // a client still writing (a chunked body has no length to refuse early) reads it
+            // instead of a reset.
+            ctx.app.background.spawn(crate::body::discard(body));
+            return Err(too_large());
+        }
         // One frame (the common case) is kept as it came: no copy.
         match first.take() {
             None if out.is_empty() => first = Some(data),
@@ -217,8 +223,9 @@ pub async fn read_upload(
         max_bytes: ctx.runtime.max_upload_bytes as u64,
         read_timeout: ctx.runtime.body_read_timeout,
     };
-    let background = &ctx.app.background;
-    let discard = |body| background.spawn(crate::body::discard(body));
+    let app = ctx.app.clone();
+    let discard: crate::upload::Discard =
+        Box::new(move |body| app.background.spawn(crate::body::discard(body)));
     crate::upload::Upload::read(req, form, &limits, discard).await
 }
 

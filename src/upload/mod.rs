@@ -111,7 +111,7 @@ impl Upload {
         req: Request<Incoming>,
         form: &Form,
         limits: &Limits,
-        discard: impl FnOnce(Incoming),
+        discard: Discard,
     ) -> Result<Self, GatewayError> {
         let content_type = req
             .headers()
@@ -132,10 +132,11 @@ impl Upload {
             return Err(too_large(limits.max_bytes));
         }
         let mut reader = Reader {
-            body: req.into_body(),
+            body: Some(req.into_body()),
             scanner: Scanner::new(&boundary),
             limits: *limits,
             read: 0,
+            discard: Some(discard),
         };
         // Sized once: the last read may pass KEEP by one frame, and a buffer that grew would
         // double (2 MiB held for a 1 MiB window). Pages are touched only as they are written.
@@ -337,16 +338,27 @@ fn field_text(part: &Part, name: &'static str) -> Result<String, GatewayError> {
 
 /// The client's body, read frame by frame through the multipart scanner, within its limits.
 struct Reader {
-    body: Incoming,
+    /// `None` once handed to `discard`.
+    body: Option<Incoming>,
     scanner: Scanner,
     limits: Limits,
     read: u64,
+    /// Where a body refused as too large goes: read and dropped in the background, so a client
+    /// still writing it reads the 413 instead of a reset.
+    discard: Option<Discard>,
 }
+
+/// What reads and drops a refused body.
+pub type Discard = Box<dyn FnOnce(Incoming) + Send>;
 
 impl Reader {
     async fn next(&mut self) -> Result<Option<Bytes>, GatewayError> {
         loop {
-            let frame = tokio::time::timeout(self.limits.read_timeout, self.body.frame())
+            let body = self
+                .body
+                .as_mut()
+                .ok_or_else(|| too_large(self.limits.max_bytes))?;
+            let frame = tokio::time::timeout(self.limits.read_timeout, body.frame())
                 .await
                 .map_err(|_| {
                     GatewayError::new(
@@ -364,6 +376,9 @@ impl Reader {
             };
             self.read += data.len() as u64;
             if self.read > self.limits.max_bytes {
+                if let (Some(body), Some(discard)) = (self.body.take(), self.discard.take()) {
+                    discard(body);
+                }
                 return Err(too_large(self.limits.max_bytes));
             }
             self.scanner.feed(&data).map_err(refused)?;

@@ -301,6 +301,40 @@ async fn bad_forms_are_refused_before_any_upstream_call() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 413);
+    // A chunked upload far over the limit, written whole before the answer is read (more than
+    // the sockets hold): the client reads the 413, never a reset.
+    let mut request = format!(
+        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: {multipart}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    let body = form(&[("model", "ears")], &vec![0u8; 16 << 20], false);
+    for piece in body.chunks(64 * 1024) {
+        request.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        request.extend_from_slice(piece);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    for _ in 0..5 {
+        let (mut read, mut write) = tokio::net::TcpStream::connect(gw.addr)
+            .await
+            .unwrap()
+            .into_split();
+        let request = request.clone();
+        let written =
+            tokio::spawn(
+                async move { tokio::io::AsyncWriteExt::write_all(&mut write, &request).await },
+            );
+        let written = tokio::time::timeout(Duration::from_secs(10), written)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut answer = vec![0u8; 1024];
+        let n = tokio::io::AsyncReadExt::read(&mut read, &mut answer)
+            .await
+            .unwrap();
+        assert!(written.is_ok(), "{written:?}");
+        assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 413"));
+    }
     assert!(
         a.uploads().is_empty() && b.uploads().is_empty(),
         "no upstream was called"

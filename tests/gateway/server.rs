@@ -357,6 +357,53 @@ async fn a_client_that_writes_its_whole_oversize_body_first_still_reads_the_413(
 }
 
 #[tokio::test]
+async fn a_chunked_oversize_body_written_whole_first_still_reads_the_413_every_time() {
+    // As urllib sends it: 64 KiB chunks against a 1 MiB limit, the whole request before the
+    // answer is read; more than the sockets' buffers hold, so the client is still writing when
+    // the 413 goes out. The refusal must never reach it as a reset instead.
+    let gw = Gateway::start(&format!("server:\n  max_body_bytes: 1048576\n{SLOW_MOCK}")).await;
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..256 {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(&chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let request = std::sync::Arc::new(request);
+    let mut failures = Vec::new();
+    for attempt in 0..20 {
+        let conn = TcpStream::connect(gw.addr).await.unwrap();
+        let (mut read, mut write) = conn.into_split();
+        let body = request.clone();
+        let writer = tokio::spawn(async move {
+            for piece in body.chunks(64 * 1024) {
+                write.write_all(piece).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        });
+        let written = tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), read.read(&mut answer)).await;
+        let answer = match n {
+            Ok(Ok(n)) => String::from_utf8_lossy(&answer[..n]).into_owned(),
+            other => format!("{other:?}"),
+        };
+        if written.is_err() || !answer.starts_with("HTTP/1.1 413") {
+            failures.push(format!("{attempt}: write {written:?}, read {answer:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 60: {failures:#?}",
+        failures.len()
+    );
+}
+
+#[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_header_read_timeout() {
     let gw = Gateway::start_with(SLOW_MOCK, Duration::from_millis(300)).await;
     let mut conn = TcpStream::connect(gw.addr).await.unwrap();
