@@ -72,6 +72,42 @@ fn zero() {
     gauge!(REQUESTS_IN_FLIGHT).set(0.0);
 }
 
+/// The labelled series whose label values the config and catalog fix, at 0 (see [`zero`]):
+/// every provider's stream endings and upstream failures, every limited key's refusals. Called
+/// for every table built; a series that exists already keeps its count.
+pub fn known_series<'a>(
+    providers: impl Iterator<Item = &'a str>,
+    limited_keys: impl Iterator<Item = &'a str>,
+) {
+    for provider in providers {
+        for outcome in ["completed", "failed", "cancelled"] {
+            counter!(STREAMS_ENDED, "provider" => provider.to_owned(), "outcome" => outcome)
+                .increment(0);
+        }
+        // What `upstream_failure` counts: the retryable kinds.
+        for reason in [
+            "upstream_rate_limited",
+            "upstream_auth",
+            "upstream_failed",
+            "upstream_unreachable",
+            "upstream_timeout",
+        ] {
+            counter!(UPSTREAM_FAILURES, "provider" => provider.to_owned(), "reason" => reason)
+                .increment(0);
+        }
+    }
+    for key in limited_keys {
+        counter!(RATE_LIMITED, "key" => key.to_owned()).increment(0);
+    }
+}
+
+/// The usage writer's series for its sink, at 0.
+pub fn sink_series(sink: &'static str) {
+    counter!(USAGE_ROWS_WRITTEN, "sink" => sink).increment(0);
+    // Registered: its buckets are exported at 0 until the first write.
+    drop(histogram!(USAGE_WRITE_SECONDS));
+}
+
 fn describe() {
     describe_counter!(
         REQUESTS_TOTAL,

@@ -159,6 +159,14 @@ impl Table {
     ) -> Result<Self, String> {
         let keys = KeyStore::from_specs(&catalog.keys)
             .map_err(|i| format!("key {:?}: the same key twice", catalog.keys[i].name))?;
+        crate::metrics::known_series(
+            providers.iter().map(|p| &*p.id),
+            catalog
+                .keys
+                .iter()
+                .filter(|k| k.rpm.is_some() || k.tpm.is_some() || k.budget.is_some())
+                .map(|k| k.name.as_str()),
+        );
         let mut routes_by_provider: Vec<(Arc<Provider>, Vec<Arc<Route>>)> =
             providers.iter().map(|p| (p.clone(), Vec::new())).collect();
         let mut models = Vec::with_capacity(catalog.models.len());

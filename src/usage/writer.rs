@@ -77,6 +77,7 @@ impl UsageSink {
             UsageSinkKind::File => Destination::File(FileSink::new(config)),
             UsageSinkKind::Postgres => Destination::Postgres(Box::new(Postgres::new(config)?)),
         };
+        crate::metrics::sink_series(destination.name());
         let spill_claim = match &destination {
             Destination::Postgres(pg) => claim(pg.spill())?,
             Destination::File(_) => None,

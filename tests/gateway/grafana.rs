@@ -51,6 +51,61 @@ fn the_dashboard_is_well_formed() {
     assert!(queried_metrics(&dashboard).len() >= 15);
 }
 
+async fn scrape(gw: &Gateway) -> String {
+    let metrics = client().get(gw.url("/metrics")).send().await.unwrap();
+    metrics.text().await.unwrap()
+}
+
+/// The dashboard's metrics a `/metrics` text does not have.
+fn missing(metrics: &str) -> Vec<String> {
+    let dashboard: Value = serde_json::from_str(DASHBOARD).unwrap();
+    let exported: BTreeSet<&str> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    queried_metrics(&dashboard)
+        .into_iter()
+        .filter(|name| !exported.contains(name.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_fresh_gateway_exports_every_metric_the_dashboard_queries() {
+    // No request yet: every panel must read "0", never "No data", and `rate()` alerts need a
+    // starting point. (Each test is its own process: the recorder is fresh.)
+    let ok = MockOpenAi::start("ok").await;
+    let yaml = format!(
+        "providers:
+  - {{ id: ok, kind: openai, base_url: \"{}\", api_key: sk-ok, health_check: {{ enabled: false }} }}
+models:
+  - name: chat
+    price: {{ input_per_1m: 1, output_per_1m: 2 }}
+    routes: [{{ provider: ok, model: up-ok }}]
+auth:
+  keys: [ {{ name: tight, key: sk-tight, rpm: 1 }} ]
+usage: {{ sink: file, path: {} }}
+",
+        ok.base_url(),
+        std::env::temp_dir()
+            .join(unique("fresh"))
+            .join("usage.jsonl")
+            .display()
+    );
+    let gw = Gateway::start(&yaml).await;
+    let metrics = scrape(&gw).await;
+    let missing = missing(&metrics);
+    assert!(
+        missing.is_empty(),
+        "not exported before any request: {missing:?}\n{metrics}"
+    );
+    assert!(
+        metrics.contains("gateway_rate_limited_total{key=\"tight\"} 0"),
+        "{metrics}"
+    );
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn every_metric_the_dashboard_queries_is_exported() {
     let (ok, bad) = (
@@ -104,29 +159,13 @@ usage:
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut metrics = String::new();
     while tokio::time::Instant::now() < deadline {
-        metrics = client()
-            .get(gw.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        metrics = scrape(&gw).await;
         if metrics.contains("gateway_usage_write_seconds_bucket") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let dashboard: Value = serde_json::from_str(DASHBOARD).unwrap();
-    let exported: BTreeSet<&str> = metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split(['{', ' ']).next())
-        .collect();
-    let missing: Vec<String> = queried_metrics(&dashboard)
-        .into_iter()
-        .filter(|name| !exported.contains(name.as_str()))
-        .collect();
+    let missing = missing(&metrics);
     assert!(
         missing.is_empty(),
         "queried but not exported: {missing:?}\n{metrics}"
