@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard::config::{self, Config, ConfigSource, LoadedConfig, UsageSinkKind};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use switchyard::config::{
+    self, BudgetConfig, BudgetPeriod, Config, ConfigSource, LoadedConfig, UsageSinkKind,
+};
 use switchyard::control::store::{self, ControlError, KeyPatch, NewKey, Seed};
 use switchyard::server::{self, ServerOptions};
 use switchyard::startup;
@@ -17,17 +20,8 @@ use tokio::net::TcpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 
-const USAGE: &str = "\
-usage: switchyard [serve|check-config|migrate] [--config PATH]
-       switchyard keys create --name NAME [--admin] [--config PATH]
-       switchyard keys list | keys revoke NAME [--config PATH]
-
-  serve          run the gateway (default)
-  check-config   validate the config, print the routing table, exit 0 or 1
-  migrate        apply pending migrations (usage ledger, control plane) and create partitions
-  keys           manage gateway keys in the control plane (control.database_url): create prints
-                 the new key once; list shows names and prefixes; revoke refuses a key everywhere
-
+/// What every command's help ends with.
+const ENVIRONMENT: &str = "\
 The config path defaults to $SWITCHYARD_CONFIG, else config/switchyard.yaml, else the embedded
 default. Logs: SWITCHYARD_LOG (e.g. info, debug), SWITCHYARD_LOG_FORMAT=json for JSON lines.";
 
@@ -35,29 +29,102 @@ default. Logs: SWITCHYARD_LOG (e.g. info, debug), SWITCHYARD_LOG_FORMAT=json for
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-enum Command {
-    Serve,
-    CheckConfig,
-    Migrate,
-    Keys(KeysCommand),
+/// An OpenAI-compatible LLM routing gateway.
+#[derive(Parser)]
+#[command(name = "switchyard", version, after_help = ENVIRONMENT)]
+struct Cli {
+    /// The config file.
+    #[arg(long, short, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Validate the config, print the routing table, exit 0 or 1.
+    CheckConfig,
+    /// Apply pending migrations (usage ledger, control plane) and create partitions.
+    Migrate,
+    /// Manage gateway keys in the control plane (control.database_url).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print a completion script for a shell (source it, or install it where the shell looks).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
-    Create { name: String, admin: bool },
+    /// Create a key and print it: shown only now, stored as its SHA-256.
+    Create {
+        /// The key's name ([A-Za-z0-9._:-], 1 to 64 characters).
+        #[arg(long)]
+        name: String,
+        /// May use the admin API.
+        #[arg(long)]
+        admin: bool,
+        /// The models it may use (an allow-list; `*` and `prefix*` patterns).
+        #[arg(long, value_delimiter = ',', value_name = "A,B")]
+        models: Option<Vec<String>>,
+        /// Requests a minute.
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Tokens a minute.
+        #[arg(long)]
+        tpm: Option<u32>,
+        /// A spend ceiling in dollars per --budget-period.
+        #[arg(long, requires = "budget_period", value_name = "USD")]
+        budget_usd: Option<f64>,
+        /// The budget's period (UTC days or months).
+        #[arg(long, requires = "budget_usd", value_enum)]
+        budget_period: Option<Period>,
+    },
+    /// List the keys: names, prefixes, admin, state, models.
     List,
-    Revoke { name: String },
+    /// Revoke a key: refused by every replica from now on.
+    Revoke {
+        /// The key's name.
+        name: String,
+    },
+    /// Give a key a new secret, printed once; the old one keeps working for --grace.
+    Rotate {
+        /// The key's name.
+        name: String,
+        /// How long the old secret stays valid (e.g. 1h, 30m; 0s: not at all).
+        #[arg(long, default_value = "0s", value_parser = grace)]
+        grace: Duration,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Period {
+    Day,
+    Month,
+}
+
+fn grace(text: &str) -> Result<Duration, String> {
+    config::ConfigDuration::parse(text).map(|d| d.0)
 }
 
 fn main() -> ExitCode {
-    let (command, config_path) = match parse_args(std::env::args().skip(1)) {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            eprintln!("switchyard: {message}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Completions { shell } = command {
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "switchyard",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
     init_logging();
-    let source = config::resolve_source(config_path.as_deref());
+    let source = config::resolve_source(cli.config.as_deref());
     let loaded = match config::load(source) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -70,76 +137,10 @@ fn main() -> ExitCode {
             print_routing_table(&loaded);
             ExitCode::SUCCESS
         }
-        Command::Serve => serve(loaded),
+        Command::Serve | Command::Completions { .. } => serve(loaded),
         Command::Migrate => migrate(&loaded.config),
         Command::Keys(keys) => manage_keys(&loaded.config, keys),
     }
-}
-
-fn parse_args(
-    mut args: impl Iterator<Item = String>,
-) -> Result<(Command, Option<PathBuf>), String> {
-    let mut command = None;
-    let mut config = None;
-    // `keys` arguments: its subcommand, then a name and flags.
-    let mut keys: Option<(Option<String>, Option<String>, bool)> = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "keys" if command.is_none() && keys.is_none() => keys = Some((None, None, false)),
-            "create" | "list" | "revoke" if keys.as_ref().is_some_and(|k| k.0.is_none()) => {
-                if let Some(k) = keys.as_mut() {
-                    k.0 = Some(arg.clone());
-                }
-            }
-            "--name" if keys.is_some() => {
-                let name = args.next().ok_or("--name needs a value")?;
-                if let Some(k) = keys.as_mut() {
-                    k.1 = Some(name);
-                }
-            }
-            "--admin" if keys.is_some() => {
-                if let Some(k) = keys.as_mut() {
-                    k.2 = true;
-                }
-            }
-            s if keys
-                .as_ref()
-                .is_some_and(|k| k.0.as_deref() == Some("revoke") && k.1.is_none())
-                && !s.starts_with('-') =>
-            {
-                if let Some(k) = keys.as_mut() {
-                    k.1 = Some(s.to_owned());
-                }
-            }
-            "serve" if command.is_none() => command = Some(Command::Serve),
-            "check-config" if command.is_none() => command = Some(Command::CheckConfig),
-            "migrate" if command.is_none() => command = Some(Command::Migrate),
-            "--config" | "-c" => {
-                config = Some(PathBuf::from(args.next().ok_or("--config needs a path")?))
-            }
-            s if s.starts_with("--config=") => {
-                config = Some(PathBuf::from(&s["--config=".len()..]))
-            }
-            "-h" | "--help" => return Err("help".into()),
-            "-V" | "--version" => {
-                println!("switchyard {}", env!("CARGO_PKG_VERSION"));
-                std::process::exit(0);
-            }
-            other => return Err(format!("unexpected argument {other:?}")),
-        }
-    }
-    if let Some((sub, name, admin)) = keys {
-        let command = match (sub.as_deref(), name) {
-            (Some("create"), Some(name)) => KeysCommand::Create { name, admin },
-            (Some("create"), None) => return Err("keys create needs --name NAME".into()),
-            (Some("list"), None) if !admin => KeysCommand::List,
-            (Some("revoke"), Some(name)) if !admin => KeysCommand::Revoke { name },
-            (Some("revoke"), None) => return Err("keys revoke needs a NAME".into()),
-            _ => return Err("keys: use create --name NAME [--admin], list, or revoke NAME".into()),
-        };
-        return Ok((Command::Keys(command), config));
-    }
-    Ok((command.unwrap_or(Command::Serve), config))
 }
 
 fn init_logging() {
@@ -493,6 +494,31 @@ fn manage_keys(config: &Config, command: KeysCommand) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let KeysCommand::Create {
+        name,
+        models,
+        rpm,
+        tpm,
+        budget_usd,
+        ..
+    } = &command
+    {
+        let budget = budget_usd.map(|usd| BudgetConfig {
+            usd,
+            period: BudgetPeriod::Day,
+        });
+        let checked = store::check_key_name(name)
+            .and_then(|()| store::check_key_fields(models.as_ref(), *rpm, *tpm, budget.as_ref()));
+        if let Err((field, problem)) = checked {
+            let flag = field
+                .split('.')
+                .collect::<Vec<_>>()
+                .join("-")
+                .replace('_', "-");
+            eprintln!("switchyard: keys create: --{flag} {problem}");
+            return ExitCode::from(2);
+        }
+    }
     let Some(runtime) = runtime() else {
         return ExitCode::from(1);
     };
@@ -505,11 +531,32 @@ fn manage_keys(config: &Config, command: KeysCommand) -> ExitCode {
             .map_err(|e| ControlError::Unavailable(e.to_string()))?;
         store::seed(&mut client, &seed).await?;
         match command {
-            KeysCommand::Create { name, admin } => {
+            KeysCommand::Create {
+                name,
+                admin,
+                models,
+                rpm,
+                tpm,
+                budget_usd,
+                budget_period,
+            } => {
+                let budget = budget_usd
+                    .zip(budget_period)
+                    .map(|(usd, period)| BudgetConfig {
+                        usd,
+                        period: match period {
+                            Period::Day => BudgetPeriod::Day,
+                            Period::Month => BudgetPeriod::Month,
+                        },
+                    });
                 let fields = NewKey {
                     name,
                     admin,
-                    ..NewKey::default()
+                    models,
+                    rpm,
+                    tpm,
+                    budget,
+                    expires_at: None,
                 };
                 let (key, plaintext, _) = store::create_key(&mut client, &fields).await?;
                 println!("{plaintext}");
@@ -537,6 +584,20 @@ fn manage_keys(config: &Config, command: KeysCommand) -> ExitCode {
                         k.name, k.prefix, k.admin, state
                     );
                 }
+            }
+            KeysCommand::Rotate { name, grace } => {
+                let (key, plaintext, _) =
+                    store::rotate_key(&mut client, &name, grace.as_secs()).await?;
+                println!("{plaintext}");
+                eprintln!(
+                    "rotated key {:?} (prefix {}): the key above is shown only now; the old one {}",
+                    key.name,
+                    key.prefix,
+                    match grace.is_zero() {
+                        true => "is refused from now on".to_owned(),
+                        false => format!("works for {grace:?} more"),
+                    }
+                );
             }
             KeysCommand::Revoke { name } => {
                 let patch = KeyPatch {

@@ -408,3 +408,62 @@ async fn kill_9_mid_burst_loses_no_answered_requests_row() {
     db.drop_db().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_command_answers_help_and_the_version_and_completions_are_printed() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (command, mentions) in [
+        (&[][..], "check-config"),
+        (&["serve"][..], "--config"),
+        (&["check-config"][..], "--config"),
+        (&["migrate"][..], "--config"),
+        (&["keys"][..], "rotate"),
+        (&["keys", "create"][..], "--budget-period"),
+        (&["keys", "list"][..], "--config"),
+        (&["keys", "revoke"][..], "<NAME>"),
+        (&["keys", "rotate"][..], "--grace"),
+        (&["completions"][..], "<SHELL>"),
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let (code, out, _) = run(&args);
+        assert_eq!(code, Some(0), "{args:?}");
+        assert!(out.contains(mentions), "{args:?}: {out}");
+    }
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(
+        (code, out.trim()),
+        (
+            Some(0),
+            format!("switchyard {}", env!("CARGO_PKG_VERSION")).as_str()
+        )
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, _) = run(&["completions", shell]);
+        assert_eq!(code, Some(0));
+        assert!(
+            out.contains("keys") && out.contains("check-config"),
+            "{shell}"
+        );
+    }
+    // Errors name the flag and exit 2.
+    let (code, _, err) = run(&["keys", "create", "--name", "x", "--budget-usd", "5"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--budget-period"), "{err}");
+    let (code, _, err) = run(&["keys", "create", "--name", "x", "--rpm", "many"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--rpm"), "{err}");
+    let (code, _, err) = run(&["serve", "--bogus"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--bogus"), "{err}");
+}

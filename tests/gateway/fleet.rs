@@ -149,6 +149,61 @@ async fn two_processes_share_keys_routes_models_and_budgets_and_survive_a_databa
     );
     assert!(!listed.contains(&ops[10..]));
 
+    // Every field a key has, from the command line; a rotation with a grace keeps the old secret.
+    let flags = [
+        "keys",
+        "create",
+        "--name",
+        "capped",
+        "--models",
+        "chat,late",
+        "--rpm",
+        "5",
+        "--tpm",
+        "9000",
+        "--budget-usd",
+        "12.5",
+        "--budget-period",
+        "month",
+    ];
+    let (ok, capped, stderr) = cli(&configs[0], &flags).await;
+    assert!(ok, "{stderr}");
+    let (_, shown) = one.call(M::GET, "/admin/v1/keys/capped", &ops, None).await;
+    assert_eq!(
+        (
+            &shown["models"],
+            &shown["rpm"],
+            &shown["tpm"],
+            &shown["budget"]
+        ),
+        (
+            &json!(["chat", "late"]),
+            &json!(5),
+            &json!(9000),
+            &json!({"usd": 12.5, "period": "month"})
+        ),
+        "{shown}"
+    );
+    assert!(capped.trim().starts_with("sk-sy-"));
+    let (ok, before, stderr) = cli(&configs[0], &["keys", "create", "--name", "rotating"]).await;
+    assert!(ok, "{stderr}");
+    let (ok, after, stderr) = cli(
+        &configs[0],
+        &["keys", "rotate", "rotating", "--grace", "1h"],
+    )
+    .await;
+    assert!(ok && stderr.contains("works for"), "{stderr}");
+    eventually(Duration::from_secs(2), "both secrets work", || async {
+        one.chat(after.trim(), "chat").await == 200 && one.chat(before.trim(), "chat").await == 200
+    })
+    .await;
+    let (ok, _, stderr) = cli(
+        &configs[0],
+        &["keys", "create", "--name", "x", "--rpm", "0"],
+    )
+    .await;
+    assert!(!ok && stderr.contains("--rpm"), "{stderr}");
+
     // A key made on one works on the other within a second.
     let (status, made) = one
         .call(

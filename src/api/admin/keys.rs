@@ -209,14 +209,7 @@ impl Timestamp {
 
 /// Key names show up in logs, metrics and ledger rows: kept plain.
 fn check_key_name(name: &str) -> Result<(), GatewayError> {
-    let plain = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
-    match plain {
-        true => Ok(()),
-        false => Err(invalid("name", "must match [A-Za-z0-9._:-]{1,64}")),
-    }
+    store::check_key_name(name).map_err(|(field, problem)| invalid(field, problem))
 }
 
 fn check_key_fields(
@@ -225,21 +218,8 @@ fn check_key_fields(
     tpm: Option<u32>,
     budget: Option<&BudgetConfig>,
 ) -> Result<(), GatewayError> {
-    if models.is_some_and(|m| m.iter().any(String::is_empty)) {
-        return Err(invalid("models", "names must not be empty"));
-    }
-    for (field, v) in [("rpm", rpm), ("tpm", tpm)] {
-        if v == Some(0) || v.is_some_and(|v| v > i32::MAX as u32) {
-            return Err(invalid(field, "must be at least 1 (or null for no limit)"));
-        }
-    }
-    if budget.is_some_and(|b| !b.is_valid()) {
-        return Err(invalid(
-            "budget.usd",
-            "must be dollars, from 0 to 100000000",
-        ));
-    }
-    Ok(())
+    store::check_key_fields(models, rpm, tpm, budget)
+        .map_err(|(field, problem)| invalid(field, problem))
 }
 
 /// A key's answer with its plaintext: the only time it is ever shown.

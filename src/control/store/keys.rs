@@ -46,6 +46,41 @@ pub struct KeyPatch {
     pub revoked: Option<bool>,
 }
 
+/// A field of a key that cannot be stored, and why: (field, problem). The admin API and the
+/// `keys` command check the same way.
+pub type Refusal = (&'static str, &'static str);
+
+pub fn check_key_name(name: &str) -> Result<(), Refusal> {
+    let plain = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    match plain {
+        true => Ok(()),
+        false => Err(("name", "must match [A-Za-z0-9._:-]{1,64}")),
+    }
+}
+
+pub fn check_key_fields(
+    models: Option<&Vec<String>>,
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    budget: Option<&BudgetConfig>,
+) -> Result<(), Refusal> {
+    if models.is_some_and(|m| m.iter().any(String::is_empty)) {
+        return Err(("models", "names must not be empty"));
+    }
+    for (field, v) in [("rpm", rpm), ("tpm", tpm)] {
+        if v == Some(0) || v.is_some_and(|v| v > i32::MAX as u32) {
+            return Err((field, "must be at least 1 (or null for no limit)"));
+        }
+    }
+    if budget.is_some_and(|b| !b.is_valid()) {
+        return Err(("budget.usd", "must be dollars, from 0 to 100000000"));
+    }
+    Ok(())
+}
+
 /// Keys the gateway makes: this prefix and 40 random alphanumerics (238 bits).
 pub const KEY_PREFIX: &str = "sk-sy-";
 const KEY_RANDOM_CHARS: usize = 40;
