@@ -3,7 +3,7 @@
 //! Request flow: accept → body (size-limited) → parse the few fields needed (`api`) → admit (key,
 //! allow-list, limits) → expand (session) → dispatch (adapter translates, transport sends,
 //! retries before the commit point) → respond (pass-through or translate) → record the outcome
-//! (`call`). The README's architecture section has the map of modules and their import order.
+//! (`call`). docs/architecture.md has the map of modules and their import order.
 
 #![cfg_attr(
     not(test),

@@ -25,7 +25,7 @@ const ENVIRONMENT: &str = "\
 The config path defaults to $SWITCHYARD_CONFIG, else config/switchyard.yaml, else the embedded
 default. Logs: SWITCHYARD_LOG (e.g. info, debug), SWITCHYARD_LOG_FORMAT=json for JSON lines.";
 
-/// mimalloc: measured faster than glibc malloc on the request path (see README, Benchmarks).
+/// mimalloc: measured faster than glibc malloc on the request path (see docs/benchmarks.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

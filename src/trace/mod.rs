@@ -5,7 +5,7 @@
 //! encoded and sent by one exporter task off the request path, so a collector that is slow or
 //! down costs dropped spans, never a slower request. W3C `traceparent` in, `traceparent` out.
 //!
-//! Written here rather than with `tracing-opentelemetry` (README, "Differences from the design"):
+//! Written here rather than with `tracing-opentelemetry` (docs/design-differences.md):
 //! the gateway's logs are events, not spans, and a span is a few fields recorded at two points,
 //! so the bridge, the SDK and its runtime glue were all cost and no help.
 

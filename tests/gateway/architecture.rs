@@ -67,9 +67,9 @@ fn no_two_files_import_each_other_and_no_module_imports_upward() {
             let rank = |m: &str| ORDER.iter().position(|o| *o == m);
             match (rank(top_a), rank(top_b)) {
                 (Some(ra), Some(rb)) if rb < ra => upward.push(format!("{a} -> {b}")),
-                (None, _) | (_, None) => {
-                    upward.push(format!("{a} -> {b}: add both to ORDER and the README"))
-                }
+                (None, _) | (_, None) => upward.push(format!(
+                    "{a} -> {b}: add both to ORDER and docs/architecture.md"
+                )),
                 _ => {}
             }
         }

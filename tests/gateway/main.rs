@@ -23,6 +23,7 @@ mod control;
 mod cors;
 mod dashboard;
 mod dashscope;
+mod docs;
 mod dropin;
 mod embeddings_models;
 mod errors;
