@@ -44,7 +44,7 @@ pub fn render(answered: Answered) -> Response<Body> {
             answered_headers(&mut response, &answer);
             let headers = response.headers_mut();
             // Streamed audio and events must not wait in a proxy's buffer.
-            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            headers.insert(ACCEL_BUFFERING, NO);
             headers.insert(CONTENT_TYPE, content_type);
             response
         }
@@ -53,15 +53,22 @@ pub fn render(answered: Answered) -> Response<Body> {
             let mut response = Response::new(body);
             answered_headers(&mut response, &answer);
             let headers = response.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            headers.insert(CONTENT_TYPE, EVENT_STREAM);
+            headers.insert(CACHE_CONTROL, NO_CACHE);
+            headers.insert(ACCEL_BUFFERING, NO);
             response
         }
     }
 }
 
 const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-switchyard-provider");
+const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+// Constants: `from_static` checks its bytes where it runs, and a const runs at compile time
+// (every answer pays for a header value built at run time).
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
+const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+const NO: HeaderValue = HeaderValue::from_static("no");
 const CACHE_HEADER: HeaderName = HeaderName::from_static(crate::cache::VERDICT_HEADER);
 
 /// What a cacheable request's headers ask of the result cache (`None` without a cache).
@@ -234,7 +241,7 @@ pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     *response.status_mut() = status;
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(CONTENT_TYPE, APPLICATION_JSON);
     response
 }
 

@@ -112,39 +112,46 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<ResponseHead>> {
     let mut retry_after_s: Option<&[u8]> = None;
     let mut content_type = None;
     for field in response.headers.iter() {
-        let name = field.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let value = parse_length(field.value)?;
-            if length.is_some_and(|seen| seen != value) {
-                return Err(invalid("conflicting content-length"));
+        let name = field.name.as_bytes();
+        // By length first: most of an answer's fields are none of these, and are passed over
+        // with one comparison instead of six.
+        let is = |wanted: &str| name.eq_ignore_ascii_case(wanted.as_bytes());
+        match name.len() {
+            14 if is("content-length") => {
+                let value = parse_length(field.value)?;
+                if length.is_some_and(|seen| seen != value) {
+                    return Err(invalid("conflicting content-length"));
+                }
+                length = Some(value);
             }
-            length = Some(value);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer_encoding = true;
-            // Only the last coding says how the message ends.
-            chunked = last_token(field.value).eq_ignore_ascii_case(b"chunked");
-            chunked_codings += field
-                .value
-                .split(|b| *b == b',')
-                .filter(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-                .count();
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in field.value.split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if http10 && token.eq_ignore_ascii_case(b"keep-alive") {
-                    close = false;
+            17 if is("transfer-encoding") => {
+                transfer_encoding = true;
+                // Only the last coding says how the message ends.
+                chunked = last_token(field.value).eq_ignore_ascii_case(b"chunked");
+                chunked_codings += field
+                    .value
+                    .split(|b| *b == b',')
+                    .filter(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+                    .count();
+            }
+            10 if is("connection") => {
+                for token in field.value.split(|b| *b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if http10 && token.eq_ignore_ascii_case(b"keep-alive") {
+                        close = false;
+                    }
                 }
             }
-        } else if name.eq_ignore_ascii_case("retry-after-ms") {
-            retry_after_ms = Some(field.value);
-        } else if name.eq_ignore_ascii_case("retry-after") {
-            retry_after_s = Some(field.value);
-        } else if name.eq_ignore_ascii_case("content-type") {
-            // httparse's values are slices of `buf`.
-            let at = field.value.as_ptr() as usize - buf.as_ptr() as usize;
-            content_type = Some(at..at + field.value.len());
+            14 if is("retry-after-ms") => retry_after_ms = Some(field.value),
+            11 if is("retry-after") => retry_after_s = Some(field.value),
+            12 if is("content-type") => {
+                // httparse's values are slices of `buf`.
+                let at = field.value.as_ptr() as usize - buf.as_ptr() as usize;
+                content_type = Some(at..at + field.value.len());
+            }
+            _ => {}
         }
     }
 
