@@ -14,7 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::UsageError;
 use super::price::{format_cost, parse_cost};
-use super::record::UsageRecord;
+use super::record::{Unit, UsageRecord};
 
 /// Where the totals come from.
 pub enum Ledger {
@@ -61,6 +61,12 @@ pub struct Totals {
     /// when they were generated (not part of `cost`), in units of 1e-10 dollars.
     pub cache_hits: i64,
     pub cache_saved_cost: u128,
+    /// What requests priced by units counted (DESIGN §5 "Other endpoints"): audio seconds,
+    /// speech characters, images, rerank searches.
+    pub seconds: i64,
+    pub characters: i64,
+    pub images: i64,
+    pub searches: i64,
 }
 
 // === impl Group ===
@@ -152,6 +158,18 @@ impl Ledger {
     }
 }
 
+/// The units of an hourly total, by its purpose (one purpose has one unit).
+const HOURLY_UNITS: &str =
+    "CASE WHEN purpose IN ('transcription', 'translation') THEN units END AS us,
+                    CASE WHEN purpose = 'speech' THEN units END AS uc,
+                    CASE WHEN purpose = 'image' THEN units END AS ui,
+                    CASE WHEN purpose = 'rerank' THEN units END AS ur";
+/// A row's units, by its `unit`.
+const ROW_UNITS: &str = "CASE WHEN unit = 'seconds' THEN units END,
+                    CASE WHEN unit = 'characters' THEN units END,
+                    CASE WHEN unit = 'images' THEN units END,
+                    CASE WHEN unit = 'searches' THEN units END";
+
 async fn from_postgres(
     pool: &deadpool_postgres::Pool,
     q: &Query,
@@ -167,27 +185,34 @@ async fn from_postgres(
     let sql = format!(
         "SELECT g, sum(n)::int8, sum(i)::int8, sum(o)::int8, coalesce(sum(c), 0)::numeric(30,10)::text,
                 sum(ci)::int8, sum(cw)::int8, sum(r)::int8,
-                sum(h)::int8, coalesce(sum(s), 0)::numeric(30,10)::text
+                sum(h)::int8, coalesce(sum(s), 0)::numeric(30,10)::text,
+                coalesce(sum(us), 0)::int8, coalesce(sum(uc), 0)::int8, coalesce(sum(ui), 0)::int8,
+                coalesce(sum(ur), 0)::int8
          FROM (
              SELECT {hourly} AS g, requests AS n, input_tokens AS i, output_tokens AS o, cost AS c,
                     cached_input_tokens AS ci, cache_write_tokens AS cw, reasoning_tokens AS r,
-                    cache_hits AS h, cache_saved_cost AS s
+                    cache_hits AS h, cache_saved_cost AS s,
+                    {hourly_units}
              FROM usage_hourly
              WHERE hour >= $1 AND hour < $2 AND ($7::text IS NULL OR key_name = $7)
              UNION ALL
              SELECT {row}, 1, input_tokens, output_tokens, cost, cached_input_tokens,
-                    cache_write_tokens, reasoning_tokens, (usage_source = 'cache')::int, cache_saved_cost
+                    cache_write_tokens, reasoning_tokens, (usage_source = 'cache')::int, cache_saved_cost,
+                    {row_units}
              FROM request_logs
              WHERE created_at >= $3 AND created_at < $4 AND ($7::text IS NULL OR key_name = $7)
              UNION ALL
              SELECT {row}, 1, input_tokens, output_tokens, cost, cached_input_tokens,
-                    cache_write_tokens, reasoning_tokens, (usage_source = 'cache')::int, cache_saved_cost
+                    cache_write_tokens, reasoning_tokens, (usage_source = 'cache')::int, cache_saved_cost,
+                    {row_units}
              FROM request_logs
              WHERE created_at >= $5 AND created_at < $6 AND ($7::text IS NULL OR key_name = $7)
          ) t
          GROUP BY 1 ORDER BY 1",
         hourly = q.group.hourly_sql(),
         row = q.group.row_sql(),
+        hourly_units = HOURLY_UNITS,
+        row_units = ROW_UNITS,
     );
     let rows = client
         .query(&sql, &[&h0, &h1, &a0, &a1, &b0, &b1, &q.key])
@@ -209,6 +234,10 @@ async fn from_postgres(
                 cache_hits: r.get(8),
                 cache_saved_cost: parse_cost(&saved)
                     .ok_or_else(|| UsageError(format!("unexpected cost {saved:?}")))?,
+                seconds: r.get(10),
+                characters: r.get(11),
+                images: r.get(12),
+                searches: r.get(13),
             })
         })
         .collect()
@@ -260,6 +289,14 @@ fn add_file(
         t.cache_write_tokens += r.cache_write_tokens;
         t.reasoning_tokens += r.reasoning_tokens;
         t.cost += parse_cost(&r.cost).unwrap_or(0);
+        let units = i64::try_from(r.units.unwrap_or(0)).unwrap_or(i64::MAX);
+        match r.unit {
+            Some(Unit::Seconds) => t.seconds += units,
+            Some(Unit::Characters) => t.characters += units,
+            Some(Unit::Images) => t.images += units,
+            Some(Unit::Searches) => t.searches += units,
+            None => {}
+        }
         if r.usage_source == super::record::UsageSource::Cache {
             t.cache_hits += 1;
             t.cache_saved_cost += parse_cost(&r.cache_saved_cost).unwrap_or(0);
@@ -279,6 +316,8 @@ impl Totals {
             "reasoning_tokens": self.reasoning_tokens, "cost": format_cost(self.cost),
             "cache_hits": self.cache_hits, "cache_hit_ratio": self.cache_hit_ratio(),
             "cache_saved_cost": format_cost(self.cache_saved_cost),
+            "units": {"seconds": self.seconds, "characters": self.characters,
+                      "images": self.images, "searches": self.searches},
         })
     }
 

@@ -192,6 +192,43 @@ async fn uploads_reach_the_route_with_only_the_model_rewritten_in_every_format()
     .concat();
     assert_eq!(sent.body, expected);
 
+    // /v1/usage adds up the units: 9 + 5 + 1 (the streamed one's WAV) seconds transcribed and 9
+    // translated by `ears`; two images by `painter`.
+    let usage = || async {
+        let r = client()
+            .get(gw.url("/v1/usage?group_by=model"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()
+    };
+    crate::harness::eventually(
+        Duration::from_secs(5),
+        "five rows in the ledger",
+        || async {
+            let totals = usage().await;
+            let rows = totals["data"].as_array().cloned().unwrap_or_default();
+            rows.iter()
+                .map(|r| r["requests"].as_i64().unwrap_or(0))
+                .sum::<i64>()
+                == 5
+        },
+    )
+    .await;
+    let totals = usage().await;
+    let model = |name: &str| {
+        totals["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["group"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(model("ears")["units"]["seconds"], 24, "{totals}");
+    assert_eq!(model("painter")["units"]["images"], 2, "{totals}");
+
     gw.shutdown().await;
     let rows = ledger_rows(&ledger);
     let by_purpose =

@@ -539,10 +539,12 @@ async fn usage_totals_are_scoped_to_the_callers_key(usage: &str) {
         json!([
             {"group": "team-a", "requests": 3, "input_tokens": 19, "output_tokens": 10, "cached_input_tokens": 0,
              "cache_write_tokens": 0, "reasoning_tokens": 0, "cost": "0.0000088500",
-             "cache_hits": 2, "cache_hit_ratio": 0.6667, "cache_saved_cost": "0.0000177000"},
+             "cache_hits": 2, "cache_hit_ratio": 0.6667, "cache_saved_cost": "0.0000177000",
+             "units": {"seconds": 0, "characters": 0, "images": 0, "searches": 0}},
             {"group": "team-b", "requests": 2, "input_tokens": 19, "output_tokens": 10, "cached_input_tokens": 0,
              "cache_write_tokens": 0, "reasoning_tokens": 0, "cost": "0.0000088500",
-             "cache_hits": 1, "cache_hit_ratio": 0.5, "cache_saved_cost": "0.0000088500"}
+             "cache_hits": 1, "cache_hit_ratio": 0.5, "cache_saved_cost": "0.0000088500",
+             "units": {"seconds": 0, "characters": 0, "images": 0, "searches": 0}}
         ])
     );
     let (_, own) = totals("sk-team-a", "group_by=key&key=team-b").await;

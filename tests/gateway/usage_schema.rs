@@ -430,17 +430,22 @@ async fn hourly_totals_answer_usage_exactly_whatever_the_window() {
         } else {
             "0".into()
         },
-        // Every fifth priced by units too (seconds of audio).
+        // Every fifth priced by units too, of its purpose's kind.
         units: (i % 5 == 0).then_some(i as u64 % 4 + 1),
-        unit: (i % 5 == 0).then_some(Unit::Seconds),
+        unit: (i % 5 == 0)
+            .then_some([Unit::Seconds, Unit::Characters, Unit::Images][i as usize % 3]),
         latency_ms: 5,
         ttft_ms: None,
         attempts: 1,
         status: Status::Ok,
         http_status: 200,
         error_message: None,
-        purpose: [Purpose::Chat, Purpose::Embedding, Purpose::Responses]
-            [i as usize % 3 / 2 * 2 % 3],
+        purpose: match i % 5 == 0 {
+            true => [Purpose::Transcription, Purpose::Speech, Purpose::Image][i as usize % 3],
+            false => {
+                [Purpose::Chat, Purpose::Embedding, Purpose::Responses][i as usize % 3 / 2 * 2 % 3]
+            }
+        },
         estimate: None,
         journal: 0,
     };
@@ -508,7 +513,11 @@ async fn recount(
                         (sum(cost) * 10000000000)::numeric(40,0)::text, sum(cached_input_tokens)::int8,
                         sum(cache_write_tokens)::int8, sum(reasoning_tokens)::int8,
                         count(*) FILTER (WHERE usage_source = 'cache'),
-                        (sum(cache_saved_cost) * 10000000000)::numeric(40,0)::text
+                        (sum(cache_saved_cost) * 10000000000)::numeric(40,0)::text,
+                        coalesce(sum(units) FILTER (WHERE unit = 'seconds'), 0)::int8,
+                        coalesce(sum(units) FILTER (WHERE unit = 'characters'), 0)::int8,
+                        coalesce(sum(units) FILTER (WHERE unit = 'images'), 0)::int8,
+                        coalesce(sum(units) FILTER (WHERE unit = 'searches'), 0)::int8
                  FROM request_logs WHERE created_at >= $1 AND created_at < $2 AND ($3::text IS NULL OR key_name = $3)
                  GROUP BY 1 ORDER BY 1"
             ),
@@ -528,6 +537,10 @@ async fn recount(
             reasoning_tokens: r.get(7),
             cache_hits: r.get(8),
             cache_saved_cost: r.get::<_, String>(9).parse().unwrap(),
+            seconds: r.get(10),
+            characters: r.get(11),
+            images: r.get(12),
+            searches: r.get(13),
         })
         .collect()
 }
