@@ -8,7 +8,6 @@
 //! in; stricter than libpq's `require`, which checks nothing without a root file);
 //! `disable|allow|prefer` (or none) connect without TLS.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::config::SslMode;
@@ -95,32 +94,9 @@ impl Target {
 
 /// Roots for the server's certificate: the CA of `sslrootcert` alone, or the public roots.
 fn client_config(root: Option<&str>, field: &str) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-
-    let mut roots = rustls::RootCertStore::empty();
-    match root {
-        Some(path) => {
-            let unusable =
-                |e: &dyn std::fmt::Display| format!("{field}: sslrootcert: cannot use {path}: {e}");
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| unusable(&e))?;
-            if certs.is_empty() {
-                return Err(unusable(&"it holds no certificate"));
-            }
-            for cert in certs {
-                roots.add(cert).map_err(|e| unusable(&e))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("{field}: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    let label = format!("{field}: sslrootcert");
+    let ca = root.map(|path| (label.as_str(), std::path::Path::new(path)));
+    Ok(crate::tls::client(field, ca)?.with_no_client_auth())
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ pub mod sse;
 pub mod startup;
 pub mod state;
 pub mod stats;
+pub mod tls;
 pub mod tokens;
 pub mod trace;
 pub mod upload;

@@ -349,43 +349,19 @@ impl Breaker {
 /// roots compiled in), and `cert_file`/`key_file` for mutual TLS. Files are read now, at start:
 /// one that cannot be used refuses start naming its field.
 fn tls_config(tls: Option<&RedisTls>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::PrivateKeyDer;
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-    let unusable = |field: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
-        format!("{field}: cannot use {}: {e}", path.display())
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    match tls.and_then(|t| t.ca_file.as_deref()) {
-        Some(path) => {
-            let field = "redis.tls.ca_file";
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| unusable(field, path, &e))?;
-            if certs.is_empty() {
-                return Err(unusable(field, path, &"it holds no certificate"));
-            }
-            for cert in certs {
-                roots.add(cert).map_err(|e| unusable(field, path, &e))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("redis.tls: {e}"))?
-        .with_root_certificates(roots);
+    let ca = tls.and_then(|t| t.ca_file.as_deref());
+    let builder = crate::tls::client("redis.tls", ca.map(|path| ("redis.tls.ca_file", path)))?;
     let cert = tls.and_then(|t| t.cert_file.as_deref());
     let key = tls.and_then(|t| t.key_file.as_deref());
     match (cert, key) {
         (None, None) => Ok(builder.with_no_client_auth()),
         (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| unusable("redis.tls.cert_file", cert, &e))?;
+            let chain = crate::tls::certificates("redis.tls.cert_file", cert)?;
             let private = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| unusable("redis.tls.key_file", key, &e))?;
+                .map_err(|e| crate::tls::unusable("redis.tls.key_file", key, &e))?;
             builder
                 .with_client_auth_cert(chain, private)
                 .map_err(|e| format!("redis.tls.key_file: {e}"))

@@ -11,13 +11,16 @@ use bytes::Bytes;
 use super::admit;
 use super::context::{Rejection, RequestCtx};
 use super::dispatch::{self, Got};
+use super::outcome::Recorder;
 use super::pipeline::{Answer, Answered, admit_by_units};
 use crate::config::ModelType;
 use crate::error::GatewayError;
 use crate::limits::keys::ApiKey;
+use crate::limits::rate::Admission;
 use crate::providers::{Adapter, openai};
 use crate::request::SpeechRequest;
 use crate::routing::Route;
+use crate::routing::dispatch::Served;
 use crate::routing::transport::{Endpoint, UpstreamRequest};
 use crate::upload::Upload;
 use crate::usage::estimate::Reply;
@@ -55,44 +58,13 @@ pub async fn upload(
     let until = Some(ctx.deadline);
     let (served, recorder) =
         dispatch::media(ctx, model, recorder, false, until, build, || upload.spent()).await?;
-    let route = served.route.clone();
-    let (body, content_type) = match served.value {
-        Got::Whole(body, content_type) => {
-            // A JSON answer reports its usage and units (an upstream may leave its type out).
-            let (usage, units) = match body.first() {
-                Some(b'{') => openai::pass_units(endpoint, &body),
-                _ => (None, None),
-            };
-            recorder.served_with_units(
-                &route,
-                served.attempts,
-                Some(usage.unwrap_or_default()),
-                Reply::Embeddings,
-                units.or(if endpoint == Endpoint::ImageEdits {
-                    None
-                } else {
-                    measured
-                }),
-            );
-            (crate::body::full(body), content_type)
-        }
-        Got::Stream(mut stream, content_type) => {
-            let ttft = ctx.started.elapsed();
-            stream.observe(recorder.streaming_media(&route, served.attempts, ttft, measured));
-            stream.close_on(&ctx.app.closing);
-            (http_body_util::BodyExt::boxed_unsync(stream), content_type)
-        }
+    // An image edit is priced by the images its answer holds; audio by the seconds the answer
+    // reports, else those of the WAV sent.
+    let units = match endpoint {
+        Endpoint::ImageEdits => None,
+        _ => measured,
     };
-    Ok(Answered::Typed(
-        Answer {
-            body,
-            route: Some(route),
-            admission,
-            session: None,
-            cache: None,
-        },
-        content_type,
-    ))
+    Ok(answered(ctx, served, recorder, admission, endpoint, units))
 }
 
 /// Speech: the audio (or its SSE events) streamed back as the upstream produces it, priced by
@@ -114,36 +86,59 @@ pub async fn speech(
     };
     let (served, recorder) =
         dispatch::media(ctx, model, recorder, true, None, build, || false).await?;
-    let route = served.route.clone();
+    Ok(answered(
+        ctx,
+        served,
+        recorder,
+        admission,
+        Endpoint::Speech,
+        characters,
+    ))
+}
+
+/// A media answer as the client gets it, with its outcome recorded: a whole one at once (the
+/// tokens and units its JSON reports, else `units`), a streamed one when it ends (`units` and
+/// the usage its events report).
+fn answered(
+    ctx: &RequestCtx,
+    served: Served<Got>,
+    recorder: Recorder,
+    admission: Admission,
+    endpoint: Endpoint,
+    units: Option<(Unit, u64)>,
+) -> Answered {
+    let route = served.route;
     let (body, content_type) = match served.value {
-        Got::Stream(mut stream, content_type) => {
-            let ttft = ctx.started.elapsed();
-            stream.observe(recorder.streaming_media(&route, served.attempts, ttft, characters));
-            stream.close_on(&ctx.app.closing);
-            (http_body_util::BodyExt::boxed_unsync(stream), content_type)
-        }
-        // Not reached (speech is always streamed); recorded all the same.
         Got::Whole(body, content_type) => {
+            // A JSON answer reports its usage and units (an upstream may leave its type out).
+            let (usage, reported) = match body.first() {
+                Some(b'{') => openai::pass_units(endpoint, &body),
+                _ => (None, None),
+            };
             recorder.served_with_units(
                 &route,
                 served.attempts,
-                Some(Default::default()),
+                Some(usage.unwrap_or_default()),
                 Reply::Embeddings,
-                characters,
+                reported.or(units),
             );
             (crate::body::full(body), content_type)
         }
+        Got::Stream(mut stream, content_type) => {
+            let ttft = ctx.started.elapsed();
+            stream.observe(recorder.streaming_media(&route, served.attempts, ttft, units));
+            stream.close_on(&ctx.app.closing);
+            (http_body_util::BodyExt::boxed_unsync(stream), content_type)
+        }
     };
-    Ok(Answered::Typed(
-        Answer {
-            body,
-            route: Some(route),
-            admission,
-            session: None,
-            cache: None,
-        },
-        content_type,
-    ))
+    let answer = Answer {
+        body,
+        route: Some(route),
+        admission,
+        session: None,
+        cache: None,
+    };
+    Answered::Typed(answer, content_type)
 }
 
 /// Only OpenAI-kind routes serve these (the load-time check refuses the others; a control-plane

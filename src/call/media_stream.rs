@@ -7,18 +7,16 @@
 //! truncated audio for a whole file. The answer's usage, where its events carry one (the
 //! transcription's `transcript.text.done`, speech's `speech.audio.done`), is read as it passes.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use super::relay::{StreamEnd, StreamObserver};
+use super::relay::{StreamEnd, StreamObserver, Watch};
 use crate::body::Cut;
 use crate::error::{ErrorKind, GatewayError};
 use crate::providers::Usage;
@@ -37,10 +35,7 @@ pub struct MediaStream {
     /// SSE answers: frames are relayed whole (each scrubbed as one), their usage read.
     events: Option<SseDecoder>,
     usage: Option<Usage>,
-    idle_timeout: Duration,
-    idle: Pin<Box<Sleep>>,
-    deadline: Pin<Box<Sleep>>,
-    closing: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    watch: Watch,
     route: Arc<Route>,
     observer: Option<Box<dyn StreamObserver>>,
     /// An SSE answer's error event, or a binary one's cut, to give before the end.
@@ -58,16 +53,12 @@ impl MediaStream {
         route: Arc<Route>,
         deadline: Instant,
     ) -> Self {
-        let idle_timeout = route.provider.timeout;
         let mut stream = Self {
             upstream,
             first: None,
             events: sse.then(|| SseDecoder::new(MAX_FRAME)),
             usage: None,
-            idle_timeout,
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
-            closing: None,
+            watch: Watch::new(route.provider.timeout, deadline),
             route,
             observer: None,
             ending: None,
@@ -83,7 +74,7 @@ impl MediaStream {
 
     /// Ends the stream (an error event, or a cut) when the shutdown grace runs out.
     pub fn close_on(&mut self, token: &CancellationToken) {
-        self.closing = Some(Box::pin(token.clone().cancelled_owned()));
+        self.watch.close_on(token);
     }
 
     /// What of `chunk` goes to the client now: a binary read scrubbed as it is, an SSE read's
@@ -118,35 +109,13 @@ impl MediaStream {
 
     fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
-            if self
-                .closing
-                .as_mut()
-                .is_some_and(|closing| closing.as_mut().poll(cx).is_ready())
-            {
-                self.fail(GatewayError::new(
-                    ErrorKind::ShuttingDown,
-                    "the gateway is shutting down; the answer was cut short",
-                ));
-                return Poll::Ready(None);
-            }
-            if self.deadline.as_mut().poll(cx).is_ready() {
-                self.fail(GatewayError::new(
-                    ErrorKind::RequestTimeout,
-                    "the request exceeded server.request_timeout",
-                ));
-                return Poll::Ready(None);
-            }
-            if self.idle.as_mut().poll(cx).is_ready() {
-                let secs = self.idle_timeout.as_secs_f64();
-                self.fail(GatewayError::new(
-                    ErrorKind::UpstreamTimeout,
-                    format!("the upstream sent nothing for {secs}s"),
-                ));
+            if let Some(e) = self.watch.poll_expired(cx) {
+                self.fail(e);
                 return Poll::Ready(None);
             }
             match ready!(self.upstream.as_mut().poll_next(cx)) {
                 Some(Ok(chunk)) => {
-                    self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
+                    self.watch.heard();
                     if let Some(out) = self.pass(chunk) {
                         return Poll::Ready(Some(out));
                     }

@@ -60,11 +60,7 @@ pub struct RelayStream {
     /// `pending` holds something worth sending now (a data frame, or anything once committed).
     sendable: bool,
     phase: Phase,
-    idle_timeout: Duration,
-    idle: Pin<Box<Sleep>>,
-    deadline: Pin<Box<Sleep>>,
-    /// Resolves when the gateway's shutdown grace runs out.
-    closing: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    watch: Watch,
     route: Arc<Route>,
     observer: Option<Box<dyn StreamObserver>>,
     finisher: Option<Box<dyn StreamFinisher>>,
@@ -103,10 +99,7 @@ impl RelayStream {
             pending: VecDeque::new(),
             sendable: false,
             phase: Phase::Priming,
-            idle_timeout,
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
-            closing: None,
+            watch: Watch::new(idle_timeout, deadline),
             route,
             observer: None,
             finisher: None,
@@ -128,7 +121,7 @@ impl RelayStream {
 
     /// Ends the stream with an error event when `token` is cancelled (the shutdown grace ran out).
     pub fn close_on(&mut self, token: &CancellationToken) {
-        self.closing = Some(Box::pin(token.clone().cancelled_owned()));
+        self.watch.close_on(token);
     }
 
     pub fn observe(&mut self, observer: Box<dyn StreamObserver>) {
@@ -190,33 +183,13 @@ impl RelayStream {
                     return Poll::Ready(self.fail(e));
                 }
             }
-            if self
-                .closing
-                .as_mut()
-                .is_some_and(|closing| closing.as_mut().poll(cx).is_ready())
-            {
-                return Poll::Ready(self.fail(GatewayError::new(
-                    ErrorKind::ShuttingDown,
-                    "the gateway is shutting down; the stream was cut short",
-                )));
-            }
-            if self.deadline.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(self.fail(GatewayError::new(
-                    ErrorKind::RequestTimeout,
-                    "the request exceeded server.request_timeout",
-                )));
-            }
-            if self.idle.as_mut().poll(cx).is_ready() {
-                let secs = self.idle_timeout.as_secs_f64();
-                return Poll::Ready(self.fail(GatewayError::new(
-                    ErrorKind::UpstreamTimeout,
-                    format!("the upstream sent nothing for {secs}s"),
-                )));
+            if let Some(e) = self.watch.poll_expired(cx) {
+                return Poll::Ready(self.fail(e));
             }
             match ready!(self.upstream.as_mut().poll_next(cx)) {
                 Some(Ok(chunk)) => {
                     self.decoder.push(&chunk);
-                    self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
+                    self.watch.heard();
                 }
                 Some(Err(e)) => return Poll::Ready(self.fail(e)),
                 None => return Poll::Ready(self.upstream_ended()),
@@ -325,6 +298,66 @@ impl RelayStream {
     fn drain(&mut self, cx: &mut Context<'_>) {
         while let Poll::Ready(Some(Ok(_))) = self.upstream.as_mut().poll_next(cx) {}
         self.end(StreamEnd::Completed);
+    }
+}
+
+/// What ends a relayed answer besides its upstream: the gateway's shutdown grace running out,
+/// the request's deadline, and an upstream silent for its idle timeout.
+pub(super) struct Watch {
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+    deadline: Pin<Box<Sleep>>,
+    /// Resolves when the gateway's shutdown grace runs out.
+    closing: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+}
+
+// === impl Watch ===
+
+impl Watch {
+    pub(super) fn new(idle_timeout: Duration, deadline: Instant) -> Self {
+        Self {
+            idle_timeout,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            closing: None,
+        }
+    }
+
+    pub(super) fn close_on(&mut self, token: &CancellationToken) {
+        self.closing = Some(Box::pin(token.clone().cancelled_owned()));
+    }
+
+    /// The upstream sent something: it is not idle.
+    pub(super) fn heard(&mut self) {
+        self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
+    }
+
+    /// Why the answer must end now, if it must (registering for the wake-ups otherwise).
+    pub(super) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Option<GatewayError> {
+        if self
+            .closing
+            .as_mut()
+            .is_some_and(|closing| closing.as_mut().poll(cx).is_ready())
+        {
+            return Some(GatewayError::new(
+                ErrorKind::ShuttingDown,
+                "the gateway is shutting down; the stream was cut short",
+            ));
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Some(GatewayError::new(
+                ErrorKind::RequestTimeout,
+                "the request exceeded server.request_timeout",
+            ));
+        }
+        if self.idle.as_mut().poll(cx).is_ready() {
+            let secs = self.idle_timeout.as_secs_f64();
+            return Some(GatewayError::new(
+                ErrorKind::UpstreamTimeout,
+                format!("the upstream sent nothing for {secs}s"),
+            ));
+        }
+        None
     }
 }
 

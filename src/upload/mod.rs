@@ -33,7 +33,7 @@ use multipart::{Malformed, Part, Scanner};
 use spool::{Spool, Spooled};
 
 /// Kept in memory, and retryable on another route: bodies up to this size.
-pub const KEEP: usize = 1024 * 1024;
+const KEEP: usize = 1024 * 1024;
 /// Room for the frame that crosses `KEEP` (HTTP/1.1 reads and HTTP/2 frames are smaller).
 const SLACK: usize = 64 * 1024;
 

@@ -12,7 +12,7 @@ use memchr::memmem;
 const MAX_HEAD: usize = 16 * 1024;
 /// Longest field value kept (`model`, `response_format`, a prompt); longer ones are passed on
 /// but not kept.
-pub const MAX_FIELD: usize = 64 * 1024;
+const MAX_FIELD: usize = 64 * 1024;
 /// Most parts in one body (openai-python sends ten or so; images accept up to 16 files).
 const MAX_PARTS: usize = 256;
 /// Longest boundary RFC 2046 allows.
@@ -92,11 +92,6 @@ impl Scanner {
     /// Where the first delimiter line starts.
     pub fn first_delimiter(&self) -> Option<u64> {
         self.first_delimiter
-    }
-
-    /// The body's bytes read so far.
-    pub fn position(&self) -> u64 {
-        self.pos
     }
 
     /// Reads the next bytes of the body.

@@ -37,6 +37,7 @@ const ORDER: &[&str] = &[
     "logs",
     "config",
     "secret",
+    "tls",
     "clock",
     "hex",
     "json",

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, client};
+use crate::harness::{Gateway, client, json_of};
 use crate::mock_openai::MockOpenAi;
 use crate::redis_servers::Servers;
 
@@ -81,16 +81,13 @@ async fn replicas_share_every_store_on_a_redis_cluster() {
     assert_eq!(sent["messages"].as_array().unwrap().len(), 3, "{sent}");
 
     // Stored responses: made on one, continued and read on the other.
-    let made: Value = client()
-        .post(one.url("/v1/responses"))
-        .bearer_auth("sk-team")
-        .json(&json!({"model": "chat", "input": "remember 42"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let made = json_of(
+        client()
+            .post(one.url("/v1/responses"))
+            .bearer_auth("sk-team")
+            .json(&json!({"model": "chat", "input": "remember 42"})),
+    )
+    .await;
     let id = made["id"].as_str().unwrap().to_owned();
     let read = client()
         .get(two.url(&format!("/v1/responses/{id}")))
@@ -132,28 +129,22 @@ async fn replicas_share_every_store_on_a_redis_cluster() {
         "spread over every shard: {per_node:?}"
     );
     assert_eq!(chat(&two, "sk-team", asks[0].clone()).await.2, "hit");
-    let cleared: Value = client()
-        .delete(one.url("/admin/v1/cache"))
-        .bearer_auth("sk-ops")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cleared = json_of(
+        client()
+            .delete(one.url("/admin/v1/cache"))
+            .bearer_auth("sk-ops"),
+    )
+    .await;
     assert_eq!(cleared["deleted"], before + 24, "{cleared}");
     assert_eq!(cluster.keys_per_node("switchyard:cache:*"), [0, 0, 0]);
 
     // The dashboard's store counts add up every shard.
-    let stats: Value = client()
-        .get(two.url("/admin/v1/stats"))
-        .bearer_auth("sk-ops")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = json_of(
+        client()
+            .get(two.url("/admin/v1/stats"))
+            .bearer_auth("sk-ops"),
+    )
+    .await;
     assert_eq!(stats["sessions"]["count"], 1, "{stats}");
     assert_eq!(stats["responses"]["count"], 2, "{stats}");
     one.shutdown().await;
