@@ -13,6 +13,9 @@
 #                                                 # chat route), passthrough or passthrough_stream
 #                                                 # (/v1/messages on a kind: anthropic route)
 #   REQUESTS=2000 WARMUP=300                      # counted requests, warm-up requests
+#   SAME_HEADERS=1                                # chat requests carry an Anthropic client's
+#                                                 # `anthropic-version` too: a like-for-like
+#                                                 # chat to compare a pass-through with
 #   EXTRA_YAML=$'usage:\n  sink: file'            # the gateway's extra config (default: sink none)
 #
 # Needs valgrind and nginx with the Lua module (apt-get install -y valgrind nginx-light
@@ -91,14 +94,15 @@ kind=openai base_url=http://127.0.0.1:18081/v1
 case "$scenario" in passthrough*) kind=anthropic base_url=http://127.0.0.1:18081 ;; esac
 # A keep-alive client outside valgrind: `n` requests on one connection, each answer checked.
 client() {
-    python3 - "$1" "$stream" "$path" <<'PY'
+    python3 - "$1" "$stream" "$path" "${SAME_HEADERS:-0}" <<'PY'
 import http.client, json, sys
 n, stream, path = int(sys.argv[1]), sys.argv[2] == "true", sys.argv[3]
+same_headers = sys.argv[4] == "1"
 anthropic = path == "/v1/messages"
 body = json.dumps({"model": "gpt-4o-mini", "stream": stream, "max_tokens": 256,
                    "messages": [{"role": "user", "content": "Say hello."}]})
 headers = {"content-type": "application/json", "authorization": "Bearer sk-callgrind"}
-if anthropic:
+if anthropic or same_headers:
     headers["anthropic-version"] = "2023-06-01"
 conn = http.client.HTTPConnection("127.0.0.1", 18096)
 for _ in range(n):

@@ -6,6 +6,30 @@
 
 use std::ops::Range;
 
+use memchr::memmem;
+
+/// A key looked for by a search instead of a walk: its quoted form's searchers, built once
+/// (a `static`), for keys read from every answer.
+pub struct Key {
+    quoted: &'static [u8],
+    finder: memmem::Finder<'static>,
+}
+
+impl Key {
+    /// `quoted` is the key as written, quotes included (`"\"model\""`).
+    pub fn new(quoted: &'static [u8]) -> Self {
+        Self {
+            quoted,
+            finder: memmem::Finder::new(quoted),
+        }
+    }
+
+    /// The key without its quotes.
+    fn name(&self) -> &'static [u8] {
+        &self.quoted[1..self.quoted.len() - 1]
+    }
+}
+
 /// The byte ranges of the values of `keys` among the top-level members of the object `body`
 /// (`None` where a key is absent; the last wins if one repeats); `None` when `body` is not an
 /// object or is malformed where the pass looks. Keys are compared as written, escapes and all.
@@ -42,6 +66,34 @@ pub fn first_top_level(body: &[u8], key: &[u8]) -> Option<Range<usize>> {
         hit
     })?;
     found
+}
+
+/// [`first_top_level`] for a key an answer writes among its first members (Anthropic's
+/// `model`, after `id`, `type` and `role`), found by a search instead of a walk when nothing
+/// before it opens a nested value: the first `"model"` after the `{` or a `,` is then a key of
+/// the outermost object (inside a string its quotes would be escaped, and the closing one is
+/// not). Otherwise, the walk.
+pub fn leading_member(body: &[u8], key: &Key) -> Option<Range<usize>> {
+    let open = skip_ws(body, 0);
+    if body.get(open) != Some(&b'{') {
+        return None;
+    }
+    let searched = || {
+        let at = open + 1 + key.finder.find(&body[open + 1..])?;
+        if memchr::memchr2(b'{', b'[', &body[open + 1..at]).is_some() {
+            return None;
+        }
+        let before = body[open..at].trim_ascii_end().last();
+        if !matches!(before, Some(b'{' | b',')) {
+            return None;
+        }
+        let colon = skip_ws(body, at + key.quoted.len());
+        if body.get(colon) != Some(&b':') {
+            return None;
+        }
+        value_at(body, skip_ws(body, colon + 1))
+    };
+    searched().or_else(|| first_top_level(body, key.name()))
 }
 
 /// Calls `visit` with the key (as written) and value range of each member of the object opening
@@ -165,11 +217,10 @@ fn next_member(body: &[u8], mut i: usize) -> Option<Member> {
 /// of the object `body` (`…,"key":{…}}`), found from the end without reading what comes before
 /// it, and walked once: an answer's `usage`. `None` when the last member is another (then
 /// [`object`]). Exactly one `}` after the value proves the member is the outermost object's: a
-/// nested one is followed by at least two. The key is looked for quote by quote from the end
-/// (a reverse substring search has no SIMD form).
+/// nested one is followed by at least two.
 pub fn last_object<const N: usize>(
     body: &[u8],
-    key: &[u8],
+    key: &Key,
     keys: [&[u8]; N],
 ) -> Option<[Option<Range<usize>>; N]> {
     let (found, end) = object_at(body, last_key(body, key)?, keys)?;
@@ -182,23 +233,22 @@ fn closes_body(body: &[u8], end: usize) -> bool {
     body.get(close) == Some(&b'}') && skip_ws(body, close + 1) == body.len()
 }
 
-/// Where the value of the last `"key":` in `body` starts.
-fn last_key(body: &[u8], key: &[u8]) -> Option<usize> {
-    let quoted_len = key.len() + 2;
-    let mut search_end = body.len();
-    loop {
-        let at = memchr::memrchr(b'"', &body[..search_end])?;
-        search_end = at;
-        let quoted = body.get(at + 1..at + quoted_len);
-        if quoted.is_none_or(|q| &q[..key.len()] != key || q[key.len()] != b'"') {
-            continue;
-        }
-        let colon = skip_ws(body, at + quoted_len);
-        if body.get(colon) != Some(&b':') {
-            continue;
-        }
-        return Some(skip_ws(body, colon + 1));
-    }
+/// Where the value of the last `"key":` in `body` starts. Searched forward, where the search
+/// has a SIMD form (a reverse one has none: it cost more than the walk it saves), in the last
+/// [`TAIL`] bytes first: the member is near the end of any answer, however long its content.
+fn last_key(body: &[u8], key: &Key) -> Option<usize> {
+    const TAIL: usize = 1024;
+    let last_from = |from: usize| {
+        key.finder
+            .find_iter(&body[from..])
+            .filter_map(|at| {
+                let colon = skip_ws(body, from + at + key.quoted.len());
+                (body.get(colon) == Some(&b':')).then(|| skip_ws(body, colon + 1))
+            })
+            .last()
+    };
+    let tail = body.len().saturating_sub(TAIL);
+    last_from(tail).or_else(|| (tail > 0).then(|| last_from(0)).flatten())
 }
 
 /// A JSON number that is a whole non-negative count (`12`; not `1.0`, `-1`, `1e3` or `null`):
@@ -350,7 +400,8 @@ mod tests {
     fn the_first_and_the_last_member_are_found_without_the_rest() {
         use super::first_top_level;
         fn last_member(body: &[u8]) -> Option<[Option<&[u8]>; 2]> {
-            super::last_object(body, b"usage", [b"input_tokens", b"x"])
+            let usage = super::Key::new(br#""usage""#);
+            super::last_object(body, &usage, [b"input_tokens", b"x"])
                 .map(|found| found.map(|r| r.map(|r| &body[r])))
         }
         let body = r#"{"id":"m","model" : "claude-x","content":[{"input":{"usage":{"a":1}}}],"usage":{"input_tokens":3}}"#;
@@ -369,7 +420,49 @@ mod tests {
         assert_eq!(last_member(as_value.as_bytes()), None);
         let not_an_object = r#"{"usage":null}"#;
         assert_eq!(last_member(not_an_object.as_bytes()), None);
+        // Past the tail searched first: a long answer, and a usage object longer than the tail.
+        let text = "x".repeat(5000);
+        let long = format!(r#"{{"content":"{text}","usage" :{{"input_tokens":7}}}}"#);
+        assert_eq!(last_member(long.as_bytes()), Some([Some(&b"7"[..]), None]));
+        let long_usage = format!(r#"{{"usage":{{"input_tokens":8,"x":"{text}"}}}}"#);
+        let [input, x] = last_member(long_usage.as_bytes()).expect("found");
+        assert_eq!(
+            (input, x.map(<[u8]>::len)),
+            (Some(&b"8"[..]), Some(text.len() + 2))
+        );
         assert_eq!(first_top_level(br#"{"a":1}"#, b"model"), None);
+    }
+
+    /// The search finds what the walk finds, on bodies where it may answer itself and where it
+    /// must leave the answer to the walk.
+    #[test]
+    fn a_leading_member_is_found_where_the_walk_finds_it() {
+        let model = super::Key::new(br#""model""#);
+        for body in [
+            r#"{"id":"m","type":"message","model":"claude-x","content":[]}"#,
+            r#" { "id" : "m" ,  "model" :"claude-x" }"#,
+            r#"{"model":"claude-x"}"#,
+            r#"{"model":{"name":"x"}}"#,
+            // A nested value first: the walk decides.
+            r#"{"meta":{"model":"inner"},"model":"claude-x"}"#,
+            r#"{"tags":["model"],"model":"claude-x"}"#,
+            // In strings, as a value, escaped, or not followed by a colon.
+            r#"{"id":"a "model": b","model":"claude-x"}"#,
+            r#"{"id":"model","model":"claude-x"}"#,
+            r#"{"note":"x,"model"","model":"claude-x"}"#,
+            r#"{"k":"v","model"}"#,
+            r#"{"a":1}"#,
+            r#"["model"]"#,
+            "",
+        ] {
+            let body = body.as_bytes();
+            assert_eq!(
+                super::leading_member(body, &model),
+                super::first_top_level(body, b"model"),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]

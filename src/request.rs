@@ -65,6 +65,16 @@ pub struct Native {
     pub thinking: bool,
 }
 
+// === impl Native ===
+
+impl Native {
+    /// The model's name as the client wrote it: a JSON string, ready to be spliced into an
+    /// answer without escaping it again.
+    pub fn model_json(&self) -> &[u8] {
+        self.body.get(self.model_span.clone()).unwrap_or(b"\"\"")
+    }
+}
+
 /// The two shapes of a text-generation request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {

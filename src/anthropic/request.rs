@@ -177,6 +177,13 @@ struct Format<'a> {
     schema: Option<&'a RawValue>,
 }
 
+/// A JSON string without escapes, as its text (the usual model name: no second parse).
+fn plain_string(json: &str) -> Option<&str> {
+    json.strip_prefix('"')?
+        .strip_suffix('"')
+        .filter(|text| !text.contains(['\\', '"']))
+}
+
 /// The chat `messages` array being written: one `,` between messages.
 struct Messages {
     out: Vec<u8>,
@@ -203,7 +210,10 @@ impl<'a> MessagesRequest<'a> {
         };
         let (model, model_span) = match fields.model {
             None => return Err(invalid("model", "Field required")),
-            Some(raw) => match serde_json::from_str::<String>(raw.get()) {
+            Some(raw) => match plain_string(raw.get())
+                .map(str::to_owned)
+                .map_or_else(|| serde_json::from_str::<String>(raw.get()), Ok)
+            {
                 Ok(m) if !m.is_empty() => {
                     // A borrowed RawValue is a slice of the body: its address is its place.
                     let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);

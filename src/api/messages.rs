@@ -10,10 +10,11 @@ use crate::body::Body;
 use crate::call::admit;
 use crate::call::context::{Rejection, RequestCtx};
 use crate::call::messages;
+use crate::providers::ANTHROPIC_BETA;
 
 pub async fn create(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body>, Rejection> {
     let key = admit::authenticate(ctx, req.headers())?;
-    let beta = req.headers().get("anthropic-beta").cloned();
+    let beta = req.headers().get(ANTHROPIC_BETA).cloned();
     let body = read_body(ctx, req).await?;
     Ok(render(messages::messages(ctx, key, body, beta).await?))
 }

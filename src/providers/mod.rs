@@ -261,8 +261,8 @@ impl Adapter {
                 let (chat, usage) = dashscope::parse_chat_response(&body, ctx)?;
                 Ok((completion::from_chat(&chat)?, usage))
             }
-            (Adapter::Anthropic, _) if ctx.messages.is_some() => {
-                Ok(anthropic::response::native(body, &ctx.client_model))
+            (Adapter::Anthropic, _) if let Some(native) = &ctx.messages => {
+                Ok(anthropic::response::native(body, native.model_json()))
             }
             (Adapter::Anthropic, Form::Chat) => {
                 let (chat, usage) = anthropic::response::to_chat(&body, ctx)?;
@@ -456,4 +456,4 @@ fn text_chunks(relayed: Relayed) -> Relayed {
     }
 }
 
-const ANTHROPIC_BETA: http::HeaderName = http::HeaderName::from_static("anthropic-beta");
+pub(crate) const ANTHROPIC_BETA: http::HeaderName = http::HeaderName::from_static("anthropic-beta");

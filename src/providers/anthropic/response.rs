@@ -1,12 +1,15 @@
 //! A Messages answer as a chat completion (PROTOCOLS.md §12.7.5), and Anthropic's usage as
 //! ours: its `input_tokens` excludes the cache, ours is all input.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::json::Key;
 use crate::providers::types::{ResponseContext, Usage};
 
 /// The fields of a `message` the translation reads.
@@ -94,7 +97,8 @@ impl WireUsage {
     /// The `usage` member of a `message` or an event: Anthropic writes it last, where it is found
     /// from the end of the body and walked once; anywhere else, by a walk over the body.
     pub fn member(body: &[u8]) -> Option<Self> {
-        match crate::json::last_object(body, b"usage", Self::FIELDS) {
+        static USAGE: LazyLock<Key> = LazyLock::new(|| Key::new(br#""usage""#));
+        match crate::json::last_object(body, &USAGE, Self::FIELDS) {
             Some(spans) => Some(Self::from_spans(body, spans)),
             None => crate::json::member(body, b"usage").and_then(Self::read),
         }
@@ -225,15 +229,16 @@ pub fn to_chat(body: &[u8], ctx: &ResponseContext) -> Result<(Bytes, Usage), Gat
 /// A native `message` (a Messages client's pass-through) with the client's model name, and
 /// its usage. Anthropic writes `model` before the content and `usage` last, so each is found
 /// from its end of the body; any other order, by one pass over the body's structure.
-pub fn native(body: Bytes, client_model: &str) -> (Bytes, Option<Usage>) {
+/// `client_model` is the name as the client wrote it (a JSON string).
+pub fn native(body: Bytes, client_model: &[u8]) -> (Bytes, Option<Usage>) {
     let usage = WireUsage::member(&body).map(|u| u.canonical());
-    let model = crate::json::first_top_level(&body, b"model");
+    static MODEL: LazyLock<Key> = LazyLock::new(|| Key::new(br#""model""#));
+    let model = crate::json::leading_member(&body, &MODEL);
     match model.filter(|span| body[span.start] == b'"') {
-        Some(span) => {
-            let mut name = Vec::with_capacity(client_model.len() + 2);
-            let _ = serde_json::to_writer(&mut name, client_model);
-            (crate::providers::openai::splice(&body, &span, &name), usage)
-        }
+        Some(span) => (
+            crate::providers::openai::splice(&body, &span, client_model),
+            usage,
+        ),
         None => (body, usage),
     }
 }

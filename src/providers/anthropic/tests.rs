@@ -675,7 +675,7 @@ fn a_pass_through_changes_only_the_model_unless_the_upstream_would_refuse_the_bo
 fn a_native_answer_carries_the_clients_model_name() {
     let body =
         Bytes::from_static(br#"{"id":"msg_1","type":"message","model":"claude-up","content":[]}"#);
-    let (renamed, usage) = response::native(body, "alias");
+    let (renamed, usage) = response::native(body, br#""alias""#);
     assert_eq!(
         renamed,
         Bytes::from_static(br#"{"id":"msg_1","type":"message","model":"alias","content":[]}"#)
@@ -684,7 +684,7 @@ fn a_native_answer_carries_the_clients_model_name() {
     let body = Bytes::from_static(
         br#"{"model":"x","content":[{"type":"tool_use","input":{"model":"keep"}}],"usage":{"input_tokens":3,"cache_read_input_tokens":4,"output_tokens":5}}"#,
     );
-    let (renamed, usage) = response::native(body, "alias");
+    let (renamed, usage) = response::native(body, br#""alias""#);
     assert_eq!(
         renamed,
         Bytes::from_static(
