@@ -166,8 +166,8 @@ pub fn elements_at(body: &[u8], start: usize) -> Option<(Vec<Range<usize>>, usiz
 
 /// Where the value of the top-level member `key` of the object `body` starts (the first if it
 /// repeats), found without reading that value: `message_start`'s `message`, which is then
-/// walked itself.
-fn member_start(body: &[u8], key: &[u8]) -> Option<usize> {
+/// walked itself, or a completion's `choices`, which a deserializer then reads (and ends).
+pub fn member_start(body: &[u8], key: &[u8]) -> Option<usize> {
     let mut i = open(body, skip_ws(body, 0))?;
     loop {
         match next_member(body, i)? {

@@ -62,10 +62,13 @@ pub fn from_completion(
             "upstream returned a response that is not a chat completion",
         )
     };
-    // The members after `choices` (usage) are never walked.
-    let choices = crate::json::first_top_level(body, b"choices");
-    let choices: Vec<Choice<'_>> = match choices {
-        Some(span) => serde_json::from_slice(&body[span]).map_err(|_| not_a_completion())?,
+    // The members after `choices` (usage) are never walked, nor `choices` itself: the
+    // deserializer reads it from where it starts and stops at its end.
+    let choices: Vec<Choice<'_>> = match crate::json::member_start(body, b"choices") {
+        Some(start) => {
+            let mut value = serde_json::Deserializer::from_slice(&body[start..]);
+            Vec::deserialize(&mut value).map_err(|_| not_a_completion())?
+        }
         None if body.trim_ascii_start().starts_with(b"{") => Vec::new(),
         None => return Err(not_a_completion()),
     };
