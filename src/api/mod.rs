@@ -204,7 +204,7 @@ pub async fn read_body(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Bytes
         }
     }
     let body = match first {
-        Some(only) => only,
+        Some(only) => Bytes::copy_from_slice(&only),
         None => out.freeze(),
     };
     // JSON is UTF-8 (RFC 8259 §8.1). The parsers skip the fields they do not read without

@@ -4,23 +4,24 @@
 //! bound, and shutdown is a future passed in so tests can drive it.
 
 pub mod cors;
-pub mod first_byte;
 pub mod idle;
+pub mod preface;
 pub mod router;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::state::App;
-use first_byte::FirstByte;
 use idle::Activity;
+use preface::Protocol;
 
 /// After the grace, how long open streams get to write their closing error event.
 const STREAMS_END: Duration = Duration::from_secs(2);
@@ -44,19 +45,17 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .writev(false)
+    let mut h1 = http1::Builder::new();
+    h1.writev(false)
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
         .max_buf_size(options.max_header_bytes.max(8 * 1024))
         .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
+    let builders = Arc::new((h1, h2));
     // Shutdown is said once to every connection's task, and waited for until each has ended and
     // dropped its receiver (what hyper-util's GracefulShutdown does, which cannot also close a
     // connection for being idle).
@@ -84,53 +83,15 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let activity = Activity::new();
-        let app = app.clone();
-        let streams = activity.clone();
-        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let app = app.clone();
-            let h2 = (req.version() == http::Version::HTTP_2).then(|| streams.clone());
-            async move {
-                let response = router::handle(app, req).await;
-                Ok::<_, std::convert::Infallible>(match h2 {
-                    Some(streams) => streams.track(response),
-                    None => response,
-                })
-            }
-        });
-        let conn = builder
-            .serve_connection(
-                TokioIo::new(FirstByte::new(
-                    stream,
-                    options.header_read_timeout,
-                    activity.clone(),
-                )),
-                service,
-            )
-            .into_owned();
-        let mut stopping = stopping.clone();
-        let idle_after = options.header_read_timeout;
-        tokio::spawn(async move {
-            tokio::pin!(conn);
-            let ended = tokio::select! {
-                ended = conn.as_mut() => ended,
-                _ = stopping.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-                () = activity.idle_h2(idle_after) => {
-                    // GOAWAY, then the close; a peer that will not take the GOAWAY gets the
-                    // same bound again.
-                    conn.as_mut().graceful_shutdown();
-                    tokio::time::timeout(idle_after, conn).await.unwrap_or(Ok(()))
-                }
-            };
-            if let Err(e) = ended {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            drop(stopping);
-            drop(permit);
-        });
+        tokio::spawn(connection(
+            stream,
+            peer,
+            app.clone(),
+            builders.clone(),
+            options.header_read_timeout,
+            stopping.clone(),
+            permit,
+        ));
     }
     drop(listener);
     app.start_draining();
@@ -152,6 +113,101 @@ pub async fn serve(
             {
                 tracing::warn!("closing the remaining connections");
             }
+        }
+    }
+}
+
+/// One connection, from its first bytes (which tell its protocol, within `header_read_timeout`:
+/// hyper's own header timer starts only with a request, and a socket that sends nothing would
+/// hold its slot for ever) to its end. The permit is its slot under `max_connections`.
+async fn connection(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    app: Arc<App>,
+    builders: Arc<(http1::Builder, http2::Builder<TokioExecutor>)>,
+    within: Duration,
+    mut stopping: watch::Receiver<()>,
+    permit: OwnedSemaphorePermit,
+) {
+    let protocol = tokio::select! {
+        told = tokio::time::timeout(within, preface::detect(&stream)) => match told {
+            Ok(Ok(Some(protocol))) => protocol,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection failed before its first request");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "no request within header_read_timeout");
+                return;
+            }
+        },
+        _ = stopping.changed() => return,
+    };
+    let io = TokioIo::new(stream);
+    let (h1, h2) = &*builders;
+    let ended = match protocol {
+        Protocol::Http1 => {
+            let service = service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, std::convert::Infallible>(router::handle(app, req).await) }
+            });
+            drive(
+                h1.serve_connection(io, service),
+                &mut stopping,
+                None,
+                within,
+            )
+            .await
+        }
+        Protocol::Http2 => {
+            let activity = Activity::new();
+            let streams = activity.clone();
+            let service = service_fn(move |req| {
+                let app = app.clone();
+                let streams = streams.clone();
+                async move {
+                    let response = router::handle(app, req).await;
+                    Ok::<_, std::convert::Infallible>(streams.track(response))
+                }
+            });
+            let conn = h2.serve_connection(io, service);
+            drive(conn, &mut stopping, Some(&activity), within).await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+    drop(stopping);
+    drop(permit);
+}
+
+/// Runs a connection to its end: at shutdown it is asked to finish what it has open, and an
+/// HTTP/2 connection with no open stream for `within` is closed.
+async fn drive<C: GracefulConnection<Error = hyper::Error>>(
+    conn: C,
+    stopping: &mut watch::Receiver<()>,
+    h2: Option<&Activity>,
+    within: Duration,
+) -> Result<(), hyper::Error> {
+    tokio::pin!(conn);
+    let idle = async {
+        match h2 {
+            Some(activity) => activity.idle(within).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        ended = conn.as_mut() => ended,
+        _ = stopping.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        () = idle => {
+            // GOAWAY, then the close; a peer that will not take the GOAWAY gets the same bound
+            // again.
+            conn.as_mut().graceful_shutdown();
+            tokio::time::timeout(within, conn).await.unwrap_or(Ok(()))
         }
     }
 }

@@ -202,11 +202,9 @@ impl Postgres {
 }
 
 async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError> {
-    let col = |f: fn(&UsageRecord) -> String| batch.iter().map(f).collect::<Vec<String>>();
-    let word = |f: fn(&UsageRecord) -> &'static str| batch.iter().map(f).collect::<Vec<&str>>();
-    let opt = |f: fn(&UsageRecord) -> Option<String>| {
-        batch.iter().map(f).collect::<Vec<Option<String>>>()
-    };
+    // Columns borrow the rows' strings: a batch of 2,000 rows is not copied again to be sent.
+    let col = |f: fn(&UsageRecord) -> &str| batch.iter().map(f).collect::<Vec<&str>>();
+    let opt = |f: fn(&UsageRecord) -> Option<&str>| batch.iter().map(f).collect::<Vec<_>>();
     let created: Vec<SystemTime> = batch
         .iter()
         .map(|r| UNIX_EPOCH + Duration::from_micros(r.created_at_us.max(0) as u64))
@@ -252,29 +250,29 @@ async fn insert(client: &Client, batch: &[UsageRecord]) -> Result<(), UsageError
                  cache_saved_cost = h.cache_saved_cost + EXCLUDED.cache_saved_cost,
                  units = h.units + EXCLUDED.units",
             &[
-                &col(|r| r.request_id.clone()),
+                &col(|r| &r.request_id),
                 &created,
-                &opt(|r| r.key_name.clone()),
-                &opt(|r| r.session_id.clone()),
-                &col(|r| r.model_name.clone()),
-                &opt(|r| r.provider_id.clone()),
-                &opt(|r| r.upstream_model.clone()),
+                &opt(|r| r.key_name.as_deref()),
+                &opt(|r| r.session_id.as_deref()),
+                &col(|r| &r.model_name),
+                &opt(|r| r.provider_id.as_deref()),
+                &opt(|r| r.upstream_model.as_deref()),
                 &batch.iter().map(|r| r.stream).collect::<Vec<bool>>(),
                 &batch.iter().map(|r| r.input_tokens).collect::<Vec<i64>>(),
                 &batch.iter().map(|r| r.output_tokens).collect::<Vec<i64>>(),
-                &word(|r| r.usage_source.as_str()),
-                &col(|r| r.cost.clone()),
+                &col(|r| r.usage_source.as_str()),
+                &col(|r| &r.cost),
                 &batch.iter().map(|r| r.latency_ms).collect::<Vec<i32>>(),
                 &batch.iter().map(|r| r.ttft_ms).collect::<Vec<Option<i32>>>(),
                 &batch.iter().map(|r| r.attempts).collect::<Vec<i16>>(),
-                &word(|r| r.status.as_str()),
+                &col(|r| r.status.as_str()),
                 &batch.iter().map(|r| r.http_status).collect::<Vec<i16>>(),
-                &opt(|r| r.error_message.clone()),
-                &word(|r| r.purpose.as_str()),
+                &opt(|r| r.error_message.as_deref()),
+                &col(|r| r.purpose.as_str()),
                 &batch.iter().map(|r| r.cached_input_tokens).collect::<Vec<i64>>(),
                 &batch.iter().map(|r| r.cache_write_tokens).collect::<Vec<i64>>(),
                 &batch.iter().map(|r| r.reasoning_tokens).collect::<Vec<i64>>(),
-                &col(|r| r.cache_saved_cost.clone()),
+                &col(|r| &r.cache_saved_cost),
                 &batch
                     .iter()
                     .map(|r| r.units.map(|u| i64::try_from(u).unwrap_or(i64::MAX)))
