@@ -189,7 +189,7 @@ impl Table {
                     k.routes().find(|old| {
                         !reused.contains(&old.id)
                             && Arc::ptr_eq(&old.provider, &slot.0)
-                            && old.upstream_model == r.upstream_model
+                            && *old.upstream_model == *r.upstream_model
                             && old.weight == r.weight
                             && old.priority == r.priority
                             && old.max_rps == r.max_rps
@@ -202,7 +202,7 @@ impl Table {
                     None => Arc::new(Route {
                         id: Route::next_id(),
                         provider: slot.0.clone(),
-                        upstream_model: r.upstream_model.clone(),
+                        upstream_model: r.upstream_model.as_str().into(),
                         upstream_model_json: Bytes::from(
                             serde_json::to_vec(&r.upstream_model).map_err(|e| e.to_string())?,
                         ),
@@ -250,12 +250,15 @@ impl Table {
             .map(|(spec, m)| model_object(m, spec.created.unwrap_or(started)))
             .collect();
         let model_json: HashMap<String, Bytes> = (models.iter().zip(&objects))
-            .map(|(m, object)| (m.name.clone(), Bytes::from(object.to_string())))
+            .map(|(m, object)| (m.name.to_string(), Bytes::from(object.to_string())))
             .collect();
         let models_json = Bytes::from(json!({"object": "list", "data": objects}).to_string());
         Ok(Self {
             keys,
-            by_name: models.iter().map(|m| (m.name.clone(), m.clone())).collect(),
+            by_name: models
+                .iter()
+                .map(|m| (m.name.to_string(), m.clone()))
+                .collect(),
             models,
             models_json,
             model_json,

@@ -45,7 +45,7 @@ pub fn ready(ctx: &RequestCtx) -> Response<Body> {
         .iter()
         // A model without routes (just added through the control plane) has nothing to wait for.
         .filter(|m| m.routes().next().is_some() && !m.has_available_route(now))
-        .map(|m| m.name.as_str())
+        .map(|m| &*m.name)
         .collect();
     match unserved.is_empty() {
         true => super::json(

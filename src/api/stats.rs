@@ -171,7 +171,7 @@ fn saved(ctx: &RequestCtx, t: &Totals) -> u128 {
         .runtime
         .models()
         .iter()
-        .find(|m| m.name == t.group)
+        .find(|m| *m.name == *t.group)
         .map(|m| Price::from_config(m.price.as_ref()))
         .unwrap_or_default();
     let cached = Usage {

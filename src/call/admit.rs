@@ -58,7 +58,7 @@ pub fn model_or_first<'a>(
             .models()
             .iter()
             .find(|m| m.kind == kind)
-            .map(|m| m.name.as_str())
+            .map(|m| &*m.name)
             .ok_or_else(|| {
                 GatewayError::invalid_request(format!(
                     "no {} model is configured: name one in 'model'",

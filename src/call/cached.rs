@@ -131,7 +131,7 @@ impl Plan {
         });
         if let Some(span) = &ctx.trace {
             span.set(
-                "switchyard.cache",
+                crate::trace::Attr::Cache,
                 crate::trace::Value::Static(if hit.is_some() { "hit" } else { "miss" }),
             );
         }

@@ -17,7 +17,7 @@ use crate::sessions::compaction;
 use crate::sessions::session::StoredMessage;
 use crate::state::App;
 use crate::tokens::{Encoding, PER_MESSAGE};
-use crate::trace::{Active, Kind};
+use crate::trace::{Active, Attr, Kind};
 
 /// Longest a request waits for a compression of its chain already running.
 const COMPRESSION_WAIT: Duration = Duration::from_secs(60);
@@ -66,7 +66,7 @@ impl Chain {
                     .map(|t| Arc::new(t.child("responses.chain.expand", Kind::Internal)));
                 let previous = previous(app, id, owner, encoding, span.clone()).await;
                 if let Some(span) = &span {
-                    span.set_str("switchyard.previous_response_id", id);
+                    span.set_str(Attr::PreviousResponseId, id);
                     span.finish(previous.as_ref().err().map(|e| e.message()));
                 }
                 let previous = previous?;
@@ -232,7 +232,7 @@ async fn compress(
     let Some(claim) = claim else { return };
     let span = parent.map(|p| Arc::new(p.child("responses.chain.compress", Kind::Internal)));
     if let Some(span) = &span {
-        span.set_str("switchyard.response_id", &id);
+        span.set_str(Attr::ResponseId, &id);
     }
     let result = compact(&app, &id, encoding, span.clone()).await;
     if let Err(e) = &result {

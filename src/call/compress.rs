@@ -18,7 +18,7 @@ use crate::limits::rate::Admission;
 use crate::request::ChatRequest;
 use crate::state::App;
 use crate::tokens::Encoding;
-use crate::trace::{Active, Kind};
+use crate::trace::{Active, Attr, Kind};
 use crate::usage::record::Purpose;
 
 /// Longest a turn waits for another compression of its session to finish.
@@ -41,7 +41,7 @@ pub async fn compress(
     let Some(claim) = claim else { return };
     let span = parent.map(|p| Arc::new(p.child("session.compress", Kind::Internal)));
     if let Some(span) = &span {
-        span.set_str("switchyard.session_id", &id);
+        span.set_str(Attr::SessionId, &id);
     }
     let summarize = |messages| summarize(app.clone(), id.clone(), messages, span.clone());
     let result = app.sessions.compress(&id, encoding, summarize).await;

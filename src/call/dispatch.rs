@@ -22,7 +22,7 @@ use crate::request::{ChatRequest, EmbeddingsRequest};
 use crate::routing::dispatch::{Served, dispatch};
 use crate::routing::transport::{UpstreamRequest, UpstreamResponse, collect};
 use crate::routing::{ModelEntry, Route};
-use crate::trace::{Kind, UPSTREAM_TRACEPARENT, Value};
+use crate::trace::{Attr, Kind, UPSTREAM_TRACEPARENT, Value};
 use crate::usage::estimate::Reply;
 
 /// Largest non-stream upstream chat answer accepted.
@@ -254,14 +254,19 @@ where
             format!("{} {}", model.kind_operation(), route.upstream_model),
             Kind::Client,
         );
-        span.set("gen_ai.system", Value::Static(route.provider.kind.name()));
-        span.set(
-            "gen_ai.operation.name",
-            Value::Static(model.kind_operation()),
-        );
-        span.set_str("gen_ai.request.model", &route.upstream_model);
-        span.set_str("switchyard.provider", &route.provider.id);
-        span.set_int("switchyard.attempt", tried);
+        span.set_all([
+            (Attr::GenAiSystem, Value::Static(route.provider.kind.name())),
+            (
+                Attr::GenAiOperationName,
+                Value::Static(model.kind_operation()),
+            ),
+            (
+                Attr::GenAiRequestModel,
+                Value::Shared(route.upstream_model.clone()),
+            ),
+            (Attr::Provider, Value::Shared(route.provider.id.clone())),
+            (Attr::Attempt, Value::Int(tried)),
+        ]);
         let provider = route.provider.clone();
         let work = UPSTREAM_TRACEPARENT.scope(span.traceparent(), attempt(route));
         async move {
@@ -273,8 +278,13 @@ where
             match &result {
                 Ok(_) => span.finish(None),
                 Err(e) => {
-                    span.set("error.type", Value::Static(e.metric_label()));
-                    span.set_int("http.response.status_code", i64::from(e.status().as_u16()));
+                    span.set_all([
+                        (Attr::ErrorType, Value::Static(e.metric_label())),
+                        (
+                            Attr::HttpResponseStatusCode,
+                            Value::Int(i64::from(e.status().as_u16())),
+                        ),
+                    ]);
                     span.finish(Some(e.message()));
                 }
             }

@@ -19,7 +19,7 @@ use crate::routing::dispatch::Failure;
 use crate::routing::{ModelEntry, Route};
 use crate::state::App;
 use crate::tokens::Encoding;
-use crate::trace::{Active, Value};
+use crate::trace::{Active, Attr, Value};
 use crate::usage::estimate::{Estimate, Reply, Transcript};
 use crate::usage::price::{Price, format_cost, parse_cost};
 use crate::usage::record::{Purpose, Status, Unit, UsageRecord, UsageSource};
@@ -95,7 +95,7 @@ impl Draft {
                 created_at_us: crate::clock::unix_micros() - elapsed_us,
                 key_name: key.map(|k| k.name.to_string()),
                 session_id: None,
-                model_name: model.name.clone(),
+                model_name: model.name.to_string(),
                 provider_id: None,
                 upstream_model: None,
                 stream,
@@ -130,7 +130,7 @@ impl Draft {
         let Some(known) = &mut self.0 else { return };
         if let Some(route) = route {
             known.record.provider_id = Some(route.provider.id.to_string());
-            known.record.upstream_model = Some(route.upstream_model.clone());
+            known.record.upstream_model = Some(route.upstream_model.to_string());
             known.encoding = route.encoding;
         }
         known.record.attempts = attempts.min(i16::MAX as u32) as i16;
@@ -211,13 +211,15 @@ impl Recorder {
         admission: Admission,
     ) -> Self {
         if let Some(span) = &ctx.trace {
-            span.set(
-                "gen_ai.operation.name",
-                Value::Static(model.kind_operation()),
-            );
-            span.set_str("gen_ai.request.model", &model.name);
+            span.set_all([
+                (
+                    Attr::GenAiOperationName,
+                    Value::Static(model.kind_operation()),
+                ),
+                (Attr::GenAiRequestModel, Value::Shared(model.name.clone())),
+            ]);
             if let Some(key) = key {
-                span.set_str("switchyard.key", &key.name);
+                span.set_str(Attr::Key, &key.name);
             }
         }
         Self {
@@ -232,7 +234,7 @@ impl Recorder {
     /// The session the request belongs to.
     pub fn in_session(mut self, id: Option<&str>) -> Self {
         if let (Some(span), Some(id)) = (&self.trace, id) {
-            span.set_str("switchyard.session_id", id);
+            span.set_str(Attr::SessionId, id);
         }
         if let Some(known) = &mut self.draft.0 {
             known.record.session_id = id.map(str::to_owned);
@@ -300,7 +302,7 @@ impl Recorder {
             .routed(failure.route.as_deref(), failure.attempts, None);
         self.traced(failure.route.as_deref(), Some(failure.attempts), None);
         if let Some(span) = &self.trace {
-            span.set("error.type", Value::Static(failure.error.metric_label()));
+            span.set(Attr::ErrorType, Value::Static(failure.error.metric_label()));
         }
         self.settle(Some(0));
         match &failure.route {
@@ -363,16 +365,29 @@ impl Recorder {
     fn traced(&self, route: Option<&Route>, attempts: Option<u32>, usage: Option<Usage>) {
         let Some(span) = &self.trace else { return };
         if let Some(attempts) = attempts {
-            span.set_int("switchyard.attempts", i64::from(attempts));
+            span.set_int(Attr::Attempts, i64::from(attempts));
         }
         if let Some(route) = route {
-            span.set("gen_ai.system", Value::Static(route.provider.kind.name()));
-            span.set_str("gen_ai.response.model", &route.upstream_model);
-            span.set_str("switchyard.provider", &route.provider.id);
+            span.set_all([
+                (Attr::GenAiSystem, Value::Static(route.provider.kind.name())),
+                (
+                    Attr::GenAiResponseModel,
+                    Value::Shared(route.upstream_model.clone()),
+                ),
+                (Attr::Provider, Value::Shared(route.provider.id.clone())),
+            ]);
         }
         if let Some(u) = usage {
-            span.set_int("gen_ai.usage.input_tokens", u.input_tokens as i64);
-            span.set_int("gen_ai.usage.output_tokens", u.output_tokens as i64);
+            span.set_all([
+                (
+                    Attr::GenAiUsageInputTokens,
+                    Value::Int(u.input_tokens as i64),
+                ),
+                (
+                    Attr::GenAiUsageOutputTokens,
+                    Value::Int(u.output_tokens as i64),
+                ),
+            ]);
         }
     }
 
@@ -451,7 +466,7 @@ impl StreamObserver for StreamRecorder {
                 StreamEnd::Completed => None,
                 StreamEnd::Failed(e) => Some(e.message().to_owned()),
                 StreamEnd::Cancelled => {
-                    span.set("switchyard.stream.cancelled", Value::Bool(true));
+                    span.set(Attr::StreamCancelled, Value::Bool(true));
                     None
                 }
             };

@@ -16,7 +16,7 @@ use crate::request::ChatRequest;
 use crate::routing::ModelEntry;
 use crate::sessions::{Turn, check_id};
 use crate::state::App;
-use crate::trace::{Active, Kind};
+use crate::trace::{Active, Attr, Kind};
 
 /// Expands a turn. A session over `max_tokens` is compressed first (waiting for a compression
 /// already running).
@@ -41,7 +41,7 @@ pub async fn begin(
         .begin(id, owner, &chat.body, encoding, compress_now)
         .await;
     if let Some(span) = span {
-        span.set_str("switchyard.session_id", id);
+        span.set_str(Attr::SessionId, id);
         span.finish(turn.as_ref().err().map(|e| e.message()));
     }
     turn

@@ -108,7 +108,7 @@ impl Adapter {
             Form::Chat => Endpoint::Chat,
             Form::Completion => Endpoint::Completions,
         };
-        let model = route.upstream_model.as_str();
+        let model = &*route.upstream_model;
         let body = match (self, req.form) {
             (Adapter::OpenAi | Adapter::Mock, _) => {
                 let body = openai::splice(&req.body, &req.model_span, &route.upstream_model_json);

@@ -31,7 +31,7 @@ pub struct Route {
     /// Unique in the process ([`Route::next_id`]): a route kept across a reload keeps its id.
     pub id: usize,
     pub provider: Arc<Provider>,
-    pub upstream_model: String,
+    pub upstream_model: Arc<str>,
     /// `upstream_model` as a JSON string, ready to splice into a request body.
     pub upstream_model_json: Bytes,
     pub weight: u32,
@@ -52,7 +52,7 @@ pub struct Route {
 
 /// A model clients can ask for, with its routes grouped into priority tiers (best first).
 pub struct ModelEntry {
-    pub name: String,
+    pub name: Arc<str>,
     pub kind: ModelType,
     pub context_window: Option<u32>,
     pub price: Option<PriceConfig>,
@@ -134,7 +134,7 @@ impl ModelEntry {
         }
         Self {
             metrics: ModelMetrics::new(&name),
-            name,
+            name: name.into(),
             kind,
             context_window,
             price,

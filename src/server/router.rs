@@ -15,7 +15,7 @@ use crate::body::Body;
 use crate::call::context::{Rejection, RequestCtx};
 use crate::error::{Dialect, ErrorKind, GatewayError};
 use crate::state::App;
-use crate::trace::{Active, Tracer, Value};
+use crate::trace::{Active, Attr, Tracer, Value};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -57,7 +57,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     }
     if let Some(span) = &ctx.trace {
         let status = response.status();
-        span.set_int("http.response.status_code", i64::from(status.as_u16()));
+        span.set_int(Attr::HttpResponseStatusCode, i64::from(status.as_u16()));
         // A stream's span is finished by its outcome recorder when the stream ends.
         let streaming = response
             .headers()
@@ -196,9 +196,11 @@ fn server_span(tracer: &Arc<Tracer>, req: &Request<Incoming>) -> Option<Arc<Acti
     if let Some(name) = known {
         let (method, route) = name.split_once(' ').unwrap_or((name, name));
         let span = Active::server(tracer, traceparent, Cow::Borrowed(name))?;
-        span.set("http.route", Value::Static(route));
-        span.set("http.request.method", Value::Static(method));
-        span.set("url.path", Value::Static(route));
+        span.set_all([
+            (Attr::HttpRoute, Value::Static(route)),
+            (Attr::HttpRequestMethod, Value::Static(method)),
+            (Attr::UrlPath, Value::Static(route)),
+        ]);
         return Some(span);
     }
     // Named by the route, not the path: ids would make every span name unique.
@@ -215,9 +217,11 @@ fn server_span(tracer: &Arc<Tracer>, req: &Request<Incoming>) -> Option<Arc<Acti
     .map_or(path.to_owned(), |p| format!("{p}{{id}}"));
     let method = method.as_str();
     let span = Active::server(tracer, traceparent, format!("{method} {route}").into())?;
-    span.set("http.route", Value::Str(route));
-    span.set("http.request.method", Value::Str(method.to_owned()));
-    span.set("url.path", Value::Str(path.to_owned()));
+    span.set_all([
+        (Attr::HttpRoute, Value::Str(route)),
+        (Attr::HttpRequestMethod, Value::Str(method.to_owned())),
+        (Attr::UrlPath, Value::Str(path.to_owned())),
+    ]);
     Some(span)
 }
 

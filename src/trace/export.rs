@@ -44,10 +44,11 @@ pub async fn run(
         let linger = tokio::time::sleep(linger);
         tokio::pin!(linger);
         while batch.len() < MAX_BATCH && !flushing {
+            // What is queued is taken at once, not a wake-up and a `select!` per span.
+            let room = MAX_BATCH - batch.len();
             tokio::select! {
-                next = spans.recv() => match next {
-                    Some(span) => batch.push(span),
-                    None => break,
+                taken = spans.recv_many(&mut batch, room) => if taken == 0 {
+                    break;
                 },
                 () = &mut linger => break,
                 () = tracer.flush.notified() => flushing = true,

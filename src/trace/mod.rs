@@ -36,10 +36,42 @@ pub enum Kind {
     Client = 3,
 }
 
+/// The attributes spans carry: OpenTelemetry's HTTP and GenAI semantic conventions, and the
+/// gateway's own. A closed set, so setting one is a store (no search among those already set)
+/// and its key is written from a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Attr {
+    HttpRoute,
+    HttpRequestMethod,
+    UrlPath,
+    HttpResponseStatusCode,
+    ErrorType,
+    GenAiSystem,
+    GenAiOperationName,
+    GenAiRequestModel,
+    GenAiResponseModel,
+    GenAiUsageInputTokens,
+    GenAiUsageOutputTokens,
+    Key,
+    Provider,
+    Attempt,
+    Attempts,
+    SessionId,
+    ResponseId,
+    PreviousResponseId,
+    Cache,
+    StreamCancelled,
+    UsageRows,
+    UsageSink,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(String),
     Static(&'static str),
+    /// A name the configuration holds (a provider's id): shared, not copied.
+    Shared(Arc<str>),
     Int(i64),
     Bool(bool),
 }
@@ -54,7 +86,7 @@ pub struct Span {
     pub kind: Kind,
     pub start_ns: u64,
     pub end_ns: u64,
-    pub attributes: Vec<(&'static str, Value)>,
+    pub attributes: Vec<(Attr, Value)>,
     /// The span failed, with this message.
     pub error: Option<String>,
 }
@@ -72,8 +104,62 @@ pub struct Tracer {
 /// (later calls do nothing), by whoever knows the outcome.
 pub struct Active {
     tracer: Arc<Tracer>,
-    span: Mutex<Span>,
+    span: Mutex<Recording>,
     done: AtomicBool,
+}
+
+/// A span and which attributes it has (bit `Attr as u8`): one set twice replaces its value.
+struct Recording {
+    span: Span,
+    set: u32,
+}
+
+// === impl Recording ===
+
+impl Recording {
+    fn set(&mut self, key: Attr, value: Value) {
+        if self.set & key.bit() == 0 {
+            self.set |= key.bit();
+            self.span.attributes.push((key, value));
+        } else if let Some(slot) = self.span.attributes.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+        }
+    }
+}
+
+// === impl Attr ===
+
+impl Attr {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Attr::HttpRoute => "http.route",
+            Attr::HttpRequestMethod => "http.request.method",
+            Attr::UrlPath => "url.path",
+            Attr::HttpResponseStatusCode => "http.response.status_code",
+            Attr::ErrorType => "error.type",
+            Attr::GenAiSystem => "gen_ai.system",
+            Attr::GenAiOperationName => "gen_ai.operation.name",
+            Attr::GenAiRequestModel => "gen_ai.request.model",
+            Attr::GenAiResponseModel => "gen_ai.response.model",
+            Attr::GenAiUsageInputTokens => "gen_ai.usage.input_tokens",
+            Attr::GenAiUsageOutputTokens => "gen_ai.usage.output_tokens",
+            Attr::Key => "switchyard.key",
+            Attr::Provider => "switchyard.provider",
+            Attr::Attempt => "switchyard.attempt",
+            Attr::Attempts => "switchyard.attempts",
+            Attr::SessionId => "switchyard.session_id",
+            Attr::ResponseId => "switchyard.response_id",
+            Attr::PreviousResponseId => "switchyard.previous_response_id",
+            Attr::Cache => "switchyard.cache",
+            Attr::StreamCancelled => "switchyard.stream.cancelled",
+            Attr::UsageRows => "switchyard.usage.rows",
+            Attr::UsageSink => "switchyard.usage.sink",
+        }
+    }
+
+    const fn bit(self) -> u32 {
+        1 << self as u8
+    }
 }
 
 // === impl Tracer ===
@@ -169,8 +255,8 @@ impl Active {
     /// A span under this one.
     pub fn child(&self, name: impl Into<Cow<'static, str>>, kind: Kind) -> Self {
         let (trace_id, parent) = {
-            let span = self.lock();
-            (span.trace_id, span.span_id)
+            let recording = self.lock();
+            (recording.span.trace_id, recording.span.span_id)
         };
         Self::new(
             self.tracer.clone(),
@@ -190,45 +276,52 @@ impl Active {
     ) -> Self {
         Self {
             tracer,
-            span: Mutex::new(Span {
-                trace_id,
-                span_id: new_span_id(),
-                parent,
-                name,
-                kind,
-                start_ns: unix_nanos(),
-                end_ns: 0,
-                attributes: Vec::with_capacity(12),
-                error: None,
+            span: Mutex::new(Recording {
+                span: Span {
+                    trace_id,
+                    span_id: new_span_id(),
+                    parent,
+                    name,
+                    kind,
+                    start_ns: unix_nanos(),
+                    end_ns: 0,
+                    attributes: Vec::with_capacity(12),
+                    error: None,
+                },
+                set: 0,
             }),
             done: AtomicBool::new(false),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Span> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recording> {
         self.span.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn set(&self, key: &'static str, value: Value) {
-        let mut span = self.lock();
-        match span.attributes.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => span.attributes.push((key, value)),
+    pub fn set(&self, key: Attr, value: Value) {
+        self.lock().set(key, value);
+    }
+
+    /// Several attributes under one lock (those known together: a route's, a span's first).
+    pub fn set_all<const N: usize>(&self, attributes: [(Attr, Value); N]) {
+        let mut recording = self.lock();
+        for (key, value) in attributes {
+            recording.set(key, value);
         }
     }
 
-    pub fn set_str(&self, key: &'static str, value: &str) {
+    pub fn set_str(&self, key: Attr, value: &str) {
         self.set(key, Value::Str(value.to_owned()));
     }
 
-    pub fn set_int(&self, key: &'static str, value: i64) {
+    pub fn set_int(&self, key: Attr, value: i64) {
         self.set(key, Value::Int(value));
     }
 
     /// The `traceparent` naming this span as the parent (sampled).
     pub fn traceparent(&self) -> HeaderValue {
-        let span = self.lock();
-        traceparent(&span.trace_id, &span.span_id)
+        let recording = self.lock();
+        traceparent(&recording.span.trace_id, &recording.span.span_id)
     }
 
     pub fn is_done(&self) -> bool {
@@ -242,7 +335,8 @@ impl Active {
             return;
         }
         let span = {
-            let mut span = self.lock();
+            let mut recording = self.lock();
+            let span = &mut recording.span;
             // Taken, not cloned: nothing reads a finished span's attributes again.
             Span {
                 trace_id: span.trace_id,
@@ -363,6 +457,58 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    /// An attribute set twice keeps its place and its last value; the others are kept in order.
+    #[test]
+    fn an_attribute_set_again_is_replaced() {
+        let (tracer, mut spans) = Tracer::new(1.0, 4);
+        let span = Active::root(&tracer, "t").expect("sampled");
+        span.set_int(Attr::HttpResponseStatusCode, 200);
+        span.set(Attr::ErrorType, Value::Static("first"));
+        span.set_int(Attr::HttpResponseStatusCode, 502);
+        span.set_str(Attr::Provider, "p");
+        span.finish(None);
+        let done = spans.try_recv().expect("queued");
+        assert_eq!(
+            done.attributes,
+            [
+                (Attr::HttpResponseStatusCode, Value::Int(502)),
+                (Attr::ErrorType, Value::Static("first")),
+                (Attr::Provider, Value::Str("p".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn attribute_names_are_distinct_and_fit_the_mask() {
+        let all = [
+            Attr::HttpRoute,
+            Attr::HttpRequestMethod,
+            Attr::UrlPath,
+            Attr::HttpResponseStatusCode,
+            Attr::ErrorType,
+            Attr::GenAiSystem,
+            Attr::GenAiOperationName,
+            Attr::GenAiRequestModel,
+            Attr::GenAiResponseModel,
+            Attr::GenAiUsageInputTokens,
+            Attr::GenAiUsageOutputTokens,
+            Attr::Key,
+            Attr::Provider,
+            Attr::Attempt,
+            Attr::Attempts,
+            Attr::SessionId,
+            Attr::ResponseId,
+            Attr::PreviousResponseId,
+            Attr::Cache,
+            Attr::StreamCancelled,
+            Attr::UsageRows,
+            Attr::UsageSink,
+        ];
+        let names: std::collections::HashSet<&str> = all.iter().map(|a| a.name()).collect();
+        assert_eq!(names.len(), all.len());
+        assert!(all.iter().all(|a| (*a as u8) < 32));
     }
 
     #[test]

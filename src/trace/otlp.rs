@@ -11,6 +11,9 @@ pub struct Resource {
     pub service_version: &'static str,
 }
 
+/// About what one span takes encoded (a server span with its attributes).
+const SPAN_BYTES: usize = 640;
+
 /// `ExportTraceServiceRequest { resource_spans = 1 }` with one `ResourceSpans { resource = 1,
 /// scope_spans = 2 }` and one `ScopeSpans { scope = 1, spans = 2 }`.
 pub fn encode(resource: &Resource, spans: &[Span]) -> Vec<u8> {
@@ -30,9 +33,10 @@ pub fn encode(resource: &Resource, spans: &[Span]) -> Vec<u8> {
     let mut scope = Vec::new();
     string(&mut scope, 1, "switchyard");
     string(&mut scope, 2, resource.service_version);
-    let mut scope_spans = Vec::new();
+    // Sized for the batch once: grown by doubling, it was copied about twice over.
+    let mut scope_spans = Vec::with_capacity(64 + spans.len() * SPAN_BYTES);
     message(&mut scope_spans, 1, &scope);
-    let mut one = Vec::with_capacity(256);
+    let mut one = Vec::with_capacity(SPAN_BYTES);
     for span in spans {
         one.clear();
         encode_span(&mut one, span);
@@ -67,7 +71,7 @@ fn encode_span(out: &mut Vec<u8>, span: &Span) {
     fixed64(out, 7, span.start_ns);
     fixed64(out, 8, span.end_ns);
     for (key, value) in &span.attributes {
-        key_value(out, 9, key, value);
+        key_value(out, 9, key.name(), value);
     }
     let mut status = Vec::new();
     match &span.error {
@@ -89,6 +93,7 @@ fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
     let any_len = match value {
         Value::Str(s) => 1 + varint_len(s.len() as u64) + s.len(),
         Value::Static(s) => 1 + varint_len(s.len() as u64) + s.len(),
+        Value::Shared(s) => 1 + varint_len(s.len() as u64) + s.len(),
         Value::Bool(_) => 2,
         Value::Int(i) => 1 + varint_len(*i as u64),
     };
@@ -102,6 +107,7 @@ fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
     match value {
         Value::Str(s) => string(out, 1, s),
         Value::Static(s) => string(out, 1, s),
+        Value::Shared(s) => string(out, 1, s),
         Value::Bool(b) => varint_field(out, 2, u64::from(*b)),
         Value::Int(i) => varint_field(out, 3, *i as u64),
     }

@@ -1,6 +1,7 @@
 //! The OTLP encoding, read back with the official generated types.
 
 use super::*;
+use crate::trace::Attr;
 
 #[test]
 fn varint_lengths_match_the_encoding() {
@@ -49,11 +50,12 @@ fn the_official_types_decode_every_field() {
         start_ns: 1_000 + u64::from(n),
         end_ns: u64::MAX - u64::from(n),
         attributes: vec![
-            ("s", Value::Str("a".repeat(usize::from(n) * 40))),
-            ("static", Value::Static("fixed")),
-            ("neg", Value::Int(-i64::from(n) - 1)),
-            ("big", Value::Int(i64::MAX)),
-            ("flag", Value::Bool(n % 2 == 1)),
+            (Attr::SessionId, Value::Str("a".repeat(usize::from(n) * 40))),
+            (Attr::Cache, Value::Static("fixed")),
+            (Attr::Provider, Value::Shared("shared".into())),
+            (Attr::Attempt, Value::Int(-i64::from(n) - 1)),
+            (Attr::UsageRows, Value::Int(i64::MAX)),
+            (Attr::StreamCancelled, Value::Bool(n % 2 == 1)),
         ],
         error,
     };
@@ -102,10 +104,11 @@ fn the_official_types_decode_every_field() {
                 let any = match v {
                     Value::Str(s) => Any::StringValue(s.clone()),
                     Value::Static(s) => Any::StringValue((*s).into()),
+                    Value::Shared(s) => Any::StringValue((**s).into()),
                     Value::Int(i) => Any::IntValue(*i),
                     Value::Bool(b) => Any::BoolValue(*b),
                 };
-                (*k, any)
+                (k.name(), any)
             })
             .collect();
         assert_eq!(values, expected);

@@ -23,7 +23,7 @@ use super::journal::Journal;
 use super::postgres_sink::Postgres;
 use super::record::UsageRecord;
 use crate::config::{UsageConfig, UsageSinkKind};
-use crate::trace::{Active, Tracer, Value};
+use crate::trace::{Active, Attr, Tracer, Value};
 
 const QUEUE: usize = 65_536;
 /// Rows that find the queue full wait in an overflow of this size for the writer; past both,
@@ -199,8 +199,8 @@ async fn run(
             count_estimated(&mut batch).await;
             let persisted = destination.write(&batch).await;
             if let Some(span) = span {
-                span.set_int("switchyard.usage.rows", batch.len() as i64);
-                span.set("switchyard.usage.sink", Value::Static(destination.name()));
+                span.set_int(Attr::UsageRows, batch.len() as i64);
+                span.set(Attr::UsageSink, Value::Static(destination.name()));
                 span.finish((!persisted).then_some("the batch was neither written nor spilled"));
             }
             if let Some(journal) = &journal
