@@ -172,7 +172,9 @@ async fn connection(
                 }
             });
             let conn = h2.serve_connection(io, service);
-            drive(conn, &mut stopping, Some(&activity), within).await
+            // Boxed: the connection task is as large as its largest state, and an HTTP/2
+            // connection's is larger than an HTTP/1 one's, which nearly every client opens.
+            Box::pin(drive(conn, &mut stopping, Some(&activity), within)).await
         }
     };
     if let Err(e) = ended {
