@@ -130,6 +130,31 @@ impl Recording {
 // === impl Attr ===
 
 impl Attr {
+    pub const ALL: [Attr; 22] = [
+        Attr::HttpRoute,
+        Attr::HttpRequestMethod,
+        Attr::UrlPath,
+        Attr::HttpResponseStatusCode,
+        Attr::ErrorType,
+        Attr::GenAiSystem,
+        Attr::GenAiOperationName,
+        Attr::GenAiRequestModel,
+        Attr::GenAiResponseModel,
+        Attr::GenAiUsageInputTokens,
+        Attr::GenAiUsageOutputTokens,
+        Attr::Key,
+        Attr::Provider,
+        Attr::Attempt,
+        Attr::Attempts,
+        Attr::SessionId,
+        Attr::ResponseId,
+        Attr::PreviousResponseId,
+        Attr::Cache,
+        Attr::StreamCancelled,
+        Attr::UsageRows,
+        Attr::UsageSink,
+    ];
+
     pub const fn name(self) -> &'static str {
         match self {
             Attr::HttpRoute => "http.route",
@@ -482,33 +507,12 @@ mod tests {
 
     #[test]
     fn attribute_names_are_distinct_and_fit_the_mask() {
-        let all = [
-            Attr::HttpRoute,
-            Attr::HttpRequestMethod,
-            Attr::UrlPath,
-            Attr::HttpResponseStatusCode,
-            Attr::ErrorType,
-            Attr::GenAiSystem,
-            Attr::GenAiOperationName,
-            Attr::GenAiRequestModel,
-            Attr::GenAiResponseModel,
-            Attr::GenAiUsageInputTokens,
-            Attr::GenAiUsageOutputTokens,
-            Attr::Key,
-            Attr::Provider,
-            Attr::Attempt,
-            Attr::Attempts,
-            Attr::SessionId,
-            Attr::ResponseId,
-            Attr::PreviousResponseId,
-            Attr::Cache,
-            Attr::StreamCancelled,
-            Attr::UsageRows,
-            Attr::UsageSink,
-        ];
+        let all = Attr::ALL;
         let names: std::collections::HashSet<&str> = all.iter().map(|a| a.name()).collect();
         assert_eq!(names.len(), all.len());
-        assert!(all.iter().all(|a| (*a as u8) < 32));
+        // `ALL` lists each in its place (the OTLP encoder indexes its key table by it).
+        assert!(all.iter().enumerate().all(|(i, a)| *a as usize == i));
+        assert!(all.len() <= 32, "the set mask is a u32");
     }
 
     #[test]

@@ -3,7 +3,24 @@
 //! toolchain would be all cost. Field numbers are the proto files'; the test suite decodes the
 //! output with the official generated types.
 
-use super::{Kind, Span, Value};
+use std::sync::LazyLock;
+
+use super::{Attr, Kind, Span, Value};
+
+/// Each attribute's key as `KeyValue.key` is written (tag, length, name): one copy a key.
+static KEYS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
+    Attr::ALL
+        .iter()
+        .map(|attr| key_field(attr.name()))
+        .collect()
+});
+
+/// `KeyValue.key` as written.
+fn key_field(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + name.len());
+    string(&mut key, 1, name);
+    key
+}
 
 /// What every span of this process shares: its resource attributes.
 pub struct Resource {
@@ -21,13 +38,13 @@ pub fn encode(resource: &Resource, spans: &[Span]) -> Vec<u8> {
     key_value(
         &mut resource_msg,
         1,
-        "service.name",
+        &key_field("service.name"),
         &Value::Str(resource.service_name.clone()),
     );
     key_value(
         &mut resource_msg,
         1,
-        "service.version",
+        &key_field("service.version"),
         &Value::Static(resource.service_version),
     );
     let mut scope = Vec::new();
@@ -70,46 +87,54 @@ fn encode_span(out: &mut Vec<u8>, span: &Span) {
     varint_field(out, 6, span.kind as u64);
     fixed64(out, 7, span.start_ns);
     fixed64(out, 8, span.end_ns);
+    let keys = &*KEYS;
     for (key, value) in &span.attributes {
-        key_value(out, 9, key.name(), value);
+        key_value(out, 9, &keys[*key as usize], value);
     }
-    let mut status = Vec::new();
+    // `Status`, written in place: its length is known.
     match &span.error {
         Some(message) => {
-            string(&mut status, 2, message);
-            varint_field(&mut status, 3, 2);
+            tag(out, 15, 2);
+            varint(out, (field_len(message.len()) + 2) as u64);
+            string(out, 2, message);
+            varint_field(out, 3, 2);
         }
-        None if span.kind == Kind::Server => varint_field(&mut status, 3, 1),
+        None if span.kind == Kind::Server => {
+            tag(out, 15, 2);
+            varint(out, 2);
+            varint_field(out, 3, 1);
+        }
         None => {}
-    }
-    if !status.is_empty() {
-        message(out, 15, &status);
     }
 }
 
 /// `KeyValue { key = 1, value = 2 }`, `AnyValue { string 1, bool 2, int 3 }`, written in place:
-/// every length is known before its bytes, so no message is built apart and copied.
-fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
-    let any_len = match value {
-        Value::Str(s) => 1 + varint_len(s.len() as u64) + s.len(),
-        Value::Static(s) => 1 + varint_len(s.len() as u64) + s.len(),
-        Value::Shared(s) => 1 + varint_len(s.len() as u64) + s.len(),
-        Value::Bool(_) => 2,
-        Value::Int(i) => 1 + varint_len(*i as u64),
+/// every length is known before its bytes, so no message is built apart and copied. `key` is
+/// the key field already written ([`KEYS`]).
+fn key_value(out: &mut Vec<u8>, field: u32, key: &[u8], value: &Value) {
+    let text = match value {
+        Value::Str(s) => Some(s.as_str()),
+        Value::Static(s) => Some(*s),
+        Value::Shared(s) => Some(&**s),
+        Value::Bool(_) | Value::Int(_) => None,
     };
-    let kv_len =
-        1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(any_len as u64) + any_len;
+    let any_len = match (text, value) {
+        (Some(s), _) => field_len(s.len()),
+        (None, Value::Int(i)) => 1 + varint_len(*i as u64),
+        (None, _) => 2,
+    };
+    let kv_len = key.len() + 1 + varint_len(any_len as u64) + any_len;
+    out.reserve(2 + varint_len(kv_len as u64) + kv_len);
     tag(out, field, 2);
     varint(out, kv_len as u64);
-    string(out, 1, key);
+    out.extend_from_slice(key);
     tag(out, 2, 2);
     varint(out, any_len as u64);
-    match value {
-        Value::Str(s) => string(out, 1, s),
-        Value::Static(s) => string(out, 1, s),
-        Value::Shared(s) => string(out, 1, s),
-        Value::Bool(b) => varint_field(out, 2, u64::from(*b)),
-        Value::Int(i) => varint_field(out, 3, *i as u64),
+    match (text, value) {
+        (Some(s), _) => string(out, 1, s),
+        (None, Value::Int(i)) => varint_field(out, 3, *i as u64),
+        (None, Value::Bool(b)) => varint_field(out, 2, u64::from(*b)),
+        (None, _) => {}
     }
 }
 
