@@ -673,22 +673,41 @@ fn model_field(
     raw: Option<&RawValue>,
 ) -> Result<(String, Range<usize>), GatewayError> {
     let raw = raw.ok_or_else(|| missing("model"))?;
-    let model: String = serde_json::from_str(raw.get()).map_err(|_| {
+    let model = raw_text(raw).ok_or_else(|| {
         GatewayError::invalid_request("'model' must be a string").with_param("model")
     })?;
     if model.is_empty() {
         return Err(GatewayError::invalid_request("'model' must not be empty").with_param("model"));
     }
-    // A borrowed RawValue is a slice of the input, so its address gives its position.
-    let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
-    let span = start..start + raw.get().len();
-    match body.get(span.clone()) {
-        Some(bytes) if bytes == raw.get().as_bytes() => Ok((model, span)),
-        _ => Err(GatewayError::new(
+    match raw_span(body, raw) {
+        Some(span) => Ok((model, span)),
+        None => Err(GatewayError::new(
             ErrorKind::Internal,
             "could not locate the model field in the request body",
         )),
     }
+}
+
+/// A JSON string's text from its raw value (`None` if it is not a string): a string without
+/// escapes, the usual model name, is taken as it is, with no second parse.
+pub fn raw_text(raw: &RawValue) -> Option<String> {
+    let json = raw.get();
+    let plain = json
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .filter(|text| !text.contains(['\\', '"']));
+    match plain {
+        Some(text) => Some(text.to_owned()),
+        None => serde_json::from_str(json).ok(),
+    }
+}
+
+/// Where a raw value borrowed from `body` sits in it (a borrowed `RawValue` is a slice of its
+/// input, so its address is its place); `None` if it is not `body`'s.
+pub fn raw_span(body: &[u8], raw: &RawValue) -> Option<Range<usize>> {
+    let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    let span = start..start + raw.get().len();
+    (body.get(span.clone()) == Some(raw.get().as_bytes())).then_some(span)
 }
 
 /// Refuses JSON nested deeper than [`MAX_DEPTH`]. Runs on a body serde_json already accepted,

@@ -18,7 +18,9 @@ use sha2::{Digest, Sha256};
 
 use super::json_string;
 use crate::error::GatewayError;
-use crate::request::{ChatRequest, Native, invalid, parse_named, parse_named_at};
+use crate::request::{
+    ChatRequest, Native, invalid, parse_named, parse_named_at, raw_span, raw_text,
+};
 
 /// A Messages request as read: what the pipeline needs from it, and its fields, from which
 /// [`MessagesRequest::chat_body`] writes the chat request it is (only when a route needs one:
@@ -177,13 +179,6 @@ struct Format<'a> {
     schema: Option<&'a RawValue>,
 }
 
-/// A JSON string without escapes, as its text (the usual model name: no second parse).
-fn plain_string(json: &str) -> Option<&str> {
-    json.strip_prefix('"')?
-        .strip_suffix('"')
-        .filter(|text| !text.contains(['\\', '"']))
-}
-
 /// The chat `messages` array being written: one `,` between messages.
 struct Messages {
     out: Vec<u8>,
@@ -208,23 +203,13 @@ impl<'a> MessagesRequest<'a> {
                 );
             }
         };
-        let (model, model_span) = match fields.model {
-            None => return Err(invalid("model", "Field required")),
-            Some(raw) => match plain_string(raw.get())
-                .map(str::to_owned)
-                .map_or_else(|| serde_json::from_str::<String>(raw.get()), Ok)
-            {
-                Ok(m) if !m.is_empty() => {
-                    // A borrowed RawValue is a slice of the body: its address is its place.
-                    let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
-                    (m, start..start + raw.get().len())
-                }
-                _ => return Err(invalid("model", "must be a non-empty string")),
-            },
+        let Some(raw) = fields.model else {
+            return Err(invalid("model", "Field required"));
         };
-        if body.get(model_span.clone()) != Some(fields.model.map_or("", RawValue::get).as_bytes()) {
-            return Err(invalid("model", "must be a non-empty string"));
-        }
+        let (model, model_span) = match (raw_text(raw), raw_span(body, raw)) {
+            (Some(m), Some(span)) if !m.is_empty() => (m, span),
+            _ => return Err(invalid("model", "must be a non-empty string")),
+        };
         let max_tokens = match fields.max_tokens {
             None if purpose == Purpose::Create => {
                 return Err(invalid("max_tokens", "Field required"));

@@ -341,10 +341,10 @@ impl Adapter {
             }
             // A Messages client's stream passes through as it came.
             Adapter::Anthropic => {
-                let (form, native) = (ctx.form, ctx.messages.is_some());
-                let relay = Box::new(anthropic::stream::StreamRelay::new(ctx, native));
+                let form = ctx.form;
+                let relay = Box::new(anthropic::stream::StreamRelay::new(ctx));
                 return match form {
-                    Form::Completion if !native => StreamRelay::AnthropicText(relay),
+                    Form::Completion if !relay.native() => StreamRelay::AnthropicText(relay),
                     _ => StreamRelay::Anthropic(relay),
                 };
             }

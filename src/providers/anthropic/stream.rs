@@ -15,8 +15,6 @@ use crate::sse::{DONE_FRAME, SseEvent};
 
 pub struct StreamRelay {
     ctx: ResponseContext,
-    /// Forward the events as they are (a Messages client on a `kind: anthropic` route).
-    native: bool,
     usage: Option<WireUsage>,
     /// `data: {"id":…,"model":…,"choices":[{"index":0,"delta":` for this stream's chunks.
     chunk_head: Vec<u8>,
@@ -98,10 +96,9 @@ struct WireError<'a> {
 // === impl StreamRelay ===
 
 impl StreamRelay {
-    pub fn new(ctx: ResponseContext, native: bool) -> Self {
+    pub fn new(ctx: ResponseContext) -> Self {
         Self {
             ctx,
-            native,
             usage: None,
             chunk_head: Vec::new(),
             id: String::new(),
@@ -111,9 +108,9 @@ impl StreamRelay {
         }
     }
 
-    /// Whether the events go to the client as they are.
+    /// Whether the events go to the client as they are (a Messages client's request).
     pub fn native(&self) -> bool {
-        self.native
+        self.ctx.messages.is_some()
     }
 
     pub fn usage(&self) -> Option<Usage> {
@@ -142,7 +139,7 @@ impl StreamRelay {
             }
             name => name,
         };
-        if self.native {
+        if self.native() {
             return self.pass(name, data, frame.clone());
         }
         let event: Event<'_> = parse(data)?;
@@ -210,8 +207,10 @@ impl StreamRelay {
                         .and_then(|span| WireUsage::read(&data[span]))
                         .unwrap_or_default(),
                 );
-                self.held = Some(match model {
-                    Some(span) if data[span.start] == b'"' => self.renamed(data, span),
+                self.held = Some(match (model, self.ctx.messages.as_deref()) {
+                    (Some(span), Some(native)) if data[span.start] == b'"' => {
+                        renamed(data, span, native.model_json())
+                    }
                     _ => frame,
                 });
                 Ok(Relayed::Forward(Bytes::new()))
@@ -228,17 +227,6 @@ impl StreamRelay {
             b"ping" if self.held.is_some() => Ok(Relayed::Forward(Bytes::new())),
             _ => Ok(Relayed::Forward(self.release(frame))),
         }
-    }
-
-    /// `message_start` with the model the client asked for, spliced where the upstream's was.
-    fn renamed(&self, data: &[u8], span: std::ops::Range<usize>) -> Bytes {
-        let mut out = Vec::with_capacity(data.len() + self.ctx.client_model.len() + 32);
-        out.extend_from_slice(b"event: message_start\ndata: ");
-        out.extend_from_slice(&data[..span.start]);
-        let _ = serde_json::to_writer(&mut out, &self.ctx.client_model);
-        out.extend_from_slice(&data[span.end..]);
-        out.extend_from_slice(b"\n\n");
-        Bytes::from(out)
     }
 
     fn merge(&mut self, later: Option<&WireUsage>) {
@@ -394,4 +382,16 @@ fn stream_error(error: Option<WireError<'_>>) -> GatewayError {
         }
         _ => GatewayError::new(ErrorKind::UpstreamFailed, message),
     }
+}
+
+/// `message_start` with the model as the client wrote it (a JSON string), spliced where the
+/// upstream's was.
+fn renamed(data: &[u8], span: std::ops::Range<usize>, client_model: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(data.len() + client_model.len() + 32);
+    out.extend_from_slice(b"event: message_start\ndata: ");
+    out.extend_from_slice(&data[..span.start]);
+    out.extend_from_slice(client_model);
+    out.extend_from_slice(&data[span.end..]);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
 }

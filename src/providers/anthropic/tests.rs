@@ -32,8 +32,9 @@ fn ctx(include_usage: bool, native: bool) -> ResponseContext {
         form: Form::Chat,
         messages: native.then(|| {
             std::sync::Arc::new(crate::request::Native {
-                body: Bytes::new(),
-                model_span: 0..0,
+                // The client's body, as a Messages request's always has one.
+                body: Bytes::from_static(br#"{"model":"alias"}"#),
+                model_span: 9..16,
                 beta: None,
                 system_turns: false,
                 foreign_thinking: false,
@@ -421,7 +422,7 @@ fn relay_all(relay: &mut StreamRelay, frames: Vec<Bytes>) -> (Vec<Value>, bool) 
 
 #[test]
 fn a_messages_stream_becomes_chat_chunks_with_tool_calls_indexed_from_zero() {
-    let mut relay = StreamRelay::new(ctx(true, false), false);
+    let mut relay = StreamRelay::new(ctx(true, false));
     let (chunks, done) = relay_all(&mut relay, tool_stream());
     assert!(done);
     assert!(
@@ -479,7 +480,7 @@ fn a_messages_stream_becomes_chat_chunks_with_tool_calls_indexed_from_zero() {
     assert_eq!(usage["completion_tokens"], 42);
     assert_eq!(relay.usage().unwrap().cached_input_tokens, 100);
 
-    let mut quiet = StreamRelay::new(ctx(false, false), false);
+    let mut quiet = StreamRelay::new(ctx(false, false));
     let (chunks, _) = relay_all(&mut quiet, tool_stream());
     assert!(
         chunks.iter().all(|c| c.get("usage").is_none()),
@@ -490,7 +491,7 @@ fn a_messages_stream_becomes_chat_chunks_with_tool_calls_indexed_from_zero() {
 
 #[test]
 fn a_pass_through_stream_is_forwarded_as_it_came_with_the_model_renamed() {
-    let mut relay = StreamRelay::new(ctx(false, true), true);
+    let mut relay = StreamRelay::new(ctx(false, true));
     let frames = tool_stream();
     let mut out = Vec::new();
     let mut done = false;
@@ -531,7 +532,7 @@ fn a_pass_through_stream_is_forwarded_as_it_came_with_the_model_renamed() {
 #[test]
 fn an_error_right_after_the_start_comes_before_anything_is_sent() {
     for native in [false, true] {
-        let mut relay = StreamRelay::new(ctx(true, native), native);
+        let mut relay = StreamRelay::new(ctx(true, native));
         let start = tool_stream().remove(0);
         assert_eq!(
             relay.on_frame(start).unwrap(),
@@ -552,7 +553,7 @@ fn an_error_right_after_the_start_comes_before_anything_is_sent() {
 
 #[test]
 fn an_error_event_is_retryable_unless_it_is_the_requests_fault() {
-    let mut relay = StreamRelay::new(ctx(false, false), false);
+    let mut relay = StreamRelay::new(ctx(false, false));
     let overloaded = frame(
         "error",
         json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
