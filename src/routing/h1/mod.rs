@@ -407,6 +407,15 @@ impl Body {
                 Err(e) => return Some(Err(self.fail(e))),
             }
             let io = self.io.as_mut()?;
+            if self.buf.is_empty() {
+                // Between pieces a stream holds no buffer: a slow stream waits most of its life,
+                // and a buffer held through each wait is 4 KiB a stream (docs/benchmarks.md).
+                // The next one is taken when there is something to read into it.
+                self.buf = BytesMut::new();
+                if let Err(e) = io.readable().await {
+                    return Some(Err(self.fail(e)));
+                }
+            }
             if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
                 let hint = self.decoder.remaining_hint().unwrap_or(0);
                 let want = usize::try_from(hint).unwrap_or(MAX_READ);
