@@ -307,7 +307,7 @@ fn start_tracing(config: &TracingConfig) -> Result<Arc<Tracer>, String> {
     let uri: http::Uri = endpoint
         .parse()
         .map_err(|e| format!("tracing.otlp_endpoint: {e}"))?;
-    let (tracer, spans) = Tracer::new(config.sample_ratio, config.max_queue);
+    let tracer = Tracer::new(config.sample_ratio, config.max_queue);
     let post: export::Post = Arc::new(move |body| {
         let uri = uri.clone();
         Box::pin(crate::routing::transport::post(
@@ -321,7 +321,6 @@ fn start_tracing(config: &TracingConfig) -> Result<Arc<Tracer>, String> {
         service_version: env!("CARGO_PKG_VERSION"),
     };
     tokio::spawn(export::run(
-        spans,
         resource,
         post,
         tracer.clone(),

@@ -22,7 +22,7 @@ use crate::request::{ChatRequest, EmbeddingsRequest};
 use crate::routing::dispatch::{Served, dispatch};
 use crate::routing::transport::{UpstreamRequest, UpstreamResponse, collect};
 use crate::routing::{ModelEntry, Route};
-use crate::trace::{Attr, Kind, UPSTREAM_TRACEPARENT, Value};
+use crate::trace::{Attr, Kind, Name, UPSTREAM_TRACEPARENT, Value};
 use crate::usage::estimate::Reply;
 
 /// Largest non-stream upstream chat answer accepted.
@@ -251,7 +251,7 @@ where
     let traced = |route: Arc<Route>| {
         tried += 1;
         let span = server.child(
-            format!("{} {}", model.kind_operation(), route.upstream_model),
+            Name::Pair(model.kind_operation(), route.upstream_model.clone()),
             Kind::Client,
         );
         span.set_all([

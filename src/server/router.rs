@@ -1,7 +1,6 @@
 //! (method, path) → handler, and what every response gets on the way out: the `x-request-id`
 //! header, the request timeout, the error envelope (rendered and logged here, once) and metrics.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use crate::body::Body;
 use crate::call::context::{Rejection, RequestCtx};
 use crate::error::{Dialect, ErrorKind, GatewayError};
 use crate::state::App;
-use crate::trace::{Active, Attr, Tracer, Value};
+use crate::trace::{Active, Attr, Name, Tracer, Value};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -195,7 +194,7 @@ fn server_span(tracer: &Arc<Tracer>, req: &Request<Incoming>) -> Option<Arc<Acti
     };
     if let Some(name) = known {
         let (method, route) = name.split_once(' ').unwrap_or((name, name));
-        let span = Active::server(tracer, traceparent, Cow::Borrowed(name))?;
+        let span = Active::server(tracer, traceparent, Name::Static(name))?;
         span.set_all([
             (Attr::HttpRoute, Value::Static(route)),
             (Attr::HttpRequestMethod, Value::Static(method)),

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use futures_util::FutureExt;
 
 use super::otlp::{Resource, encode};
 use super::{Span, Tracer};
 
-const MAX_BATCH: usize = 512;
+pub(crate) const MAX_BATCH: usize = 512;
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends one encoded batch; `Err` says why the collector did not take it.
@@ -23,49 +23,50 @@ pub type Post =
 
 /// Runs until the tracer asks for a flush (shutdown): then sends what is queued and ends.
 /// `linger`: how long a batch waits to fill after its first span.
-pub async fn run(
-    mut spans: mpsc::Receiver<Span>,
-    resource: Resource,
-    post: Post,
-    tracer: Arc<Tracer>,
-    linger: Duration,
-) {
+///
+/// It wakes twice a batch at most (its first span, and its linger's end or its filling), never
+/// once a span: woken per span, it was polled about three times a request and cost more than
+/// encoding the spans did.
+pub async fn run(resource: Resource, post: Post, tracer: Arc<Tracer>, linger: Duration) {
     let mut batch: Vec<Span> = Vec::with_capacity(MAX_BATCH);
     let mut failing = false;
     loop {
         let mut flushing = false;
-        tokio::select! {
-            first = spans.recv() => match first {
-                Some(span) => batch.push(span),
-                None => return,
-            },
-            () = tracer.flush.notified() => flushing = true,
-        }
-        let linger = tokio::time::sleep(linger);
-        tokio::pin!(linger);
-        while batch.len() < MAX_BATCH && !flushing {
-            // What is queued is taken at once, not a wake-up and a `select!` per span.
-            let room = MAX_BATCH - batch.len();
+        // A span queued between the check and the wait leaves a permit: no wake-up is lost.
+        if tracer.queued() == 0 {
             tokio::select! {
-                taken = spans.recv_many(&mut batch, room) => if taken == 0 {
-                    break;
-                },
-                () = &mut linger => break,
+                () = tracer.ready.notified() => {}
+                () = tracer.flush.notified() => flushing = true,
+            }
+        }
+        // A permit left by a batch that started while the last one was being sent would end
+        // this one's linger at once (a post per span at a low rate): it is taken first. A
+        // batch filling after this still leaves one, and ends the linger.
+        let _ = tracer.ready.notified().now_or_never();
+        if !flushing && tracer.queued() < MAX_BATCH {
+            tokio::select! {
+                () = tokio::time::sleep(linger) => {}
+                () = tracer.ready.notified() => {}
                 () = tracer.flush.notified() => flushing = true,
             }
         }
         if flushing {
             // Shutdown: everything queued goes now, then the exporter ends.
-            while let Ok(span) = spans.try_recv() {
-                batch.push(span);
-            }
-            for chunk in batch.chunks(MAX_BATCH) {
-                send(&resource, &post, chunk, &mut failing).await;
+            loop {
+                tracer.take(&mut batch, MAX_BATCH);
+                if batch.is_empty() {
+                    break;
+                }
+                send(&resource, &post, &batch, &mut failing).await;
+                batch.clear();
             }
             tracer.flushed.notify_one();
             return;
         }
-        send(&resource, &post, &batch, &mut failing).await;
+        tracer.take(&mut batch, MAX_BATCH);
+        if !batch.is_empty() {
+            send(&resource, &post, &batch, &mut failing).await;
+        }
         batch.clear();
     }
 }
@@ -91,5 +92,71 @@ async fn send(resource: &Resource, post: &Post, batch: &[Span], failing: &mut bo
             *failing = true;
             crate::metrics::spans_failed(batch.len());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    use super::*;
+    use crate::trace::Active;
+
+    /// An exporter whose collector records how many spans each batch held.
+    fn exporter(tracer: &Arc<Tracer>, linger: Duration) -> Arc<Mutex<Vec<usize>>> {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let seen = sent.clone();
+        let post: Post = Arc::new(move |body: Bytes| {
+            let request = ExportTraceServiceRequest::decode(body).expect("valid OTLP");
+            let spans = (request.resource_spans.iter())
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum();
+            seen.lock().unwrap().push(spans);
+            Box::pin(async { Ok(()) })
+        });
+        let resource = Resource {
+            service_name: "test".into(),
+            service_version: "0",
+        };
+        tokio::spawn(run(resource, post, tracer.clone(), linger));
+        sent
+    }
+
+    fn finish(tracer: &Arc<Tracer>, n: usize) {
+        for _ in 0..n {
+            Active::root(tracer, "t").expect("sampled").finish(None);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_waits_out_its_linger_unless_it_fills() {
+        let tracer = Tracer::new(1.0, 4 * MAX_BATCH);
+        let sent = exporter(&tracer, Duration::from_secs(1));
+        finish(&tracer, 3);
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert!(sent.lock().unwrap().is_empty(), "sent before its linger");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(*sent.lock().unwrap(), [3]);
+        // A full batch goes at once; what is left over follows.
+        finish(&tracer, MAX_BATCH + 5);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(sent.lock().unwrap()[..2], [3, MAX_BATCH]);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(*sent.lock().unwrap(), [3, MAX_BATCH, 5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_drops_spans_and_a_flush_sends_what_is_queued() {
+        let tracer = Tracer::new(1.0, 4);
+        finish(&tracer, 6);
+        assert_eq!(tracer.queued(), 4, "the queue holds max_queue spans");
+        let sent = exporter(&tracer, Duration::from_secs(3600));
+        tracer.flush(Duration::from_secs(5)).await;
+        assert_eq!(*sent.lock().unwrap(), [4]);
+        assert_eq!(tracer.queued(), 0);
     }
 }

@@ -1,9 +1,11 @@
 //! OpenTelemetry traces (DESIGN.md §5 "Observability"): a server span per request, a client span
 //! per upstream attempt, internal spans for session expansion and compression and for ledger
 //! batches, exported over OTLP/HTTP (protobuf). A span is finished on the request path into a
-//! bounded queue (`try_send`: never a wait; a full queue drops the span and counts it) and
-//! encoded and sent by one exporter task off the request path, so a collector that is slow or
-//! down costs dropped spans, never a slower request. W3C `traceparent` in, `traceparent` out.
+//! bounded queue (a push under a lock: never a wait; a full queue drops the span and counts it)
+//! and encoded and sent by one exporter task off the request path, so a collector that is slow
+//! or down costs dropped spans, never a slower request. The exporter is woken once a batch (by
+//! its first span, or when it is full), not once a span. W3C `traceparent` in, `traceparent`
+//! out.
 //!
 //! Written here rather than with `tracing-opentelemetry` (docs/design-differences.md):
 //! the gateway's logs are events, not spans, and a span is a few fields recorded at two points,
@@ -12,13 +14,12 @@
 pub mod export;
 pub mod otlp;
 
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::HeaderValue;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 pub type TraceId = [u8; 16];
 pub type SpanId = [u8; 8];
@@ -76,13 +77,23 @@ pub enum Value {
     Bool(bool),
 }
 
+/// A span's name. Most are fixed; a client span's is its operation and model, joined only when
+/// it is encoded: no string is built for it on the request path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Name {
+    Static(&'static str),
+    Owned(String),
+    /// `"{0} {1}"`.
+    Pair(&'static str, Arc<str>),
+}
+
 /// A finished span, as exported.
 #[derive(Debug, Clone)]
 pub struct Span {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub parent: Option<SpanId>,
-    pub name: Cow<'static, str>,
+    pub name: Name,
     pub kind: Kind,
     pub start_ns: u64,
     pub end_ns: u64,
@@ -93,11 +104,15 @@ pub struct Span {
 
 /// Where finished spans go, and the sampling decision for new traces.
 pub struct Tracer {
-    queue: mpsc::Sender<Span>,
+    /// Finished spans waiting for the exporter, at most `max_queue`.
+    queue: Mutex<Vec<Span>>,
+    max_queue: usize,
+    /// Said when a batch starts (a span into an empty queue) and when one is full.
+    pub(crate) ready: Notify,
     sample_ratio: f64,
     /// Shutdown asks the exporter for a last batch, and waits (a bounded time) for it.
-    pub(crate) flush: tokio::sync::Notify,
-    pub(crate) flushed: tokio::sync::Notify,
+    pub(crate) flush: Notify,
+    pub(crate) flushed: Notify,
 }
 
 /// A span being recorded: attributes are added as the request goes, and it is finished once
@@ -124,6 +139,63 @@ impl Recording {
         } else if let Some(slot) = self.span.attributes.iter_mut().find(|(k, _)| *k == key) {
             slot.1 = value;
         }
+    }
+}
+
+// === impl Name ===
+
+impl Name {
+    /// Its length in bytes, as encoded.
+    pub fn len(&self) -> usize {
+        match self {
+            Name::Static(s) => s.len(),
+            Name::Owned(s) => s.len(),
+            Name::Pair(a, b) => a.len() + 1 + b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Name::Static(s) => out.extend_from_slice(s.as_bytes()),
+            Name::Owned(s) => out.extend_from_slice(s.as_bytes()),
+            Name::Pair(a, b) => {
+                out.extend_from_slice(a.as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(b.as_bytes());
+            }
+        }
+    }
+}
+
+impl Default for Name {
+    fn default() -> Self {
+        Name::Static("")
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Name::Static(s) => f.write_str(s),
+            Name::Owned(s) => f.write_str(s),
+            Name::Pair(a, b) => write!(f, "{a} {b}"),
+        }
+    }
+}
+
+impl From<&'static str> for Name {
+    fn from(name: &'static str) -> Self {
+        Name::Static(name)
+    }
+}
+
+impl From<String> for Name {
+    fn from(name: String) -> Self {
+        Name::Owned(name)
     }
 }
 
@@ -190,19 +262,16 @@ impl Attr {
 // === impl Tracer ===
 
 impl Tracer {
-    /// A tracer whose spans wait in a queue of `max_queue` for `export::run` (spawn it on
-    /// the receiver this returns).
-    pub fn new(sample_ratio: f64, max_queue: usize) -> (Arc<Self>, mpsc::Receiver<Span>) {
-        let (queue, spans) = mpsc::channel(max_queue);
-        (
-            Arc::new(Self {
-                queue,
-                sample_ratio,
-                flush: tokio::sync::Notify::new(),
-                flushed: tokio::sync::Notify::new(),
-            }),
-            spans,
-        )
+    /// A tracer whose spans wait in a queue of `max_queue` for `export::run`.
+    pub fn new(sample_ratio: f64, max_queue: usize) -> Arc<Self> {
+        Arc::new(Self {
+            queue: Mutex::new(Vec::new()),
+            max_queue,
+            ready: Notify::new(),
+            sample_ratio,
+            flush: Notify::new(),
+            flushed: Notify::new(),
+        })
     }
 
     /// At shutdown: the spans still queued go out in a last batch, within `within`.
@@ -212,9 +281,41 @@ impl Tracer {
     }
 
     fn emit(&self, span: Span) {
-        if self.queue.try_send(span).is_err() {
-            crate::metrics::span_dropped();
+        let queued = {
+            let mut queue = self.lock_queue();
+            if queue.len() >= self.max_queue {
+                None
+            } else {
+                queue.push(span);
+                Some(queue.len())
+            }
+        };
+        match queued {
+            // The exporter waits for a batch's first span, then lingers unless it fills.
+            Some(1 | export::MAX_BATCH) => self.ready.notify_one(),
+            Some(_) => {}
+            None => crate::metrics::span_dropped(),
         }
+    }
+
+    /// Moves up to `max` of the oldest queued spans to the end of `batch`.
+    pub(crate) fn take(&self, batch: &mut Vec<Span>, max: usize) {
+        let mut queue = self.lock_queue();
+        if batch.is_empty() && queue.len() <= max {
+            // The whole queue: the two vectors trade places, no span is moved.
+            std::mem::swap(batch, &mut *queue);
+        } else {
+            let n = queue.len().min(max);
+            batch.extend(queue.drain(..n));
+        }
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.lock_queue().len()
+    }
+
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<Span>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether a new trace is recorded: decided from the trace id (the W3C "trace id ratio"),
@@ -237,7 +338,7 @@ impl Active {
     pub fn server(
         tracer: &Arc<Tracer>,
         traceparent: Option<&HeaderValue>,
-        name: Cow<'static, str>,
+        name: Name,
     ) -> Option<Arc<Self>> {
         let (trace_id, parent) = match traceparent.and_then(|v| parse_traceparent(v.as_bytes())) {
             Some((trace_id, parent, sampled)) => {
@@ -271,14 +372,14 @@ impl Active {
                 tracer.clone(),
                 trace_id,
                 None,
-                Cow::Borrowed(name),
+                Name::Static(name),
                 Kind::Internal,
             )
         })
     }
 
     /// A span under this one.
-    pub fn child(&self, name: impl Into<Cow<'static, str>>, kind: Kind) -> Self {
+    pub fn child(&self, name: impl Into<Name>, kind: Kind) -> Self {
         let (trace_id, parent) = {
             let recording = self.lock();
             (recording.span.trace_id, recording.span.span_id)
@@ -296,7 +397,7 @@ impl Active {
         tracer: Arc<Tracer>,
         trace_id: TraceId,
         parent: Option<SpanId>,
-        name: Cow<'static, str>,
+        name: Name,
         kind: Kind,
     ) -> Self {
         Self {
@@ -487,16 +588,17 @@ mod tests {
     /// An attribute set twice keeps its place and its last value; the others are kept in order.
     #[test]
     fn an_attribute_set_again_is_replaced() {
-        let (tracer, mut spans) = Tracer::new(1.0, 4);
+        let tracer = Tracer::new(1.0, 4);
         let span = Active::root(&tracer, "t").expect("sampled");
         span.set_int(Attr::HttpResponseStatusCode, 200);
         span.set(Attr::ErrorType, Value::Static("first"));
         span.set_int(Attr::HttpResponseStatusCode, 502);
         span.set_str(Attr::Provider, "p");
         span.finish(None);
-        let done = spans.try_recv().expect("queued");
+        let mut done = Vec::new();
+        tracer.take(&mut done, 8);
         assert_eq!(
-            done.attributes,
+            done[0].attributes,
             [
                 (Attr::HttpResponseStatusCode, Value::Int(502)),
                 (Attr::ErrorType, Value::Static("first")),
@@ -524,8 +626,8 @@ mod tests {
 
     #[test]
     fn sampling_follows_the_ratio() {
-        let (none, _rx) = Tracer::new(0.0, 1);
-        let (half, _rx2) = Tracer::new(0.5, 1);
+        let none = Tracer::new(0.0, 1);
+        let half = Tracer::new(0.5, 1);
         let sampled = (0..10_000)
             .filter(|_| half.samples(&new_trace_id()))
             .count();

@@ -83,7 +83,9 @@ fn encode_span(out: &mut Vec<u8>, span: &Span) {
     if let Some(parent) = &span.parent {
         bytes(out, 4, parent);
     }
-    string(out, 5, &span.name);
+    tag(out, 5, 2);
+    varint(out, span.name.len() as u64);
+    span.name.write_to(out);
     varint_field(out, 6, span.kind as u64);
     fixed64(out, 7, span.start_ns);
     fixed64(out, 8, span.end_ns);

@@ -90,7 +90,7 @@ fn the_official_types_decode_every_field() {
             got.parent_span_id,
             want.parent.map(Vec::from).unwrap_or_default()
         );
-        assert_eq!(got.name, want.name);
+        assert_eq!(got.name, want.name.to_string());
         assert_eq!(got.kind, want.kind as i32);
         assert_eq!(
             (got.start_time_unix_nano, got.end_time_unix_nano),
