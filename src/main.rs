@@ -32,8 +32,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Asks Linux for no transparent huge pages in this process, unless `MIMALLOC_ALLOW_THP` says
 /// otherwise. With them, the kernel backs whole 2 MiB regions, so the parts of a connection's
 /// buffers that are never written (most of hyper's two 8 KiB buffers per connection) were
-/// resident too: 21.6 KB of RSS per open stream with, 14.3 KB without, at 9,000 streams
-/// (`benches/slow_streams.sh`, docs/benchmarks.md), and no measurable CPU either way.
+/// resident too: 23.1 KB of RSS per open stream with, 16.2 KB without, at 9,000 streams
+/// (`benches/slow_streams.sh`, docs/benchmarks.md); the rig could not tell the CPU apart.
 fn small_pages() {
     #[cfg(target_os = "linux")]
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {

@@ -148,12 +148,12 @@ async fn connection(
     let (h1, h2) = &*builders;
     let ended = match protocol {
         Protocol::Http1 => {
-            // The request's future is boxed: hyper keeps the slot it runs in (sized for it)
-            // for the connection's life, so unboxed, every open stream and idle keep-alive
-            // connection held the ~4.5 KB of a finished request (docs/benchmarks.md).
+            // Not boxed, though hyper keeps the slot this future runs in for the connection's
+            // life: boxed, a stream held 1.6 KB less (16.2 -> 14.6 KB) and a request cost ~400
+            // instructions more (docs/benchmarks.md); CPU is the scarcer of the two.
             let service = service_fn(move |req| {
-                let handled = Box::pin(router::handle(app.clone(), req));
-                async move { Ok::<_, std::convert::Infallible>(handled.await) }
+                let app = app.clone();
+                async move { Ok::<_, std::convert::Infallible>(router::handle(app, req).await) }
             });
             drive(
                 h1.serve_connection(io, service),
@@ -167,10 +167,10 @@ async fn connection(
             let activity = Activity::new();
             let streams = activity.clone();
             let service = service_fn(move |req| {
-                let handled = Box::pin(router::handle(app.clone(), req));
+                let app = app.clone();
                 let streams = streams.clone();
                 async move {
-                    let response = handled.await;
+                    let response = router::handle(app, req).await;
                     Ok::<_, std::convert::Infallible>(streams.track(response))
                 }
             });

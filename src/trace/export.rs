@@ -12,9 +12,8 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 
 use super::otlp::{Resource, encode};
-use super::{Span, Tracer};
+use super::{MAX_BATCH, Span, Tracer};
 
-pub(crate) const MAX_BATCH: usize = 512;
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends one encoded batch; `Err` says why the collector did not take it.

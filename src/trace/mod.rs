@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex};
 use http::HeaderValue;
 use tokio::sync::Notify;
 
+/// The most spans the exporter sends in one request; a queue this long wakes it at once.
+pub(crate) const MAX_BATCH: usize = 512;
+
 pub type TraceId = [u8; 16];
 pub type SpanId = [u8; 8];
 
@@ -292,7 +295,7 @@ impl Tracer {
         };
         match queued {
             // The exporter waits for a batch's first span, then lingers unless it fills.
-            Some(1 | export::MAX_BATCH) => self.ready.notify_one(),
+            Some(1 | MAX_BATCH) => self.ready.notify_one(),
             Some(_) => {}
             None => crate::metrics::span_dropped(),
         }
