@@ -93,9 +93,9 @@ impl Draft {
             record: UsageRecord {
                 request_id: ctx.request_id.to_str().unwrap_or("-").to_owned(),
                 created_at_us: crate::clock::unix_micros() - elapsed_us,
-                key_name: key.map(|k| k.name.to_string()),
+                key_name: key.map(|k| k.name.clone()),
                 session_id: None,
-                model_name: model.name.to_string(),
+                model_name: model.name.clone(),
                 provider_id: None,
                 upstream_model: None,
                 stream,
@@ -129,8 +129,8 @@ impl Draft {
     fn routed(&mut self, route: Option<&Route>, attempts: u32, ttft: Option<Duration>) {
         let Some(known) = &mut self.0 else { return };
         if let Some(route) = route {
-            known.record.provider_id = Some(route.provider.id.to_string());
-            known.record.upstream_model = Some(route.upstream_model.to_string());
+            known.record.provider_id = Some(route.provider.id.clone());
+            known.record.upstream_model = Some(route.upstream_model.clone());
             known.encoding = route.encoding;
         }
         known.record.attempts = attempts.min(i16::MAX as u32) as i16;

@@ -227,7 +227,7 @@ mod tests {
         ] {
             same_as_serde(&UsageRecord {
                 request_id: text.clone(),
-                model_name: text.clone(),
+                model_name: text.as_str().into(),
                 error_message: Some(text.clone()),
                 session_id: Some("\n\r\t\u{8}\u{c}\u{0}\u{1f}".into()),
                 purpose,

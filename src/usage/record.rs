@@ -1,5 +1,7 @@
 //! One row of the ledger, with its typed outcome.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::estimate::{Counted, Estimate};
@@ -11,11 +13,12 @@ pub struct UsageRecord {
     pub request_id: String,
     /// Microseconds since the Unix epoch (UTC).
     pub created_at_us: i64,
-    pub key_name: Option<String>,
+    // The names the configuration holds are shared with it (`Arc<str>`), not copied per row.
+    pub key_name: Option<Arc<str>>,
     pub session_id: Option<String>,
-    pub model_name: String,
-    pub provider_id: Option<String>,
-    pub upstream_model: Option<String>,
+    pub model_name: Arc<str>,
+    pub provider_id: Option<Arc<str>>,
+    pub upstream_model: Option<Arc<str>>,
     pub stream: bool,
     /// All input, the cached and cache-written parts included.
     pub input_tokens: i64,

@@ -119,9 +119,9 @@ impl Group {
     fn of(self, r: &UsageRecord) -> String {
         match self {
             Self::All => "all".to_owned(),
-            Self::Key => r.key_name.clone().unwrap_or_default(),
-            Self::Model => r.model_name.clone(),
-            Self::Provider => r.provider_id.clone().unwrap_or_default(),
+            Self::Key => r.key_name.as_deref().unwrap_or_default().to_owned(),
+            Self::Model => r.model_name.to_string(),
+            Self::Provider => r.provider_id.as_deref().unwrap_or_default().to_owned(),
             Self::Day => crate::clock::utc_date(r.created_at_us),
         }
     }
@@ -273,7 +273,7 @@ fn add_file(
             || r.created_at_us >= q.to_us
             || q.key
                 .as_ref()
-                .is_some_and(|k| r.key_name.as_ref() != Some(k))
+                .is_some_and(|k| r.key_name.as_deref() != Some(k.as_str()))
         {
             continue;
         }

@@ -407,10 +407,10 @@ async fn hourly_totals_answer_usage_exactly_whatever_the_window() {
         request_id: format!("req_hourly_{i:05}"),
         // 400 rows over the last five hours, some on the very start of an hour.
         created_at_us: now - 5 * HOUR + i * (5 * HOUR / 400) - (now % HOUR) * i64::from(i % 7 == 0),
-        key_name: [Some("team-a"), Some("team-b"), None][i as usize % 3].map(str::to_owned),
+        key_name: [Some("team-a"), Some("team-b"), None][i as usize % 3].map(Into::into),
         session_id: None,
         model_name: ["gpt-4o-mini", "qwen-plus"][i as usize % 2].into(),
-        provider_id: [Some("openai"), Some("dashscope"), None][i as usize % 3].map(str::to_owned),
+        provider_id: [Some("openai"), Some("dashscope"), None][i as usize % 3].map(Into::into),
         upstream_model: None,
         stream: false,
         input_tokens: 10 + i,
