@@ -383,7 +383,7 @@ impl HttpUpstream {
             }
         }
         if let Ok(traceparent) = crate::trace::UPSTREAM_TRACEPARENT.try_with(Clone::clone) {
-            headers.insert(TRACEPARENT, traceparent);
+            headers.insert(crate::trace::TRACEPARENT, traceparent);
         }
         let response = thread_client()
             .request(request)
@@ -618,8 +618,6 @@ fn connection_failed(provider: &str, detail: &dyn std::fmt::Display) -> GatewayE
         format!("provider {provider:?} connection failed: {detail}"),
     )
 }
-
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// POSTs `body` to `uri` with this thread's client (the OTLP exporter's batches); `Ok` for a
 /// 2xx, else why not.

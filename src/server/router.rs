@@ -181,26 +181,22 @@ async fn route(ctx: &RequestCtx, req: Request<Incoming>) -> Result<Response<Body
 fn server_span(tracer: &Arc<Tracer>, req: &Request<Incoming>) -> Option<Arc<Active>> {
     let method = req.method();
     let path = req.uri().path();
-    // A constant name: looked up by a `&str`, the name is parsed and checked on every call.
-    const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
-    let traceparent = req.headers().get(TRACEPARENT);
+    let traceparent = req.headers().get(crate::trace::TRACEPARENT);
     // The endpoints nearly every request takes: their names and attributes are static strings.
     let known = match (method, path) {
-        (&Method::POST, "/v1/chat/completions") => {
-            Some(("POST /v1/chat/completions", "POST", "/v1/chat/completions"))
-        }
-        (&Method::POST, "/v1/responses") => Some(("POST /v1/responses", "POST", "/v1/responses")),
-        (&Method::POST, "/v1/embeddings") => {
-            Some(("POST /v1/embeddings", "POST", "/v1/embeddings"))
-        }
-        (&Method::POST, "/v1/completions") => {
-            Some(("POST /v1/completions", "POST", "/v1/completions"))
-        }
-        (&Method::POST, "/v1/messages") => Some(("POST /v1/messages", "POST", "/v1/messages")),
-        (&Method::GET, "/v1/models") => Some(("GET /v1/models", "GET", "/v1/models")),
+        (&Method::POST, "/v1/chat/completions") => Some("POST /v1/chat/completions"),
+        (&Method::POST, "/v1/responses") => Some("POST /v1/responses"),
+        (&Method::POST, "/v1/embeddings") => Some("POST /v1/embeddings"),
+        (&Method::POST, "/v1/completions") => Some("POST /v1/completions"),
+        (&Method::POST, "/v1/messages") => Some("POST /v1/messages"),
+        (&Method::GET, "/v1/models") => Some("GET /v1/models"),
         _ => None,
     };
-    if let Some((name, method, route)) = known {
+    // A name is the method, a space and the route: cut where the method ends, not searched.
+    let at = method.as_str().len();
+    if let Some((name, method, route)) =
+        known.and_then(|name| Some((name, name.get(..at)?, name.get(at + 1..)?)))
+    {
         let span = Active::server(tracer, traceparent, Name::Static(name))?;
         span.set_all([
             (Attr::HttpRoute, Value::Static(route)),

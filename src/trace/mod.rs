@@ -21,6 +21,10 @@ use std::sync::{Arc, Mutex};
 use http::HeaderValue;
 use tokio::sync::Notify;
 
+/// W3C Trace Context's header. A constant: looked up by a `&str`, a header name is parsed and
+/// checked on every call.
+pub const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
 /// The most spans the exporter sends in one request; a queue this long wakes it at once.
 pub(crate) const MAX_BATCH: usize = 512;
 
@@ -149,7 +153,7 @@ impl Recording {
 
 impl Name {
     /// Its length in bytes, as encoded.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Name::Static(s) => s.len(),
             Name::Owned(s) => s.len(),
@@ -157,11 +161,7 @@ impl Name {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn write_to(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
         match self {
             Name::Static(s) => out.extend_from_slice(s.as_bytes()),
             Name::Owned(s) => out.extend_from_slice(s.as_bytes()),

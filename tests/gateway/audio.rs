@@ -194,14 +194,12 @@ async fn uploads_reach_the_route_with_only_the_model_rewritten_in_every_format()
 
     // /v1/usage adds up the units: 9 + 5 + 1 (the streamed one's WAV) seconds transcribed and 9
     // translated by `ears`; two images by `painter`.
-    let usage = || async {
-        let r = client()
-            .get(gw.url("/v1/usage?group_by=model"))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap();
-        r.json::<Value>().await.unwrap()
+    let usage = || {
+        crate::harness::json_of(
+            client()
+                .get(gw.url("/v1/usage?group_by=model"))
+                .bearer_auth(KEY),
+        )
     };
     crate::harness::eventually(
         Duration::from_secs(5),
